@@ -1,0 +1,7 @@
+//! `waferscope bench …`: measurements printed as text and JSON, each beside
+//! a baseline measured in the same run (the machine is shared and noisy).
+
+pub mod hot;
+mod measure;
+
+pub use measure::{median_ns_per_op, Report};

@@ -1,0 +1,240 @@
+//! `LatestCell`: one writer publishes fixed-size snapshots; any number of
+//! readers take the newest complete one without blocking the writer or each
+//! other and without allocating.
+//!
+//! Built on `triple_buffer` (one triple buffer per reader, fanned out by the
+//! writer) rather than a seqlock: a seqlock's optimistic read races with the
+//! writer's non-atomic copy, which is undefined behaviour in Rust's memory
+//! model however common it is, while triple_buffer is sound, wait-free on
+//! both sides and needs no `unsafe` of ours. The cost is one copy of `T`
+//! per reader per publish; snapshots are small `Copy` structs and readers
+//! are few (UI, run engine, alarm evaluator), so that is a few hundred bytes.
+//!
+//! New readers join through a bounded channel that the writer drains on its
+//! next publish (into pre-reserved capacity, so publishing never allocates);
+//! a dropped reader is noticed and its slot reused.
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use triple_buffer::{triple_buffer, Input, Output};
+
+/// Most readers one cell serves at once.
+pub const MAX_READERS: usize = 32;
+
+/// A value with the publish count that produced it; `seq == 0` is the
+/// initial value, before anything was published.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Stamped<T> {
+    pub seq: u64,
+    pub value: T,
+}
+
+struct Subscription<T: Send> {
+    input: Input<Stamped<T>>,
+    alive: Arc<AtomicBool>,
+}
+
+/// Creates a cell holding `initial` (seq 0). The writer goes to the one
+/// publishing thread; the subscriber can be cloned freely to make readers.
+pub fn latest_cell<T: Copy + Send>(initial: T) -> (LatestWriter<T>, LatestSubscriber<T>) {
+    let (joins_tx, joins_rx) = bounded(MAX_READERS);
+    (
+        LatestWriter {
+            last: Stamped {
+                seq: 0,
+                value: initial,
+            },
+            readers: Vec::with_capacity(MAX_READERS),
+            joins: joins_rx,
+        },
+        LatestSubscriber {
+            joins: joins_tx,
+            initial,
+        },
+    )
+}
+
+pub struct LatestWriter<T: Send> {
+    last: Stamped<T>,
+    readers: Vec<Subscription<T>>,
+    joins: Receiver<Subscription<T>>,
+}
+
+impl<T: Copy + Send> LatestWriter<T> {
+    /// Publishes `value` to every reader. Wait-free apart from the fan-out
+    /// loop; never allocates.
+    pub fn publish(&mut self, value: T) {
+        self.last = Stamped {
+            seq: self.last.seq + 1,
+            value,
+        };
+        self.adopt_new_readers();
+        let last = self.last;
+        for r in &mut self.readers {
+            r.input.write(last);
+        }
+    }
+
+    /// Hands the current value to readers made since the last publish; a
+    /// writer that publishes rarely can call this from its idle loop.
+    pub fn adopt_new_readers(&mut self) {
+        self.readers.retain(|r| r.alive.load(Ordering::Relaxed));
+        while self.readers.len() < self.readers.capacity() {
+            let Ok(mut sub) = self.joins.try_recv() else {
+                break;
+            };
+            sub.input.write(self.last);
+            self.readers.push(sub);
+        }
+    }
+
+    /// The last value published (or the initial one).
+    pub fn last(&self) -> Stamped<T> {
+        self.last
+    }
+}
+
+/// Makes readers of one cell. Cheap to clone; send it wherever a reader is
+/// needed.
+pub struct LatestSubscriber<T: Send> {
+    joins: Sender<Subscription<T>>,
+    initial: T,
+}
+
+impl<T: Copy + Send> Clone for LatestSubscriber<T> {
+    fn clone(&self) -> Self {
+        Self {
+            joins: self.joins.clone(),
+            initial: self.initial,
+        }
+    }
+}
+
+impl<T: Copy + Send> LatestSubscriber<T> {
+    /// A new reader. It sees the initial value until the writer's next
+    /// publish (or `adopt_new_readers`). `None` if `MAX_READERS` joins are
+    /// already waiting for the writer. Allocates: call it at set-up.
+    pub fn reader(&self) -> Option<LatestReader<T>> {
+        let initial = Stamped {
+            seq: 0,
+            value: self.initial,
+        };
+        let (input, output) = triple_buffer(&initial);
+        let alive = Arc::new(AtomicBool::new(true));
+        self.joins
+            .try_send(Subscription {
+                input,
+                alive: Arc::clone(&alive),
+            })
+            .ok()?;
+        Some(LatestReader {
+            output,
+            alive,
+            last_seen: 0,
+        })
+    }
+}
+
+/// One reader's view of a cell. Reading takes `&mut self` (the reader owns
+/// its side of its triple buffer); make one reader per reading thread.
+pub struct LatestReader<T: Send> {
+    output: Output<Stamped<T>>,
+    alive: Arc<AtomicBool>,
+    last_seen: u64,
+}
+
+impl<T: Copy + Send> LatestReader<T> {
+    /// The newest complete snapshot. Wait-free, never blocks the writer.
+    pub fn read(&mut self) -> Stamped<T> {
+        let s = *self.output.read();
+        self.last_seen = s.seq;
+        s
+    }
+
+    /// The newest snapshot if it is newer than what this reader last got,
+    /// else `None` (a repeat).
+    pub fn fresh(&mut self) -> Option<Stamped<T>> {
+        let before = self.last_seen;
+        let s = self.read();
+        (s.seq != before).then_some(s)
+    }
+
+    /// Whether the writer has published since this reader last read.
+    pub fn has_fresh(&self) -> bool {
+        self.output.updated()
+    }
+}
+
+impl<T: Send> Drop for LatestReader<T> {
+    fn drop(&mut self) {
+        self.alive.store(false, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Default)]
+    struct Snap {
+        a: u64,
+        b: u64,
+    }
+
+    #[test]
+    fn readers_see_newest_and_tell_repeats() {
+        let (mut w, sub) = latest_cell(Snap::default());
+        let mut r1 = sub.reader().unwrap();
+        assert_eq!(r1.read().seq, 0);
+        w.publish(Snap { a: 1, b: 1 });
+        w.publish(Snap { a: 2, b: 2 });
+        let mut r2 = sub.reader().unwrap();
+        assert_eq!(r2.read().seq, 0, "joins at the next publish");
+        w.adopt_new_readers();
+        assert_eq!(r2.read().value, Snap { a: 2, b: 2 });
+        let s = r1.fresh().unwrap();
+        assert_eq!((s.seq, s.value.a), (2, 2));
+        assert!(r1.fresh().is_none(), "a repeat is not fresh");
+        w.publish(Snap { a: 3, b: 3 });
+        assert!(r1.has_fresh());
+        assert_eq!(r1.fresh().unwrap().value.a, 3);
+    }
+
+    #[test]
+    fn dropped_readers_free_their_slot() {
+        let (mut w, sub) = latest_cell(0u32);
+        for _ in 0..3 * MAX_READERS {
+            let r = sub.reader().unwrap();
+            w.publish(1);
+            drop(r);
+        }
+        w.publish(2);
+        assert!(w.readers.len() <= 1);
+    }
+
+    #[test]
+    fn snapshots_are_never_torn() {
+        let (mut w, sub) = latest_cell(Snap::default());
+        let mut readers: Vec<_> = (0..2).map(|_| sub.reader().unwrap()).collect();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                for i in 1..=50_000u64 {
+                    w.publish(Snap { a: i, b: i * 3 });
+                }
+            });
+            for mut r in readers.drain(..) {
+                s.spawn(move || {
+                    let mut last = 0;
+                    while last < 50_000 {
+                        let snap = r.read();
+                        assert_eq!(snap.value.b, snap.value.a * 3, "torn read");
+                        assert!(snap.seq >= last, "went backwards");
+                        assert_eq!(snap.seq, snap.value.a);
+                        last = snap.seq;
+                    }
+                });
+            }
+        });
+    }
+}

@@ -1,0 +1,6 @@
+//! waferscope: operator station for wafer inspection tools.
+//!
+//! See `../shared/DESIGN.md` for the threads, data flow and module layout.
+
+pub mod bench;
+pub mod hot;

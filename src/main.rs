@@ -1,0 +1,82 @@
+//! The `waferscope` command: operator station and its headless tools.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use waferscope::bench;
+
+#[global_allocator]
+static ALLOC: waferscope::hot::CountingAlloc = waferscope::hot::CountingAlloc;
+
+#[derive(Parser)]
+#[command(
+    name = "waferscope",
+    version,
+    about = "Operator station for wafer inspection tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure the hot path and print text and JSON.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Frame pool, hand-off and latest-value cell against naive versions.
+    Hot {
+        /// Print only the JSON line.
+        #[arg(long)]
+        json: bool,
+        /// Internal: measure only the fresh-Vec baseline (run as a child
+        /// with a different malloc configuration).
+        #[arg(long, hide = true)]
+        fresh_vec_only: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        None => {
+            println!("waferscope: no subcommand given; see --help");
+            Ok(())
+        }
+        Some(Command::Bench { what }) => match what {
+            BenchWhat::Hot {
+                json,
+                fresh_vec_only,
+            } => {
+                if fresh_vec_only {
+                    println!("{}", bench::hot::fresh_vec_fill_ns());
+                    return Ok(());
+                }
+                let child = fresh_vec_in_mmap_child()?;
+                bench::hot::run(Some(child)).print(json);
+                Ok(())
+            }
+        },
+    }
+}
+
+/// Runs the fresh-Vec baseline in a child whose glibc mmaps every block of
+/// 128 KiB or more, so each fresh frame page-faults.
+fn fresh_vec_in_mmap_child() -> Result<f64> {
+    let exe = std::env::current_exe().context("locating our own executable")?;
+    let out = std::process::Command::new(exe)
+        .args(["bench", "hot", "--fresh-vec-only"])
+        .env("MALLOC_MMAP_THRESHOLD_", "131072")
+        .output()
+        .context("running the mmap-threshold child")?;
+    anyhow::ensure!(out.status.success(), "mmap-threshold child failed");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("parsing the child's measurement")
+}
