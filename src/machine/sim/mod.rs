@@ -1,0 +1,13 @@
+//! The built-in simulated machine: wafer with injected defects, camera and
+//! stage.
+
+pub mod camera;
+pub mod defects;
+pub mod pattern;
+pub mod stage;
+pub mod wafer;
+
+pub use camera::SimCamera;
+pub use defects::{GtDefect, SimDefectKind};
+pub use stage::SimStage;
+pub use wafer::SimWafer;
