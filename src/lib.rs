@@ -5,3 +5,4 @@
 pub mod bench;
 pub mod hot;
 pub mod machine;
+pub mod pipeline;

@@ -31,7 +31,7 @@ impl SimCamera {
         let (w, h) = (wafer.frame.width, wafer.frame.height);
         let mut variants = Vec::with_capacity(VARIANTS);
         for v in 0..VARIANTS as u64 {
-            let seed = super::pattern::mix(wafer.seed ^ (v + 1) * 0x51);
+            let seed = super::pattern::mix(wafer.seed ^ ((v + 1) * 0x51));
             let shift = (
                 ((seed & 0xFFFF) as f64 / 65535.0 - 0.5) * 3.0,
                 ((seed >> 16 & 0xFFFF) as f64 / 65535.0 - 0.5) * 3.0,

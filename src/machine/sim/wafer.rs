@@ -175,12 +175,10 @@ fn clip_segment(a: Point, b: Point, area: [f32; 4]) -> Option<(Point, Point)> {
             }
         }
     }
-    (t0 < t1).then(|| {
-        (
-            (a.0 + t0 * dx, a.1 + t0 * dy),
-            (a.0 + t1 * dx, a.1 + t1 * dy),
-        )
-    })
+    (t0 < t1).then_some((
+        (a.0 + t0 * dx, a.1 + t0 * dy),
+        (a.0 + t1 * dx, a.1 + t1 * dy),
+    ))
 }
 
 #[cfg(test)]

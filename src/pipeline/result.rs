@@ -1,0 +1,153 @@
+//! What detection reports per die: a fixed-capacity, `Copy` result, so it
+//! crosses threads without allocating.
+
+/// Defects kept per die; more are counted in `DieResult::dropped`.
+pub const MAX_DEFECTS_PER_DIE: usize = 64;
+
+/// Rule-based defect class. `number()` is the KLARF CLASSNUMBER.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DefectClass {
+    Particle,
+    Scratch,
+    Residue,
+    Pattern,
+    #[default]
+    Unknown,
+}
+
+impl DefectClass {
+    pub const ALL: [DefectClass; 5] = [
+        Self::Particle,
+        Self::Scratch,
+        Self::Residue,
+        Self::Pattern,
+        Self::Unknown,
+    ];
+
+    pub fn number(self) -> u32 {
+        match self {
+            Self::Particle => 1,
+            Self::Scratch => 2,
+            Self::Residue => 3,
+            Self::Pattern => 4,
+            Self::Unknown => 0,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Particle => "particle",
+            Self::Scratch => "scratch",
+            Self::Residue => "residue",
+            Self::Pattern => "pattern",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// Brighter or darker than the reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Polarity {
+    #[default]
+    Bright,
+    Dark,
+}
+
+/// One defect, in image pixels of the die under test (x right, y down).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Defect {
+    /// Centroid, pixels.
+    pub x_px: f32,
+    pub y_px: f32,
+    /// Bounding box, pixels, `x0..x1` and `y0..y1` exclusive ends.
+    pub bbox: [u16; 4],
+    pub area_px: u32,
+    pub peak_diff: u8,
+    pub mean_diff: f32,
+    pub polarity: Polarity,
+    pub class: DefectClass,
+}
+
+impl Defect {
+    pub fn width_px(&self) -> u32 {
+        (self.bbox[2] - self.bbox[0]) as u32
+    }
+    pub fn height_px(&self) -> u32 {
+        (self.bbox[3] - self.bbox[1]) as u32
+    }
+
+    /// Position from the die origin (lower-left corner, y up), µm.
+    pub fn position_um(&self, pixel_um: f64, image_height: u32) -> (f64, f64) {
+        (
+            self.x_px as f64 * pixel_um,
+            (image_height as f64 - self.y_px as f64) * pixel_um,
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct DieResult {
+    pub die_index: u32,
+    pub count: u16,
+    pub defects: [Defect; MAX_DEFECTS_PER_DIE],
+    /// Defects found beyond `MAX_DEFECTS_PER_DIE` (not stored).
+    pub dropped: u32,
+    pub flagged_pixels: u32,
+    /// The flagged-pixel run buffer filled up: the die is far too defective
+    /// for per-defect results to be complete.
+    pub runs_overflowed: bool,
+    /// Flagged components dismissed because T matched the golden die there
+    /// (both neighbours were defective at that spot).
+    pub arbitrated: u32,
+    /// Measured misalignment of the left and right references, pixels.
+    pub shift_left: (f32, f32),
+    pub shift_right: (f32, f32),
+    /// Whether a side was the golden reference (edge die).
+    pub golden_left: bool,
+    pub golden_right: bool,
+    pub inspect_ns: u64,
+}
+
+impl Default for DieResult {
+    fn default() -> Self {
+        Self {
+            die_index: 0,
+            count: 0,
+            defects: [Defect::default(); MAX_DEFECTS_PER_DIE],
+            dropped: 0,
+            flagged_pixels: 0,
+            runs_overflowed: false,
+            arbitrated: 0,
+            shift_left: (0.0, 0.0),
+            shift_right: (0.0, 0.0),
+            golden_left: false,
+            golden_right: false,
+            inspect_ns: 0,
+        }
+    }
+}
+
+impl DieResult {
+    pub fn defects(&self) -> &[Defect] {
+        &self.defects[..self.count as usize]
+    }
+
+    pub fn clear(&mut self, die_index: u32) {
+        self.die_index = die_index;
+        self.count = 0;
+        self.dropped = 0;
+        self.flagged_pixels = 0;
+        self.runs_overflowed = false;
+        self.arbitrated = 0;
+    }
+
+    /// Stores a defect, or counts it as dropped when full.
+    pub fn push(&mut self, d: Defect) {
+        if (self.count as usize) < MAX_DEFECTS_PER_DIE {
+            self.defects[self.count as usize] = d;
+            self.count += 1;
+        } else {
+            self.dropped += 1;
+        }
+    }
+}
