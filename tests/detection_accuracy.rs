@@ -162,8 +162,6 @@ fn score_wafer(seed: u64, score: &mut Score) {
 }
 
 #[test]
-#[ignore = "work in progress (issue 3): recall 0.99 / precision 0.99 pass, but 3 edge-die \
-            comparisons against the golden die still leak a neighbour's defect; run with --ignored"]
 fn recall_and_precision_on_three_seeded_wafers() {
     let mut score = Score::default();
     for seed in [11, 22, 33] {

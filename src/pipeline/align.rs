@@ -115,8 +115,19 @@ pub fn shift_1d(t: &[f32], r: &[f32]) -> f32 {
             best = (d, c);
         }
     }
-    // Gauss–Newton (Lucas–Kanade) refinement around the integer optimum.
-    let mut d = best.0 as f32;
+    // Start from the parabola through the integer costs around the best
+    // shift: starting on an integer would put Gauss–Newton on a kink of the
+    // piecewise-linear interpolant, where the slope of the wrong side can
+    // hold it there (seen at true shifts near ±0.5).
+    let (cm, cp) = (cost(best.0 - 1), cost(best.0 + 1));
+    let curvature = cm - 2.0 * best.1 + cp;
+    let vertex = if curvature > f32::EPSILON {
+        ((cm - cp) / (2.0 * curvature)).clamp(-0.5, 0.5)
+    } else {
+        0.0
+    };
+    // Gauss–Newton (Lucas–Kanade) refinement.
+    let mut d = best.0 as f32 + vertex;
     for _ in 0..8 {
         let (mut num, mut den) = (0.0f32, 0.0f32);
         for x in range.clone() {
