@@ -17,4 +17,4 @@ pub use counter::{Counter, Gauge};
 pub use histogram::{HistogramSummary, LatencyHistogram};
 pub use latest::{latest_cell, LatestReader, LatestSubscriber, LatestWriter, Stamped};
 pub use pool::{Frame, FrameGeometry, FrameMeta, FramePool, PoolStatsSnapshot};
-pub use prime::prime_thread;
+pub use prime::{prime_channel, prime_thread};

@@ -7,3 +7,20 @@ pub mod wafer_map;
 
 pub use faults::{CameraError, SimFaults, StageError};
 pub use wafer_map::{die_grid, DieSite, Notch, WaferGeometry};
+
+use crate::hot::{Frame, FrameGeometry};
+use std::time::Duration;
+
+/// A camera that images one die into a leased frame. Implementations must
+/// not allocate per capture.
+pub trait Camera: Send {
+    fn geometry(&self) -> FrameGeometry;
+    /// Images die `die_index` into `frame` and stamps its metadata.
+    fn capture(&mut self, die_index: u32, frame: &mut Frame) -> Result<(), CameraError>;
+}
+
+/// An XY stage that brings a die under the camera.
+pub trait Stage: Send {
+    /// Moves to (x, y) µm and settles; returns the (unscaled) move time.
+    fn move_to(&mut self, x_um: f64, y_um: f64) -> Result<Duration, StageError>;
+}

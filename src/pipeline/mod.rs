@@ -1,12 +1,19 @@
 //! The hot pipeline: acquisition → detection workers → results, over
 //! pooled frames and bounded crossbeam channels.
 
+pub mod acquire;
 pub mod align;
 pub mod classify;
 pub mod detect;
 pub mod label;
 pub mod result;
+pub mod telemetry;
+pub mod wiring;
+pub mod worker;
 
+pub use acquire::Trigger;
 pub use align::Profiles;
 pub use detect::{DetectParams, Detector, Reference};
 pub use result::{Defect, DefectClass, DieResult, Polarity, MAX_DEFECTS_PER_DIE};
+pub use telemetry::PipelineTelemetry;
+pub use wiring::{Pipeline, PipelineConfig, ResultSink};

@@ -96,6 +96,9 @@ pub struct DieResult {
     /// The flagged-pixel run buffer filled up: the die is far too defective
     /// for per-defect results to be complete.
     pub runs_overflowed: bool,
+    /// The die could not be imaged (camera or stage fault after retries):
+    /// not inspected.
+    pub capture_failed: bool,
     /// Flagged components dismissed because T matched the golden die there
     /// (both neighbours were defective at that spot).
     pub arbitrated: u32,
@@ -117,6 +120,7 @@ impl Default for DieResult {
             dropped: 0,
             flagged_pixels: 0,
             runs_overflowed: false,
+            capture_failed: false,
             arbitrated: 0,
             shift_left: (0.0, 0.0),
             shift_right: (0.0, 0.0),
@@ -139,6 +143,7 @@ impl DieResult {
         self.flagged_pixels = 0;
         self.runs_overflowed = false;
         self.arbitrated = 0;
+        self.capture_failed = false;
     }
 
     /// Stores a defect, or counts it as dropped when full.

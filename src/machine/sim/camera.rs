@@ -106,3 +106,12 @@ impl SimCamera {
         Ok(())
     }
 }
+
+impl crate::machine::Camera for SimCamera {
+    fn geometry(&self) -> crate::hot::FrameGeometry {
+        self.wafer.frame
+    }
+    fn capture(&mut self, die_index: u32, frame: &mut Frame) -> Result<(), CameraError> {
+        SimCamera::capture(self, die_index, frame)
+    }
+}

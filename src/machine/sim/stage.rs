@@ -68,3 +68,9 @@ mod tests {
         assert!(s.move_to(0.0, 0.0).is_ok());
     }
 }
+
+impl crate::machine::Stage for SimStage {
+    fn move_to(&mut self, x_um: f64, y_um: f64) -> Result<Duration, StageError> {
+        SimStage::move_to(self, x_um, y_um)
+    }
+}

@@ -1,0 +1,63 @@
+//! The pipeline's live counters: updated lock-free by the hot threads, read
+//! by the UI's health panel and by `bench pipeline`.
+
+use crate::hot::{Counter, Gauge, LatencyHistogram};
+use std::time::Instant;
+
+#[derive(Debug)]
+pub struct PipelineTelemetry {
+    /// Timestamps in frame metadata are nanoseconds since this instant.
+    pub epoch: Instant,
+    pub frames_acquired: Counter,
+    pub dies_inspected: Counter,
+    pub defects_found: Counter,
+    /// Live view: frames dropped because the pool or queue was full.
+    pub drops: Counter,
+    /// Inspection: time the die trigger waited for a free buffer, ns.
+    pub stall_ns: Counter,
+    pub camera_errors: Counter,
+    pub stage_errors: Counter,
+    /// Dies that could not be imaged after retries.
+    pub capture_failures: Counter,
+    pub pixels_inspected: Counter,
+    /// Frames waiting for detection, across workers.
+    pub queue_depth: Gauge,
+    /// Capture done → frame received by a detection worker.
+    pub handoff_latency: LatencyHistogram,
+    /// Camera capture (render) time per frame.
+    pub capture_time: LatencyHistogram,
+    /// Detection time per die.
+    pub detect_time: LatencyHistogram,
+}
+
+impl PipelineTelemetry {
+    pub fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            frames_acquired: Counter::new(),
+            dies_inspected: Counter::new(),
+            defects_found: Counter::new(),
+            drops: Counter::new(),
+            stall_ns: Counter::new(),
+            camera_errors: Counter::new(),
+            stage_errors: Counter::new(),
+            capture_failures: Counter::new(),
+            pixels_inspected: Counter::new(),
+            queue_depth: Gauge::new(),
+            handoff_latency: LatencyHistogram::new(),
+            capture_time: LatencyHistogram::new(),
+            detect_time: LatencyHistogram::new(),
+        }
+    }
+
+    /// Nanoseconds since the epoch, for frame timestamps.
+    pub fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+impl Default for PipelineTelemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,181 @@
+//! A detection worker: keeps a sliding window of up to three consecutive
+//! dies of a row (left neighbour, die under test, right neighbour) and
+//! inspects each die once both its neighbours have arrived, or the golden
+//! die stands in for a missing one.
+
+use super::detect::{Detector, Reference};
+use super::result::DieResult;
+use super::telemetry::PipelineTelemetry;
+use super::Profiles;
+use crate::hot::Frame;
+use crate::machine::DieSite;
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub enum WorkItem {
+    Frame(Frame),
+    /// The row (or plan) ended: inspect what is still held.
+    Flush,
+    Stop,
+}
+
+struct Slot {
+    frame: Option<Frame>,
+    profiles: Profiles,
+}
+
+pub struct Worker {
+    sites: Arc<[DieSite]>,
+    golden: Arc<[u8]>,
+    golden_profiles: Profiles,
+    detector: Detector,
+    slots: [Slot; 3],
+    prev: Option<usize>,
+    cur: Option<usize>,
+    result: DieResult,
+    telemetry: Arc<PipelineTelemetry>,
+    results: Sender<DieResult>,
+}
+
+fn neighbours(a: &DieSite, b: &DieSite) -> bool {
+    a.row == b.row && (a.col - b.col).abs() == 1
+}
+
+impl Worker {
+    pub fn new(
+        sites: Arc<[DieSite]>,
+        golden: Arc<[u8]>,
+        detector: Detector,
+        width: u32,
+        height: u32,
+        telemetry: Arc<PipelineTelemetry>,
+        results: Sender<DieResult>,
+    ) -> Self {
+        let mut golden_profiles = Profiles::new(width, height);
+        golden_profiles.compute(&golden);
+        Self {
+            sites,
+            golden,
+            golden_profiles,
+            detector,
+            slots: std::array::from_fn(|_| Slot {
+                frame: None,
+                profiles: Profiles::new(width, height),
+            }),
+            prev: None,
+            cur: None,
+            result: DieResult::default(),
+            telemetry,
+            results,
+        }
+    }
+
+    /// Serves work items until `Stop` or the channel closes.
+    pub fn run(mut self, rx: Receiver<WorkItem>) {
+        while let Ok(item) = rx.recv() {
+            self.telemetry.queue_depth.set(rx.len() as u64);
+            match item {
+                WorkItem::Frame(f) => {
+                    let latency = self.telemetry.now_ns().saturating_sub(f.meta.capture_ns);
+                    self.telemetry.handoff_latency.record(latency);
+                    self.accept(f);
+                }
+                WorkItem::Flush => self.flush(),
+                WorkItem::Stop => break,
+            }
+        }
+        self.flush();
+    }
+
+    fn site(&self, slot: usize) -> &DieSite {
+        let f = self.slots[slot].frame.as_ref().expect("occupied slot");
+        &self.sites[f.meta.die_index as usize]
+    }
+
+    fn accept(&mut self, frame: Frame) {
+        let free = (0..3)
+            .find(|&i| Some(i) != self.prev && Some(i) != self.cur)
+            .expect("three slots, at most two held");
+        let slot = &mut self.slots[free];
+        slot.profiles.compute(frame.data());
+        slot.frame = Some(frame);
+        match self.cur {
+            Some(cur) if neighbours(self.site(cur), self.site(free)) => {
+                self.inspect(cur, self.prev, Some(free));
+                self.release(self.prev);
+                self.prev = Some(cur);
+                self.cur = Some(free);
+            }
+            Some(_) => {
+                self.flush();
+                self.cur = Some(free);
+            }
+            None => self.cur = Some(free),
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(cur) = self.cur {
+            self.inspect(cur, self.prev, None);
+        }
+        let (prev, cur) = (self.prev.take(), self.cur.take());
+        self.release(prev);
+        self.release(cur);
+    }
+
+    fn release(&mut self, slot: Option<usize>) {
+        if let Some(s) = slot {
+            self.slots[s].frame = None; // the lease returns to the pool
+        }
+    }
+
+    /// Inspects the die in `test` against whichever of `a`, `b` are its
+    /// physical neighbours; the golden die fills in for the others.
+    fn inspect(&mut self, test: usize, a: Option<usize>, b: Option<usize>) {
+        let start = Instant::now();
+        let t_site = *self.site(test);
+        let (mut left, mut right) = (None, None);
+        for s in [a, b].into_iter().flatten() {
+            let site = self.site(s);
+            if neighbours(site, &t_site) {
+                if site.col < t_site.col {
+                    left = Some(s);
+                } else {
+                    right = Some(s);
+                }
+            }
+        }
+        let golden = Reference::golden(&self.golden, &self.golden_profiles);
+        let reference = |s: Option<usize>| match s {
+            Some(s) => Reference::die(
+                self.slots[s].frame.as_ref().expect("occupied").data(),
+                &self.slots[s].profiles,
+            ),
+            None => golden,
+        };
+        let t = Reference::die(
+            self.slots[test].frame.as_ref().expect("occupied").data(),
+            &self.slots[test].profiles,
+        );
+        self.result.clear(t_site.index);
+        self.detector.inspect(
+            t,
+            reference(left),
+            reference(right),
+            Some(golden),
+            &mut self.result,
+        );
+        let ns = start.elapsed().as_nanos() as u64;
+        self.result.inspect_ns = ns;
+        self.telemetry.detect_time.record(ns);
+        self.telemetry.dies_inspected.incr();
+        self.telemetry
+            .defects_found
+            .add(self.result.count as u64 + self.result.dropped as u64);
+        self.telemetry.pixels_inspected.add(t.pixels.len() as u64);
+        // Results are never dropped in inspection; the results thread only
+        // hands them on, so this does not block for long.
+        let _ = self.results.send(self.result);
+    }
+}

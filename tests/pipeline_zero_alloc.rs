@@ -1,0 +1,107 @@
+//! Acquisition + detection + hand-offs allocate nothing once warm: 2,100
+//! frames of 1024² after a warm-up pass, counted per hot thread. (Its own
+//! test binary, so no other test's threads register under the same names.)
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use waferscope::hot::{alloc_count, FrameGeometry};
+use waferscope::machine::sim::{SimCamera, SimWafer};
+use waferscope::machine::{Notch, SimFaults, WaferGeometry};
+use waferscope::pipeline::{Pipeline, PipelineConfig};
+
+#[global_allocator]
+static ALLOC: waferscope::hot::CountingAlloc = waferscope::hot::CountingAlloc;
+
+fn hot_counts() -> Vec<(&'static str, u64)> {
+    let mut v: Vec<_> = alloc_count::hot_threads()
+        .into_iter()
+        .map(|(name, allocs, _)| (name, allocs))
+        .collect();
+    v.sort();
+    v
+}
+
+fn wait_for(count: &AtomicU64, target: u64) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while count.load(Ordering::Acquire) < target {
+        assert!(
+            Instant::now() < deadline,
+            "pipeline stalled at {count:?} of {target}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn acquisition_detection_and_handoffs_allocate_nothing_after_warm_up() {
+    let geometry = WaferGeometry {
+        diameter_mm: 200.0,
+        die_pitch_um: (16_000.0, 16_000.0),
+        die_size_um: (15_800.0, 15_800.0),
+        edge_exclusion_mm: 3.0,
+        notch: Notch::Down,
+    };
+    let wafer = Arc::new(SimWafer::new(geometry, FrameGeometry::gray8(1024, 1024), 7));
+    let dies = wafer.sites.len() as u64;
+    let camera = SimCamera::new(wafer.clone(), 2.0, Arc::new(SimFaults::default()));
+    let golden = camera.golden();
+    let results = Arc::new(AtomicU64::new(0));
+    let defects = Arc::new(AtomicU64::new(0));
+    let (r2, d2) = (results.clone(), defects.clone());
+    let pipeline = Pipeline::start(
+        PipelineConfig {
+            workers: 1,
+            ..PipelineConfig::default()
+        },
+        Box::new(camera),
+        None,
+        wafer.sites.clone().into(),
+        golden,
+        Box::new(move |r| {
+            assert!(!r.capture_failed);
+            d2.fetch_add(r.count as u64, Ordering::Relaxed);
+            r2.fetch_add(1, Ordering::Release);
+        }),
+    );
+
+    // Warm-up: one pass over the wafer.
+    for i in 0..dies as u32 {
+        pipeline.inspect(i);
+    }
+    pipeline.end_of_plan();
+    wait_for(&results, dies);
+    let before = hot_counts();
+    assert_eq!(
+        before.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        ["acquisition", "detect-0"],
+        "both hot threads registered"
+    );
+
+    let passes = 2_000u64.div_ceil(dies);
+    for _ in 0..passes {
+        for i in 0..dies as u32 {
+            pipeline.inspect(i);
+        }
+        pipeline.end_of_plan();
+    }
+    let measured = passes * dies;
+    wait_for(&results, dies + measured);
+    let after = hot_counts();
+    let t = pipeline.telemetry();
+    println!(
+        "{measured} frames after warm-up; hot-thread allocations before {before:?} after {after:?}; \
+         handoff p50 {} ns p99 {} ns; stall {} ms",
+        t.handoff_latency.quantile(0.5),
+        t.handoff_latency.quantile(0.99),
+        t.stall_ns.get() / 1_000_000
+    );
+    assert!(measured >= 2_000);
+    assert_eq!(before, after, "a hot thread allocated after warm-up");
+    assert_eq!(t.drops.get(), 0, "inspection never drops");
+    assert_eq!(t.frames_acquired.get(), dies + measured);
+    assert!(defects.load(Ordering::Relaxed) > 0);
+    let pool = pipeline.pool().clone();
+    pipeline.finish();
+    assert_eq!(pool.in_use(), 0, "every frame returned to the pool");
+}
