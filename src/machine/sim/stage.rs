@@ -52,6 +52,12 @@ impl SimStage {
     }
 }
 
+impl crate::machine::Stage for SimStage {
+    fn move_to(&mut self, x_um: f64, y_um: f64) -> Result<Duration, StageError> {
+        SimStage::move_to(self, x_um, y_um)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,11 +72,5 @@ mod tests {
         assert!(s.move_to(0.0, 0.0).is_err());
         assert_eq!(s.position_um(), (3000.0, 4000.0));
         assert!(s.move_to(0.0, 0.0).is_ok());
-    }
-}
-
-impl crate::machine::Stage for SimStage {
-    fn move_to(&mut self, x_um: f64, y_um: f64) -> Result<Duration, StageError> {
-        SimStage::move_to(self, x_um, y_um)
     }
 }
