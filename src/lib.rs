@@ -3,6 +3,7 @@
 //! See `../shared/DESIGN.md` for the threads, data flow and module layout.
 
 pub mod bench;
+pub mod cli;
 pub mod hot;
 pub mod machine;
 pub mod pipeline;

@@ -20,6 +20,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Inspect a die image against its neighbours (8-bit grayscale PNGs).
+    Inspect {
+        /// The die under test.
+        #[arg(long)]
+        die: std::path::PathBuf,
+        /// The die to its left.
+        #[arg(long)]
+        left: std::path::PathBuf,
+        /// The die to its right.
+        #[arg(long)]
+        right: std::path::PathBuf,
+        /// A golden (defect-free) die, to arbitrate when both neighbours
+        /// are defective at one spot.
+        #[arg(long)]
+        reference: Option<std::path::PathBuf>,
+        /// Micrometres per pixel.
+        #[arg(long, default_value_t = 1.0)]
+        pixel_um: f64,
+        /// Grey levels a pixel must differ from both neighbours by.
+        #[arg(long, default_value_t = 24)]
+        threshold: u8,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure the hot path and print text and JSON.
     Bench {
         #[command(subcommand)]
@@ -39,6 +64,18 @@ enum BenchWhat {
         #[arg(long, hide = true)]
         fresh_vec_only: bool,
     },
+    /// The simulated inspection pipeline end to end, and its parts alone.
+    Pipeline {
+        /// Frames to push through after warm-up.
+        #[arg(long, default_value_t = 1000)]
+        frames: u64,
+        /// Frame width and height, pixels.
+        #[arg(long, default_value_t = 2048)]
+        size: u32,
+        /// Print only the JSON line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -48,6 +85,23 @@ fn main() -> Result<()> {
             println!("waferscope: no subcommand given; see --help");
             Ok(())
         }
+        Some(Command::Inspect {
+            die,
+            left,
+            right,
+            reference,
+            pixel_um,
+            threshold,
+            json,
+        }) => waferscope::cli::inspect::run(&waferscope::cli::inspect::InspectArgs {
+            die,
+            left,
+            right,
+            reference,
+            pixel_um,
+            threshold,
+            json,
+        }),
         Some(Command::Bench { what }) => match what {
             BenchWhat::Hot {
                 json,
@@ -59,6 +113,14 @@ fn main() -> Result<()> {
                 }
                 let child = fresh_vec_in_mmap_child()?;
                 bench::hot::run(Some(child)).print(json);
+                Ok(())
+            }
+            BenchWhat::Pipeline { frames, size, json } => {
+                anyhow::ensure!(
+                    (256..=8192).contains(&size),
+                    "--size must be 256 to 8192 pixels, got {size}"
+                );
+                bench::pipeline::run(frames, size)?.print(json);
                 Ok(())
             }
         },

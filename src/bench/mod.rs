@@ -3,5 +3,6 @@
 
 pub mod hot;
 mod measure;
+pub mod pipeline;
 
 pub use measure::{median_ns_per_op, Report};

@@ -1,0 +1,183 @@
+//! `waferscope bench pipeline`: the simulated inspection pipeline end to
+//! end, with its parts measured alone beside memcpy of the same bytes.
+
+use super::{median_ns_per_op, Report};
+use crate::hot::{alloc_count, FrameGeometry, FramePool};
+use crate::machine::sim::{SimCamera, SimWafer};
+use crate::machine::{Notch, SimFaults, WaferGeometry};
+use crate::pipeline::{
+    DetectParams, Detector, DieResult, Pipeline, PipelineConfig, Profiles, Reference,
+};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A 300 mm wafer whose dies image at `size`² pixels of 5 µm.
+pub fn bench_wafer(size: u32, seed: u64) -> SimWafer {
+    let die_um = size as f64 * 5.0;
+    let g = WaferGeometry {
+        diameter_mm: 300.0,
+        die_pitch_um: (die_um + 100.0, die_um + 100.0),
+        die_size_um: (die_um, die_um),
+        edge_exclusion_mm: 3.0,
+        notch: Notch::Down,
+    };
+    SimWafer::new(g, FrameGeometry::gray8(size, size), seed)
+}
+
+pub fn run(frames: u64, size: u32) -> anyhow::Result<Report> {
+    let mut r = Report::new("pipeline");
+    let t0 = Instant::now();
+    let wafer = Arc::new(bench_wafer(size, 1));
+    let mut camera = SimCamera::new(wafer.clone(), 2.0, Arc::new(SimFaults::default()));
+    r.add("frame_size", size as f64, "px");
+    r.add("dies_on_wafer", wafer.sites.len() as f64, "");
+    r.add("setup_prerender", t0.elapsed().as_secs_f64() * 1e3, "ms");
+    let pixels = (size as f64) * (size as f64);
+
+    // Parts alone, on this thread.
+    let pool = FramePool::new(3, FrameGeometry::gray8(size, size));
+    let row = wafer
+        .sites
+        .windows(3)
+        .position(|w| w[0].row == w[2].row && (w[0].col - w[2].col).abs() == 2)
+        .ok_or_else(|| anyhow::anyhow!("no row of three dies on the bench wafer"))?;
+    let mut frames3: Vec<_> = (0..3)
+        .map(|_| pool.try_lease().expect("3 buffers"))
+        .collect();
+    for (k, f) in frames3.iter_mut().enumerate() {
+        camera.capture(wafer.sites[row + k].index, f)?;
+    }
+    let render_ns = median_ns_per_op(7, 50.0, || {
+        camera.capture(wafer.sites[row].index, &mut frames3[0]).ok();
+    });
+    r.add("render_per_frame", render_ns / 1e6, "ms");
+    let profiles: Vec<Profiles> = frames3
+        .iter()
+        .map(|f| {
+            let mut p = Profiles::new(size, size);
+            p.compute(f.data());
+            p
+        })
+        .collect();
+    let golden = camera.golden();
+    let mut golden_profiles = Profiles::new(size, size);
+    golden_profiles.compute(&golden);
+    let mut det = Detector::new(size, size, DetectParams::default());
+    let mut out = DieResult::default();
+    let detect_ns = median_ns_per_op(7, 50.0, || {
+        out.clear(0);
+        det.inspect(
+            Reference::die(frames3[1].data(), &profiles[1]),
+            Reference::die(frames3[0].data(), &profiles[0]),
+            Reference::die(frames3[2].data(), &profiles[2]),
+            Some(Reference::golden(&golden, &golden_profiles)),
+            &mut out,
+        );
+    });
+    let mut scratch = Profiles::new(size, size);
+    let profile_ns = median_ns_per_op(7, 50.0, || scratch.compute(black_box(frames3[0].data())));
+    r.add(
+        "flagged_pixels",
+        100.0 * out.flagged_pixels as f64 / pixels,
+        "percent",
+    );
+    r.add(
+        "detect_only_per_core",
+        pixels / detect_ns * 1e3,
+        "MPix_per_s",
+    );
+    r.add("profiles_per_core", pixels / profile_ns * 1e3, "MPix_per_s");
+    let src = frames3[1].data().to_vec();
+    let mut dst = vec![0u8; src.len()];
+    let memcpy_ns = median_ns_per_op(7, 50.0, || {
+        dst.copy_from_slice(black_box(&src));
+        black_box(&mut dst);
+    });
+    r.add(
+        "memcpy_same_bytes",
+        src.len() as f64 / memcpy_ns,
+        "GB_per_s",
+    );
+    r.add("memcpy_same_bytes", pixels / memcpy_ns * 1e3, "MPix_per_s");
+    drop(frames3);
+
+    // End to end.
+    let done = Arc::new(AtomicU64::new(0));
+    let done2 = done.clone();
+    let golden = camera.golden();
+    let pipeline = Pipeline::start(
+        PipelineConfig::default(),
+        Box::new(camera),
+        None,
+        wafer.sites.clone().into(),
+        golden,
+        Box::new(move |_| {
+            done2.fetch_add(1, Ordering::Release);
+        }),
+    );
+    let dies = wafer.sites.len() as u32;
+    let wait = |target: u64| {
+        while done.load(Ordering::Acquire) < target {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    };
+    let warm = (dies as u64).min(64);
+    for i in 0..warm as u32 {
+        pipeline.inspect(i);
+    }
+    pipeline.end_of_plan();
+    wait(warm);
+    let allocs_before = alloc_count::hot_allocations();
+    let t = pipeline.telemetry().clone();
+    t.handoff_latency.reset();
+    let stall_before = t.stall_ns.get();
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < frames {
+        for i in 0..dies {
+            if sent == frames {
+                break;
+            }
+            pipeline.inspect(i);
+            sent += 1;
+        }
+        pipeline.end_of_plan();
+    }
+    wait(warm + frames);
+    let secs = start.elapsed().as_secs_f64();
+    let allocs = alloc_count::hot_allocations() - allocs_before;
+    r.add("frames", frames as f64, "");
+    r.add("workers", PipelineConfig::default().workers as f64, "");
+    r.add("end_to_end", frames as f64 / secs, "frames_per_s");
+    r.add(
+        "end_to_end",
+        frames as f64 * pixels / secs / 1e6,
+        "MPix_per_s",
+    );
+    r.add(
+        "allocations_per_frame_after_warm_up",
+        allocs as f64 / frames as f64,
+        "",
+    );
+    r.add(
+        "handoff_latency_p50",
+        t.handoff_latency.quantile(0.5) as f64 / 1e3,
+        "us",
+    );
+    r.add(
+        "handoff_latency_p99",
+        t.handoff_latency.quantile(0.99) as f64 / 1e3,
+        "us",
+    );
+    r.add("drops", t.drops.get() as f64, "");
+    r.add(
+        "stall_time",
+        (t.stall_ns.get() - stall_before) as f64 / 1e6,
+        "ms",
+    );
+    r.add("defects_found", t.defects_found.get() as f64, "");
+    pipeline.finish();
+    Ok(r)
+}

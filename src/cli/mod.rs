@@ -1,0 +1,4 @@
+//! Headless commands behind `waferscope …` (the argument parsing itself is
+//! in main.rs).
+
+pub mod inspect;

@@ -1,0 +1,180 @@
+//! Pipeline behaviour: every die inspected once, against the right
+//! neighbours; live view drops instead of stalling; device faults are
+//! retried and a die that still fails is reported as not inspected.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use waferscope::hot::FrameGeometry;
+use waferscope::machine::sim::{SimCamera, SimStage, SimWafer};
+use waferscope::machine::{Notch, SimFaults, WaferGeometry};
+use waferscope::pipeline::{
+    DetectParams, Detector, DieResult, Pipeline, PipelineConfig, Profiles, Reference,
+};
+
+const SIZE: u32 = 384;
+
+fn wafer(seed: u64) -> Arc<SimWafer> {
+    let g = WaferGeometry {
+        diameter_mm: 150.0,
+        die_pitch_um: (16_000.0, 16_000.0),
+        die_size_um: (15_800.0, 15_800.0),
+        edge_exclusion_mm: 3.0,
+        notch: Notch::Down,
+    };
+    Arc::new(SimWafer::new(g, FrameGeometry::gray8(SIZE, SIZE), seed))
+}
+
+type Collected = Arc<Mutex<Vec<DieResult>>>;
+
+fn start(
+    wafer: &Arc<SimWafer>,
+    faults: Arc<SimFaults>,
+    workers: usize,
+    stage: bool,
+) -> (Pipeline, Collected, SimCamera) {
+    let camera = SimCamera::new(wafer.clone(), 2.0, faults.clone());
+    let reference_camera = SimCamera::new(wafer.clone(), 2.0, Arc::new(SimFaults::default()));
+    let golden = camera.golden();
+    let results: Collected = Arc::default();
+    let sink = results.clone();
+    let stage = stage.then(|| {
+        Box::new(SimStage::new(300.0, Duration::from_millis(1), 0.0, faults))
+            as Box<dyn waferscope::machine::Stage>
+    });
+    let p = Pipeline::start(
+        PipelineConfig {
+            workers,
+            pool_frames: 3 * workers + 3,
+            params: DetectParams::default(),
+        },
+        Box::new(camera),
+        stage,
+        wafer.sites.clone().into(),
+        golden,
+        Box::new(move |r| sink.lock().unwrap().push(*r)),
+    );
+    (p, results, reference_camera)
+}
+
+#[test]
+fn every_die_once_with_the_same_result_as_direct_detection() {
+    let w = wafer(3);
+    for workers in [1, 2] {
+        let (p, results, mut cam) = start(&w, Arc::new(SimFaults::default()), workers, true);
+        for s in w.sites.iter() {
+            p.inspect(s.index);
+        }
+        p.finish();
+        let mut got = results.lock().unwrap().clone();
+        got.sort_by_key(|r| r.die_index);
+        assert_eq!(got.len(), w.sites.len(), "{workers} workers");
+        // Direct detection of each die against its physical neighbours.
+        let pool = waferscope::hot::FramePool::new(w.sites.len(), FrameGeometry::gray8(SIZE, SIZE));
+        let frames: Vec<_> = w
+            .sites
+            .iter()
+            .map(|s| {
+                let mut f = pool.try_lease().unwrap();
+                cam.capture(s.index, &mut f).unwrap();
+                let mut pr = Profiles::new(SIZE, SIZE);
+                pr.compute(f.data());
+                (f, pr)
+            })
+            .collect();
+        let golden = cam.golden();
+        let mut gp = Profiles::new(SIZE, SIZE);
+        gp.compute(&golden);
+        let mut det = Detector::new(SIZE, SIZE, DetectParams::default());
+        let find = |c: i32, r: i32| w.sites.iter().position(|s| s.col == c && s.row == r);
+        for (s, r) in w.sites.iter().zip(&got) {
+            assert_eq!(r.die_index, s.index);
+            let side = |j: Option<usize>| match j {
+                Some(j) => Reference::die(frames[j].0.data(), &frames[j].1),
+                None => Reference::golden(&golden, &gp),
+            };
+            let mut expect = DieResult::default();
+            expect.clear(s.index);
+            det.inspect(
+                Reference::die(
+                    frames[s.index as usize].0.data(),
+                    &frames[s.index as usize].1,
+                ),
+                side(find(s.col - 1, s.row)),
+                side(find(s.col + 1, s.row)),
+                Some(Reference::golden(&golden, &gp)),
+                &mut expect,
+            );
+            assert_eq!(
+                r.defects(),
+                expect.defects(),
+                "die {} with {workers} workers",
+                s.index
+            );
+            assert_eq!((r.golden_left, r.golden_right), (!s.has_left, !s.has_right));
+        }
+    }
+}
+
+#[test]
+fn live_view_drops_and_counts_instead_of_stalling() {
+    let w = wafer(4);
+    let (p, _results, _) = start(&w, Arc::new(SimFaults::default()), 1, false);
+    // Nobody takes live frames: the one-deep viewer slot fills, then every
+    // further frame is dropped and counted; nothing blocks.
+    for _ in 0..50 {
+        p.live(0);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p.telemetry().frames_acquired.get() < 50 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let t = p.telemetry();
+    assert_eq!(
+        t.frames_acquired.get(),
+        50,
+        "the pool never ran dry: every trigger imaged"
+    );
+    assert_eq!(
+        t.drops.get(),
+        49,
+        "all but the first frame found the viewer slot full"
+    );
+    let frame = p
+        .take_live_frame()
+        .expect("the newest frame that fit is waiting");
+    assert_eq!(frame.meta.die_index, 0);
+    drop(frame);
+    assert_eq!(t.stall_ns.get(), 0, "live view never waits for a buffer");
+    p.finish();
+}
+
+#[test]
+fn faults_are_retried_and_a_die_that_still_fails_is_reported() {
+    let w = wafer(5);
+    let faults = Arc::new(SimFaults::default());
+    let (p, results, _) = start(&w, faults.clone(), 1, true);
+    let telemetry = p.telemetry().clone();
+    faults.camera_timeout_next(2); // die 0: two timeouts, the third try works
+    p.inspect(0);
+    while telemetry.frames_acquired.get() < 1 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    faults.lose_next_frames(3); // die 1: every try lost
+    p.inspect(1);
+    while telemetry.capture_failures.get() < 1 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    faults.following_error_next(1); // die 2: the stage move is retried once
+    p.inspect(2);
+    p.finish();
+    let got = results.lock().unwrap().clone();
+    let by_die = |i: u32| got.iter().find(|r| r.die_index == i).copied().unwrap();
+    assert_eq!(got.len(), 3);
+    assert!(!by_die(0).capture_failed);
+    assert!(by_die(1).capture_failed, "three lost frames fail the die");
+    assert!(!by_die(2).capture_failed);
+    assert_eq!(telemetry.camera_errors.get(), 5);
+    assert_eq!(telemetry.stage_errors.get(), 1);
+    assert_eq!(telemetry.capture_failures.get(), 1);
+    assert_eq!(telemetry.dies_inspected.get(), 2);
+}
