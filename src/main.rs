@@ -20,6 +20,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Inspect a whole simulated wafer headless (the default).
+    Simulate {
+        /// Wafer diameter, mm (200 or 300).
+        #[arg(long, default_value_t = 300.0)]
+        wafer_mm: f64,
+        /// Die size, mm (square dies; pitch adds a 100 µm street).
+        #[arg(long, default_value_t = 10.0)]
+        die_mm: f64,
+        /// Image width and height, pixels.
+        #[arg(long, default_value_t = 1024)]
+        size: u32,
+        /// Seed of the simulated wafer (same seed, same wafer).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Camera frame rate, frames per second.
+        #[arg(long, default_value_t = 60.0)]
+        fps: f64,
+    },
     /// Inspect a die image against its neighbours (8-bit grayscale PNGs).
     Inspect {
         /// The die under test.
@@ -81,10 +99,20 @@ enum BenchWhat {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        None => {
-            println!("waferscope: no subcommand given; see --help");
-            Ok(())
-        }
+        None => waferscope::cli::simulate::run(&Default::default()),
+        Some(Command::Simulate {
+            wafer_mm,
+            die_mm,
+            size,
+            seed,
+            fps,
+        }) => waferscope::cli::simulate::run(&waferscope::cli::simulate::SimulateArgs {
+            wafer_mm,
+            die_mm,
+            size,
+            seed,
+            fps,
+        }),
         Some(Command::Inspect {
             die,
             left,

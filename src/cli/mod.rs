@@ -2,3 +2,4 @@
 //! in main.rs).
 
 pub mod inspect;
+pub mod simulate;

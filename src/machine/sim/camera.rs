@@ -14,6 +14,7 @@ use super::wafer::SimWafer;
 use crate::hot::Frame;
 use crate::machine::{CameraError, SimFaults};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const VARIANTS: usize = 8;
 
@@ -22,6 +23,10 @@ pub struct SimCamera {
     variants: Vec<(Vec<u8>, (f32, f32))>,
     golden: Arc<[u8]>,
     faults: Arc<SimFaults>,
+    /// Frame period when paced like a real sensor; `None` = as fast as the
+    /// host renders (benchmarks, tests).
+    frame_period: Option<Duration>,
+    next_frame_at: Option<Instant>,
 }
 
 impl SimCamera {
@@ -47,7 +52,18 @@ impl SimCamera {
             variants,
             golden: golden.into(),
             faults,
+            frame_period: None,
+            next_frame_at: None,
         }
+    }
+
+    /// Paces captures at `fps` frames per second, like a sensor's maximum
+    /// frame rate (exposure plus readout): a capture requested early waits
+    /// for its slot.
+    pub fn with_frame_rate(mut self, fps: f64) -> Self {
+        self.frame_period =
+            (fps > 0.0 && fps.is_finite()).then(|| Duration::from_secs_f64(1.0 / fps));
+        self
     }
 
     pub fn wafer(&self) -> &Arc<SimWafer> {
@@ -84,6 +100,14 @@ impl SimCamera {
 
     /// Renders die `die_index` into `frame`. Never allocates.
     pub fn capture(&mut self, die_index: u32, frame: &mut Frame) -> Result<(), CameraError> {
+        if let Some(period) = self.frame_period {
+            let now = Instant::now();
+            let slot = self.next_frame_at.map_or(now, |t| t.max(now));
+            if slot > now {
+                std::thread::sleep(slot - now);
+            }
+            self.next_frame_at = Some(slot + period);
+        }
         self.faults.camera_result()?;
         let (src, shift) = &self.variants[self.variant_of(die_index)];
         let g = Self::gain_q8(die_index);
@@ -113,5 +137,56 @@ impl crate::machine::Camera for SimCamera {
     }
     fn capture(&mut self, die_index: u32, frame: &mut Frame) -> Result<(), CameraError> {
         SimCamera::capture(self, die_index, frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hot::{FrameGeometry, FramePool};
+    use crate::machine::{Notch, WaferGeometry};
+
+    fn camera() -> SimCamera {
+        let g = WaferGeometry {
+            diameter_mm: 100.0,
+            die_pitch_um: (20_000.0, 20_000.0),
+            die_size_um: (19_000.0, 19_000.0),
+            edge_exclusion_mm: 2.0,
+            notch: Notch::Down,
+        };
+        let wafer = Arc::new(SimWafer::new(g, FrameGeometry::gray8(320, 320), 3));
+        SimCamera::new(wafer, 2.0, Arc::new(SimFaults::default()))
+    }
+
+    #[test]
+    fn frame_rate_paces_captures() {
+        let mut cam = camera().with_frame_rate(100.0);
+        let pool = FramePool::new(1, FrameGeometry::gray8(320, 320));
+        let mut f = pool.try_lease().unwrap();
+        let start = Instant::now();
+        for _ in 0..6 {
+            cam.capture(0, &mut f).unwrap();
+        }
+        // Six frames at 100 fps: the sixth starts 50 ms after the first.
+        assert!(
+            start.elapsed() >= Duration::from_millis(50),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn same_die_same_image_and_faults_fire_once_each() {
+        let mut cam = camera();
+        let pool = FramePool::new(2, FrameGeometry::gray8(320, 320));
+        let (mut a, mut b) = (pool.try_lease().unwrap(), pool.try_lease().unwrap());
+        cam.capture(1, &mut a).unwrap();
+        cam.capture(1, &mut b).unwrap();
+        assert_eq!(a.data(), b.data());
+        cam.faults.camera_timeout_next(1);
+        cam.faults.lose_next_frames(1);
+        assert_eq!(cam.capture(1, &mut a), Err(CameraError::Timeout));
+        assert_eq!(cam.capture(1, &mut a), Err(CameraError::LostFrame));
+        assert!(cam.capture(1, &mut a).is_ok());
     }
 }
