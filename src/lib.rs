@@ -6,4 +6,5 @@ pub mod bench;
 pub mod cli;
 pub mod hot;
 pub mod machine;
+pub mod monitor;
 pub mod pipeline;

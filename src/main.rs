@@ -82,6 +82,12 @@ enum BenchWhat {
         #[arg(long, hide = true)]
         fresh_vec_only: bool,
     },
+    /// Poll cost per signal, and frozen-heartbeat to Stale/Lost delays.
+    Monitor {
+        /// Print only the JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     /// The simulated inspection pipeline end to end, and its parts alone.
     Pipeline {
         /// Frames to push through after warm-up.
@@ -141,6 +147,10 @@ fn main() -> Result<()> {
                 }
                 let child = fresh_vec_in_mmap_child()?;
                 bench::hot::run(Some(child)).print(json);
+                Ok(())
+            }
+            BenchWhat::Monitor { json } => {
+                bench::monitor::run().print(json);
                 Ok(())
             }
             BenchWhat::Pipeline { frames, size, json } => {

@@ -3,6 +3,7 @@
 
 pub mod hot;
 mod measure;
+pub mod monitor;
 pub mod pipeline;
 
 pub use measure::{median_ns_per_op, Report};

@@ -2,10 +2,12 @@
 //! simulated machine. Real drivers (Modbus, GigE Vision) go beside `sim`.
 
 pub mod faults;
+pub mod io;
 pub mod sim;
 pub mod wafer_map;
 
 pub use faults::{CameraError, SimFaults, StageError};
+pub use io::{Io, IoError, Signal, SignalInfo, Subsystem, SIGNALS, SUBSYSTEMS};
 pub use wafer_map::{die_grid, DieSite, Notch, WaferGeometry};
 
 use crate::hot::{Frame, FrameGeometry};

@@ -1,0 +1,236 @@
+//! The polling thread: reads every heartbeat and signal through `Io` at its
+//! own period, judges data quality, publishes a `MachineSnapshot` into a
+//! latest-value cell and hands finished trend buckets to the trend reader.
+//! Nothing here allocates once running.
+
+use super::quality::{HeartbeatTracker, Quality};
+use super::snapshot::MachineSnapshot;
+use super::trend::{BucketAccumulator, TrendPoint};
+use crate::hot::{alloc_count, latest_cell, prime_thread, Counter, LatestSubscriber, LatestWriter};
+use crate::machine::{Io, Signal, SIGNALS, SUBSYSTEMS};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MonitorConfig {
+    /// Poll period of each signal (its subsystem's heartbeat is polled at
+    /// the fastest period of its signals). Default 5 ms, at least 1 ms.
+    pub periods: [Duration; SIGNALS.len()],
+}
+
+impl MonitorConfig {
+    pub fn uniform(period: Duration) -> Self {
+        Self {
+            periods: [period.max(Duration::from_millis(1)); SIGNALS.len()],
+        }
+    }
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self::uniform(Duration::from_millis(5))
+    }
+}
+
+/// The polling state, separate from the thread so it can be driven by a
+/// test clock too.
+pub struct Poller {
+    io: Box<dyn Io>,
+    signal_period_ns: [u64; SIGNALS.len()],
+    heartbeat_period_ns: [u64; SUBSYSTEMS.len()],
+    next_signal_ns: [u64; SIGNALS.len()],
+    next_heartbeat_ns: [u64; SUBSYSTEMS.len()],
+    trackers: [HeartbeatTracker; SUBSYSTEMS.len()],
+    own_quality: [Quality; SIGNALS.len()],
+    buckets: [BucketAccumulator; SIGNALS.len()],
+    snapshot: MachineSnapshot,
+    trend_tx: Sender<TrendPoint>,
+    pub trend_drops: Arc<Counter>,
+}
+
+impl Poller {
+    pub fn new(io: Box<dyn Io>, cfg: &MonitorConfig, trend_tx: Sender<TrendPoint>) -> Self {
+        let signal_period_ns = cfg
+            .periods
+            .map(|d| d.max(Duration::from_millis(1)).as_nanos() as u64);
+        let mut heartbeat_period_ns = [u64::MAX; SUBSYSTEMS.len()];
+        for s in SIGNALS {
+            let h = &mut heartbeat_period_ns[s.info().subsystem.index()];
+            *h = (*h).min(signal_period_ns[s.index()]);
+        }
+        let heartbeat_period_ns =
+            heartbeat_period_ns.map(|p| if p == u64::MAX { 5_000_000 } else { p });
+        let mut snapshot = MachineSnapshot::default();
+        for (h, p) in snapshot.heartbeats.iter_mut().zip(heartbeat_period_ns) {
+            h.period_ns = p;
+        }
+        Self {
+            io,
+            signal_period_ns,
+            heartbeat_period_ns,
+            next_signal_ns: [0; SIGNALS.len()],
+            next_heartbeat_ns: [0; SUBSYSTEMS.len()],
+            trackers: heartbeat_period_ns.map(HeartbeatTracker::new),
+            own_quality: [Quality::NoValue; SIGNALS.len()],
+            buckets: Default::default(),
+            snapshot,
+            trend_tx,
+            trend_drops: Arc::new(Counter::new()),
+        }
+    }
+
+    /// The shortest period of anything polled.
+    pub fn tick_ns(&self) -> u64 {
+        self.heartbeat_period_ns
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(5_000_000)
+    }
+
+    /// Polls whatever is due at `now_ns` and updates the snapshot. Returns
+    /// the number of reads made.
+    pub fn poll(&mut self, now_ns: u64) -> u32 {
+        let mut reads = 0;
+        for sub in SUBSYSTEMS {
+            let i = sub.index();
+            if now_ns >= self.next_heartbeat_ns[i] {
+                self.next_heartbeat_ns[i] = now_ns + self.heartbeat_period_ns[i];
+                let read = self.io.read_heartbeat(sub).ok();
+                reads += 1;
+                let q = self.trackers[i].observe(now_ns, read);
+                let h = &mut self.snapshot.heartbeats[i];
+                h.quality = q;
+                h.counter = self.trackers[i].last.unwrap_or(0);
+                h.advanced_ns = self.trackers[i].advanced_ns;
+            } else {
+                // Ageing continues between polls.
+                self.snapshot.heartbeats[i].quality = self.trackers[i].quality(now_ns);
+            }
+        }
+        for sig in SIGNALS {
+            let i = sig.index();
+            if now_ns >= self.next_signal_ns[i] {
+                self.next_signal_ns[i] = now_ns + self.signal_period_ns[i];
+                reads += 1;
+                self.read_signal(sig, now_ns);
+            }
+            let hb = self.snapshot.heartbeats[sig.info().subsystem.index()].quality;
+            let s = &mut self.snapshot.signals[i];
+            s.quality = if self.own_quality[i] == Quality::Live {
+                hb
+            } else {
+                self.own_quality[i].worst(hb)
+            };
+        }
+        self.snapshot.taken_ns = now_ns;
+        self.snapshot.reads += reads as u64;
+        reads
+    }
+
+    fn read_signal(&mut self, sig: Signal, now_ns: u64) {
+        let i = sig.index();
+        let info = sig.info();
+        match self.io.read_signal(sig) {
+            Ok(v) if v.is_finite() && v >= info.valid.0 && v <= info.valid.1 => {
+                self.own_quality[i] = Quality::Live;
+                let s = &mut self.snapshot.signals[i];
+                s.value = v;
+                s.updated_ns = now_ns;
+                if let Some(p) = self.buckets[i].add(i, now_ns, v) {
+                    if self.trend_tx.try_send(p).is_err() {
+                        self.trend_drops.incr();
+                    }
+                }
+            }
+            Ok(v) => {
+                // Out of what the device can report: keep it visible but
+                // never as valid.
+                self.own_quality[i] = Quality::Invalid;
+                self.snapshot.signals[i].value = v;
+            }
+            Err(_) => self.own_quality[i] = Quality::Invalid,
+        }
+    }
+
+    pub fn snapshot(&self) -> &MachineSnapshot {
+        &self.snapshot
+    }
+}
+
+/// The running monitor: its thread, its snapshot cell and its trend feed.
+pub struct Monitor {
+    pub snapshots: LatestSubscriber<MachineSnapshot>,
+    pub trends: Receiver<TrendPoint>,
+    pub epoch: Instant,
+    pub trend_drops: Arc<Counter>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Monitor {
+    pub fn start(io: Box<dyn Io>, cfg: MonitorConfig) -> Self {
+        let (trend_tx, trend_rx) = bounded(4096);
+        let mut poller = Poller::new(io, &cfg, trend_tx);
+        let trend_drops = poller.trend_drops.clone();
+        let (writer, snapshots) = latest_cell(MachineSnapshot::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let epoch = Instant::now();
+        let thread_stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("monitor".into())
+            .spawn(move || {
+                let _hot = alloc_count::mark_thread_hot("monitor");
+                prime_thread();
+                run(&mut poller, writer, epoch, &thread_stop);
+            })
+            .expect("spawning the monitor thread");
+        Self {
+            snapshots,
+            trends: trend_rx,
+            epoch,
+            trend_drops,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Nanoseconds since the monitor's epoch (the time base of snapshots).
+    pub fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+fn run(
+    poller: &mut Poller,
+    mut writer: LatestWriter<MachineSnapshot>,
+    epoch: Instant,
+    stop: &AtomicBool,
+) {
+    let tick = Duration::from_nanos(poller.tick_ns());
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let now_ns = epoch.elapsed().as_nanos() as u64;
+        poller.poll(now_ns);
+        writer.publish(*poller.snapshot());
+        next += tick;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now; // fell behind: do not try to catch up in a burst
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
