@@ -8,3 +8,4 @@ pub mod hot;
 pub mod machine;
 pub mod monitor;
 pub mod pipeline;
+pub mod run;

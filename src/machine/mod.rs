@@ -8,7 +8,7 @@ pub mod wafer_map;
 
 pub use faults::{CameraError, SimFaults, StageError};
 pub use io::{Io, IoError, Signal, SignalInfo, Subsystem, SIGNALS, SUBSYSTEMS};
-pub use wafer_map::{die_grid, DieSite, Notch, WaferGeometry};
+pub use wafer_map::{die_grid, die_grid_offset, DieSite, Notch, WaferGeometry};
 
 use crate::hot::{Frame, FrameGeometry};
 use std::time::Duration;

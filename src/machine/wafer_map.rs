@@ -61,13 +61,24 @@ impl DieSite {
 /// right, then right to left), so consecutive dies in a row are physical
 /// neighbours, as the neighbour comparison needs.
 pub fn die_grid(g: &WaferGeometry) -> Vec<DieSite> {
+    die_grid_offset(g, (0.0, 0.0))
+}
+
+/// As `die_grid`, with the grid shifted by `offset_um` from the wafer
+/// centre (a recipe's die origin).
+pub fn die_grid_offset(g: &WaferGeometry, offset_um: (f64, f64)) -> Vec<DieSite> {
     let usable = g.radius_um() - g.edge_exclusion_mm * 1000.0;
     let (px, py) = g.die_pitch_um;
     let (sx, sy) = g.die_size_um;
     if usable <= 0.0 || px <= 0.0 || py <= 0.0 {
         return Vec::new();
     }
-    let origin = |col: i32, row: i32| (col as f64 * px - sx / 2.0, row as f64 * py - sy / 2.0);
+    let origin = |col: i32, row: i32| {
+        (
+            col as f64 * px - sx / 2.0 + offset_um.0,
+            row as f64 * py - sy / 2.0 + offset_um.1,
+        )
+    };
     let fits = |col: i32, row: i32| {
         let (x0, y0) = origin(col, row);
         [(x0, y0), (x0 + sx, y0), (x0, y0 + sy), (x0 + sx, y0 + sy)]

@@ -12,7 +12,7 @@
 //! pixels (normally < 1 %) go to the sparse labeller.
 
 use super::align::{estimate_shift, Profiles};
-use super::classify::{classify, Shape};
+use super::classify::{classify, ClassRules, Shape};
 use super::label::Labeler;
 use super::result::{Defect, DieResult, Polarity};
 
@@ -26,6 +26,7 @@ pub struct DetectParams {
     /// at another time, under another illumination level, than the die
     /// under test (neighbours are imaged moments apart).
     pub golden_tolerance: u8,
+    pub class_rules: ClassRules,
 }
 
 impl Default for DetectParams {
@@ -34,6 +35,7 @@ impl Default for DetectParams {
             threshold: 24,
             min_area: 2,
             golden_tolerance: 10,
+            class_rules: ClassRules::default(),
         }
     }
 }
@@ -260,7 +262,7 @@ impl Detector {
                 } else {
                     Polarity::Dark
                 },
-                class: classify(shape),
+                class: classify(shape, &self.params.class_rules),
             });
         }
         out.runs_overflowed = overflowed_runs || self.labeler.overflowed;

@@ -13,6 +13,7 @@ pub mod worker;
 
 pub use acquire::Trigger;
 pub use align::Profiles;
+pub use classify::ClassRules;
 pub use detect::{DetectParams, Detector, Reference};
 pub use result::{Defect, DefectClass, DieResult, Polarity, MAX_DEFECTS_PER_DIE};
 pub use telemetry::PipelineTelemetry;

@@ -20,7 +20,17 @@ pub struct SimWafer {
 
 impl SimWafer {
     pub fn new(geometry: WaferGeometry, frame: FrameGeometry, seed: u64) -> Self {
-        let sites = die_grid(&geometry);
+        Self::with_sites(geometry, frame, seed, die_grid(&geometry))
+    }
+
+    /// A wafer whose die grid was laid out elsewhere (e.g. with a recipe's
+    /// die origin).
+    pub fn with_sites(
+        geometry: WaferGeometry,
+        frame: FrameGeometry,
+        seed: u64,
+        sites: Vec<DieSite>,
+    ) -> Self {
         let mut wafer = Self {
             geometry,
             frame,

@@ -1,0 +1,5 @@
+//! Recipes and the run engine: plain async orchestration.
+
+pub mod recipe;
+
+pub use recipe::{Recipe, ValidRecipe};

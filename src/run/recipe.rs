@@ -1,0 +1,337 @@
+//! Recipes: what to inspect and how, from a TOML file. Validation names the
+//! file, the field, the value and what is allowed; unknown keys are errors.
+
+use crate::machine::{die_grid_offset, DieSite, Notch, WaferGeometry};
+use crate::pipeline::{ClassRules, DetectParams};
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub id: String,
+    pub name: String,
+    pub wafer: WaferSection,
+    pub plan: PlanSection,
+    pub inspection: InspectionSection,
+    pub optics: OpticsSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaferSection {
+    pub diameter_mm: f64,
+    pub die_pitch_um: [f64; 2],
+    pub die_size_um: [f64; 2],
+    /// Offset of the die grid from the wafer centre.
+    #[serde(default)]
+    pub die_origin_um: [f64; 2],
+    pub notch: String,
+    pub edge_exclusion_mm: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSection {
+    /// "all", "list" or "sample".
+    pub mode: String,
+    /// For "list": the dies to inspect, as [column, row].
+    #[serde(default)]
+    pub dies: Vec<[i32; 2]>,
+    /// For "sample": every Nth die of the serpentine order.
+    #[serde(default)]
+    pub every: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InspectionSection {
+    pub threshold: u32,
+    pub min_defect_px: u32,
+    #[serde(default = "default_golden_tolerance")]
+    pub golden_tolerance: u32,
+    #[serde(default)]
+    pub classes: ClassSection,
+}
+
+fn default_golden_tolerance() -> u32 {
+    10
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassSection {
+    pub scratch_min_length_px: u32,
+    pub residue_max_contrast: f64,
+    pub residue_min_area_px: u32,
+}
+
+impl Default for ClassSection {
+    fn default() -> Self {
+        let r = ClassRules::default();
+        Self {
+            scratch_min_length_px: r.scratch_min_length_px,
+            residue_max_contrast: r.residue_max_contrast as f64,
+            residue_min_area_px: r.residue_min_area_px,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpticsSection {
+    pub pixel_um: f64,
+    pub illumination_setpoint_pct: f64,
+    pub exposure_us: f64,
+}
+
+/// A recipe checked and turned into what the machine needs.
+#[derive(Debug, Clone)]
+pub struct ValidRecipe {
+    pub recipe: Recipe,
+    pub geometry: WaferGeometry,
+    /// Every die on the wafer, serpentine order.
+    pub sites: Vec<DieSite>,
+    /// Indices into `sites` to inspect, in order.
+    pub plan: Vec<u32>,
+    /// Image width and height: the die at this pixel size.
+    pub image_px: u32,
+    pub detect: DetectParams,
+    /// Content hash of the recipe file (FNV-1a 64, hex).
+    pub hash: String,
+}
+
+fn in_range(field: &str, v: f64, lo: f64, hi: f64, unit: &str) -> Result<()> {
+    if !(v >= lo && v <= hi) {
+        bail!("field `{field}`: {v} {unit} is outside the allowed range {lo} to {hi} {unit}");
+    }
+    Ok(())
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Reads and validates a recipe file.
+pub fn load(path: &Path) -> Result<ValidRecipe> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow!("{}: cannot read the recipe: {e}", path.display()))?;
+    parse(&text).map_err(|e| anyhow!("{}: {e:#}", path.display()))
+}
+
+/// Parses and validates recipe text.
+pub fn parse(text: &str) -> Result<ValidRecipe> {
+    let recipe: Recipe = toml::from_str(text).map_err(|e| match e.span() {
+        Some(span) => anyhow!("line {}: {}", line_of(text, span.start), e.message()),
+        None => anyhow!("{}", e.message()),
+    })?;
+    validate(recipe, text)
+}
+
+fn validate(recipe: Recipe, text: &str) -> Result<ValidRecipe> {
+    if recipe.id.trim().is_empty() || recipe.id.len() > 64 {
+        bail!("field `id`: \"{}\" must be 1 to 64 characters", recipe.id);
+    }
+    let w = &recipe.wafer;
+    if w.diameter_mm != 200.0 && w.diameter_mm != 300.0 {
+        bail!(
+            "field `wafer.diameter_mm`: {} mm is not a supported wafer size (200 or 300 mm)",
+            w.diameter_mm
+        );
+    }
+    for (i, axis) in ["x", "y"].iter().enumerate() {
+        in_range(
+            &format!("wafer.die_size_um[{i}] ({axis})"),
+            w.die_size_um[i],
+            500.0,
+            50_000.0,
+            "µm",
+        )?;
+        in_range(
+            &format!("wafer.die_pitch_um[{i}] ({axis})"),
+            w.die_pitch_um[i],
+            500.0,
+            60_000.0,
+            "µm",
+        )?;
+        if w.die_pitch_um[i] < w.die_size_um[i] {
+            bail!(
+                "field `wafer.die_pitch_um`: {} µm in {axis} is smaller than the die size {} µm (wafer.die_size_um)",
+                w.die_pitch_um[i],
+                w.die_size_um[i]
+            );
+        }
+        in_range(
+            &format!("wafer.die_origin_um[{i}] ({axis})"),
+            w.die_origin_um[i],
+            -w.die_pitch_um[i] / 2.0,
+            w.die_pitch_um[i] / 2.0,
+            "µm",
+        )?;
+    }
+    let notch = match w.notch.as_str() {
+        "down" => Notch::Down,
+        "up" => Notch::Up,
+        "left" => Notch::Left,
+        "right" => Notch::Right,
+        other => bail!("field `wafer.notch`: \"{other}\" is not one of down, up, left, right"),
+    };
+    in_range(
+        "wafer.edge_exclusion_mm",
+        w.edge_exclusion_mm,
+        0.0,
+        w.diameter_mm / 2.0 - 1.0,
+        "mm",
+    )?;
+    let geometry = WaferGeometry {
+        diameter_mm: w.diameter_mm,
+        die_pitch_um: (w.die_pitch_um[0], w.die_pitch_um[1]),
+        die_size_um: (w.die_size_um[0], w.die_size_um[1]),
+        edge_exclusion_mm: w.edge_exclusion_mm,
+        notch,
+    };
+    let sites = die_grid_offset(&geometry, (w.die_origin_um[0], w.die_origin_um[1]));
+    if sites.is_empty() {
+        bail!(
+            "field `wafer.edge_exclusion_mm`: no die of {} × {} µm fits inside the usable radius of {} mm ({} mm wafer less {} mm edge exclusion)",
+            w.die_size_um[0],
+            w.die_size_um[1],
+            w.diameter_mm / 2.0 - w.edge_exclusion_mm,
+            w.diameter_mm,
+            w.edge_exclusion_mm
+        );
+    }
+
+    let p = &recipe.plan;
+    let plan: Vec<u32> = match p.mode.as_str() {
+        "all" => sites.iter().map(|s| s.index).collect(),
+        "list" => {
+            if p.dies.is_empty() {
+                bail!("field `plan.dies`: the list is empty; give at least one [column, row]");
+            }
+            let mut wanted = Vec::new();
+            for d in &p.dies {
+                let Some(s) = sites.iter().find(|s| s.col == d[0] && s.row == d[1]) else {
+                    bail!(
+                        "field `plan.dies`: die [{}, {}] is not on the wafer",
+                        d[0],
+                        d[1]
+                    );
+                };
+                wanted.push(s.index);
+            }
+            // Inspect in stage (serpentine) order, whatever the list order.
+            wanted.sort_unstable();
+            wanted.dedup();
+            wanted
+        }
+        "sample" => {
+            let every = p.every.ok_or_else(|| {
+                anyhow!("field `plan.every`: required when plan.mode is \"sample\"")
+            })?;
+            in_range("plan.every", every as f64, 2.0, 100.0, "")?;
+            sites
+                .iter()
+                .map(|s| s.index)
+                .filter(|i| i % every == 0)
+                .collect()
+        }
+        other => bail!("field `plan.mode`: \"{other}\" is not one of all, list, sample"),
+    };
+
+    let i = &recipe.inspection;
+    in_range(
+        "inspection.threshold",
+        i.threshold as f64,
+        4.0,
+        200.0,
+        "grey levels",
+    )?;
+    in_range(
+        "inspection.min_defect_px",
+        i.min_defect_px as f64,
+        1.0,
+        10_000.0,
+        "px",
+    )?;
+    in_range(
+        "inspection.golden_tolerance",
+        i.golden_tolerance as f64,
+        0.0,
+        60.0,
+        "grey levels",
+    )?;
+    let c = &i.classes;
+    in_range(
+        "inspection.classes.scratch_min_length_px",
+        c.scratch_min_length_px as f64,
+        4.0,
+        4096.0,
+        "px",
+    )?;
+    in_range(
+        "inspection.classes.residue_max_contrast",
+        c.residue_max_contrast,
+        1.0,
+        255.0,
+        "grey levels",
+    )?;
+    in_range(
+        "inspection.classes.residue_min_area_px",
+        c.residue_min_area_px as f64,
+        1.0,
+        1e6,
+        "px",
+    )?;
+
+    let o = &recipe.optics;
+    in_range("optics.pixel_um", o.pixel_um, 0.1, 50.0, "µm")?;
+    in_range(
+        "optics.illumination_setpoint_pct",
+        o.illumination_setpoint_pct,
+        10.0,
+        110.0,
+        "%",
+    )?;
+    in_range("optics.exposure_us", o.exposure_us, 1.0, 100_000.0, "µs")?;
+    let image_px = (w.die_size_um[0] / o.pixel_um).round();
+    if !(320.0..=4096.0).contains(&image_px) || (w.die_size_um[1] / o.pixel_um).round() != image_px
+    {
+        bail!(
+            "field `optics.pixel_um`: {} µm images a {} × {} µm die as {} × {} px; the camera takes square images of 320 to 4096 px",
+            o.pixel_um,
+            w.die_size_um[0],
+            w.die_size_um[1],
+            image_px,
+            (w.die_size_um[1] / o.pixel_um).round()
+        );
+    }
+    let detect = DetectParams {
+        threshold: i.threshold as u8,
+        min_area: i.min_defect_px,
+        golden_tolerance: i.golden_tolerance as u8,
+        class_rules: ClassRules {
+            scratch_min_length_px: c.scratch_min_length_px,
+            residue_max_contrast: c.residue_max_contrast as f32,
+            residue_min_area_px: c.residue_min_area_px,
+        },
+    };
+    Ok(ValidRecipe {
+        hash: crate::monitor::content_hash(text),
+        image_px: image_px as u32,
+        geometry,
+        sites,
+        plan,
+        detect,
+        recipe,
+    })
+}
+
+impl ValidRecipe {
+    /// Reads a recipe file with context for the caller.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        load(path).with_context(|| "loading the recipe".to_string())
+    }
+}
