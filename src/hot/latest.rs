@@ -12,11 +12,15 @@
 //!
 //! New readers join through a bounded channel that the writer drains on its
 //! next publish (into pre-reserved capacity, so publishing never allocates);
-//! a dropped reader is noticed and its slot reused.
+//! a dropped reader is noticed and its slot reused. So that a reader made
+//! while the writer is idle still starts from the newest value, the writer
+//! also keeps a copy of it behind a mutex that only reader *creation*
+//! contends for (reads never touch it); publish and creation hold it across
+//! the join hand-over, so a new reader never misses a value.
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use triple_buffer::{triple_buffer, Input, Output};
 
 /// Most readers one cell serves at once.
@@ -39,18 +43,21 @@ struct Subscription<T: Send> {
 /// publishing thread; the subscriber can be cloned freely to make readers.
 pub fn latest_cell<T: Copy + Send>(initial: T) -> (LatestWriter<T>, LatestSubscriber<T>) {
     let (joins_tx, joins_rx) = bounded(MAX_READERS);
+    let first = Stamped {
+        seq: 0,
+        value: initial,
+    };
+    let shared = Arc::new(Mutex::new(first));
     (
         LatestWriter {
-            last: Stamped {
-                seq: 0,
-                value: initial,
-            },
+            last: first,
             readers: Vec::with_capacity(MAX_READERS),
             joins: joins_rx,
+            shared: Arc::clone(&shared),
         },
         LatestSubscriber {
             joins: joins_tx,
-            initial,
+            shared,
         },
     )
 }
@@ -59,6 +66,7 @@ pub struct LatestWriter<T: Send> {
     last: Stamped<T>,
     readers: Vec<Subscription<T>>,
     joins: Receiver<Subscription<T>>,
+    shared: Arc<Mutex<Stamped<T>>>,
 }
 
 impl<T: Copy + Send> LatestWriter<T> {
@@ -69,24 +77,23 @@ impl<T: Copy + Send> LatestWriter<T> {
             seq: self.last.seq + 1,
             value,
         };
-        self.adopt_new_readers();
+        {
+            // Held while adopting: a reader being created either joined
+            // before (and is adopted now) or reads this value after.
+            let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+            *shared = self.last;
+            adopt(&mut self.readers, &self.joins, self.last);
+        }
         let last = self.last;
         for r in &mut self.readers {
             r.input.write(last);
         }
     }
 
-    /// Hands the current value to readers made since the last publish; a
-    /// writer that publishes rarely can call this from its idle loop.
+    /// Hands the current value to readers made since the last publish.
     pub fn adopt_new_readers(&mut self) {
-        self.readers.retain(|r| r.alive.load(Ordering::Relaxed));
-        while self.readers.len() < self.readers.capacity() {
-            let Ok(mut sub) = self.joins.try_recv() else {
-                break;
-            };
-            sub.input.write(self.last);
-            self.readers.push(sub);
-        }
+        let _shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        adopt(&mut self.readers, &self.joins, self.last);
     }
 
     /// The last value published (or the initial one).
@@ -95,31 +102,46 @@ impl<T: Copy + Send> LatestWriter<T> {
     }
 }
 
+/// Drops readers that went away and takes in readers that joined, giving
+/// them `last`. Never grows `readers` past its reserved capacity.
+fn adopt<T: Copy + Send>(
+    readers: &mut Vec<Subscription<T>>,
+    joins: &Receiver<Subscription<T>>,
+    last: Stamped<T>,
+) {
+    readers.retain(|r| r.alive.load(Ordering::Relaxed));
+    while readers.len() < readers.capacity() {
+        let Ok(mut sub) = joins.try_recv() else {
+            break;
+        };
+        sub.input.write(last);
+        readers.push(sub);
+    }
+}
+
 /// Makes readers of one cell. Cheap to clone; send it wherever a reader is
 /// needed.
 pub struct LatestSubscriber<T: Send> {
     joins: Sender<Subscription<T>>,
-    initial: T,
+    shared: Arc<Mutex<Stamped<T>>>,
 }
 
 impl<T: Copy + Send> Clone for LatestSubscriber<T> {
     fn clone(&self) -> Self {
         Self {
             joins: self.joins.clone(),
-            initial: self.initial,
+            shared: Arc::clone(&self.shared),
         }
     }
 }
 
 impl<T: Copy + Send> LatestSubscriber<T> {
-    /// A new reader. It sees the initial value until the writer's next
-    /// publish (or `adopt_new_readers`). `None` if `MAX_READERS` joins are
-    /// already waiting for the writer. Allocates: call it at set-up.
+    /// A new reader, starting from the newest value published. `None` if
+    /// `MAX_READERS` joins are already waiting for the writer. Allocates
+    /// and may wait for a publish in progress: call it at set-up.
     pub fn reader(&self) -> Option<LatestReader<T>> {
-        let initial = Stamped {
-            seq: 0,
-            value: self.initial,
-        };
+        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let initial = *shared;
         let (input, output) = triple_buffer(&initial);
         let alive = Arc::new(AtomicBool::new(true));
         self.joins
@@ -128,10 +150,11 @@ impl<T: Copy + Send> LatestSubscriber<T> {
                 alive: Arc::clone(&alive),
             })
             .ok()?;
+        drop(shared);
         Some(LatestReader {
             output,
             alive,
-            last_seen: 0,
+            last_seen: initial.seq,
         })
     }
 }
@@ -190,15 +213,20 @@ mod tests {
         w.publish(Snap { a: 1, b: 1 });
         w.publish(Snap { a: 2, b: 2 });
         let mut r2 = sub.reader().unwrap();
-        assert_eq!(r2.read().seq, 0, "joins at the next publish");
-        w.adopt_new_readers();
-        assert_eq!(r2.read().value, Snap { a: 2, b: 2 });
+        assert_eq!(
+            r2.read().value,
+            Snap { a: 2, b: 2 },
+            "a late reader starts from the newest"
+        );
+        assert!(r2.fresh().is_none());
+        w.publish(Snap { a: 4, b: 4 });
+        assert_eq!(r2.read().value, Snap { a: 4, b: 4 });
         let s = r1.fresh().unwrap();
-        assert_eq!((s.seq, s.value.a), (2, 2));
+        assert_eq!((s.seq, s.value.a), (3, 4));
         assert!(r1.fresh().is_none(), "a repeat is not fresh");
-        w.publish(Snap { a: 3, b: 3 });
+        w.publish(Snap { a: 5, b: 5 });
         assert!(r1.has_fresh());
-        assert_eq!(r1.fresh().unwrap().value.a, 3);
+        assert_eq!(r1.fresh().unwrap().value.a, 5);
     }
 
     #[test]

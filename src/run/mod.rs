@@ -1,5 +1,17 @@
 //! Recipes and the run engine: plain async orchestration.
 
+pub mod engine;
 pub mod recipe;
+pub mod record;
+pub mod safety;
+pub mod snapshot;
+pub mod state;
+pub mod station;
+pub mod text;
 
+pub use engine::{EngineConfig, EngineHandle, RunEngine};
 pub use recipe::{Recipe, ValidRecipe};
+pub use record::{ExitStatus, MemoryStore, RunIdentity, RunStore};
+pub use snapshot::{RunEvent, RunSnapshot};
+pub use state::{RunCommand, RunState};
+pub use station::{MachineControl, SimMachine};

@@ -1,0 +1,628 @@
+//! The run engine: plain async code on tokio. It waits for requests while
+//! idle; during a run it walks the die plan, keeps a few dies in flight in
+//! the pipeline, and between dies handles operator commands, interlocks and
+//! suspenders.
+
+use super::recipe::ValidRecipe;
+use super::record::{ExitStatus, RunIdentity, RunStart, RunStore};
+use super::safety::{abort_cause, interlock_failures, suspend_cause, SafetyLimits};
+use super::snapshot::{RunEvent, RunSnapshot};
+use super::state::{transition, CommandKind, RunCommand, RunState};
+use super::station::MachineControl;
+use super::text::FixedText;
+use crate::hot::{latest_cell, LatestReader, LatestSubscriber, LatestWriter};
+use crate::monitor::alarm_engine::unix_ms_now;
+use crate::monitor::{AlarmDef, AlarmSnapshot, MachineSnapshot};
+use crate::pipeline::{DieResult, Pipeline};
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineConfig {
+    /// How long a suspension's cause must stay healthy before the run
+    /// resumes by itself.
+    pub resume_after: Duration,
+    pub limits: SafetyLimits,
+    /// Dies handed to the pipeline ahead of their results (≥ 2: a die is
+    /// inspected once its right-hand neighbour has been imaged).
+    pub max_in_flight: usize,
+    /// Dies in a row the camera or stage may fail before the run faults.
+    pub max_consecutive_failures: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            resume_after: Duration::from_secs(3),
+            limits: SafetyLimits::default(),
+            max_in_flight: 4,
+            max_consecutive_failures: 3,
+        }
+    }
+}
+
+type Reply = Option<flume::Sender<Result<(), String>>>;
+
+enum Request {
+    Load {
+        recipe: Box<ValidRecipe>,
+        identity: RunIdentity,
+        reply: Reply,
+    },
+    Command {
+        cmd: RunCommand,
+        reply: Reply,
+    },
+}
+
+/// How the UI, the CLI and tests talk to the engine. Cheap to clone.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: flume::Sender<Request>,
+    pub snapshots: LatestSubscriber<RunSnapshot>,
+    pub events: broadcast::Sender<RunEvent>,
+}
+
+impl EngineHandle {
+    fn ask(&self, make: impl FnOnce(Reply) -> Request) -> flume::Receiver<Result<(), String>> {
+        let (tx, rx) = flume::bounded(1);
+        if self.tx.send(make(Some(tx))).is_err() {
+            let (dead_tx, dead_rx) = flume::bounded(1);
+            let _ = dead_tx.send(Err("the run engine has stopped".into()));
+            return dead_rx;
+        }
+        rx
+    }
+
+    /// Loads a recipe for the next wafer (Idle/Ready → Ready if the
+    /// interlocks hold). Waits for the answer: not for the UI thread.
+    pub fn load(&self, recipe: ValidRecipe, identity: RunIdentity) -> Result<(), String> {
+        self.ask(|reply| Request::Load {
+            recipe: Box::new(recipe),
+            identity,
+            reply,
+        })
+        .recv()
+        .unwrap_or_else(|_| Err("the run engine has stopped".into()))
+    }
+
+    pub async fn load_async(
+        &self,
+        recipe: ValidRecipe,
+        identity: RunIdentity,
+    ) -> Result<(), String> {
+        self.ask(|reply| Request::Load {
+            recipe: Box::new(recipe),
+            identity,
+            reply,
+        })
+        .recv_async()
+        .await
+        .unwrap_or_else(|_| Err("the run engine has stopped".into()))
+    }
+
+    /// Sends a command and waits for acceptance or the refusal reason.
+    pub fn command(&self, cmd: RunCommand) -> Result<(), String> {
+        self.ask(|reply| Request::Command { cmd, reply })
+            .recv()
+            .unwrap_or_else(|_| Err("the run engine has stopped".into()))
+    }
+
+    pub async fn command_async(&self, cmd: RunCommand) -> Result<(), String> {
+        self.ask(|reply| Request::Command { cmd, reply })
+            .recv_async()
+            .await
+            .unwrap_or_else(|_| Err("the run engine has stopped".into()))
+    }
+
+    /// Fire and forget (the UI): a refusal shows in the run snapshot.
+    pub fn send(&self, cmd: RunCommand) {
+        let _ = self.tx.send(Request::Command { cmd, reply: None });
+    }
+}
+
+pub struct RunEngine {
+    machine: Box<dyn MachineControl>,
+    monitor: LatestReader<MachineSnapshot>,
+    alarms: LatestReader<AlarmSnapshot>,
+    alarm_defs: Arc<[AlarmDef]>,
+    store: Box<dyn RunStore>,
+    cfg: EngineConfig,
+    snap: RunSnapshot,
+    writer: LatestWriter<RunSnapshot>,
+    events: broadcast::Sender<RunEvent>,
+    requests: flume::Receiver<Request>,
+    loaded: Option<(ValidRecipe, RunIdentity)>,
+}
+
+impl RunEngine {
+    pub fn new(
+        machine: Box<dyn MachineControl>,
+        monitor: LatestReader<MachineSnapshot>,
+        alarms: LatestReader<AlarmSnapshot>,
+        alarm_defs: Arc<[AlarmDef]>,
+        store: Box<dyn RunStore>,
+        cfg: EngineConfig,
+    ) -> (Self, EngineHandle) {
+        let (tx, requests) = flume::unbounded();
+        let (writer, snapshots) = latest_cell(RunSnapshot::default());
+        let (events, _) = broadcast::channel(4096);
+        let handle = EngineHandle {
+            tx,
+            snapshots,
+            events: events.clone(),
+        };
+        (
+            Self {
+                machine,
+                monitor,
+                alarms,
+                alarm_defs,
+                store,
+                cfg,
+                snap: RunSnapshot::default(),
+                writer,
+                events,
+                requests,
+                loaded: None,
+            },
+            handle,
+        )
+    }
+
+    /// Serves requests until every handle is dropped.
+    pub async fn serve(mut self) {
+        self.publish();
+        while let Ok(req) = self.requests.recv_async().await {
+            match req {
+                Request::Load {
+                    recipe,
+                    identity,
+                    reply,
+                } => {
+                    let r = self.load(*recipe, identity);
+                    self.answer(reply, r);
+                }
+                Request::Command { cmd, reply } => {
+                    let kind = cmd.kind();
+                    match transition(self.snap.state, kind) {
+                        Err(why) => self.answer(reply, Err(why.to_string())),
+                        Ok(_) if kind == CommandKind::Start => match self.interlocks() {
+                            Err(why) => self.answer(reply, Err(why)),
+                            Ok(()) => {
+                                self.answer(reply, Ok(()));
+                                self.run_wafer().await;
+                            }
+                        },
+                        Ok(next) => {
+                            self.set_state(next);
+                            self.answer(reply, Ok(()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn answer(&mut self, reply: Reply, r: Result<(), String>) {
+        if let Err(why) = &r {
+            tracing::info!("refused: {why}");
+            self.snap.refusal = FixedText::new(why);
+            self.publish();
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(r);
+        }
+    }
+
+    fn load(&mut self, recipe: ValidRecipe, identity: RunIdentity) -> Result<(), String> {
+        if !matches!(
+            self.snap.state,
+            super::state::RunState::Idle | super::state::RunState::Ready
+        ) {
+            return Err(format!(
+                "cannot load a recipe while {}: finish or acknowledge the run first",
+                self.snap.state.label()
+            ));
+        }
+        if identity.lot.trim().is_empty() || identity.wafer.trim().is_empty() {
+            return Err("lot and wafer ids are required".into());
+        }
+        self.snap.recipe_id = FixedText::new(&recipe.recipe.id);
+        self.snap.lot = FixedText::new(&identity.lot);
+        self.snap.wafer = FixedText::new(&identity.wafer);
+        self.snap.slot = identity.slot;
+        self.snap.operator = FixedText::new(&identity.operator);
+        self.snap.dies_total = recipe.plan.len() as u32;
+        self.snap.dies_done = 0;
+        self.snap.defects = 0;
+        self.snap.exit = None;
+        self.snap.cause = FixedText::default();
+        self.loaded = Some((recipe, identity));
+        match self.interlocks() {
+            Ok(()) => {
+                self.set_state(RunState::Ready);
+                Ok(())
+            }
+            Err(why) => {
+                self.set_state(RunState::Idle);
+                Err(format!("recipe loaded, but not ready: {why}"))
+            }
+        }
+    }
+
+    fn interlocks(&mut self) -> Result<(), String> {
+        let Some((recipe, _)) = &self.loaded else {
+            return Err("no recipe is loaded".into());
+        };
+        let setpoint = recipe.recipe.optics.illumination_setpoint_pct;
+        let m = self.monitor.read().value;
+        let a = self.alarms.read().value;
+        let why = interlock_failures(&m, &a, &self.alarm_defs, &self.cfg.limits, setpoint);
+        if why.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("interlocks not satisfied: {}", why.join("; ")))
+        }
+    }
+
+    fn set_state(&mut self, to: RunState) {
+        let from = self.snap.state;
+        if from != to {
+            tracing::info!(from = from.label(), to = to.label(), "run state");
+            self.snap.state = to;
+            let _ = self.events.send(RunEvent::StateChanged { from, to });
+        }
+        self.publish();
+    }
+
+    fn publish(&mut self) {
+        self.snap.revision += 1;
+        self.writer.publish(self.snap);
+    }
+
+    /// One wafer, start to end.
+    async fn run_wafer(&mut self) {
+        let Some((recipe, identity)) = self.loaded.clone() else {
+            return;
+        };
+        let start = RunStart {
+            identity,
+            recipe_id: recipe.recipe.id.clone(),
+            recipe_hash: recipe.hash.clone(),
+            plan: recipe.plan.clone(),
+            started_unix_ms: unix_ms_now(),
+        };
+        let run_id = match self.store.begin(&start) {
+            Ok(id) => id,
+            Err(e) => return self.fault(None, &format!("cannot open the run record: {e:#}")),
+        };
+        let (res_tx, res_rx) = mpsc::channel::<DieResult>(1024);
+        let pipeline = match self.machine.build_pipeline(
+            &recipe,
+            Box::new(move |r| {
+                let _ = res_tx.blocking_send(*r);
+            }),
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                return self.fault(Some(run_id), &format!("cannot start the pipeline: {e:#}"))
+            }
+        };
+        self.snap.run_id = run_id;
+        self.snap.started_unix_ms = start.started_unix_ms;
+        self.snap.dies_done = 0;
+        self.snap.defects = 0;
+        self.snap.next_die = 0;
+        self.snap.refusal = FixedText::default();
+        tracing::info!(run_id, lot = %self.snap.lot, wafer = %self.snap.wafer, recipe = %self.snap.recipe_id, dies = recipe.plan.len(), "run started");
+        let _ = self.events.send(RunEvent::Started {
+            run_id,
+            dies: recipe.plan.len() as u32,
+        });
+        self.set_state(RunState::Running);
+        let mut walk = Walk {
+            plan: recipe.plan.clone(),
+            next: 0,
+            in_flight: 0,
+            got: vec![false; recipe.sites.len()],
+            started: Instant::now(),
+            consecutive_failures: 0,
+            suspended_at: None,
+            healthy_since: None,
+        };
+        let mut results = res_rx;
+        let outcome = self.walk(&pipeline, &mut results, &mut walk, run_id).await;
+        self.finish_run(pipeline, results, walk, run_id, outcome)
+            .await;
+    }
+
+    fn fault(&mut self, run_id: Option<u64>, reason: &str) {
+        tracing::error!("run faulted: {reason}");
+        if let Some(id) = run_id {
+            if let Err(e) = self
+                .store
+                .end(id, ExitStatus::Faulted, reason, unix_ms_now())
+            {
+                tracing::error!("closing the run record: {e:#}");
+            }
+        }
+        self.snap.cause = FixedText::new(reason);
+        self.snap.exit = Some(ExitStatus::Faulted);
+        let _ = self.events.send(RunEvent::Ended {
+            status: ExitStatus::Faulted,
+            reason: reason.to_owned(),
+        });
+        self.set_state(RunState::Faulted);
+    }
+}
+
+/// Progress through one wafer's plan.
+struct Walk {
+    plan: Vec<u32>,
+    next: usize,
+    in_flight: usize,
+    /// Results received, by die index.
+    got: Vec<bool>,
+    started: Instant,
+    consecutive_failures: u32,
+    suspended_at: Option<Instant>,
+    healthy_since: Option<Instant>,
+}
+
+enum Outcome {
+    Complete,
+    Stopped,
+    Aborted(String),
+    Faulted(String),
+}
+
+impl RunEngine {
+    /// The die loop: runs until the plan is done or the run is stopped,
+    /// aborted or faulted.
+    async fn walk(
+        &mut self,
+        pipeline: &Pipeline,
+        results: &mut mpsc::Receiver<DieResult>,
+        w: &mut Walk,
+        run_id: u64,
+    ) -> Outcome {
+        loop {
+            while let Ok(r) = results.try_recv() {
+                if let Some(o) = self.on_result(w, run_id, r) {
+                    return o;
+                }
+            }
+            while let Ok(req) = self.requests.try_recv() {
+                self.run_request(req, pipeline);
+            }
+            let m = self.monitor.read().value;
+            let a = self.alarms.read().value;
+            if self.snap.state.in_run() && self.snap.state != RunState::Aborting {
+                if let Some(reason) = abort_cause(&m, &self.cfg.limits) {
+                    self.machine.make_safe();
+                    self.snap.cause = FixedText::new(&reason);
+                    self.set_state(RunState::Aborting);
+                    return Outcome::Aborted(reason);
+                }
+            }
+            let cause = suspend_cause(&m, &a, &self.alarm_defs);
+            match self.snap.state {
+                RunState::Running | RunState::Pausing => {
+                    if let Some(cause) = cause {
+                        self.suspend(pipeline, w, cause);
+                        continue;
+                    }
+                }
+                RunState::Suspended => {
+                    if cause.is_none() {
+                        let since = *w.healthy_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= self.cfg.resume_after {
+                            self.resume(w);
+                        }
+                    } else {
+                        w.healthy_since = None;
+                    }
+                }
+                _ => {}
+            }
+            match self.snap.state {
+                RunState::Running
+                    if w.next < w.plan.len() && w.in_flight < self.cfg.max_in_flight.max(2) =>
+                {
+                    let die = w.plan[w.next];
+                    pipeline.inspect(die);
+                    w.next += 1;
+                    w.in_flight += 1;
+                    self.snap.next_die = w.next as u32;
+                    if w.next == w.plan.len() {
+                        pipeline.end_of_plan();
+                    }
+                    continue;
+                }
+                RunState::Running if w.next == w.plan.len() && w.in_flight == 0 => {
+                    return Outcome::Complete
+                }
+                RunState::Pausing if w.in_flight == 0 => self.set_state(RunState::Paused),
+                RunState::Stopping if w.in_flight == 0 => return Outcome::Stopped,
+                RunState::Aborting => {
+                    let reason = self.snap.cause.as_str().to_owned();
+                    return Outcome::Aborted(if reason.is_empty() {
+                        "aborted by the operator".into()
+                    } else {
+                        reason
+                    });
+                }
+                _ => {}
+            }
+            // Nothing to do this instant: wait for a result or a request,
+            // or a short tick to re-check the machine.
+            tokio::select! {
+                r = results.recv() => {
+                    if let Some(r) = r {
+                        if let Some(o) = self.on_result(w, run_id, r) {
+                            return o;
+                        }
+                    }
+                }
+                req = self.requests.recv_async() => {
+                    if let Ok(req) = req {
+                        self.run_request(req, pipeline);
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+    }
+
+    fn on_result(&mut self, w: &mut Walk, run_id: u64, r: DieResult) -> Option<Outcome> {
+        w.in_flight = w.in_flight.saturating_sub(1);
+        if let Some(g) = w.got.get_mut(r.die_index as usize) {
+            *g = true;
+        }
+        if let Err(e) = self.store.record_die(run_id, &r) {
+            return Some(Outcome::Faulted(format!(
+                "cannot record die {}: {e:#}",
+                r.die_index
+            )));
+        }
+        if r.capture_failed {
+            w.consecutive_failures += 1;
+            tracing::warn!(die = r.die_index, "die not imaged (camera or stage fault)");
+            if w.consecutive_failures >= self.cfg.max_consecutive_failures {
+                return Some(Outcome::Faulted(format!(
+                    "camera or stage failed on {} dies in a row",
+                    w.consecutive_failures
+                )));
+            }
+        } else {
+            w.consecutive_failures = 0;
+        }
+        self.snap.dies_done += 1;
+        self.snap.defects += r.count as u32 + r.dropped;
+        let elapsed = w.started.elapsed();
+        self.snap.elapsed_ms = elapsed.as_millis() as u64;
+        let done = self.snap.dies_done.max(1) as f64;
+        let left = self.snap.dies_total.saturating_sub(self.snap.dies_done) as f64;
+        self.snap.eta_ms = (elapsed.as_millis() as f64 / done * left) as u64;
+        let _ = self.events.send(RunEvent::DieDone {
+            result: Box::new(r),
+            done: self.snap.dies_done,
+            total: self.snap.dies_total,
+        });
+        self.publish();
+        None
+    }
+
+    /// A command during a run.
+    fn run_request(&mut self, req: Request, pipeline: &Pipeline) {
+        match req {
+            Request::Load { reply, .. } => self.answer(
+                reply,
+                Err("a run is in progress: finish it before loading a recipe".into()),
+            ),
+            Request::Command { cmd, reply } => match transition(self.snap.state, cmd.kind()) {
+                Err(why) => self.answer(reply, Err(why.to_string())),
+                Ok(next) => {
+                    if let RunCommand::Abort { reason } = &cmd {
+                        let reason = if reason.trim().is_empty() {
+                            "aborted by the operator"
+                        } else {
+                            reason.trim()
+                        };
+                        self.snap.cause = FixedText::new(reason);
+                    }
+                    if matches!(
+                        next,
+                        RunState::Pausing | RunState::Stopping | RunState::Paused
+                    ) {
+                        // Let the workers finish the dies they hold, so the
+                        // pause or stop lands on a die boundary.
+                        pipeline.end_of_plan();
+                    }
+                    if next == RunState::Running && self.snap.state == RunState::Paused {
+                        tracing::info!("run resumed by the operator");
+                    }
+                    self.set_state(next);
+                    self.answer(reply, Ok(()));
+                }
+            },
+        }
+    }
+
+    fn suspend(&mut self, pipeline: &Pipeline, w: &mut Walk, cause: String) {
+        pipeline.end_of_plan();
+        self.machine.make_safe();
+        tracing::warn!(cause = %cause, die = w.next, "run suspended");
+        w.suspended_at = Some(Instant::now());
+        w.healthy_since = None;
+        self.snap.cause = FixedText::new(&cause);
+        let _ = self.events.send(RunEvent::Suspended { cause });
+        self.set_state(RunState::Suspended);
+    }
+
+    fn resume(&mut self, w: &mut Walk) {
+        self.machine.restore_operation();
+        let after_ms = w
+            .suspended_at
+            .map(|t| t.elapsed().as_millis() as u64)
+            .unwrap_or(0);
+        tracing::info!(after_ms, die = w.next, "run resumed: cause healthy");
+        w.suspended_at = None;
+        w.healthy_since = None;
+        self.snap.cause = FixedText::default();
+        let _ = self.events.send(RunEvent::Resumed { after_ms });
+        self.set_state(RunState::Running);
+    }
+
+    async fn finish_run(
+        &mut self,
+        pipeline: Pipeline,
+        mut results: mpsc::Receiver<DieResult>,
+        mut w: Walk,
+        run_id: u64,
+        outcome: Outcome,
+    ) {
+        // Joining the pipeline finishes the dies already in it; their
+        // results are kept, even on abort.
+        let _ = tokio::task::spawn_blocking(move || pipeline.finish()).await;
+        let mut outcome = outcome;
+        while let Ok(r) = results.try_recv() {
+            if let Some(Outcome::Faulted(why)) = self.on_result(&mut w, run_id, r) {
+                if !matches!(outcome, Outcome::Faulted(_)) {
+                    outcome = Outcome::Faulted(why);
+                }
+            }
+        }
+        let (status, reason, state) = match outcome {
+            Outcome::Complete => (ExitStatus::Complete, String::new(), RunState::Complete),
+            Outcome::Stopped => (
+                ExitStatus::Stopped,
+                "stopped by the operator".to_owned(),
+                RunState::Complete,
+            ),
+            Outcome::Aborted(r) => (ExitStatus::Aborted, r, RunState::Aborted),
+            Outcome::Faulted(r) => (ExitStatus::Faulted, r, RunState::Faulted),
+        };
+        let not_inspected: Vec<u32> = w
+            .plan
+            .iter()
+            .copied()
+            .filter(|&d| !w.got[d as usize])
+            .collect();
+        let result = self
+            .store
+            .mark_not_inspected(run_id, &not_inspected)
+            .and_then(|_| self.store.end(run_id, status, &reason, unix_ms_now()));
+        if let Err(e) = result {
+            tracing::error!("closing run {run_id}: {e:#}");
+        }
+        tracing::info!(run_id, status = status.name(), reason = %reason, not_inspected = not_inspected.len(), "run ended");
+        self.snap.exit = Some(status);
+        self.snap.cause = FixedText::new(&reason);
+        let _ = self.events.send(RunEvent::Ended { status, reason });
+        self.set_state(state);
+    }
+}

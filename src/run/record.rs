@@ -1,0 +1,148 @@
+//! The run record: identity, every die's result, and how the run ended.
+//! `RunStore` is the interface the run engine writes through; the SQLite
+//! store implements it too, and `MemoryStore` keeps it in memory.
+
+use crate::pipeline::{Defect, DieResult};
+use anyhow::Result;
+
+/// Who and what a run is about.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunIdentity {
+    pub lot: String,
+    pub wafer: String,
+    pub slot: u32,
+    pub operator: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Complete,
+    Stopped,
+    Aborted,
+    Faulted,
+}
+
+impl ExitStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Stopped => "stopped",
+            Self::Aborted => "aborted",
+            Self::Faulted => "faulted",
+        }
+    }
+}
+
+/// What the engine tells the store when a run starts.
+#[derive(Debug, Clone)]
+pub struct RunStart {
+    pub identity: RunIdentity,
+    pub recipe_id: String,
+    pub recipe_hash: String,
+    /// Die indices in plan order.
+    pub plan: Vec<u32>,
+    pub started_unix_ms: i64,
+}
+
+pub trait RunStore: Send {
+    /// Opens a run record; returns its id.
+    fn begin(&mut self, start: &RunStart) -> Result<u64>;
+    fn record_die(&mut self, run: u64, result: &DieResult) -> Result<()>;
+    /// Dies of the plan that will never be inspected in this run.
+    fn mark_not_inspected(&mut self, run: u64, dies: &[u32]) -> Result<()>;
+    fn end(&mut self, run: u64, status: ExitStatus, reason: &str, ended_unix_ms: i64)
+        -> Result<()>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DieRecord {
+    pub die_index: u32,
+    pub inspected: bool,
+    pub defects: Vec<Defect>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemoryRun {
+    pub id: u64,
+    pub start: RunStart,
+    pub dies: Vec<DieRecord>,
+    pub end: Option<(ExitStatus, String)>,
+}
+
+/// Runs kept in memory (tests, and until the SQLite store is configured).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pub runs: Vec<MemoryRun>,
+}
+
+impl MemoryStore {
+    fn run(&mut self, id: u64) -> Result<&mut MemoryRun> {
+        self.runs
+            .iter_mut()
+            .find(|r| r.id == id)
+            .ok_or_else(|| anyhow::anyhow!("run {id} is not recorded"))
+    }
+}
+
+impl RunStore for MemoryStore {
+    fn begin(&mut self, start: &RunStart) -> Result<u64> {
+        let id = self.runs.len() as u64 + 1;
+        self.runs.push(MemoryRun {
+            id,
+            start: start.clone(),
+            dies: Vec::new(),
+            end: None,
+        });
+        Ok(id)
+    }
+
+    fn record_die(&mut self, run: u64, r: &DieResult) -> Result<()> {
+        self.run(run)?.dies.push(DieRecord {
+            die_index: r.die_index,
+            inspected: !r.capture_failed,
+            defects: r.defects().to_vec(),
+        });
+        Ok(())
+    }
+
+    fn mark_not_inspected(&mut self, run: u64, dies: &[u32]) -> Result<()> {
+        let r = self.run(run)?;
+        for &d in dies {
+            r.dies.push(DieRecord {
+                die_index: d,
+                inspected: false,
+                defects: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, run: u64, status: ExitStatus, reason: &str, _at: i64) -> Result<()> {
+        self.run(run)?.end = Some((status, reason.to_owned()));
+        Ok(())
+    }
+}
+
+/// A store shared between the engine and whoever reads it (tests, UI).
+pub type SharedStore = std::sync::Arc<std::sync::Mutex<dyn RunStore>>;
+
+impl<S: RunStore + ?Sized> RunStore for std::sync::Arc<std::sync::Mutex<S>> {
+    fn begin(&mut self, start: &RunStart) -> Result<u64> {
+        self.lock().unwrap_or_else(|e| e.into_inner()).begin(start)
+    }
+    fn record_die(&mut self, run: u64, result: &DieResult) -> Result<()> {
+        self.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record_die(run, result)
+    }
+    fn mark_not_inspected(&mut self, run: u64, dies: &[u32]) -> Result<()> {
+        self.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .mark_not_inspected(run, dies)
+    }
+    fn end(&mut self, run: u64, status: ExitStatus, reason: &str, at: i64) -> Result<()> {
+        self.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .end(run, status, reason, at)
+    }
+}

@@ -1,0 +1,108 @@
+//! The machine as the run engine sees it: a pipeline built for a recipe,
+//! and the safe state a suspension puts the tool in. `SimMachine` is the
+//! built-in simulated tool.
+
+use super::recipe::ValidRecipe;
+use crate::hot::FrameGeometry;
+use crate::machine::sim::{SimCamera, SimStage, SimWafer};
+use crate::machine::SimFaults;
+use crate::pipeline::{Pipeline, PipelineConfig, ResultSink};
+use anyhow::Result;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub trait MachineControl: Send {
+    /// Starts an inspection pipeline for the recipe's wafer.
+    fn build_pipeline(&mut self, recipe: &ValidRecipe, sink: ResultSink) -> Result<Pipeline>;
+    /// Stage stopped, illumination to standby.
+    fn make_safe(&mut self);
+    /// Back to operating conditions after a suspension.
+    fn restore_operation(&mut self);
+}
+
+/// The simulated tool.
+pub struct SimMachine {
+    /// Camera and stage faults.
+    pub device_faults: Arc<SimFaults>,
+    /// Seed of the simulated wafer.
+    pub wafer_seed: u64,
+    /// Stage move-time scale (0 = instantaneous).
+    pub stage_time_scale: f64,
+    /// Camera frame-rate limit (None = as fast as rendered).
+    pub camera_fps: Option<f64>,
+    /// Whether the tool is in its safe state (read by tests and the UI).
+    pub safe: Arc<AtomicBool>,
+    pub workers: Option<usize>,
+}
+
+impl SimMachine {
+    pub fn new(wafer_seed: u64) -> Self {
+        Self {
+            device_faults: Arc::new(SimFaults::default()),
+            wafer_seed,
+            stage_time_scale: 1.0,
+            camera_fps: Some(60.0),
+            safe: Arc::new(AtomicBool::new(false)),
+            workers: None,
+        }
+    }
+
+    /// As fast as the host allows (tests, benchmarks).
+    pub fn fast(wafer_seed: u64) -> Self {
+        Self {
+            stage_time_scale: 0.0,
+            camera_fps: None,
+            ..Self::new(wafer_seed)
+        }
+    }
+}
+
+impl MachineControl for SimMachine {
+    fn build_pipeline(&mut self, recipe: &ValidRecipe, sink: ResultSink) -> Result<Pipeline> {
+        let frame = FrameGeometry::gray8(recipe.image_px, recipe.image_px);
+        let wafer = Arc::new(SimWafer::with_sites(
+            recipe.geometry,
+            frame,
+            self.wafer_seed,
+            recipe.sites.clone(),
+        ));
+        let mut camera = SimCamera::new(wafer.clone(), 2.0, self.device_faults.clone());
+        if let Some(fps) = self.camera_fps {
+            camera = camera.with_frame_rate(fps);
+        }
+        let golden = camera.golden();
+        let stage = SimStage::new(
+            400.0,
+            Duration::from_millis(2),
+            self.stage_time_scale,
+            self.device_faults.clone(),
+        );
+        let mut cfg = PipelineConfig {
+            params: recipe.detect,
+            ..PipelineConfig::default()
+        };
+        if let Some(w) = self.workers {
+            cfg.workers = w;
+            cfg.pool_frames = 3 * w + 4;
+        }
+        Ok(Pipeline::start(
+            cfg,
+            Box::new(camera),
+            Some(Box::new(stage)),
+            wafer.sites.clone().into(),
+            golden,
+            sink,
+        ))
+    }
+
+    fn make_safe(&mut self) {
+        self.safe.store(true, Ordering::Release);
+        tracing::warn!("tool made safe: stage stopped, illumination to standby");
+    }
+
+    fn restore_operation(&mut self) {
+        self.safe.store(false, Ordering::Release);
+        tracing::info!("tool back to operating conditions");
+    }
+}

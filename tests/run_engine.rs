@@ -1,0 +1,411 @@
+//! The run engine on the simulated tool: a complete run; pause and resume;
+//! a suspension from a frozen heartbeat that resumes at the right die;
+//! vacuum loss → Aborted with partial results; Stop keeps every result;
+//! faults; interlocks; refusals.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use waferscope::machine::sim::{SimIo, SimIoFaults};
+use waferscope::machine::{Signal, Subsystem};
+use waferscope::monitor::alarm_defs::load as load_alarms;
+use waferscope::monitor::{content_hash, AlarmService, Journal, Monitor, MonitorConfig};
+use waferscope::run::record::MemoryRun;
+use waferscope::run::{
+    EngineConfig, EngineHandle, ExitStatus, MemoryStore, RunCommand, RunEngine, RunIdentity,
+    RunState, SimMachine,
+};
+
+const RECIPE: &str = r#"
+id = "TEST-200"
+name = "test wafer"
+[wafer]
+diameter_mm = 200
+die_pitch_um = [16100.0, 16100.0]
+die_size_um = [16000.0, 16000.0]
+notch = "down"
+edge_exclusion_mm = 3.0
+[plan]
+mode = "all"
+[inspection]
+threshold = 24
+min_defect_px = 2
+[optics]
+pixel_um = 31.25
+illumination_setpoint_pct = 100.0
+exposure_us = 100.0
+"#;
+
+struct Tool {
+    io: Arc<SimIoFaults>,
+    device: Arc<waferscope::machine::SimFaults>,
+    safe: Arc<std::sync::atomic::AtomicBool>,
+    engine: EngineHandle,
+    view: Mutex<waferscope::hot::LatestReader<waferscope::run::RunSnapshot>>,
+    store: Arc<Mutex<MemoryStore>>,
+    _monitor: Monitor,
+    _alarms: AlarmService,
+    _rt: tokio::runtime::Runtime,
+    dir: PathBuf,
+}
+
+impl Drop for Tool {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+fn tool(name: &str, fps: Option<f64>) -> Tool {
+    let dir = std::env::temp_dir().join(format!("waferscope-run-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let io = SimIoFaults::new();
+    let monitor = Monitor::start(
+        Box::new(SimIo::new(io.clone())),
+        MonitorConfig::uniform(Duration::from_millis(2)),
+    );
+    let defs_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/alarms.toml");
+    let defs: Arc<[_]> = load_alarms(&defs_path).unwrap().into();
+    let alarms = AlarmService::start(
+        defs.clone(),
+        &content_hash("test"),
+        Journal::open(&dir.join("journal.db")).unwrap(),
+        monitor.snapshots.reader().unwrap(),
+        monitor.epoch,
+        Duration::from_millis(2),
+    )
+    .unwrap();
+    let mut machine = SimMachine::fast(9);
+    machine.camera_fps = fps;
+    machine.workers = Some(1);
+    let (device, safe) = (machine.device_faults.clone(), machine.safe.clone());
+    let store = Arc::new(Mutex::new(MemoryStore::default()));
+    let (engine, handle) = RunEngine::new(
+        Box::new(machine),
+        monitor.snapshots.reader().unwrap(),
+        alarms.snapshots.reader().unwrap(),
+        defs,
+        Box::new(store.clone()),
+        EngineConfig {
+            resume_after: Duration::from_millis(200),
+            ..EngineConfig::default()
+        },
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.spawn(engine.serve());
+    // Let the monitor see every heartbeat live.
+    let mut m = monitor.snapshots.reader().unwrap();
+    wait("monitor live", || m.read().value.all_live());
+    Tool {
+        io,
+        device,
+        safe,
+        view: Mutex::new(handle.snapshots.reader().unwrap()),
+        engine: handle,
+        store,
+        _monitor: monitor,
+        _alarms: alarms,
+        _rt: rt,
+        dir,
+    }
+}
+
+fn wait(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn identity() -> RunIdentity {
+    RunIdentity {
+        lot: "LOT-42".into(),
+        wafer: "W07".into(),
+        slot: 7,
+        operator: "Ana".into(),
+    }
+}
+
+impl Tool {
+    fn snap(&self) -> waferscope::run::RunSnapshot {
+        self.view.lock().unwrap().read().value
+    }
+    fn wait_state(&self, s: RunState) {
+        wait(s.label(), || self.snap().state == s);
+    }
+    fn start(&self) {
+        let recipe = waferscope::run::recipe::parse(RECIPE).unwrap();
+        self.engine.load(recipe, identity()).unwrap();
+        assert_eq!(self.snap().state, RunState::Ready);
+        self.engine.command(RunCommand::Start).unwrap();
+    }
+    fn run(&self) -> MemoryRun {
+        self.store.lock().unwrap().runs.last().unwrap().clone()
+    }
+}
+
+/// Every planned die appears exactly once in the record.
+fn each_die_once(run: &MemoryRun) {
+    let mut seen: Vec<u32> = run.dies.iter().map(|d| d.die_index).collect();
+    seen.sort_unstable();
+    let mut plan = run.start.plan.clone();
+    plan.sort_unstable();
+    assert_eq!(seen, plan, "every die of the plan recorded exactly once");
+}
+
+#[test]
+fn a_complete_run() {
+    let t = tool("complete", None);
+    let mut events = t.engine.events.subscribe();
+    t.start();
+    t.wait_state(RunState::Complete);
+    let s = t.snap();
+    assert_eq!(s.exit, Some(ExitStatus::Complete));
+    assert_eq!(s.dies_done, s.dies_total);
+    assert!(s.dies_total > 50);
+    let run = t.run();
+    each_die_once(&run);
+    assert!(run.dies.iter().all(|d| d.inspected));
+    assert_eq!(run.end, Some((ExitStatus::Complete, String::new())));
+    assert_eq!(run.start.identity.lot, "LOT-42");
+    assert!(run.dies.iter().map(|d| d.defects.len()).sum::<usize>() > 20);
+    let mut kinds = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        kinds.push(match e {
+            waferscope::run::RunEvent::Started { .. } => "started",
+            waferscope::run::RunEvent::StateChanged { .. } => "state",
+            waferscope::run::RunEvent::DieDone { .. } => "die",
+            waferscope::run::RunEvent::Ended { .. } => "ended",
+            _ => "other",
+        });
+    }
+    assert_eq!(kinds.first(), Some(&"state")); // Idle → Ready
+    assert!(
+        kinds.contains(&"started")
+            && kinds.iter().filter(|k| **k == "die").count() == s.dies_total as usize
+    );
+    assert_eq!(kinds[kinds.len() - 2..], ["ended", "state"]);
+    // Acknowledge the summary: back to Idle.
+    t.engine.command(RunCommand::Acknowledge).unwrap();
+    assert_eq!(t.snap().state, RunState::Idle);
+}
+
+#[test]
+fn pause_at_a_die_boundary_then_resume() {
+    let t = tool("pause", Some(100.0));
+    t.start();
+    wait("some dies", || t.snap().dies_done >= 5);
+    t.engine.command(RunCommand::Pause).unwrap();
+    t.wait_state(RunState::Paused);
+    let held = t.snap().dies_done;
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(t.snap().dies_done, held, "nothing moves while paused");
+    assert_eq!(
+        t.snap().next_die,
+        held,
+        "paused on a die boundary: every imaged die is done"
+    );
+    assert_eq!(
+        t.engine.command(RunCommand::Start),
+        Err("a run is already in progress".into())
+    );
+    t.engine.command(RunCommand::Resume).unwrap();
+    t.wait_state(RunState::Complete);
+    each_die_once(&t.run());
+    assert!(t.run().dies.iter().all(|d| d.inspected));
+}
+
+#[test]
+fn a_frozen_heartbeat_suspends_and_the_run_resumes_at_the_right_die() {
+    let t = tool("suspend", Some(100.0));
+    t.start();
+    wait("some dies", || t.snap().dies_done >= 5);
+    t.io.freeze_heartbeat(Subsystem::Camera, true);
+    t.wait_state(RunState::Suspended);
+    let s = t.snap();
+    assert!(
+        s.cause.as_str().starts_with("camera heartbeat"),
+        "{}",
+        s.cause
+    );
+    assert!(
+        t.safe.load(std::sync::atomic::Ordering::Acquire),
+        "tool made safe"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let held = t.snap();
+    assert_eq!(
+        held.dies_done, held.next_die,
+        "nothing left in flight while suspended"
+    );
+    assert_eq!(
+        t.engine.command(RunCommand::Resume),
+        Err("a suspended run resumes by itself once the cause has been healthy; Pause takes it over".into())
+    );
+    t.io.freeze_heartbeat(Subsystem::Camera, false);
+    t.wait_state(RunState::Running);
+    assert!(!t.safe.load(std::sync::atomic::Ordering::Acquire));
+    t.wait_state(RunState::Complete);
+    let run = t.run();
+    each_die_once(&run);
+    assert!(
+        run.dies.iter().all(|d| d.inspected),
+        "resumed from the die it stopped at, none skipped"
+    );
+}
+
+#[test]
+fn operator_takes_over_a_suspension_then_aborts() {
+    let t = tool("takeover", Some(100.0));
+    t.start();
+    wait("some dies", || t.snap().dies_done >= 3);
+    t.io.freeze_heartbeat(Subsystem::Encoder, true);
+    t.wait_state(RunState::Suspended);
+    t.engine.command(RunCommand::Pause).unwrap();
+    t.wait_state(RunState::Paused);
+    t.io.freeze_heartbeat(Subsystem::Encoder, false);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        t.snap().state,
+        RunState::Paused,
+        "an operator pause does not resume by itself"
+    );
+    t.engine
+        .command(RunCommand::Abort {
+            reason: "wafer handling check".into(),
+        })
+        .unwrap();
+    t.wait_state(RunState::Aborted);
+    let run = t.run();
+    assert_eq!(
+        run.end,
+        Some((ExitStatus::Aborted, "wafer handling check".into()))
+    );
+    each_die_once(&run);
+}
+
+#[test]
+fn vacuum_loss_aborts_keeping_partial_results() {
+    let t = tool("vacuum", Some(100.0));
+    t.start();
+    wait("some dies", || t.snap().dies_done >= 8);
+    t.io.set_value(Signal::ChuckVacuum, 60.0);
+    t.wait_state(RunState::Aborted);
+    let s = t.snap();
+    assert_eq!(s.exit, Some(ExitStatus::Aborted));
+    assert_eq!(
+        s.cause.as_str(),
+        "vacuum lost: chuck pressure 60.0 kPa above 30.0 kPa"
+    );
+    let run = t.run();
+    each_die_once(&run);
+    let inspected = run.dies.iter().filter(|d| d.inspected).count();
+    let skipped = run.dies.iter().filter(|d| !d.inspected).count();
+    assert!(
+        inspected >= 8,
+        "results found before the loss are kept: {inspected}"
+    );
+    assert!(skipped > 0, "remaining dies marked not inspected");
+    assert!(run
+        .dies
+        .iter()
+        .filter(|d| !d.inspected)
+        .all(|d| d.defects.is_empty()));
+    assert_eq!(run.end.as_ref().unwrap().1, s.cause.as_str());
+    // The next wafer cannot start while the vacuum is bad.
+    t.engine.command(RunCommand::Acknowledge).unwrap();
+    let recipe = waferscope::run::recipe::parse(RECIPE).unwrap();
+    let e = t.engine.load(recipe, identity()).unwrap_err();
+    assert!(e.contains("chuck vacuum 60.0 kPa is above 20.0 kPa"), "{e}");
+    assert_eq!(
+        t.engine.command(RunCommand::Start).unwrap_err(),
+        "no recipe is loaded, or the interlocks are not satisfied"
+    );
+}
+
+#[test]
+fn stop_mid_run_keeps_every_result_so_far() {
+    let t = tool("stop", Some(100.0));
+    t.start();
+    wait("some dies", || t.snap().dies_done >= 10);
+    t.engine.command(RunCommand::Stop).unwrap();
+    t.wait_state(RunState::Complete);
+    let s = t.snap();
+    assert_eq!(s.exit, Some(ExitStatus::Stopped));
+    let run = t.run();
+    each_die_once(&run);
+    let inspected: Vec<_> = run.dies.iter().filter(|d| d.inspected).collect();
+    assert_eq!(
+        inspected.len() as u32,
+        s.dies_done,
+        "every die imaged before the stop was inspected and kept"
+    );
+    assert!(inspected.len() >= 10 && inspected.len() < run.start.plan.len());
+    assert_eq!(
+        run.end,
+        Some((ExitStatus::Stopped, "stopped by the operator".into()))
+    );
+}
+
+#[test]
+fn a_failing_camera_faults_the_run_and_reset_clears_it() {
+    let t = tool("fault", Some(200.0));
+    t.start();
+    wait("some dies", || t.snap().dies_done >= 3);
+    t.device.lose_next_frames(1_000);
+    t.wait_state(RunState::Faulted);
+    assert_eq!(
+        t.snap().cause.as_str(),
+        "camera or stage failed on 3 dies in a row"
+    );
+    assert_eq!(t.run().end.as_ref().unwrap().0, ExitStatus::Faulted);
+    assert_eq!(
+        t.engine.command(RunCommand::Start),
+        Err("the tool is faulted: acknowledge and reset first".into())
+    );
+    t.engine.command(RunCommand::Reset).unwrap();
+    assert_eq!(t.snap().state, RunState::Idle);
+}
+
+#[test]
+fn commands_that_do_not_fit_are_refused_with_a_reason() {
+    let t = tool("refuse", None);
+    for (cmd, why) in [
+        (
+            RunCommand::Start,
+            "no recipe is loaded, or the interlocks are not satisfied",
+        ),
+        (
+            RunCommand::Pause,
+            "only a running or suspended run can be paused",
+        ),
+        (RunCommand::Resume, "only a paused run can be resumed"),
+        (RunCommand::Stop, "there is no run to stop"),
+        (
+            RunCommand::Abort { reason: "x".into() },
+            "there is no run to abort",
+        ),
+        (RunCommand::Acknowledge, "there is nothing to acknowledge"),
+        (RunCommand::Reset, "there is no fault to reset"),
+    ] {
+        assert_eq!(t.engine.command(cmd), Err(why.into()));
+        assert_eq!(
+            t.snap().refusal.as_str(),
+            why,
+            "the refusal shows in the snapshot"
+        );
+    }
+    let recipe = waferscope::run::recipe::parse(RECIPE).unwrap();
+    let bad = RunIdentity {
+        lot: " ".into(),
+        ..identity()
+    };
+    assert_eq!(
+        t.engine.load(recipe, bad),
+        Err("lot and wafer ids are required".into())
+    );
+}
