@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod cli;
 pub mod hot;
+pub mod logging;
 pub mod machine;
 pub mod monitor;
 pub mod pipeline;

@@ -20,6 +20,37 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Inspect one wafer headless with a recipe (progress bar; Ctrl-C
+    /// stops, twice aborts). Exit codes: 0 complete, 2 bad input,
+    /// 3 stopped, 4 aborted, 5 faulted, 6 not ready (interlocks).
+    Run {
+        #[arg(long)]
+        recipe: std::path::PathBuf,
+        #[arg(long)]
+        lot: String,
+        #[arg(long)]
+        wafer: String,
+        #[arg(long, default_value_t = 1)]
+        slot: u32,
+        #[arg(long, default_value = "operator")]
+        operator: String,
+        /// The station's database (alarm journal; run results with the
+        /// results store).
+        #[arg(long, default_value = "waferscope.db")]
+        db: std::path::PathBuf,
+        /// Alarm definitions.
+        #[arg(long, default_value = "assets/alarms.toml")]
+        alarms: std::path::PathBuf,
+        /// Where the daily log files go.
+        #[arg(long, default_value = "logs")]
+        log_dir: std::path::PathBuf,
+        /// Seed of the simulated wafer.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Do not pace the simulated stage and camera like the real tool.
+        #[arg(long)]
+        fast: bool,
+    },
     /// Inspect a whole simulated wafer headless (the default).
     Simulate {
         /// Wafer diameter, mm (200 or 300).
@@ -106,6 +137,38 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => waferscope::cli::simulate::run(&Default::default()),
+        Some(Command::Run {
+            recipe,
+            lot,
+            wafer,
+            slot,
+            operator,
+            db,
+            alarms,
+            log_dir,
+            seed,
+            fast,
+        }) => {
+            let args = waferscope::cli::run::RunArgs {
+                recipe,
+                lot,
+                wafer,
+                slot,
+                operator,
+                db,
+                alarms,
+                log_dir,
+                seed,
+                fast,
+            };
+            match waferscope::cli::run::run(&args) {
+                Ok(code) => std::process::exit(code),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    std::process::exit(waferscope::cli::run::exit_code::BAD_INPUT);
+                }
+            }
+        }
         Some(Command::Simulate {
             wafer_mm,
             die_mm,

@@ -2,4 +2,5 @@
 //! in main.rs).
 
 pub mod inspect;
+pub mod run;
 pub mod simulate;
