@@ -10,3 +10,4 @@ pub mod machine;
 pub mod monitor;
 pub mod pipeline;
 pub mod run;
+pub mod store;

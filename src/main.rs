@@ -38,6 +38,12 @@ enum Command {
         /// results store).
         #[arg(long, default_value = "waferscope.db")]
         db: std::path::PathBuf,
+        /// Write the run's KLARF 1.2 and 1.8 here when it ends.
+        #[arg(long)]
+        klarf_dir: Option<std::path::PathBuf>,
+        /// Defect thumbnails go to DIR/run-<id>/.
+        #[arg(long, default_value = "thumbnails")]
+        thumbnail_dir: std::path::PathBuf,
         /// Alarm definitions.
         #[arg(long, default_value = "assets/alarms.toml")]
         alarms: std::path::PathBuf,
@@ -94,6 +100,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the runs recorded in a results database.
+    Runs {
+        #[arg(long, default_value = "waferscope.db")]
+        db: std::path::PathBuf,
+    },
+    /// Export a run (KLARF 1.2, KLARF 1.8, CSV of defects), or the alarm
+    /// journal as CSV.
+    Export {
+        /// The run id (see `waferscope runs`).
+        #[arg(long, required_unless_present = "alarm_journal")]
+        run: Option<i64>,
+        /// klarf12, klarf18 or csv.
+        #[arg(long, default_value = "klarf12")]
+        format: String,
+        /// Export the alarm journal as CSV instead of a run.
+        #[arg(long)]
+        alarm_journal: bool,
+        /// Output file or directory (default: a name from lot, wafer and
+        /// run in the current directory).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        #[arg(long, default_value = "waferscope.db")]
+        db: std::path::PathBuf,
+    },
     /// Measure the hot path and print text and JSON.
     Bench {
         #[command(subcommand)]
@@ -133,10 +163,25 @@ enum BenchWhat {
     },
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() {
+    // Errors read as one line naming what was wrong, never as a backtrace.
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         None => waferscope::cli::simulate::run(&Default::default()),
+        Some(Command::Runs { db }) => waferscope::cli::export::list(&db),
+        Some(Command::Export {
+            run,
+            format,
+            alarm_journal,
+            out,
+            db,
+        }) => waferscope::cli::export::export(&db, run, &format, alarm_journal, out.as_deref()),
         Some(Command::Run {
             recipe,
             lot,
@@ -144,6 +189,8 @@ fn main() -> Result<()> {
             slot,
             operator,
             db,
+            klarf_dir,
+            thumbnail_dir,
             alarms,
             log_dir,
             seed,
@@ -156,6 +203,8 @@ fn main() -> Result<()> {
                 slot,
                 operator,
                 db,
+                klarf_dir,
+                thumbnail_dir,
                 alarms,
                 log_dir,
                 seed,

@@ -1,6 +1,7 @@
 //! Headless commands behind `waferscope …` (the argument parsing itself is
 //! in main.rs).
 
+pub mod export;
 pub mod inspect;
 pub mod run;
 pub mod simulate;

@@ -5,8 +5,7 @@ use crate::machine::sim::{SimIo, SimIoFaults};
 use crate::monitor::alarm_defs;
 use crate::monitor::{content_hash, AlarmService, Journal, Monitor, MonitorConfig};
 use crate::run::{
-    recipe, EngineConfig, ExitStatus, MemoryStore, RunCommand, RunEngine, RunIdentity, RunState,
-    SimMachine,
+    recipe, EngineConfig, ExitStatus, RunCommand, RunEngine, RunIdentity, RunState, SimMachine,
 };
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,6 +20,8 @@ pub struct RunArgs {
     pub slot: u32,
     pub operator: String,
     pub db: PathBuf,
+    pub klarf_dir: Option<PathBuf>,
+    pub thumbnail_dir: PathBuf,
     pub alarms: PathBuf,
     pub log_dir: PathBuf,
     pub seed: u64,
@@ -44,6 +45,18 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let defs: Arc<[_]> = alarm_defs::load(&args.alarms)?.into();
     let defs_hash = content_hash(&std::fs::read_to_string(&args.alarms).unwrap_or_default());
     let _log = crate::logging::init(&args.log_dir, false)?;
+    let mut store = crate::store::SqliteStore::open(&args.db)?;
+    for id in &store.recovered {
+        eprintln!("note: run {id} was interrupted (the program stopped mid-run); closed as aborted, its results kept");
+    }
+    if let Some(dir) = &args.klarf_dir {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "--klarf-dir {}: no such directory",
+            dir.display()
+        );
+        store.klarf_dir = Some(dir.clone());
+    }
     let journal = Journal::open(&args.db)?;
 
     let io = SimIoFaults::new();
@@ -66,8 +79,11 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         monitor.snapshots.reader().context("monitor readers")?,
         alarms.snapshots.reader().context("alarm readers")?,
         defs,
-        Box::new(MemoryStore::default()),
-        EngineConfig::default(),
+        Box::new(store),
+        EngineConfig {
+            thumbnail_root: Some(args.thumbnail_dir.clone()),
+            ..EngineConfig::default()
+        },
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -128,8 +144,12 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     );
     let mut view = handle.snapshots.reader().context("run readers")?;
     let start = Instant::now();
+    let mut run_id = None;
     let end = loop {
         let s = view.read().value;
+        if s.run_id > 0 && run_id.is_none() {
+            run_id = Some(s.run_id);
+        }
         bar.set_position(s.dies_done as u64);
         let state = if s.state == RunState::Suspended {
             format!("SUSPENDED: {}", s.cause)
@@ -165,7 +185,13 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             format!(" — {}", end.cause)
         }
     );
+    if let Some(id) = run_id {
+        println!("run {id} recorded in {}", args.db.display());
+    }
     alarms.stop();
+    // Dropping the runtime drops the engine and with it the store, which
+    // commits and closes the database.
+    drop(rt);
     Ok(match status {
         ExitStatus::Complete => exit_code::COMPLETE,
         ExitStatus::Stopped => exit_code::STOPPED,

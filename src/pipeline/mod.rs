@@ -8,6 +8,7 @@ pub mod detect;
 pub mod label;
 pub mod result;
 pub mod telemetry;
+pub mod thumbnails;
 pub mod wiring;
 pub mod worker;
 
@@ -17,4 +18,5 @@ pub use classify::ClassRules;
 pub use detect::{DetectParams, Detector, Reference};
 pub use result::{Defect, DefectClass, DieResult, Polarity, MAX_DEFECTS_PER_DIE};
 pub use telemetry::PipelineTelemetry;
+pub use thumbnails::{thumbnail_channel, Crop, ThumbnailFeed, ThumbnailTap};
 pub use wiring::{Pipeline, PipelineConfig, ResultSink};

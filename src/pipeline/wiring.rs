@@ -5,6 +5,7 @@ use super::acquire::{Acquisition, Trigger};
 use super::detect::{DetectParams, Detector};
 use super::result::DieResult;
 use super::telemetry::PipelineTelemetry;
+use super::thumbnails::ThumbnailTap;
 use super::worker::{WorkItem, Worker};
 use crate::hot::{alloc_count, prime_channel, prime_thread, Frame, FramePool};
 use crate::machine::{Camera, DieSite, Stage};
@@ -44,6 +45,7 @@ pub struct Pipeline {
     pool: FramePool,
     telemetry: Arc<PipelineTelemetry>,
     threads: Vec<JoinHandle<()>>,
+    attached: Vec<JoinHandle<()>>,
 }
 
 impl Pipeline {
@@ -55,7 +57,21 @@ impl Pipeline {
         stage: Option<Box<dyn Stage>>,
         sites: Arc<[DieSite]>,
         golden: Arc<[u8]>,
+        sink: ResultSink,
+    ) -> Self {
+        Self::start_with_thumbnails(cfg, camera, stage, sites, golden, sink, None)
+    }
+
+    /// As `start`, with detection workers cutting defect thumbnails into
+    /// `thumbnails`.
+    pub fn start_with_thumbnails(
+        cfg: PipelineConfig,
+        camera: Box<dyn Camera>,
+        stage: Option<Box<dyn Stage>>,
+        sites: Arc<[DieSite]>,
+        golden: Arc<[u8]>,
         mut sink: ResultSink,
+        thumbnails: Option<ThumbnailTap>,
     ) -> Self {
         let geometry = camera.geometry();
         let workers = cfg.workers.max(1);
@@ -84,7 +100,8 @@ impl Pipeline {
                 geometry.height,
                 Arc::clone(&telemetry),
                 res_tx.clone(),
-            );
+            )
+            .with_thumbnails(thumbnails.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("detect-{n}"))
@@ -136,6 +153,7 @@ impl Pipeline {
             pool,
             telemetry,
             threads,
+            attached: Vec::new(),
         }
     }
 
@@ -170,11 +188,17 @@ impl Pipeline {
         &self.pool
     }
 
+    /// A thread to join after the pipeline's own (e.g. the thumbnail
+    /// writer, which ends once the workers are gone).
+    pub fn attach(&mut self, thread: JoinHandle<()>) {
+        self.attached.push(thread);
+    }
+
     /// Finishes everything queued and joins the threads.
     pub fn finish(mut self) {
         let _ = self.triggers.send(Trigger::EndOfPlan);
         let _ = self.triggers.send(Trigger::Stop);
-        for t in self.threads.drain(..) {
+        for t in self.threads.drain(..).chain(self.attached.drain(..)) {
             let _ = t.join();
         }
     }

@@ -6,6 +6,7 @@
 use super::detect::{Detector, Reference};
 use super::result::DieResult;
 use super::telemetry::PipelineTelemetry;
+use super::thumbnails::ThumbnailTap;
 use super::Profiles;
 use crate::hot::Frame;
 use crate::machine::DieSite;
@@ -36,6 +37,7 @@ pub struct Worker {
     result: DieResult,
     telemetry: Arc<PipelineTelemetry>,
     results: Sender<DieResult>,
+    thumbnails: Option<ThumbnailTap>,
 }
 
 fn neighbours(a: &DieSite, b: &DieSite) -> bool {
@@ -68,7 +70,14 @@ impl Worker {
             result: DieResult::default(),
             telemetry,
             results,
+            thumbnails: None,
         }
+    }
+
+    /// Cut a thumbnail around each defect found.
+    pub fn with_thumbnails(mut self, tap: Option<ThumbnailTap>) -> Self {
+        self.thumbnails = tap;
+        self
     }
 
     /// Serves work items until `Stop` or the channel closes.
@@ -166,6 +175,17 @@ impl Worker {
             Some(golden),
             &mut self.result,
         );
+        if let Some(tap) = &self.thumbnails {
+            // Before the frame goes back to the pool.
+            let w = self.golden_profiles.cols[0].len();
+            tap.capture(
+                t.pixels,
+                w,
+                t.pixels.len() / w,
+                t_site.index,
+                self.result.defects(),
+            );
+        }
         let ns = start.elapsed().as_nanos() as u64;
         self.result.inspect_ns = ns;
         self.telemetry.detect_time.record(ns);

@@ -4,7 +4,6 @@
 //! suspenders.
 
 use super::recipe::ValidRecipe;
-use super::record::{ExitStatus, RunIdentity, RunStart, RunStore};
 use super::safety::{abort_cause, interlock_failures, suspend_cause, SafetyLimits};
 use super::snapshot::{RunEvent, RunSnapshot};
 use super::state::{transition, CommandKind, RunCommand, RunState};
@@ -14,12 +13,13 @@ use crate::hot::{latest_cell, LatestReader, LatestSubscriber, LatestWriter};
 use crate::monitor::alarm_engine::unix_ms_now;
 use crate::monitor::{AlarmDef, AlarmSnapshot, MachineSnapshot};
 use crate::pipeline::{DieResult, Pipeline};
+use crate::store::record::{ExitStatus, RunIdentity, RunStart, RunStore};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
     /// How long a suspension's cause must stay healthy before the run
     /// resumes by itself.
@@ -30,6 +30,8 @@ pub struct EngineConfig {
     pub max_in_flight: usize,
     /// Dies in a row the camera or stage may fail before the run faults.
     pub max_consecutive_failures: u32,
+    /// Defect thumbnails go to `<root>/run-<id>/`; none if `None`.
+    pub thumbnail_root: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -39,6 +41,7 @@ impl Default for EngineConfig {
             limits: SafetyLimits::default(),
             max_in_flight: 4,
             max_consecutive_failures: 3,
+            thumbnail_root: None,
         }
     }
 }
@@ -294,17 +297,24 @@ impl RunEngine {
             recipe_hash: recipe.hash.clone(),
             plan: recipe.plan.clone(),
             started_unix_ms: unix_ms_now(),
+            layout: recipe.layout(),
         };
         let run_id = match self.store.begin(&start) {
             Ok(id) => id,
             Err(e) => return self.fault(None, &format!("cannot open the run record: {e:#}")),
         };
         let (res_tx, res_rx) = mpsc::channel::<DieResult>(1024);
+        let thumbs = self
+            .cfg
+            .thumbnail_root
+            .as_ref()
+            .map(|root| root.join(format!("run-{run_id}")));
         let pipeline = match self.machine.build_pipeline(
             &recipe,
             Box::new(move |r| {
                 let _ = res_tx.blocking_send(*r);
             }),
+            thumbs,
         ) {
             Ok(p) => p,
             Err(e) => {
@@ -618,6 +628,16 @@ impl RunEngine {
             .and_then(|_| self.store.end(run_id, status, &reason, unix_ms_now()));
         if let Err(e) = result {
             tracing::error!("closing run {run_id}: {e:#}");
+        }
+        match self.store.finalize(run_id) {
+            Ok(files) => {
+                for f in files {
+                    tracing::info!(run_id, file = %f.display(), "exported");
+                }
+            }
+            // The results are recorded; only the export failed, and it can
+            // be repeated with `waferscope export`.
+            Err(e) => tracing::error!("exporting run {run_id}: {e:#}"),
         }
         tracing::info!(run_id, status = status.name(), reason = %reason, not_inspected = not_inspected.len(), "run ended");
         self.snap.exit = Some(status);

@@ -2,16 +2,15 @@
 
 pub mod engine;
 pub mod recipe;
-pub mod record;
 pub mod safety;
 pub mod snapshot;
 pub mod state;
 pub mod station;
 pub mod text;
 
+pub use crate::store::record::{self, ExitStatus, MemoryStore, RunIdentity, RunStore};
 pub use engine::{EngineConfig, EngineHandle, RunEngine};
 pub use recipe::{Recipe, ValidRecipe};
-pub use record::{ExitStatus, MemoryStore, RunIdentity, RunStore};
 pub use snapshot::{RunEvent, RunSnapshot};
 pub use state::{RunCommand, RunState};
 pub use station::{MachineControl, SimMachine};

@@ -330,6 +330,28 @@ fn validate(recipe: Recipe, text: &str) -> Result<ValidRecipe> {
 }
 
 impl ValidRecipe {
+    /// The layout a run record keeps (for KLARF export).
+    pub fn layout(&self) -> crate::store::record::RunLayout {
+        let w = &self.recipe.wafer;
+        crate::store::record::RunLayout {
+            diameter_mm: w.diameter_mm,
+            die_pitch_um: (w.die_pitch_um[0], w.die_pitch_um[1]),
+            die_size_um: (w.die_size_um[0], w.die_size_um[1]),
+            grid_offset_um: (w.die_origin_um[0], w.die_origin_um[1]),
+            notch: w.notch.clone(),
+            pixel_um: self.recipe.optics.pixel_um,
+            image_px: self.image_px,
+            plan_dies: self
+                .plan
+                .iter()
+                .map(|&i| {
+                    let s = &self.sites[i as usize];
+                    (i, s.col, s.row)
+                })
+                .collect(),
+        }
+    }
+
     /// Reads a recipe file with context for the caller.
     pub fn from_file(path: &Path) -> Result<Self> {
         load(path).with_context(|| "loading the recipe".to_string())

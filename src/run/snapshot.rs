@@ -2,10 +2,10 @@
 //! strip (through a latest-value cell) and run events for whoever follows
 //! along (UI wafer map, log, host).
 
-use super::record::ExitStatus;
 use super::state::RunState;
 use super::text::FixedText;
 use crate::pipeline::DieResult;
+use crate::store::record::ExitStatus;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RunSnapshot {

@@ -3,18 +3,27 @@
 //! built-in simulated tool.
 
 use super::recipe::ValidRecipe;
+use crate::hot::Counter;
 use crate::hot::FrameGeometry;
 use crate::machine::sim::{SimCamera, SimStage, SimWafer};
 use crate::machine::SimFaults;
-use crate::pipeline::{Pipeline, PipelineConfig, ResultSink};
+use crate::pipeline::{thumbnail_channel, Pipeline, PipelineConfig, ResultSink};
+use crate::store::thumbs::start_writer;
 use anyhow::Result;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub trait MachineControl: Send {
-    /// Starts an inspection pipeline for the recipe's wafer.
-    fn build_pipeline(&mut self, recipe: &ValidRecipe, sink: ResultSink) -> Result<Pipeline>;
+    /// Starts an inspection pipeline for the recipe's wafer; with
+    /// `thumbnails`, defect thumbnails are written into that directory.
+    fn build_pipeline(
+        &mut self,
+        recipe: &ValidRecipe,
+        sink: ResultSink,
+        thumbnails: Option<PathBuf>,
+    ) -> Result<Pipeline>;
     /// Stage stopped, illumination to standby.
     fn make_safe(&mut self);
     /// Back to operating conditions after a suspension.
@@ -34,6 +43,8 @@ pub struct SimMachine {
     /// Whether the tool is in its safe state (read by tests and the UI).
     pub safe: Arc<AtomicBool>,
     pub workers: Option<usize>,
+    /// Thumbnails that could not be written.
+    pub thumbnail_failures: Arc<Counter>,
 }
 
 impl SimMachine {
@@ -45,6 +56,7 @@ impl SimMachine {
             camera_fps: Some(60.0),
             safe: Arc::new(AtomicBool::new(false)),
             workers: None,
+            thumbnail_failures: Arc::new(Counter::new()),
         }
     }
 
@@ -59,7 +71,12 @@ impl SimMachine {
 }
 
 impl MachineControl for SimMachine {
-    fn build_pipeline(&mut self, recipe: &ValidRecipe, sink: ResultSink) -> Result<Pipeline> {
+    fn build_pipeline(
+        &mut self,
+        recipe: &ValidRecipe,
+        sink: ResultSink,
+        thumbnails: Option<PathBuf>,
+    ) -> Result<Pipeline> {
         let frame = FrameGeometry::gray8(recipe.image_px, recipe.image_px);
         let wafer = Arc::new(SimWafer::with_sites(
             recipe.geometry,
@@ -86,14 +103,27 @@ impl MachineControl for SimMachine {
             cfg.workers = w;
             cfg.pool_frames = 3 * w + 4;
         }
-        Ok(Pipeline::start(
+        let (tap, writer) = match thumbnails {
+            Some(dir) => {
+                let (tap, feed) = thumbnail_channel(256, 16);
+                let writer = start_writer(feed, dir, self.thumbnail_failures.clone());
+                (Some(tap), Some(writer))
+            }
+            None => (None, None),
+        };
+        let mut pipeline = Pipeline::start_with_thumbnails(
             cfg,
             Box::new(camera),
             Some(Box::new(stage)),
             wafer.sites.clone().into(),
             golden,
             sink,
-        ))
+            tap,
+        );
+        if let Some(w) = writer {
+            pipeline.attach(w);
+        }
+        Ok(pipeline)
     }
 
     fn make_safe(&mut self) {

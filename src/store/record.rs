@@ -1,6 +1,6 @@
-//! The run record: identity, every die's result, and how the run ended.
-//! `RunStore` is the interface the run engine writes through; the SQLite
-//! store implements it too, and `MemoryStore` keeps it in memory.
+//! The run record: identity, layout, every die's result, and how the run
+//! ended. `RunStore` is the interface the run engine writes through;
+//! `SqliteStore` keeps it on disk, `MemoryStore` in memory.
 
 use crate::pipeline::{Defect, DieResult};
 use anyhow::Result;
@@ -33,6 +33,22 @@ impl ExitStatus {
     }
 }
 
+/// The wafer layout of a run: what a KLARF needs to place every defect.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunLayout {
+    pub diameter_mm: f64,
+    pub die_pitch_um: (f64, f64),
+    pub die_size_um: (f64, f64),
+    /// Offset of the die grid from the wafer centre.
+    pub grid_offset_um: (f64, f64),
+    /// "down", "up", "left" or "right".
+    pub notch: String,
+    pub pixel_um: f64,
+    pub image_px: u32,
+    /// (die index, column, row) of every die in the plan, in plan order.
+    pub plan_dies: Vec<(u32, i32, i32)>,
+}
+
 /// What the engine tells the store when a run starts.
 #[derive(Debug, Clone)]
 pub struct RunStart {
@@ -42,6 +58,7 @@ pub struct RunStart {
     /// Die indices in plan order.
     pub plan: Vec<u32>,
     pub started_unix_ms: i64,
+    pub layout: RunLayout,
 }
 
 pub trait RunStore: Send {
@@ -52,6 +69,11 @@ pub trait RunStore: Send {
     fn mark_not_inspected(&mut self, run: u64, dies: &[u32]) -> Result<()>;
     fn end(&mut self, run: u64, status: ExitStatus, reason: &str, ended_unix_ms: i64)
         -> Result<()>;
+    /// After `end`: write the run's exports (KLARF) where configured.
+    /// Returns the files written.
+    fn finalize(&mut self, _run: u64) -> Result<Vec<std::path::PathBuf>> {
+        Ok(Vec::new())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,65 @@
+//! `waferscope runs` and `waferscope export`.
+
+use crate::store::export::{
+    alarm_journal_csv, export_run, open_existing, write_atomically, Format,
+};
+use crate::store::query::list_runs;
+use anyhow::{anyhow, Result};
+use std::path::{Path, PathBuf};
+
+pub fn list(db: &Path) -> Result<()> {
+    let conn = open_existing(db)?;
+    let runs = list_runs(&conn)?;
+    if runs.is_empty() {
+        println!("{}: no runs recorded", db.display());
+        return Ok(());
+    }
+    println!(
+        "{:>5}  {:<12} {:<8} {:>4}  {:<16} {:<19}  {:<9} {:>11} {:>7}  reason",
+        "run", "lot", "wafer", "slot", "recipe", "started (UTC)", "status", "dies", "defects"
+    );
+    for r in runs {
+        println!(
+            "{:>5}  {:<12} {:<8} {:>4}  {:<16} {:<19}  {:<9} {:>5}/{:<5} {:>7}  {}",
+            r.id,
+            r.lot,
+            r.wafer,
+            r.slot,
+            r.recipe_id,
+            crate::store::klarf::klarf_time(r.started_unix_ms),
+            r.exit_status.as_deref().unwrap_or("running"),
+            r.dies_inspected,
+            r.dies_planned,
+            r.defects,
+            r.reason.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+pub fn export(
+    db: &Path,
+    run: Option<i64>,
+    format: &str,
+    alarm_journal: bool,
+    out: Option<&Path>,
+) -> Result<()> {
+    if alarm_journal {
+        let conn = open_existing(db)?;
+        let out = out
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("alarm_journal.csv"));
+        let out = if out.is_dir() {
+            out.join("alarm_journal.csv")
+        } else {
+            out
+        };
+        write_atomically(&out, &alarm_journal_csv(&conn)?)?;
+        println!("{}", out.display());
+        return Ok(());
+    }
+    let run = run.ok_or_else(|| anyhow!("--run is required"))?;
+    let written = export_run(db, run, Format::parse(format)?, out)?;
+    println!("{}", written.display());
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! The results database: schema with versioned migrations, opening (and
+//! refusing a file that is not ours), and recovery of runs a crash left
+//! open.
+
+use anyhow::{anyhow, bail, Context, Result};
+use rusqlite::{params, Connection, OpenFlags};
+use std::path::Path;
+
+/// Each entry upgrades the schema by one version (PRAGMA user_version).
+const MIGRATIONS: &[&str] = &[
+    // 1: lots, wafers, runs, dies, defects.
+    "
+    CREATE TABLE lots (
+        id      INTEGER PRIMARY KEY,
+        lot_id  TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE wafers (
+        id        INTEGER PRIMARY KEY,
+        lot       INTEGER NOT NULL REFERENCES lots(id),
+        wafer_id  TEXT NOT NULL,
+        slot      INTEGER NOT NULL,
+        UNIQUE (lot, wafer_id)
+    );
+    CREATE TABLE runs (
+        id              INTEGER PRIMARY KEY,
+        wafer           INTEGER NOT NULL REFERENCES wafers(id),
+        recipe_id       TEXT NOT NULL,
+        recipe_hash     TEXT NOT NULL,
+        operator        TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('open', 'closed')),
+        started_unix_ms INTEGER NOT NULL,
+        ended_unix_ms   INTEGER,
+        exit_status     TEXT,
+        reason          TEXT,
+        diameter_mm     REAL NOT NULL,
+        pitch_x_um      REAL NOT NULL,
+        pitch_y_um      REAL NOT NULL,
+        die_x_um        REAL NOT NULL,
+        die_y_um        REAL NOT NULL,
+        offset_x_um     REAL NOT NULL,
+        offset_y_um     REAL NOT NULL,
+        notch           TEXT NOT NULL,
+        pixel_um        REAL NOT NULL,
+        image_px        INTEGER NOT NULL
+    );
+    CREATE TABLE dies (
+        run           INTEGER NOT NULL REFERENCES runs(id),
+        die_index     INTEGER NOT NULL,
+        plan_pos      INTEGER NOT NULL,
+        col           INTEGER NOT NULL,
+        row           INTEGER NOT NULL,
+        status        TEXT NOT NULL CHECK (status IN ('pending', 'inspected', 'not inspected')),
+        defect_count  INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run, die_index)
+    );
+    CREATE TABLE defects (
+        run          INTEGER NOT NULL,
+        die_index    INTEGER NOT NULL,
+        defect_no    INTEGER NOT NULL,
+        x_px         REAL NOT NULL,
+        y_px         REAL NOT NULL,
+        x_um         REAL NOT NULL,
+        y_um         REAL NOT NULL,
+        width_um     REAL NOT NULL,
+        height_um    REAL NOT NULL,
+        area_px      INTEGER NOT NULL,
+        area_um2     REAL NOT NULL,
+        peak_diff    INTEGER NOT NULL,
+        mean_diff    REAL NOT NULL,
+        polarity     TEXT NOT NULL,
+        class_number INTEGER NOT NULL,
+        class        TEXT NOT NULL,
+        PRIMARY KEY (run, die_index, defect_no),
+        FOREIGN KEY (run, die_index) REFERENCES dies(run, die_index)
+    );
+    CREATE INDEX runs_by_wafer ON runs(wafer);
+    ",
+];
+
+/// The schema version this build writes.
+pub fn schema_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Tables a database of ours may contain besides those of the migrations
+/// (the alarm journal shares the file).
+const OUR_TABLES: &[&str] = &[
+    "lots",
+    "wafers",
+    "runs",
+    "dies",
+    "defects",
+    "alarm_journal",
+    "alarm_state",
+    "alarm_definitions",
+];
+
+/// Opens (creating if new) and migrates the results database. A file that
+/// is not SQLite, or is another application's database, is refused and
+/// left untouched.
+pub fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("{}: cannot open the results database", path.display()))?;
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| anyhow!("{}: not a waferscope database ({e})", path.display()))?;
+    if let Some(foreign) = tables
+        .iter()
+        .find(|t| !OUR_TABLES.contains(&t.as_str()) && !t.starts_with("sqlite_"))
+    {
+        bail!(
+            "{}: not a waferscope database (it has a table \"{foreign}\" of another application); refusing to change it",
+            path.display()
+        );
+    }
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > schema_version() {
+        bail!(
+            "{}: database schema version {version} is newer than this program's {}; use a newer waferscope",
+            path.display(),
+            schema_version()
+        );
+    }
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
+        .and_then(|_| conn.pragma_update(None, "foreign_keys", "ON"))
+        .with_context(|| format!("{}: setting up the database", path.display()))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql).with_context(|| {
+            format!(
+                "{}: migrating the schema to version {}",
+                path.display(),
+                i + 1
+            )
+        })?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(conn)
+}
+
+/// Closes runs a crash left open: exit "aborted", reason "interrupted";
+/// dies never reached are marked not inspected. Every recorded defect is
+/// kept. Returns the recovered run ids.
+pub fn recover(conn: &Connection, now_unix_ms: i64) -> Result<Vec<i64>> {
+    let open: Vec<i64> = conn
+        .prepare("SELECT id FROM runs WHERE state = 'open'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in &open {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute(
+            "UPDATE dies SET status = 'not inspected' WHERE run = ?1 AND status = 'pending'",
+            [id],
+        )?;
+        tx.execute(
+            "UPDATE runs SET state = 'closed', exit_status = 'aborted', reason = 'interrupted', ended_unix_ms = ?2
+             WHERE id = ?1",
+            params![id, now_unix_ms],
+        )?;
+        tx.commit()?;
+        tracing::warn!(
+            run = id,
+            "recovered a run left open by a crash: closed as aborted (interrupted)"
+        );
+    }
+    Ok(open)
+}
+
+/// `PRAGMA integrity_check`: "ok" or what is wrong.
+pub fn integrity(conn: &Connection) -> Result<String> {
+    Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+}

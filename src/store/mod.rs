@@ -1,0 +1,13 @@
+//! Results: the run record (SQLite), KLARF and CSV exports, defect
+//! thumbnails.
+
+pub mod db;
+pub mod export;
+pub mod klarf;
+pub mod query;
+pub mod record;
+pub mod thumbs;
+pub mod writer;
+
+pub use record::{ExitStatus, MemoryStore, RunIdentity, RunLayout, RunStart, RunStore};
+pub use writer::SqliteStore;

@@ -1,0 +1,176 @@
+//! Reading runs back: the list of recorded runs, and one run in full for
+//! export.
+
+use super::record::RunLayout;
+use anyhow::{bail, Result};
+use rusqlite::{params, Connection};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: i64,
+    pub lot: String,
+    pub wafer: String,
+    pub slot: i64,
+    pub recipe_id: String,
+    pub recipe_hash: String,
+    pub operator: String,
+    pub state: String,
+    pub started_unix_ms: i64,
+    pub ended_unix_ms: Option<i64>,
+    pub exit_status: Option<String>,
+    pub reason: Option<String>,
+    pub dies_planned: i64,
+    pub dies_inspected: i64,
+    pub defects: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DieRow {
+    pub die_index: u32,
+    pub col: i32,
+    pub row: i32,
+    pub status: String,
+    pub defect_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefectRow {
+    pub die_index: u32,
+    pub defect_no: u32,
+    pub x_px: f64,
+    pub y_px: f64,
+    /// From the die origin (lower-left corner), y up.
+    pub x_um: f64,
+    pub y_um: f64,
+    pub width_um: f64,
+    pub height_um: f64,
+    pub area_px: i64,
+    pub area_um2: f64,
+    pub peak_diff: i64,
+    pub mean_diff: f64,
+    pub polarity: String,
+    pub class_number: u32,
+    pub class: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunExport {
+    pub run: RunRow,
+    pub layout: RunLayout,
+    /// In plan order.
+    pub dies: Vec<DieRow>,
+    /// Ordered by plan position, then defect number.
+    pub defects: Vec<DefectRow>,
+}
+
+const RUN_SELECT: &str = "
+    SELECT r.id, l.lot_id, w.wafer_id, w.slot, r.recipe_id, r.recipe_hash, r.operator, r.state,
+           r.started_unix_ms, r.ended_unix_ms, r.exit_status, r.reason,
+           (SELECT COUNT(*) FROM dies d WHERE d.run = r.id),
+           (SELECT COUNT(*) FROM dies d WHERE d.run = r.id AND d.status = 'inspected'),
+           (SELECT COUNT(*) FROM defects f WHERE f.run = r.id)
+    FROM runs r JOIN wafers w ON w.id = r.wafer JOIN lots l ON l.id = w.lot";
+
+fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        lot: r.get(1)?,
+        wafer: r.get(2)?,
+        slot: r.get(3)?,
+        recipe_id: r.get(4)?,
+        recipe_hash: r.get(5)?,
+        operator: r.get(6)?,
+        state: r.get(7)?,
+        started_unix_ms: r.get(8)?,
+        ended_unix_ms: r.get(9)?,
+        exit_status: r.get(10)?,
+        reason: r.get(11)?,
+        dies_planned: r.get(12)?,
+        dies_inspected: r.get(13)?,
+        defects: r.get(14)?,
+    })
+}
+
+/// Every recorded run, newest first.
+pub fn list_runs(conn: &Connection) -> Result<Vec<RunRow>> {
+    let mut st = conn.prepare(&format!("{RUN_SELECT} ORDER BY r.id DESC"))?;
+    let rows = st
+        .query_map([], run_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// One run in full. An unknown id is an error naming it.
+pub fn load_run(conn: &Connection, id: i64) -> Result<RunExport> {
+    let run = match conn.query_row(&format!("{RUN_SELECT} WHERE r.id = ?1"), [id], run_row) {
+        Ok(r) => r,
+        Err(rusqlite::Error::QueryReturnedNoRows) => {
+            bail!("run {id} is not recorded in this database")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let layout = conn.query_row(
+        "SELECT diameter_mm, pitch_x_um, pitch_y_um, die_x_um, die_y_um, offset_x_um, offset_y_um, notch, pixel_um, image_px
+         FROM runs WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(RunLayout {
+                diameter_mm: r.get(0)?,
+                die_pitch_um: (r.get(1)?, r.get(2)?),
+                die_size_um: (r.get(3)?, r.get(4)?),
+                grid_offset_um: (r.get(5)?, r.get(6)?),
+                notch: r.get(7)?,
+                pixel_um: r.get(8)?,
+                image_px: r.get(9)?,
+                plan_dies: Vec::new(),
+            })
+        },
+    )?;
+    let dies: Vec<DieRow> = conn
+        .prepare("SELECT die_index, col, row, status, defect_count FROM dies WHERE run = ?1 ORDER BY plan_pos")?
+        .query_map([id], |r| {
+            Ok(DieRow {
+                die_index: r.get(0)?,
+                col: r.get(1)?,
+                row: r.get(2)?,
+                status: r.get(3)?,
+                defect_count: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let defects = conn
+        .prepare(
+            "SELECT f.die_index, f.defect_no, f.x_px, f.y_px, f.x_um, f.y_um, f.width_um, f.height_um, f.area_px,
+                    f.area_um2, f.peak_diff, f.mean_diff, f.polarity, f.class_number, f.class
+             FROM defects f JOIN dies d ON d.run = f.run AND d.die_index = f.die_index
+             WHERE f.run = ?1 ORDER BY d.plan_pos, f.defect_no",
+        )?
+        .query_map(params![id], |r| {
+            Ok(DefectRow {
+                die_index: r.get(0)?,
+                defect_no: r.get(1)?,
+                x_px: r.get(2)?,
+                y_px: r.get(3)?,
+                x_um: r.get(4)?,
+                y_um: r.get(5)?,
+                width_um: r.get(6)?,
+                height_um: r.get(7)?,
+                area_px: r.get(8)?,
+                area_um2: r.get(9)?,
+                peak_diff: r.get(10)?,
+                mean_diff: r.get(11)?,
+                polarity: r.get(12)?,
+                class_number: r.get(13)?,
+                class: r.get(14)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut layout = layout;
+    layout.plan_dies = dies.iter().map(|d| (d.die_index, d.col, d.row)).collect();
+    Ok(RunExport {
+        run,
+        layout,
+        dies,
+        defects,
+    })
+}
