@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# KLARF interoperability: record two simulated runs, export KLARF 1.2 and
+# 1.8, and read them back with two independent Python readers (pinned, in
+# a virtualenv this script makes), comparing against our database.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BIN=${WAFERSCOPE_BIN:-$ROOT/target/debug/waferscope}
+[ -x "$BIN" ] || cargo build --quiet
+VENV=$ROOT/target/interop-venv
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps klarf-reader==0.4.3 klarfio==0.9.1
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+mkdir klarf
+"$BIN" run --fast --recipe "$ROOT/assets/recipes/sampled-200mm.toml" --alarms "$ROOT/assets/alarms.toml" \
+  --lot LOT-IO --wafer W11 --slot 11 --klarf-dir klarf --seed 5 > /dev/null
+"$BIN" run --fast --recipe "$ROOT/assets/recipes/full-300mm.toml" --alarms "$ROOT/assets/alarms.toml" \
+  --lot LOT-IO --wafer W12 --slot 12 --klarf-dir klarf --seed 6 > /dev/null
+"$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 1 klarf/LOT-IO_W11_run1.klarf klarf/LOT-IO_W11_run1_v18.klarf
+"$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 2 klarf/LOT-IO_W12_run2.klarf klarf/LOT-IO_W12_run2_v18.klarf
+# Negative control: the same KLARF with the leading space of every data row
+# removed must fail the check (klarf-reader then silently reads 0 defects).
+sed 's/^ //' klarf/LOT-IO_W11_run1.klarf > klarf/broken.klarf
+if "$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 1 klarf/broken.klarf klarf/LOT-IO_W11_run1_v18.klarf > broken.log 2>&1; then
+  echo "klarf interop: the checker did not catch a broken file" >&2
+  exit 1
+fi
+grep -q "klarf-reader 1.2: 0 defects, database has" broken.log
+echo "klarf interop: negative control caught (rows without a leading space read as 0 defects)"
