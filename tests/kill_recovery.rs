@@ -29,17 +29,27 @@ fn sigkill_mid_run_then_recovery() {
     loop {
         assert!(Instant::now() < deadline, "no die was recorded");
         std::thread::sleep(Duration::from_millis(200));
-        let Ok(conn) = rusqlite::Connection::open_with_flags(&db_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        let Ok(conn) = rusqlite::Connection::open_with_flags(
+            &db_path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        ) else {
             continue;
         };
         let n: i64 = conn
-            .query_row("SELECT COUNT(*) FROM dies WHERE status = 'inspected'", [], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM dies WHERE status = 'inspected'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap_or(0);
         if n >= 40 {
             break;
         }
     }
-    let killed = Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     child.wait().unwrap();
 
@@ -47,7 +57,9 @@ fn sigkill_mid_run_then_recovery() {
     let (defects_before, inspected_before) = {
         let conn = rusqlite::Connection::open(&db_path).unwrap();
         assert_eq!(db::integrity(&conn).unwrap(), "ok");
-        let state: String = conn.query_row("SELECT state FROM runs WHERE id = 1", [], |r| r.get(0)).unwrap();
+        let state: String = conn
+            .query_row("SELECT state FROM runs WHERE id = 1", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(state, "open", "the run was killed mid-way");
         let defects: Vec<(i64, i64, f64, f64)> = conn
             .prepare("SELECT die_index, defect_no, x_um, y_um FROM defects ORDER BY die_index, defect_no")
@@ -57,7 +69,11 @@ fn sigkill_mid_run_then_recovery() {
             .collect::<Result<_, _>>()
             .unwrap();
         let inspected: i64 = conn
-            .query_row("SELECT COUNT(*) FROM dies WHERE status = 'inspected'", [], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM dies WHERE status = 'inspected'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         (defects, inspected)
     };
@@ -72,19 +88,31 @@ fn sigkill_mid_run_then_recovery() {
     let e = query::load_run(&conn, 1).unwrap();
     assert_eq!(e.run.exit_status.as_deref(), Some("aborted"));
     assert_eq!(e.run.reason.as_deref(), Some("interrupted"));
-    assert_eq!(e.dies.iter().filter(|d| d.status == "inspected").count() as i64, inspected_before);
+    assert_eq!(
+        e.dies.iter().filter(|d| d.status == "inspected").count() as i64,
+        inspected_before
+    );
     assert_eq!(e.dies.iter().filter(|d| d.status == "pending").count(), 0);
     let after: Vec<(i64, i64, f64, f64)> = conn
-        .prepare("SELECT die_index, defect_no, x_um, y_um FROM defects ORDER BY die_index, defect_no")
+        .prepare(
+            "SELECT die_index, defect_no, x_um, y_um FROM defects ORDER BY die_index, defect_no",
+        )
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(after, defects_before, "every defect recorded before the kill is there");
+    assert_eq!(
+        after, defects_before,
+        "every defect recorded before the kill is there"
+    );
     // Each inspected die's count matches its defect rows.
     for die in e.dies.iter().filter(|d| d.status == "inspected") {
-        let rows = e.defects.iter().filter(|f| f.die_index == die.die_index).count() as i64;
+        let rows = e
+            .defects
+            .iter()
+            .filter(|f| f.die_index == die.die_index)
+            .count() as i64;
         assert_eq!(rows, die.defect_count.min(64), "die {}", die.die_index);
     }
     // The operator's listing shows it.
@@ -94,6 +122,9 @@ fn sigkill_mid_run_then_recovery() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("aborted") && text.contains("interrupted"), "{text}");
+    assert!(
+        text.contains("aborted") && text.contains("interrupted"),
+        "{text}"
+    );
     std::fs::remove_dir_all(d).ok();
 }

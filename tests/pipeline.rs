@@ -178,3 +178,41 @@ fn faults_are_retried_and_a_die_that_still_fails_is_reported() {
     assert_eq!(telemetry.capture_failures.get(), 1);
     assert_eq!(telemetry.dies_inspected.get(), 2);
 }
+
+#[test]
+fn detection_never_waits_for_thumbnails() {
+    let w = wafer(6);
+    let camera = SimCamera::new(w.clone(), 2.0, Arc::new(SimFaults::default()));
+    let golden = camera.golden();
+    // Two crop buffers and nobody writing them: the queue fills at once.
+    let (tap, _feed) = waferscope::pipeline::thumbnail_channel(2, 16);
+    let (taken, skipped) = (tap.taken.clone(), tap.skipped.clone());
+    let results: Collected = Arc::default();
+    let sink = results.clone();
+    let p = Pipeline::start_with_thumbnails(
+        PipelineConfig {
+            workers: 1,
+            pool_frames: 6,
+            params: DetectParams::default(),
+        },
+        Box::new(camera),
+        None,
+        w.sites.clone().into(),
+        golden,
+        Box::new(move |r| sink.lock().unwrap().push(*r)),
+        Some(tap),
+    );
+    for s in w.sites.iter() {
+        p.inspect(s.index);
+    }
+    p.finish();
+    let got = results.lock().unwrap();
+    assert_eq!(got.len(), w.sites.len(), "every die inspected");
+    let defects: u64 = got.iter().map(|r| r.count as u64).sum();
+    assert_eq!(taken.get(), 2);
+    assert_eq!(
+        taken.get() + skipped.get(),
+        defects,
+        "every defect's thumbnail taken or counted as skipped"
+    );
+}

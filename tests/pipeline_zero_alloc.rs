@@ -1,5 +1,6 @@
-//! Acquisition + detection + hand-offs allocate nothing once warm: 2,100
-//! frames of 1024² after a warm-up pass, counted per hot thread. (Its own
+//! Acquisition + detection + hand-offs (and thumbnail cutting) allocate
+//! nothing once warm: 2,000+ frames of 1024² after a warm-up pass, counted
+//! per hot thread. (Its own
 //! test binary, so no other test's threads register under the same names.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,7 +50,16 @@ fn acquisition_detection_and_handoffs_allocate_nothing_after_warm_up() {
     let results = Arc::new(AtomicU64::new(0));
     let defects = Arc::new(AtomicU64::new(0));
     let (r2, d2) = (results.clone(), defects.clone());
-    let pipeline = Pipeline::start(
+    // Thumbnails on: the worker cuts crops into pooled buffers; a writer
+    // (here: one that only recycles them) drains them off the hot path.
+    let (tap, feed) = waferscope::pipeline::thumbnail_channel(64, 16);
+    let taken = tap.taken.clone();
+    let drain = std::thread::spawn(move || {
+        while let Ok(c) = feed.filled.recv() {
+            feed.recycle(c);
+        }
+    });
+    let pipeline = Pipeline::start_with_thumbnails(
         PipelineConfig {
             workers: 1,
             ..PipelineConfig::default()
@@ -63,6 +73,7 @@ fn acquisition_detection_and_handoffs_allocate_nothing_after_warm_up() {
             d2.fetch_add(r.count as u64, Ordering::Relaxed);
             r2.fetch_add(1, Ordering::Release);
         }),
+        Some(tap),
     );
 
     // Warm-up: one pass over the wafer.
@@ -101,7 +112,9 @@ fn acquisition_detection_and_handoffs_allocate_nothing_after_warm_up() {
     assert_eq!(t.drops.get(), 0, "inspection never drops");
     assert_eq!(t.frames_acquired.get(), dies + measured);
     assert!(defects.load(Ordering::Relaxed) > 0);
+    assert!(taken.get() > 0, "thumbnails were cut");
     let pool = pipeline.pool().clone();
     pipeline.finish();
+    drain.join().unwrap();
     assert_eq!(pool.in_use(), 0, "every frame returned to the pool");
 }

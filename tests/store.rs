@@ -68,24 +68,52 @@ fn a_run_is_recorded_in_full() {
     store.record_die(id, &die(0, 2)).unwrap();
     store.record_die(id, &die(1, 0)).unwrap();
     store.mark_not_inspected(id, &[2]).unwrap();
-    store.end(id, ExitStatus::Stopped, "stopped by the operator", 1_795_690_700_000).unwrap();
+    store
+        .end(
+            id,
+            ExitStatus::Stopped,
+            "stopped by the operator",
+            1_795_690_700_000,
+        )
+        .unwrap();
     drop(store);
 
     let conn = db::open(&path).unwrap();
-    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(v, db::schema_version());
-    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
     let e = load_run(&conn, id as i64).unwrap();
-    assert_eq!((e.run.lot.as_str(), e.run.wafer.as_str(), e.run.slot), ("LOT-9", "W03", 3));
+    assert_eq!(
+        (e.run.lot.as_str(), e.run.wafer.as_str(), e.run.slot),
+        ("LOT-9", "W03", 3)
+    );
     assert_eq!(e.run.exit_status.as_deref(), Some("stopped"));
     assert_eq!(e.run.reason.as_deref(), Some("stopped by the operator"));
-    let statuses: Vec<_> = e.dies.iter().map(|d| (d.die_index, d.status.as_str(), d.defect_count)).collect();
-    assert_eq!(statuses, [(0, "inspected", 2), (1, "inspected", 0), (2, "not inspected", 0)]);
+    let statuses: Vec<_> = e
+        .dies
+        .iter()
+        .map(|d| (d.die_index, d.status.as_str(), d.defect_count))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (0, "inspected", 2),
+            (1, "inspected", 0),
+            (2, "not inspected", 0)
+        ]
+    );
     assert_eq!(e.defects.len(), 2);
     let f = &e.defects[0];
     // 1000 px image of 10 µm pixels: y = (1000 − 900) · 10 µm from the bottom.
-    assert_eq!((f.x_um, f.y_um, f.area_um2, f.class.as_str()), (1000.0, 1000.0, 6000.0, "particle"));
+    assert_eq!(
+        (f.x_um, f.y_um, f.area_um2, f.class.as_str()),
+        (1000.0, 1000.0, 6000.0, "particle")
+    );
     assert_eq!(list_runs(&conn).unwrap().len(), 1);
     std::fs::remove_dir_all(d).ok();
 }
@@ -111,7 +139,13 @@ fn a_run_left_open_is_recovered_as_interrupted_keeping_its_defects() {
     assert_eq!(e.run.reason.as_deref(), Some("interrupted"));
     assert_eq!(e.run.state, "closed");
     assert_eq!(e.defects.len(), 3, "recorded defects are kept");
-    assert_eq!(e.dies.iter().filter(|d| d.status == "not inspected").count(), 2);
+    assert_eq!(
+        e.dies
+            .iter()
+            .filter(|d| d.status == "not inspected")
+            .count(),
+        2
+    );
     assert_eq!(db::integrity(&conn).unwrap(), "ok");
     // Recovering again finds nothing.
     assert!(SqliteStore::open(&path).unwrap().recovered.is_empty());
@@ -125,7 +159,13 @@ fn files_that_are_not_ours_are_refused_and_left_untouched() {
     std::fs::write(&notes, "shift notes: not a database at all\n".repeat(100)).unwrap();
     let before = std::fs::read(&notes).unwrap();
     let e = format!("{:#}", SqliteStore::open(&notes).err().unwrap());
-    assert_eq!(e, format!("{}: not a waferscope database (file is not a database)", notes.display()));
+    assert_eq!(
+        e,
+        format!(
+            "{}: not a waferscope database (file is not a database)",
+            notes.display()
+        )
+    );
     assert_eq!(std::fs::read(&notes).unwrap(), before);
 
     let other = d.join("crm.db");
@@ -151,7 +191,12 @@ fn files_that_are_not_ours_are_refused_and_left_untouched() {
         c.execute_batch("PRAGMA user_version = 99;").unwrap();
     }
     let e = format!("{:#}", SqliteStore::open(&newer).err().unwrap());
-    assert!(e.ends_with("database schema version 99 is newer than this program's 1; use a newer waferscope"), "{e}");
+    assert!(
+        e.ends_with(
+            "database schema version 99 is newer than this program's 1; use a newer waferscope"
+        ),
+        "{e}"
+    );
     std::fs::remove_dir_all(d).ok();
 }
 
@@ -162,7 +207,9 @@ fn recorded(d: &Path) -> PathBuf {
     for i in 0..3 {
         store.record_die(id, &die(i, 60)).unwrap();
     }
-    store.end(id, ExitStatus::Complete, "", 1_795_690_700_000).unwrap();
+    store
+        .end(id, ExitStatus::Complete, "", 1_795_690_700_000)
+        .unwrap();
     path
 }
 
@@ -170,23 +217,49 @@ fn recorded(d: &Path) -> PathBuf {
 fn export_errors_name_the_problem_and_leave_no_partial_file() {
     let d = dir("export");
     let db = recorded(&d);
-    let e = format!("{:#}", export_run(&db, 7, Format::Klarf12, Some(&d)).unwrap_err());
-    assert_eq!(e, format!("{}: run 7 is not recorded in this database", db.display()));
+    let e = format!(
+        "{:#}",
+        export_run(&db, 7, Format::Klarf12, Some(&d)).unwrap_err()
+    );
+    assert_eq!(
+        e,
+        format!("{}: run 7 is not recorded in this database", db.display())
+    );
     let missing = d.join("no-such-dir").join("x.klarf");
-    let e = format!("{:#}", export_run(&db, 1, Format::Klarf12, Some(&missing)).unwrap_err());
+    let e = format!(
+        "{:#}",
+        export_run(&db, 1, Format::Klarf12, Some(&missing)).unwrap_err()
+    );
     assert!(e.contains("does not exist"), "{e}");
-    let e = format!("{:#}", export_run(&d.join("absent.db"), 1, Format::Csv, Some(&d)).unwrap_err());
-    assert_eq!(e, format!("{}: no such results database", d.join("absent.db").display()));
-    assert!(!d.join("absent.db").exists(), "a missing database is not created by an export");
+    let e = format!(
+        "{:#}",
+        export_run(&d.join("absent.db"), 1, Format::Csv, Some(&d)).unwrap_err()
+    );
+    assert_eq!(
+        e,
+        format!(
+            "{}: no such results database",
+            d.join("absent.db").display()
+        )
+    );
+    assert!(
+        !d.join("absent.db").exists(),
+        "a missing database is not created by an export"
+    );
     let ok = export_run(&db, 1, Format::Klarf18, Some(&d)).unwrap();
-    assert!(std::fs::read_to_string(ok).unwrap().ends_with("}\nEndOfFile;\n"));
+    assert!(std::fs::read_to_string(ok)
+        .unwrap()
+        .ends_with("}\nEndOfFile;\n"));
     std::fs::remove_dir_all(d).ok();
 }
 
 /// Runs `waferscope export` into a directory mounted read-only or nearly
 /// full, inside a private mount namespace (nothing outlives the command).
 fn export_into_mount(db: &Path, mount_opts: &str) -> (i32, String, String) {
-    let target = db.parent().unwrap().join(format!("mnt-{}", mount_opts.replace([',', '='], "_")));
+    let target = db
+        .parent()
+        .unwrap()
+        .join(format!("mnt-{}", mount_opts.replace([',', '='], "_")));
     std::fs::create_dir_all(&target).unwrap();
     let script = format!(
         "mount -t tmpfs -o {mount_opts} tmpfs '{t}' || exit 97; '{bin}' export --run 1 --format klarf12 --db '{db}' --out '{t}/run.klarf'; rc=$?; echo \"rc=$rc\"; ls -A '{t}'",
@@ -194,16 +267,32 @@ fn export_into_mount(db: &Path, mount_opts: &str) -> (i32, String, String) {
         bin = env!("CARGO_BIN_EXE_waferscope"),
         db = db.display()
     );
-    let out = Command::new("unshare").args(["-m", "sh", "-c", &script]).output().unwrap();
-    assert_ne!(out.status.code(), Some(97), "tmpfs mount failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(97),
+        "tmpfs mount failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let rc = stdout
         .lines()
         .find_map(|l| l.strip_prefix("rc="))
         .and_then(|v| v.parse().ok())
         .unwrap_or(-1);
-    let listing = stdout.lines().filter(|l| !l.starts_with("rc=")).collect::<Vec<_>>().join("\n");
-    (rc, listing, String::from_utf8_lossy(&out.stderr).into_owned())
+    let listing = stdout
+        .lines()
+        .filter(|l| !l.starts_with("rc="))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (
+        rc,
+        listing,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -212,12 +301,18 @@ fn export_to_a_read_only_or_full_directory_fails_cleanly() {
     let db = recorded(&d);
     let (rc, listing, err) = export_into_mount(&db, "ro,size=64k");
     assert_eq!(rc, 2, "{err}");
-    assert!(err.contains("run.klarf: cannot write the export: Read-only file system"), "{err}");
+    assert!(
+        err.contains("run.klarf: cannot write the export: Read-only file system"),
+        "{err}"
+    );
     assert_eq!(listing, "", "nothing left behind");
 
     let (rc, listing, err) = export_into_mount(&db, "size=8k");
     assert_eq!(rc, 2, "{err}");
-    assert!(err.contains("run.klarf: cannot write the export: No space left on device"), "{err}");
+    assert!(
+        err.contains("run.klarf: cannot write the export: No space left on device"),
+        "{err}"
+    );
     assert_eq!(listing, "", "no partial file");
     // The database is intact.
     let conn = db::open(&db).unwrap();
