@@ -11,3 +11,4 @@ pub mod monitor;
 pub mod pipeline;
 pub mod run;
 pub mod store;
+pub mod ui;

@@ -20,6 +20,33 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The operator window on the simulated tool (the default).
+    Gui {
+        #[arg(long, default_value = "waferscope.db")]
+        db: std::path::PathBuf,
+        #[arg(long, default_value = "assets/alarms.toml")]
+        alarms: std::path::PathBuf,
+        #[arg(long, default_value = "assets/recipes")]
+        recipes: std::path::PathBuf,
+        #[arg(long, default_value = "thumbnails")]
+        thumbnail_dir: std::path::PathBuf,
+        #[arg(long, default_value = "logs")]
+        log_dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Do not pace the simulated stage and camera (full pipeline rate).
+        #[arg(long)]
+        fast: bool,
+        /// Load this recipe and start a wafer at once.
+        #[arg(long)]
+        autostart: Option<std::path::PathBuf>,
+        /// With --autostart: inspect wafers back to back.
+        #[arg(long)]
+        demo: bool,
+        /// Close after this many seconds and print UI frame-time statistics.
+        #[arg(long)]
+        exit_after: Option<f64>,
+    },
     /// Inspect one wafer headless with a recipe (progress bar; Ctrl-C
     /// stops, twice aborts). Exit codes: 0 complete, 2 bad input,
     /// 3 stopped, 4 aborted, 5 faulted, 6 not ready (interlocks).
@@ -173,7 +200,39 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        None => waferscope::cli::simulate::run(&Default::default()),
+        None => waferscope::cli::gui::run(waferscope::cli::gui::GuiArgs {
+            station: Default::default(),
+            log_dir: "logs".into(),
+            autostart: None,
+            demo: false,
+            exit_after: None,
+        }),
+        Some(Command::Gui {
+            db,
+            alarms,
+            recipes,
+            thumbnail_dir,
+            log_dir,
+            seed,
+            fast,
+            autostart,
+            demo,
+            exit_after,
+        }) => waferscope::cli::gui::run(waferscope::cli::gui::GuiArgs {
+            station: waferscope::ui::StationConfig {
+                db,
+                alarms,
+                recipes,
+                thumbnails: thumbnail_dir,
+                wafer_seed: seed,
+                paced: !fast,
+                ..Default::default()
+            },
+            log_dir,
+            autostart,
+            demo,
+            exit_after: exit_after.map(std::time::Duration::from_secs_f64),
+        }),
         Some(Command::Runs { db }) => waferscope::cli::export::list(&db),
         Some(Command::Export {
             run,

@@ -2,6 +2,7 @@
 //! in main.rs).
 
 pub mod export;
+pub mod gui;
 pub mod inspect;
 pub mod run;
 pub mod simulate;

@@ -3,6 +3,7 @@
 
 use super::acquire::{Acquisition, Trigger};
 use super::detect::{DetectParams, Detector};
+use super::display::DisplayFrame;
 use super::result::DieResult;
 use super::telemetry::PipelineTelemetry;
 use super::thumbnails::ThumbnailTap;
@@ -13,13 +14,15 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct PipelineConfig {
     /// Detection workers; the design's default is cores − 1.
     pub workers: usize,
     /// Frame buffers; at least 3 per worker (its window) plus 2.
     pub pool_frames: usize,
     pub params: DetectParams,
+    /// Live-view display buffer fed by the detection workers.
+    pub display: Option<Arc<DisplayFrame>>,
 }
 
 impl Default for PipelineConfig {
@@ -31,6 +34,7 @@ impl Default for PipelineConfig {
             workers,
             pool_frames: 3 * workers + 4,
             params: DetectParams::default(),
+            display: None,
         }
     }
 }
@@ -101,7 +105,8 @@ impl Pipeline {
                 Arc::clone(&telemetry),
                 res_tx.clone(),
             )
-            .with_thumbnails(thumbnails.clone());
+            .with_thumbnails(thumbnails.clone())
+            .with_display(cfg.display.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("detect-{n}"))

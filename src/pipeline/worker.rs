@@ -4,6 +4,7 @@
 //! die stands in for a missing one.
 
 use super::detect::{Detector, Reference};
+use super::display::DisplayFrame;
 use super::result::DieResult;
 use super::telemetry::PipelineTelemetry;
 use super::thumbnails::ThumbnailTap;
@@ -38,6 +39,7 @@ pub struct Worker {
     telemetry: Arc<PipelineTelemetry>,
     results: Sender<DieResult>,
     thumbnails: Option<ThumbnailTap>,
+    display: Option<Arc<DisplayFrame>>,
 }
 
 fn neighbours(a: &DieSite, b: &DieSite) -> bool {
@@ -71,7 +73,14 @@ impl Worker {
             telemetry,
             results,
             thumbnails: None,
+            display: None,
         }
+    }
+
+    /// Offer each inspected die to the live view.
+    pub fn with_display(mut self, display: Option<Arc<DisplayFrame>>) -> Self {
+        self.display = display;
+        self
     }
 
     /// Cut a thumbnail around each defect found.
@@ -175,6 +184,10 @@ impl Worker {
             Some(golden),
             &mut self.result,
         );
+        if let Some(d) = &self.display {
+            let w = self.golden_profiles.cols[0].len();
+            d.offer(t.pixels, w, t_site.index, self.result.defects());
+        }
         if let Some(tap) = &self.thumbnails {
             // Before the frame goes back to the pool.
             let w = self.golden_profiles.cols[0].len();

@@ -120,6 +120,25 @@ impl EngineHandle {
             .unwrap_or_else(|_| Err("the run engine has stopped".into()))
     }
 
+    /// Loads without waiting: the answer arrives on the returned channel
+    /// (for the UI thread, which must not block).
+    pub fn load_nowait(
+        &self,
+        recipe: ValidRecipe,
+        identity: RunIdentity,
+    ) -> flume::Receiver<Result<(), String>> {
+        self.ask(|reply| Request::Load {
+            recipe: Box::new(recipe),
+            identity,
+            reply,
+        })
+    }
+
+    /// Commands without waiting: the answer arrives on the returned channel.
+    pub fn command_nowait(&self, cmd: RunCommand) -> flume::Receiver<Result<(), String>> {
+        self.ask(|reply| Request::Command { cmd, reply })
+    }
+
     /// Fire and forget (the UI): a refusal shows in the run snapshot.
     pub fn send(&self, cmd: RunCommand) {
         let _ = self.tx.send(Request::Command { cmd, reply: None });
@@ -477,11 +496,14 @@ impl RunEngine {
                         }
                     }
                 }
-                req = self.requests.recv_async() => {
-                    if let Ok(req) = req {
-                        self.run_request(req, pipeline);
+                req = self.requests.recv_async() => match req {
+                    Ok(req) => self.run_request(req, pipeline),
+                    // Every handle is gone: the station is closing.
+                    Err(_) => {
+                        self.machine.make_safe();
+                        return Outcome::Aborted("the operator station was closed".into());
                     }
-                }
+                },
                 _ = tokio::time::sleep(Duration::from_millis(5)) => {}
             }
         }

@@ -13,4 +13,4 @@ pub use engine::{EngineConfig, EngineHandle, RunEngine};
 pub use recipe::{Recipe, ValidRecipe};
 pub use snapshot::{RunEvent, RunSnapshot};
 pub use state::{RunCommand, RunState};
-pub use station::{MachineControl, SimMachine};
+pub use station::{LivePipeline, MachineControl, SimMachine};

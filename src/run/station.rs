@@ -7,12 +7,14 @@ use crate::hot::Counter;
 use crate::hot::FrameGeometry;
 use crate::machine::sim::{SimCamera, SimStage, SimWafer};
 use crate::machine::SimFaults;
-use crate::pipeline::{thumbnail_channel, Pipeline, PipelineConfig, ResultSink};
+use crate::pipeline::{
+    thumbnail_channel, DisplayFrame, Pipeline, PipelineConfig, PipelineTelemetry, ResultSink,
+};
 use crate::store::thumbs::start_writer;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub trait MachineControl: Send {
@@ -45,6 +47,19 @@ pub struct SimMachine {
     pub workers: Option<usize>,
     /// Thumbnails that could not be written.
     pub thumbnail_failures: Arc<Counter>,
+    /// The pipeline of the run in progress, for the health panel and the
+    /// live view.
+    pub current: Arc<Mutex<Option<LivePipeline>>>,
+}
+
+/// What the UI reads of a running pipeline.
+#[derive(Clone)]
+pub struct LivePipeline {
+    pub telemetry: Arc<PipelineTelemetry>,
+    pub display: Arc<DisplayFrame>,
+    pub pool: crate::hot::FramePool,
+    pub workers: usize,
+    pub image_px: u32,
 }
 
 impl SimMachine {
@@ -57,6 +72,7 @@ impl SimMachine {
             safe: Arc::new(AtomicBool::new(false)),
             workers: None,
             thumbnail_failures: Arc::new(Counter::new()),
+            current: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -95,14 +111,22 @@ impl MachineControl for SimMachine {
             self.stage_time_scale,
             self.device_faults.clone(),
         );
+        let display = Arc::new(DisplayFrame::new(
+            recipe.image_px as usize,
+            recipe.image_px as usize,
+            512,
+            30.0,
+        ));
         let mut cfg = PipelineConfig {
             params: recipe.detect,
+            display: Some(display.clone()),
             ..PipelineConfig::default()
         };
         if let Some(w) = self.workers {
             cfg.workers = w;
             cfg.pool_frames = 3 * w + 4;
         }
+        let workers = cfg.workers;
         let (tap, writer) = match thumbnails {
             Some(dir) => {
                 let (tap, feed) = thumbnail_channel(256, 16);
@@ -123,6 +147,13 @@ impl MachineControl for SimMachine {
         if let Some(w) = writer {
             pipeline.attach(w);
         }
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(LivePipeline {
+            telemetry: pipeline.telemetry().clone(),
+            display,
+            pool: pipeline.pool().clone(),
+            workers,
+            image_px: recipe.image_px,
+        });
         Ok(pipeline)
     }
 

@@ -1,0 +1,126 @@
+//! `waferscope` / `waferscope gui`: the operator window on the simulated
+//! tool.
+
+use crate::ui::{Station, StationApp, StationConfig};
+use anyhow::{anyhow, Result};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub struct GuiArgs {
+    pub station: StationConfig,
+    pub log_dir: PathBuf,
+    /// Load this recipe and start a wafer at once; with `demo`, keep
+    /// inspecting wafers back to back.
+    pub autostart: Option<PathBuf>,
+    pub demo: bool,
+    /// Close the window after this long (for scripted checks); the UI frame
+    /// time statistics are printed on exit.
+    pub exit_after: Option<Duration>,
+}
+
+/// Wraps the app with the scripted behaviours.
+struct Scripted {
+    app: StationApp,
+    autostart: Option<PathBuf>,
+    demo: bool,
+    started: Instant,
+    exit_after: Option<Duration>,
+    wafer: u32,
+    last_log: Instant,
+}
+
+impl Scripted {
+    fn drive(&mut self) {
+        use crate::run::{RunCommand, RunState};
+        use crate::ui::command::UiCommand;
+        let Some(recipe) = self.autostart.clone() else {
+            return;
+        };
+        if self.app.busy() {
+            return;
+        }
+        let state = self
+            .app
+            .station
+            .engine
+            .snapshots
+            .reader()
+            .map(|mut r| r.read().value.state);
+        match state {
+            Some(RunState::Idle) if self.wafer == 0 || self.demo => {
+                self.wafer += 1;
+                self.app.apply(UiCommand::LoadRecipe {
+                    path: recipe,
+                    lot: "DEMO".into(),
+                    wafer: format!("W{:02}", self.wafer),
+                    slot: self.wafer % 25 + 1,
+                    operator: "demo".into(),
+                });
+            }
+            Some(RunState::Ready) => self.app.apply(UiCommand::Run(RunCommand::Start)),
+            Some(RunState::Complete) if self.demo => {
+                self.app.apply(UiCommand::Run(RunCommand::Acknowledge))
+            }
+            _ => {}
+        }
+    }
+
+    fn log_frames(&self, label: &str) {
+        let f = &self.app.frame_time;
+        let line = format!(
+            "{label}: UI frame CPU time over {} frames: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            f.count(),
+            f.quantile(0.5) as f64 / 1e6,
+            f.quantile(0.99) as f64 / 1e6,
+            f.summary().max as f64 / 1e6
+        );
+        tracing::info!("{line}");
+        println!("{line}");
+    }
+}
+
+impl eframe::App for Scripted {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.drive();
+        self.app.show(ui);
+        if self.last_log.elapsed() >= Duration::from_secs(10) {
+            self.log_frames("running");
+            self.last_log = Instant::now();
+        }
+        if self.exit_after.is_some_and(|d| self.started.elapsed() >= d) {
+            self.log_frames("exit");
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+}
+
+pub fn run(args: GuiArgs) -> Result<()> {
+    let _log = crate::logging::init(&args.log_dir, true)?;
+    let station = Station::start(args.station)?;
+    let app = StationApp::new(station)?;
+    let options = eframe::NativeOptions {
+        renderer: eframe::Renderer::Glow,
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([1600.0, 1000.0])
+            .with_title("waferscope — operator station"),
+        ..Default::default()
+    };
+    let scripted = Scripted {
+        app,
+        autostart: args.autostart,
+        demo: args.demo,
+        started: Instant::now(),
+        exit_after: args.exit_after,
+        wafer: 0,
+        last_log: Instant::now(),
+    };
+    eframe::run_native(
+        "waferscope",
+        options,
+        Box::new(move |cc| {
+            crate::ui::app::setup(&cc.egui_ctx);
+            Ok(Box::new(scripted))
+        }),
+    )
+    .map_err(|e| anyhow!("the window could not be opened: {e} (is there a display? try `waferscope simulate` for the headless simulator)"))
+}

@@ -1,0 +1,152 @@
+//! The alarm panel: active alarms by priority then time, with state,
+//! guidance and the acknowledge/shelve actions; acknowledge all; the
+//! journal with a filter. Empty when all is normal.
+
+use super::command::UiCommand;
+use super::look;
+use super::view::View;
+use crate::monitor::alarm_engine::priority_of;
+use crate::monitor::{AlarmState, JournalRow, Shelving};
+use egui::{RichText, Ui};
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct AlarmPanel {
+    pub filter: String,
+}
+
+impl AlarmPanel {
+    pub fn ui(
+        &mut self,
+        ui: &mut Ui,
+        view: &View,
+        journal: &[JournalRow],
+        out: &mut Vec<UiCommand>,
+    ) {
+        let a = &view.alarms;
+        ui.horizontal(|ui| {
+            ui.heading("Active alarms");
+            let unacked: u16 = a.unacknowledged.iter().sum();
+            if ui
+                .add_enabled(unacked > 0, egui::Button::new("Acknowledge all"))
+                .on_disabled_hover_text("nothing to acknowledge")
+                .clicked()
+            {
+                out.push(UiCommand::AckAllAlarms);
+            }
+            if a.flood_more > 0 {
+                ui.label(RichText::new(format!("alarm flood: {} more", a.flood_more)).strong());
+            }
+        });
+        if a.count == 0 {
+            ui.label("No alarms.");
+        }
+        for e in a.entries() {
+            let Some(def) = view.def(e.alid) else {
+                continue;
+            };
+            let p = priority_of(e.priority);
+            ui.group(|ui| {
+                ui.horizontal(|ui| {
+                    ui.label(
+                        RichText::new(look::priority_badge(p))
+                            .color(look::priority_color(p))
+                            .strong(),
+                    );
+                    ui.label(RichText::new(format!("{} {}", e.alid, def.name)).strong());
+                    let state = match e.shelving {
+                        Shelving::None => look::alarm_state_text(e.state).to_string(),
+                        Shelving::OneShot => "⏏ SHELVED (until normal)".into(),
+                        Shelving::Timed { until_ns } => format!(
+                            "⏏ SHELVED ({} min left)",
+                            (until_ns.saturating_sub(view.now_ns) / 60_000_000_000) + 1
+                        ),
+                    };
+                    ui.label(state);
+                    if e.first_out {
+                        ui.label(RichText::new("FIRST OUT").strong());
+                    }
+                    if e.chattering {
+                        ui.label("chattering");
+                    }
+                    if e.shelving == Shelving::None {
+                        ui.label(format!(
+                            "since {} s",
+                            view.now_ns.saturating_sub(e.raised_ns) / 1_000_000_000
+                        ));
+                    }
+                });
+                ui.label(&def.text);
+                ui.label(RichText::new(format!("What to do: {}", def.guidance)).italics());
+                ui.horizontal(|ui| {
+                    let unack = e.state.is_unacknowledged();
+                    if e.shelving == Shelving::None {
+                        if ui
+                            .add_enabled(
+                                unack,
+                                egui::Button::new(format!("Acknowledge {}", e.alid)),
+                            )
+                            .clicked()
+                        {
+                            out.push(UiCommand::AckAlarm(e.alid));
+                        }
+                        if ui.button(format!("Shelve {} 10 min", e.alid)).clicked() {
+                            out.push(UiCommand::ShelveAlarm(
+                                e.alid,
+                                Some(Duration::from_secs(600)),
+                            ));
+                        }
+                        if ui
+                            .add_enabled(
+                                e.state != AlarmState::ReturnedUnack,
+                                egui::Button::new(format!("Shelve {} until normal", e.alid)),
+                            )
+                            .clicked()
+                        {
+                            out.push(UiCommand::ShelveAlarm(e.alid, None));
+                        }
+                    } else if ui.button(format!("Unshelve {}", e.alid)).clicked() {
+                        out.push(UiCommand::UnshelveAlarm(e.alid));
+                    }
+                });
+            });
+        }
+        ui.separator();
+        ui.horizontal(|ui| {
+            ui.heading("Journal");
+            ui.label("Filter");
+            ui.text_edit_singleline(&mut self.filter);
+        });
+        let f = self.filter.to_lowercase();
+        egui::ScrollArea::vertical()
+            .id_salt("journal")
+            .max_height(220.0)
+            .show(ui, |ui| {
+                egui::Grid::new("journal_rows")
+                    .striped(true)
+                    .num_columns(5)
+                    .show(ui, |ui| {
+                        for r in journal.iter().filter(|r| {
+                            f.is_empty()
+                                || r.alid.to_string().contains(&f)
+                                || r.event.contains(&f)
+                                || r.operator
+                                    .as_deref()
+                                    .unwrap_or("")
+                                    .to_lowercase()
+                                    .contains(&f)
+                                || view
+                                    .def(r.alid)
+                                    .is_some_and(|d| d.name.to_lowercase().contains(&f))
+                        }) {
+                            ui.label(crate::store::klarf::klarf_time(r.at_unix_ms));
+                            ui.label(r.alid.to_string());
+                            ui.label(view.def(r.alid).map(|d| d.name.as_str()).unwrap_or(""));
+                            ui.label(&r.event);
+                            ui.label(r.operator.as_deref().unwrap_or(""));
+                            ui.end_row();
+                        }
+                    });
+            });
+    }
+}

@@ -1,0 +1,385 @@
+//! The app shell: reads the snapshots once per frame (numbers once a
+//! second), drains run events and trends within a time budget, lays out
+//! the fixed regions, and applies the panels' commands after the UI pass.
+
+use super::alarms::AlarmPanel;
+use super::command::UiCommand;
+use super::live_view::LiveView;
+use super::run_control::RunControl;
+use super::station::Station;
+use super::view::{Health, View};
+use super::wafer_map::WaferMapState;
+use super::{health, heartbeat, look, simulator, status_strip, wafer_map};
+use crate::hot::{alloc_count, LatencyHistogram, LatestReader};
+use crate::machine::Signal;
+use crate::monitor::trend::TrendRings;
+use crate::monitor::{AlarmCommand, AlarmSnapshot, MachineSnapshot};
+use crate::run::{RunEvent, RunIdentity, RunSnapshot, RunState};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Overview,
+    Heartbeat,
+    Alarms,
+    Health,
+    Simulator,
+}
+
+pub struct StationApp {
+    pub station: Station,
+    machine: LatestReader<MachineSnapshot>,
+    alarms: LatestReader<AlarmSnapshot>,
+    run: LatestReader<RunSnapshot>,
+    events: broadcast::Receiver<RunEvent>,
+    pub tab: Tab,
+    pub run_control: RunControl,
+    alarm_panel: AlarmPanel,
+    live_view: LiveView,
+    pub map: WaferMapState,
+    trends: Box<TrendRings>,
+    machine_slow: MachineSnapshot,
+    run_slow: RunSnapshot,
+    health: Health,
+    last_slow: Option<Instant>,
+    started: Instant,
+    last_counts: (u64, u64, Vec<(&'static str, u64)>, Instant),
+    /// CPU time of each UI pass.
+    pub frame_time: LatencyHistogram,
+    pending: Vec<(String, flume::Receiver<Result<(), String>>)>,
+    /// Recipe loaded into the engine (its map is shown).
+    loaded: Option<crate::run::ValidRecipe>,
+    gallery: super::gallery::Gallery,
+}
+
+impl StationApp {
+    pub fn new(station: Station) -> anyhow::Result<Self> {
+        let recipes = station.recipe_files();
+        Ok(Self {
+            machine: reader(station.monitor.snapshots.reader())?,
+            alarms: reader(station.alarms.snapshots.reader())?,
+            run: reader(station.engine.snapshots.reader())?,
+            events: station.engine.events.subscribe(),
+            station,
+            tab: Tab::Overview,
+            run_control: RunControl::new(recipes),
+            alarm_panel: AlarmPanel::default(),
+            live_view: LiveView::default(),
+            map: WaferMapState::default(),
+            trends: Box::default(),
+            machine_slow: MachineSnapshot::default(),
+            run_slow: RunSnapshot::default(),
+            health: Health::default(),
+            last_slow: None,
+            started: Instant::now(),
+            last_counts: (0, 0, Vec::new(), Instant::now()),
+            frame_time: LatencyHistogram::new(),
+            pending: Vec::new(),
+            loaded: None,
+            gallery: Default::default(),
+        })
+    }
+
+    /// Work between frames: run events and trends, drained within a time
+    /// budget so a burst never stalls the UI.
+    pub fn logic(&mut self, ctx: &egui::Context) {
+        let budget = Instant::now() + Duration::from_millis(3);
+        loop {
+            match self.events.try_recv() {
+                Ok(RunEvent::Started { run_id, .. }) => self.map.restart(run_id),
+                Ok(RunEvent::DieDone { result, .. }) => self.map.apply(&result),
+                Ok(RunEvent::Ended { .. }) => self.map.finish(),
+                Ok(_) => {}
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    tracing::warn!("UI missed {n} run events")
+                }
+                Err(_) => break,
+            }
+            if Instant::now() > budget {
+                ctx.request_repaint();
+                break;
+            }
+        }
+        while let Ok(p) = self.station.monitor.trends.try_recv() {
+            if let Some(r) = self.trends.get_mut(p.signal as usize) {
+                r.push(p);
+            }
+            if Instant::now() > budget {
+                break;
+            }
+        }
+        self.pending.retain(|(what, rx)| match rx.try_recv() {
+            Ok(r) => {
+                self.run_control.message = Some(r.map(|_| format!("{what}: done")));
+                false
+            }
+            Err(flume::TryRecvError::Empty) => true,
+            Err(_) => false,
+        });
+        let live = self
+            .station
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(l) = &live {
+            self.live_view.refresh(ctx, &l.display);
+        }
+        self.gallery.poll(ctx);
+    }
+
+    fn view(&mut self) -> View {
+        let machine = self.machine.read().value;
+        let alarms = self.alarms.read().value;
+        let run = self.run.read().value;
+        let now = Instant::now();
+        if self
+            .last_slow
+            .is_none_or(|t| now - t >= Duration::from_secs(1))
+        {
+            self.last_slow = Some(now);
+            self.machine_slow = machine;
+            self.run_slow = run;
+            self.refresh_health(now);
+        }
+        let secs = self.started.elapsed().as_secs();
+        View {
+            now_ns: self.station.monitor.now_ns(),
+            clock: utc_clock(),
+            tick: secs % 2 == 0,
+            machine,
+            machine_slow: self.machine_slow,
+            alarms,
+            run,
+            run_slow: self.run_slow,
+            defs: self.station.alarm_defs.clone(),
+            health: self.health.clone(),
+        }
+    }
+
+    fn refresh_health(&mut self, now: Instant) {
+        let live = self
+            .station
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let threads = alloc_count::hot_threads();
+        let dt = (now - self.last_counts.3).as_secs_f64().max(1e-3);
+        let mut h = Health {
+            ui_frame_p50_ms: self.frame_time.quantile(0.5) as f64 / 1e6,
+            ui_frame_p99_ms: self.frame_time.quantile(0.99) as f64 / 1e6,
+            ..Health::default()
+        };
+        h.allocs_per_s = threads
+            .iter()
+            .map(|(name, a, _)| {
+                let before = self
+                    .last_counts
+                    .2
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|x| x.1)
+                    .unwrap_or(*a);
+                (*name, (a - before.min(*a)) as f64 / dt)
+            })
+            .collect();
+        if let Some(l) = live {
+            let t = &l.telemetry;
+            let frames = t.dies_inspected.get();
+            let px = t.pixels_inspected.get();
+            h.frames_per_s = frames.saturating_sub(self.last_counts.0) as f64 / dt;
+            h.mpix_per_s = px.saturating_sub(self.last_counts.1) as f64 / dt / 1e6;
+            h.queue_depth = t.queue_depth.get();
+            h.pool_in_use = l.pool.in_use();
+            h.pool_capacity = l.pool.capacity();
+            h.drops = t.drops.get();
+            h.stall_ms = t.stall_ns.get() as f64 / 1e6;
+            h.handoff_p50_us = t.handoff_latency.quantile(0.5) as f64 / 1e3;
+            h.handoff_p99_us = t.handoff_latency.quantile(0.99) as f64 / 1e3;
+            h.detect_p50_ms = t.detect_time.quantile(0.5) as f64 / 1e6;
+            self.last_counts.0 = frames;
+            self.last_counts.1 = px;
+        }
+        self.last_counts.2 = threads.iter().map(|(n, a, _)| (*n, *a)).collect();
+        self.last_counts.3 = now;
+        self.health = h;
+    }
+
+    /// Whether a load or command is still waiting for the engine's answer.
+    pub fn busy(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// One UI pass (called by eframe, and by the UI tests directly).
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        let start = Instant::now();
+        self.logic(ui.ctx());
+        let view = self.view();
+        let mut out = Vec::new();
+        egui::Panel::top("status_strip")
+            .resizable(false)
+            .show(ui, |ui| status_strip::ui(ui, &view));
+        egui::Panel::left("commands")
+            .resizable(false)
+            .exact_size(290.0)
+            .show(ui, |ui| {
+                ui.horizontal_wrapped(|ui| {
+                    for (t, label) in [
+                        (Tab::Overview, "Overview"),
+                        (Tab::Heartbeat, "Heartbeat"),
+                        (Tab::Alarms, "Alarms"),
+                        (Tab::Health, "Health"),
+                        (Tab::Simulator, "Simulator"),
+                    ] {
+                        ui.selectable_value(&mut self.tab, t, label);
+                    }
+                });
+                ui.separator();
+                self.run_control.ui(ui, &view, &mut out);
+            });
+        egui::CentralPanel::default().show(ui, |ui| match self.tab {
+            Tab::Overview => self.overview(ui, &mut out),
+            Tab::Heartbeat => heartbeat::ui(ui, &view, &self.trends),
+            Tab::Alarms => {
+                let journal = self
+                    .station
+                    .journal
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                self.alarm_panel.ui(ui, &view, &journal, &mut out);
+            }
+            Tab::Health => health::ui(ui, &view),
+            Tab::Simulator => simulator::ui(ui, &view, &mut out),
+        });
+        for c in out {
+            self.apply(c);
+        }
+        // Repaint: camera-rate while a run moves, slowly when idle.
+        let moving = matches!(
+            view.run.state,
+            RunState::Running | RunState::Pausing | RunState::Stopping | RunState::Aborting
+        );
+        ui.ctx().request_repaint_after(if moving {
+            Duration::from_millis(33)
+        } else {
+            Duration::from_millis(250)
+        });
+        self.frame_time.record_duration(start.elapsed());
+    }
+
+    fn overview(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
+        let history = self
+            .station
+            .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        ui.columns(2, |cols| {
+            cols[0].heading("Wafer map");
+            wafer_map::ui(&mut cols[0], &self.map, out);
+            cols[1].heading("Live camera");
+            egui::Frame::new().show(&mut cols[1], |ui| {
+                ui.set_max_height(ui.available_height() * 0.55);
+                self.live_view.ui(ui);
+            });
+            cols[1].separator();
+            self.gallery.ui(&mut cols[1]);
+            cols[1].separator();
+            cols[1].label("Defects per wafer, recent runs");
+            wafer_map::history_ui(&mut cols[1], &history);
+        });
+    }
+
+    pub fn apply(&mut self, c: UiCommand) {
+        let engine = self.station.engine.clone();
+        match c {
+            UiCommand::LoadRecipe {
+                path,
+                lot,
+                wafer,
+                slot,
+                operator,
+            } => match crate::run::recipe::load(&path) {
+                Err(e) => self.run_control.message = Some(Err(format!("{e:#}"))),
+                Ok(recipe) => {
+                    self.map = WaferMapState::for_recipe(&recipe);
+                    self.loaded = Some(recipe.clone());
+                    let rx = engine.load_nowait(
+                        recipe,
+                        RunIdentity {
+                            lot,
+                            wafer,
+                            slot,
+                            operator,
+                        },
+                    );
+                    self.pending.push(("load".into(), rx));
+                }
+            },
+            UiCommand::Run(cmd) => {
+                let what = format!("{:?}", cmd.kind()).to_lowercase();
+                let rx = engine.command_nowait(cmd);
+                self.pending.push((what, rx));
+            }
+            UiCommand::AckAlarm(alid) => self.station.alarms.command(AlarmCommand::Acknowledge {
+                alid,
+                operator: self.run_control.operator.clone(),
+            }),
+            UiCommand::AckAllAlarms => self.station.alarms.command(AlarmCommand::AcknowledgeAll {
+                operator: self.run_control.operator.clone(),
+            }),
+            UiCommand::ShelveAlarm(alid, d) => self.station.alarms.command(AlarmCommand::Shelve {
+                alid,
+                duration_ns: d.map(|d| d.as_nanos() as u64),
+                operator: self.run_control.operator.clone(),
+            }),
+            UiCommand::UnshelveAlarm(alid) => self.station.alarms.command(AlarmCommand::Unshelve {
+                alid,
+                operator: self.run_control.operator.clone(),
+            }),
+            UiCommand::FreezeHeartbeat(s, on) => self.station.io_faults.freeze_heartbeat(s, on),
+            UiCommand::VacuumLoss(on) => {
+                if on {
+                    self.station.io_faults.set_value(Signal::ChuckVacuum, 60.0)
+                } else {
+                    self.station.io_faults.restore(Signal::ChuckVacuum)
+                }
+            }
+            UiCommand::SelectDie(d) => {
+                self.map.selected = d;
+                if let Some(d) = d {
+                    let dir = self
+                        .station
+                        .cfg
+                        .thumbnails
+                        .join(format!("run-{}", self.map.run_id));
+                    self.gallery.open(dir, d);
+                }
+            }
+        }
+    }
+}
+
+fn reader<T: Copy + Send>(r: Option<LatestReader<T>>) -> anyhow::Result<LatestReader<T>> {
+    r.ok_or_else(|| anyhow::anyhow!("too many snapshot readers"))
+}
+
+fn utc_clock() -> String {
+    let ms = crate::monitor::alarm_engine::unix_ms_now();
+    let t = crate::store::klarf::klarf_time(ms);
+    format!("{} UTC", t.split_once(' ').map(|x| x.1).unwrap_or(&t))
+}
+
+impl eframe::App for StationApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+}
+
+/// Sets the look once.
+pub fn setup(ctx: &egui::Context) {
+    look::apply(ctx);
+}

@@ -1,0 +1,27 @@
+//! What the operator's clicks ask for. Panels push commands during the UI
+//! pass; the app applies them afterwards.
+
+use crate::run::RunCommand;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UiCommand {
+    LoadRecipe {
+        path: PathBuf,
+        lot: String,
+        wafer: String,
+        slot: u32,
+        operator: String,
+    },
+    Run(RunCommand),
+    AckAlarm(u32),
+    AckAllAlarms,
+    /// `None`: one-shot.
+    ShelveAlarm(u32, Option<Duration>),
+    UnshelveAlarm(u32),
+    /// Simulator controls (maintenance use).
+    FreezeHeartbeat(crate::machine::Subsystem, bool),
+    VacuumLoss(bool),
+    SelectDie(Option<u32>),
+}

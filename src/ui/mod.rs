@@ -1,0 +1,20 @@
+//! The operator GUI (eframe/egui): one file per panel; panels read the
+//! frame's `View` and emit `UiCommand`s.
+
+pub mod alarms;
+pub mod app;
+pub mod command;
+pub mod gallery;
+pub mod health;
+pub mod heartbeat;
+pub mod live_view;
+pub mod look;
+pub mod run_control;
+pub mod simulator;
+pub mod station;
+pub mod status_strip;
+pub mod view;
+pub mod wafer_map;
+
+pub use app::{StationApp, Tab};
+pub use station::{Station, StationConfig};

@@ -1,0 +1,220 @@
+//! Run control: recipe and wafer identity, and the run commands, each
+//! enabled only when the run state allows it (the refusal reason shows on
+//! hover otherwise). Abort asks for confirmation and a reason.
+
+use super::command::UiCommand;
+use super::view::View;
+use crate::run::state::{transition, CommandKind};
+use crate::run::RunCommand;
+use egui::{RichText, Ui};
+use std::path::PathBuf;
+
+pub struct RunControl {
+    pub recipes: Vec<PathBuf>,
+    pub recipe: Option<PathBuf>,
+    pub lot: String,
+    pub wafer: String,
+    pub slot: u32,
+    pub operator: String,
+    /// The last answer to a load or command (error text shown in red).
+    pub message: Option<Result<String, String>>,
+    abort_dialog: Option<String>,
+    #[cfg(feature = "file-dialog")]
+    picked: Option<std::sync::mpsc::Receiver<Option<PathBuf>>>,
+}
+
+impl RunControl {
+    pub fn new(recipes: Vec<PathBuf>) -> Self {
+        Self {
+            recipe: recipes.first().cloned(),
+            recipes,
+            lot: "LOT-001".into(),
+            wafer: "W01".into(),
+            slot: 1,
+            operator: "operator".into(),
+            message: None,
+            abort_dialog: None,
+            #[cfg(feature = "file-dialog")]
+            picked: None,
+        }
+    }
+
+    pub fn ui(&mut self, ui: &mut Ui, view: &View, out: &mut Vec<UiCommand>) {
+        ui.heading("Run control");
+        let state = view.run.state;
+        let can_load = matches!(
+            state,
+            crate::run::RunState::Idle | crate::run::RunState::Ready
+        );
+        ui.add_enabled_ui(can_load, |ui| {
+            egui::Grid::new("identity").num_columns(2).show(ui, |ui| {
+                let label = ui.label("Recipe");
+                let name = |p: &PathBuf| {
+                    p.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                };
+                egui::ComboBox::from_id_salt("recipe")
+                    .selected_text(
+                        self.recipe
+                            .as_ref()
+                            .map(name)
+                            .unwrap_or_else(|| "choose…".into()),
+                    )
+                    .show_ui(ui, |ui| {
+                        for r in &self.recipes {
+                            ui.selectable_value(&mut self.recipe, Some(r.clone()), name(r));
+                        }
+                    })
+                    .response
+                    .labelled_by(label.id);
+                ui.end_row();
+                #[cfg(feature = "file-dialog")]
+                {
+                    ui.label("");
+                    if ui.button("Browse…").clicked() {
+                        // Off the UI thread; the answer comes back by channel.
+                        let (tx, rx) = std::sync::mpsc::channel();
+                        std::thread::spawn(move || {
+                            let p = rfd::FileDialog::new()
+                                .add_filter("recipe", &["toml"])
+                                .pick_file();
+                            let _ = tx.send(p);
+                        });
+                        self.picked = Some(rx);
+                    }
+                    ui.end_row();
+                }
+                let l = ui.label("Lot");
+                ui.text_edit_singleline(&mut self.lot).labelled_by(l.id);
+                ui.end_row();
+                let l = ui.label("Wafer");
+                ui.text_edit_singleline(&mut self.wafer).labelled_by(l.id);
+                ui.end_row();
+                let l = ui.label("Slot");
+                ui.add(egui::DragValue::new(&mut self.slot).range(1..=25))
+                    .labelled_by(l.id);
+                ui.end_row();
+                let l = ui.label("Operator");
+                ui.text_edit_singleline(&mut self.operator)
+                    .labelled_by(l.id);
+                ui.end_row();
+            });
+            if ui.button("Load recipe").clicked() {
+                if let Some(path) = self.recipe.clone() {
+                    out.push(UiCommand::LoadRecipe {
+                        path,
+                        lot: self.lot.clone(),
+                        wafer: self.wafer.clone(),
+                        slot: self.slot,
+                        operator: self.operator.clone(),
+                    });
+                }
+            }
+        });
+        #[cfg(feature = "file-dialog")]
+        if let Some(rx) = &self.picked {
+            if let Ok(p) = rx.try_recv() {
+                if let Some(p) = p {
+                    if !self.recipes.contains(&p) {
+                        self.recipes.push(p.clone());
+                    }
+                    self.recipe = Some(p);
+                }
+                self.picked = None;
+            }
+        }
+        ui.separator();
+        ui.horizontal_wrapped(|ui| {
+            for (label, kind) in [
+                ("Start", CommandKind::Start),
+                ("Pause", CommandKind::Pause),
+                ("Resume", CommandKind::Resume),
+                ("Stop", CommandKind::Stop),
+                ("Abort", CommandKind::Abort),
+            ] {
+                let allowed = transition(state, kind);
+                let b = ui.add_enabled(allowed.is_ok(), egui::Button::new(label));
+                let b = match allowed {
+                    Err(why) => b.on_disabled_hover_text(why),
+                    Ok(_) => b,
+                };
+                if b.clicked() {
+                    match kind {
+                        CommandKind::Start => out.push(UiCommand::Run(RunCommand::Start)),
+                        CommandKind::Pause => out.push(UiCommand::Run(RunCommand::Pause)),
+                        CommandKind::Resume => out.push(UiCommand::Run(RunCommand::Resume)),
+                        CommandKind::Stop => out.push(UiCommand::Run(RunCommand::Stop)),
+                        CommandKind::Abort => self.abort_dialog = Some(String::new()),
+                        _ => {}
+                    }
+                }
+            }
+        });
+        if matches!(
+            state,
+            crate::run::RunState::Complete
+                | crate::run::RunState::Aborted
+                | crate::run::RunState::Faulted
+        ) {
+            ui.horizontal(|ui| {
+                if ui.button("Acknowledge").clicked() {
+                    out.push(UiCommand::Run(RunCommand::Acknowledge));
+                }
+                if state == crate::run::RunState::Faulted && ui.button("Reset").clicked() {
+                    out.push(UiCommand::Run(RunCommand::Reset));
+                }
+            });
+        }
+        if !view.run.cause.as_str().is_empty() {
+            ui.label(RichText::new(view.run.cause.as_str()).italics());
+        }
+        match &self.message {
+            Some(Ok(m)) => {
+                ui.label(m);
+            }
+            Some(Err(e)) => {
+                ui.label(RichText::new(format!("✖ {e}")).color(super::look::ALARM_HIGH));
+            }
+            None => {}
+        }
+        self.abort_ui(ui, out);
+    }
+
+    fn abort_ui(&mut self, ui: &mut Ui, out: &mut Vec<UiCommand>) {
+        let Some(reason) = &mut self.abort_dialog else {
+            return;
+        };
+        let mut close = false;
+        egui::Window::new("Abort the run?")
+            .collapsible(false)
+            .resizable(false)
+            .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+            .show(ui.ctx(), |ui| {
+                ui.label(
+                    "Every result found so far is kept; dies not yet inspected are marked so.",
+                );
+                let label = ui.label("Reason");
+                ui.text_edit_singleline(reason).labelled_by(label.id);
+                ui.horizontal(|ui| {
+                    let ok = !reason.trim().is_empty();
+                    if ui
+                        .add_enabled(ok, egui::Button::new("Confirm abort"))
+                        .on_disabled_hover_text("give a reason")
+                        .clicked()
+                    {
+                        out.push(UiCommand::Run(RunCommand::Abort {
+                            reason: reason.trim().to_owned(),
+                        }));
+                        close = true;
+                    }
+                    if ui.button("Cancel").clicked() {
+                        close = true;
+                    }
+                });
+            });
+        if close {
+            self.abort_dialog = None;
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! Simulator controls (maintenance): inject the faults the real tool can
+//! have, to train operators and to test the station.
+
+use super::command::UiCommand;
+use super::view::View;
+use crate::machine::SUBSYSTEMS;
+use crate::monitor::Quality;
+use egui::Ui;
+
+pub fn ui(ui: &mut Ui, view: &View, out: &mut Vec<UiCommand>) {
+    ui.heading("Simulator");
+    ui.label("Inject faults into the simulated tool.");
+    for s in SUBSYSTEMS {
+        let frozen = view.machine.heartbeat(s).quality != Quality::Live;
+        let label = if frozen {
+            format!("Restore {} heartbeat", s.name())
+        } else {
+            format!("Freeze {} heartbeat", s.name())
+        };
+        if ui.button(label).clicked() {
+            out.push(UiCommand::FreezeHeartbeat(s, !frozen));
+        }
+    }
+    let vac = view
+        .machine
+        .signal(crate::machine::Signal::ChuckVacuum)
+        .value;
+    if vac > 20.0 {
+        if ui.button("Restore chuck vacuum").clicked() {
+            out.push(UiCommand::VacuumLoss(false));
+        }
+    } else if ui.button("Lose chuck vacuum").clicked() {
+        out.push(UiCommand::VacuumLoss(true));
+    }
+}

@@ -1,0 +1,69 @@
+//! What every panel reads in one frame: the newest snapshots, and the
+//! "slow" copies of the numbers an operator reads (refreshed once a
+//! second, so figures never flicker).
+
+use crate::monitor::{AlarmDef, AlarmSnapshot, MachineSnapshot};
+use crate::run::RunSnapshot;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Health {
+    pub frames_per_s: f64,
+    pub mpix_per_s: f64,
+    pub queue_depth: u64,
+    pub pool_in_use: usize,
+    pub pool_capacity: usize,
+    pub drops: u64,
+    pub stall_ms: f64,
+    pub handoff_p50_us: f64,
+    pub handoff_p99_us: f64,
+    pub detect_p50_ms: f64,
+    /// (thread, allocations per second over the last second)
+    pub allocs_per_s: Vec<(&'static str, f64)>,
+    pub ui_frame_p50_ms: f64,
+    pub ui_frame_p99_ms: f64,
+    pub thumbnails_skipped: u64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            frames_per_s: 0.0,
+            mpix_per_s: 0.0,
+            queue_depth: 0,
+            pool_in_use: 0,
+            pool_capacity: 0,
+            drops: 0,
+            stall_ms: 0.0,
+            handoff_p50_us: 0.0,
+            handoff_p99_us: 0.0,
+            detect_p50_ms: 0.0,
+            allocs_per_s: Vec::new(),
+            ui_frame_p50_ms: 0.0,
+            ui_frame_p99_ms: 0.0,
+            thumbnails_skipped: 0,
+        }
+    }
+}
+
+pub struct View {
+    /// Monitor time now, ns (the time base of machine snapshots).
+    pub now_ns: u64,
+    /// Wall clock, "HH:MM:SS" UTC, and the liveness tick.
+    pub clock: String,
+    pub tick: bool,
+    pub machine: MachineSnapshot,
+    /// Copy of `machine` refreshed once a second, for printed numbers.
+    pub machine_slow: MachineSnapshot,
+    pub alarms: AlarmSnapshot,
+    pub run: RunSnapshot,
+    pub run_slow: RunSnapshot,
+    pub defs: Arc<[AlarmDef]>,
+    pub health: Health,
+}
+
+impl View {
+    pub fn def(&self, alid: u32) -> Option<&AlarmDef> {
+        self.defs.iter().find(|d| d.alid == alid)
+    }
+}

@@ -1,0 +1,291 @@
+//! The wafer map: wafer outline with notch, the die grid shaded by state,
+//! defects as markers by class (shape and legend, not colour alone), hover
+//! for attributes, click a die to open its defect gallery; and the
+//! defects-per-wafer trend of recent runs.
+
+use super::command::UiCommand;
+use crate::machine::DieSite;
+use crate::pipeline::{DefectClass, DieResult};
+use crate::run::ValidRecipe;
+use egui::{Color32, Ui};
+use egui_plot::{Corner, Legend, Line, MarkerShape, Plot, PlotPoints, Points, Polygon};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DieMark {
+    /// In the plan, not reached (yet).
+    Pending,
+    /// Not in the plan, or could not be imaged.
+    NotInspected,
+    Clean,
+    Defective,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MapDefect {
+    pub die_index: u32,
+    pub defect_no: u32,
+    /// From the wafer centre, mm, y up.
+    pub x_mm: f64,
+    pub y_mm: f64,
+    pub class: DefectClass,
+    pub area_um2: f64,
+    pub size_um: (f64, f64),
+    pub peak: u8,
+}
+
+/// The map of the current (or last) run, fed by die results.
+#[derive(Default)]
+pub struct WaferMapState {
+    pub diameter_mm: f64,
+    pub notch: String,
+    pub die_size_um: (f64, f64),
+    pub pixel_um: f64,
+    pub image_px: u32,
+    pub sites: Vec<DieSite>,
+    pub marks: Vec<DieMark>,
+    pub defects: Vec<MapDefect>,
+    pub selected: Option<u32>,
+    pub run_id: u64,
+}
+
+impl WaferMapState {
+    /// A new, empty map for the recipe's wafer.
+    pub fn for_recipe(r: &ValidRecipe) -> Self {
+        let mut marks = vec![DieMark::NotInspected; r.sites.len()];
+        for &i in &r.plan {
+            marks[i as usize] = DieMark::Pending;
+        }
+        Self {
+            diameter_mm: r.geometry.diameter_mm,
+            notch: r.recipe.wafer.notch.clone(),
+            die_size_um: r.geometry.die_size_um,
+            pixel_um: r.recipe.optics.pixel_um,
+            image_px: r.image_px,
+            sites: r.sites.clone(),
+            marks,
+            defects: Vec::new(),
+            selected: None,
+            run_id: 0,
+        }
+    }
+
+    pub fn restart(&mut self, run_id: u64) {
+        self.run_id = run_id;
+        for m in &mut self.marks {
+            if *m != DieMark::NotInspected {
+                *m = DieMark::Pending;
+            }
+        }
+        self.defects.clear();
+        self.selected = None;
+    }
+
+    pub fn apply(&mut self, r: &DieResult) {
+        let Some(site) = self.sites.get(r.die_index as usize).copied() else {
+            return;
+        };
+        self.marks[r.die_index as usize] = if r.capture_failed {
+            DieMark::NotInspected
+        } else if r.count > 0 {
+            DieMark::Defective
+        } else {
+            DieMark::Clean
+        };
+        for (n, d) in r.defects().iter().enumerate() {
+            let (x, y) = d.position_um(self.pixel_um, self.image_px);
+            self.defects.push(MapDefect {
+                die_index: r.die_index,
+                defect_no: n as u32 + 1,
+                x_mm: (site.origin_um.0 + x) / 1000.0,
+                y_mm: (site.origin_um.1 + y) / 1000.0,
+                class: d.class,
+                area_um2: d.area_px as f64 * self.pixel_um * self.pixel_um,
+                size_um: (
+                    d.width_px() as f64 * self.pixel_um,
+                    d.height_px() as f64 * self.pixel_um,
+                ),
+                peak: d.peak_diff,
+            });
+        }
+    }
+
+    /// The run ended: planned dies never reached are not inspected.
+    pub fn finish(&mut self) {
+        for m in &mut self.marks {
+            if *m == DieMark::Pending {
+                *m = DieMark::NotInspected;
+            }
+        }
+    }
+
+    pub fn count(&self, m: DieMark) -> usize {
+        self.marks.iter().filter(|x| **x == m).count()
+    }
+
+    fn die_at(&self, x_mm: f64, y_mm: f64) -> Option<u32> {
+        let (sx, sy) = (self.die_size_um.0 / 1000.0, self.die_size_um.1 / 1000.0);
+        self.sites
+            .iter()
+            .find(|s| {
+                let (ox, oy) = (s.origin_um.0 / 1000.0, s.origin_um.1 / 1000.0);
+                x_mm >= ox && x_mm <= ox + sx && y_mm >= oy && y_mm <= oy + sy
+            })
+            .map(|s| s.index)
+    }
+}
+
+pub fn class_marker(c: DefectClass) -> (MarkerShape, Color32) {
+    // Defects are results, not alarms: dark neutral tones, told apart by
+    // shape.
+    match c {
+        DefectClass::Particle => (MarkerShape::Circle, Color32::from_rgb(0x10, 0x10, 0x10)),
+        DefectClass::Scratch => (MarkerShape::Cross, Color32::from_rgb(0x30, 0x30, 0x70)),
+        DefectClass::Residue => (MarkerShape::Square, Color32::from_rgb(0x40, 0x40, 0x40)),
+        DefectClass::Pattern => (MarkerShape::Diamond, Color32::from_rgb(0x20, 0x50, 0x50)),
+        DefectClass::Unknown => (MarkerShape::Asterisk, Color32::from_rgb(0x50, 0x50, 0x50)),
+    }
+}
+
+pub fn ui(ui: &mut Ui, map: &WaferMapState, out: &mut Vec<UiCommand>) {
+    if map.sites.is_empty() {
+        ui.label("Load a recipe to see its wafer map.");
+        return;
+    }
+    ui.label(format!(
+        "{} dies: {} clean, {} with defects, {} pending, {} not inspected; {} defects",
+        map.sites.len(),
+        map.count(DieMark::Clean),
+        map.count(DieMark::Defective),
+        map.count(DieMark::Pending),
+        map.count(DieMark::NotInspected),
+        map.defects.len()
+    ));
+    let r = map.diameter_mm / 2.0;
+    let defects = &map.defects;
+    let plot = Plot::new("wafer_map")
+        .data_aspect(1.0)
+        .legend(Legend::default().position(Corner::RightTop))
+        .allow_scroll(false)
+        .label_formatter(move |hp| match hp {
+            egui_plot::HoverPosition::NearDataPoint { position, .. } => defects
+                .iter()
+                .find(|d| (d.x_mm - position.x).abs() < 1e-6 && (d.y_mm - position.y).abs() < 1e-6)
+                .map(|d| {
+                    format!(
+                        "die {} defect {}\n{} {:.0}×{:.0} µm, area {:.0} µm²\npeak {}\nat ({:.2}, {:.2}) mm",
+                        d.die_index,
+                        d.defect_no,
+                        d.class.name(),
+                        d.size_um.0,
+                        d.size_um.1,
+                        d.area_um2,
+                        d.peak,
+                        d.x_mm,
+                        d.y_mm
+                    )
+                }),
+            egui_plot::HoverPosition::Elsewhere { position } => Some(format!("({:.1}, {:.1}) mm", position.x, position.y)),
+        });
+    let response = plot.show(ui, |pu| {
+        // Outline with the notch (a small V at the notch side).
+        let notch_angle = match map.notch.as_str() {
+            "up" => std::f64::consts::FRAC_PI_2,
+            "left" => std::f64::consts::PI,
+            "right" => 0.0,
+            _ => -std::f64::consts::FRAC_PI_2,
+        };
+        let outline: PlotPoints = (0..=360)
+            .map(|i| {
+                let a = i as f64 / 360.0 * std::f64::consts::TAU;
+                let d = (a - notch_angle).rem_euclid(std::f64::consts::TAU);
+                let d = d.min(std::f64::consts::TAU - d);
+                let rr = if d < 0.012 {
+                    r - 3.0 * (1.0 - d / 0.012)
+                } else {
+                    r
+                };
+                [rr * a.cos(), rr * a.sin()]
+            })
+            .collect();
+        pu.line(Line::new("wafer", outline).color(Color32::from_gray(40)));
+        let (sx, sy) = (map.die_size_um.0 / 1000.0, map.die_size_um.1 / 1000.0);
+        for (s, m) in map.sites.iter().zip(&map.marks) {
+            let (x, y) = (s.origin_um.0 / 1000.0, s.origin_um.1 / 1000.0);
+            let (name, fill) = match m {
+                DieMark::Pending => ("pending", Color32::from_gray(225)),
+                DieMark::NotInspected => ("not inspected", Color32::from_gray(200)),
+                DieMark::Clean => ("clean", Color32::from_gray(170)),
+                DieMark::Defective => ("with defects", Color32::from_gray(120)),
+            };
+            let mut stroke = egui::Stroke::new(0.5, Color32::from_gray(90));
+            if map.selected == Some(s.index) {
+                stroke = egui::Stroke::new(2.0, Color32::BLACK);
+            }
+            pu.polygon(
+                Polygon::new(
+                    name,
+                    vec![[x, y], [x + sx, y], [x + sx, y + sy], [x, y + sy]],
+                )
+                .fill_color(fill)
+                .stroke(stroke),
+            );
+        }
+        for c in DefectClass::ALL {
+            let pts: Vec<[f64; 2]> = map
+                .defects
+                .iter()
+                .filter(|d| d.class == c)
+                .map(|d| [d.x_mm, d.y_mm])
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            let (shape, color) = class_marker(c);
+            pu.points(
+                Points::new(c.name(), pts)
+                    .shape(shape)
+                    .color(color)
+                    .radius(3.0)
+                    .filled(true),
+            );
+        }
+        if pu.response().clicked() {
+            pu.pointer_coordinate().map(|p| map.die_at(p.x, p.y))
+        } else {
+            None
+        }
+    });
+    if let Some(die) = response.inner {
+        out.push(UiCommand::SelectDie(die));
+    }
+}
+
+/// Defects per wafer over the recent recorded runs.
+pub fn history_ui(ui: &mut Ui, runs: &[crate::store::query::RunRow]) {
+    let recent: Vec<_> = runs.iter().take(30).rev().collect();
+    if recent.is_empty() {
+        ui.label("No recorded runs yet.");
+        return;
+    }
+    let pts: Vec<[f64; 2]> = recent
+        .iter()
+        .map(|r| [r.id as f64, r.defects as f64])
+        .collect();
+    Plot::new("defects_per_wafer")
+        .height(120.0)
+        .allow_scroll(false)
+        .label_formatter(|hp| match hp {
+            egui_plot::HoverPosition::NearDataPoint { position, .. } => {
+                Some(format!("run {:.0}: {:.0} defects", position.x, position.y))
+            }
+            _ => None,
+        })
+        .show(ui, |pu| {
+            pu.line(Line::new("defects per wafer", pts.clone()).color(Color32::from_gray(50)));
+            pu.points(
+                Points::new("runs", pts)
+                    .radius(2.5)
+                    .color(Color32::from_gray(30)),
+            );
+        });
+}

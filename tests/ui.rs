@@ -1,0 +1,190 @@
+//! The operator window driven through egui_kittest on the real app state:
+//! choose a recipe, Start and see RUNNING with dies advancing; Pause and
+//! Resume; a frozen heartbeat shows the row as stale and the run as
+//! SUSPENDED; acknowledge the alarm; Abort with a reason ends as ABORTED
+//! with partial results on the map.
+
+use egui_kittest::kittest::{NodeT, Queryable};
+use egui_kittest::Harness;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use waferscope::ui::wafer_map::DieMark;
+use waferscope::ui::{Station, StationApp, StationConfig};
+
+fn app(name: &str) -> (StationApp, PathBuf) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let d = std::env::temp_dir().join(format!("waferscope-ui-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let station = Station::start(StationConfig {
+        db: d.join("station.db"),
+        alarms: root.join("assets/alarms.toml"),
+        recipes: root.join("assets/recipes"),
+        thumbnails: d.join("thumbnails"),
+        wafer_seed: 3,
+        paced: true,
+        camera_fps: 60.0,
+        resume_after: Duration::from_millis(300),
+    })
+    .unwrap();
+    (StationApp::new(station).unwrap(), d)
+}
+
+fn harness(app: StationApp) -> Harness<'static, StationApp> {
+    Harness::builder()
+        .with_size([1600.0, 1000.0])
+        .with_context_setup(waferscope::ui::app::setup)
+        .build_ui_state(|ui, app: &mut StationApp| app.show(ui), app)
+}
+
+/// Steps the UI (real time passes: the station runs on its own threads)
+/// until `cond` holds.
+fn wait_for(
+    h: &mut Harness<'static, StationApp>,
+    what: &str,
+    mut cond: impl FnMut(&Harness<'static, StationApp>) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        h.run_steps(1);
+        if cond(h) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn has(h: &Harness<'static, StationApp>, label: &str) -> bool {
+    h.query_all_by_label_contains(label).next().is_some()
+}
+
+/// The "Dies N/M" figure of the status strip.
+fn dies_done(h: &Harness<'static, StationApp>) -> u32 {
+    for node in h.get_all_by_label_contains("Dies ") {
+        let n = node.accesskit_node();
+        let text = n.label().or_else(|| n.value()).unwrap_or_default();
+        if let Some(rest) = text.strip_prefix("Dies ") {
+            if let Some(n) = rest.split('/').next().and_then(|n| n.parse().ok()) {
+                return n;
+            }
+        }
+    }
+    panic!("no \"Dies N/M\" in the status strip");
+}
+
+#[test]
+fn an_operator_runs_pauses_sees_a_suspension_acknowledges_and_aborts() {
+    let (app, dir) = app("flow");
+    let mut h = harness(app);
+    h.run_steps(2);
+    assert!(has(&h, "■ IDLE"), "the strip shows the idle state");
+    wait_for(&mut h, "healthy", |h| has(h, "Health ✔ OK"));
+
+    // Choose the 200 mm sampled recipe and load it.
+    h.get_by_role_and_label(egui::accesskit::Role::ComboBox, "Recipe")
+        .click();
+    h.run_steps(2);
+    h.get_by_label("sampled-200mm.toml").click();
+    h.run_steps(2);
+    h.get_by_label("Load recipe").click();
+    wait_for(&mut h, "READY", |h| has(h, "■ READY"));
+    assert!(has(&h, "Recipe INS-200-SAMPLE4"));
+
+    h.get_by_label("Start").click();
+    wait_for(&mut h, "RUNNING", |h| has(h, "▶ RUNNING"));
+    // Numbers refresh once a second: watch them advance.
+    wait_for(&mut h, "dies advancing", |h| dies_done(h) >= 2);
+    let first = dies_done(&h);
+    wait_for(&mut h, "more dies", |h| dies_done(h) > first);
+
+    h.get_by_label("Pause").click();
+    wait_for(&mut h, "PAUSED", |h| has(h, "⏸ PAUSED"));
+    h.get_by_label("Resume").click();
+    wait_for(&mut h, "RUNNING again", |h| has(h, "▶ RUNNING"));
+
+    // Inject a frozen camera heartbeat from the simulator panel.
+    h.get_by_label("Simulator").click();
+    h.run_steps(2);
+    h.get_by_label("Freeze camera heartbeat").click();
+    wait_for(&mut h, "SUSPENDED", |h| has(h, "⚠ SUSPENDED"));
+    h.get_by_label("Heartbeat").click();
+    wait_for(&mut h, "stale row", |h| {
+        has(h, "◌ STALE") || has(h, "⊘ LOST")
+    });
+
+    // Acknowledge the alarm it raised.
+    h.get_by_label("Alarms").click();
+    wait_for(&mut h, "camera alarm", |h| {
+        has(h, "1031 Camera heartbeat stale")
+    });
+    h.get_by_label("Acknowledge 1031").click();
+    wait_for(&mut h, "acknowledged", |h| {
+        h.state()
+            .station
+            .alarms
+            .snapshots
+            .reader()
+            .and_then(|mut r| r.read().value.entry(1031).map(|e| e.state))
+            == Some(waferscope::monitor::AlarmState::AckActive)
+    });
+    assert!(has(&h, "○ ACK ACTIVE"));
+
+    // Abort with a reason.
+    h.get_by_label("Abort").click();
+    h.run_steps(2);
+    assert!(has(&h, "Abort the run?"));
+    let field = h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Reason");
+    field.click();
+    h.run_steps(1);
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Reason")
+        .type_text("camera link check");
+    h.run_steps(2);
+    h.get_by_label("Confirm abort").click();
+    wait_for(&mut h, "ABORTED", |h| has(h, "✖ ABORTED"));
+    let map = &h.state().map;
+    let inspected = map.count(DieMark::Clean) + map.count(DieMark::Defective);
+    assert!(inspected >= 3, "partial results on the map: {inspected}");
+    assert!(
+        map.count(DieMark::NotInspected) > 0,
+        "the rest marked not inspected"
+    );
+    assert_eq!(map.count(DieMark::Pending), 0);
+    assert!(!map.defects.is_empty());
+    assert!(has(&h, "camera link check"));
+    drop(h);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_bad_recipe_shows_its_validation_error_in_the_window() {
+    let (mut app, dir) = app("bad");
+    let bad = dir.join("broken.toml");
+    std::fs::write(&bad, "id = \"X\"\nname = \"broken\"\n").unwrap();
+    app.run_control.recipes.push(bad.clone());
+    app.run_control.recipe = Some(bad.clone());
+    let mut h = harness(app);
+    h.run_steps(2);
+    h.get_by_label("Load recipe").click();
+    h.run_steps(3);
+    let expected = format!("✖ {}: line 1: missing field `wafer`", bad.display());
+    assert!(has(&h, &expected), "the error is shown");
+    assert!(has(&h, "■ IDLE"));
+    drop(h);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn commands_not_allowed_now_are_disabled() {
+    let (app, dir) = app("disabled");
+    let mut h = harness(app);
+    h.run_steps(2);
+    for label in ["Start", "Pause", "Resume", "Stop", "Abort"] {
+        assert!(
+            h.get_by_label(label).accesskit_node().is_disabled(),
+            "{label} must be disabled while idle"
+        );
+    }
+    drop(h);
+    std::fs::remove_dir_all(dir).ok();
+}
