@@ -27,6 +27,7 @@ struct Scripted {
     exit_after: Option<Duration>,
     wafer: u32,
     last_log: Instant,
+    run: Option<crate::hot::LatestReader<crate::run::RunSnapshot>>,
 }
 
 impl Scripted {
@@ -39,13 +40,10 @@ impl Scripted {
         if self.app.busy() {
             return;
         }
-        let state = self
-            .app
-            .station
-            .engine
-            .snapshots
-            .reader()
-            .map(|mut r| r.read().value.state);
+        if self.run.is_none() {
+            self.run = self.app.station.engine.snapshots.reader();
+        }
+        let state = self.run.as_mut().map(|r| r.read().value.state);
         match state {
             Some(RunState::Idle) if self.wafer == 0 || self.demo => {
                 self.wafer += 1;
@@ -68,11 +66,14 @@ impl Scripted {
     fn log_frames(&self, label: &str) {
         let f = &self.app.frame_time;
         let line = format!(
-            "{label}: UI frame CPU time over {} frames: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "{label}: UI frame CPU time over {} frames: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; pipeline {:.0} dies/s, {:.0} MPix/s, {} wafers",
             f.count(),
             f.quantile(0.5) as f64 / 1e6,
             f.quantile(0.99) as f64 / 1e6,
-            f.summary().max as f64 / 1e6
+            f.summary().max as f64 / 1e6,
+            self.app.health().frames_per_s,
+            self.app.health().mpix_per_s,
+            self.wafer
         );
         tracing::info!("{line}");
         println!("{line}");
@@ -113,6 +114,7 @@ pub fn run(args: GuiArgs) -> Result<()> {
         exit_after: args.exit_after,
         wafer: 0,
         last_log: Instant::now(),
+        run: None,
     };
     eframe::run_native(
         "waferscope",

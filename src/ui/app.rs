@@ -45,7 +45,7 @@ pub struct StationApp {
     last_slow: Option<Instant>,
     started: Instant,
     last_counts: (u64, u64, Vec<(&'static str, u64)>, Instant),
-    /// CPU time of each UI pass.
+    /// CPU time of each UI pass (thread CPU time, not wall time).
     pub frame_time: LatencyHistogram,
     pending: Vec<(String, flume::Receiver<Result<(), String>>)>,
     /// Recipe loaded into the engine (its map is shown).
@@ -189,8 +189,14 @@ impl StationApp {
             let t = &l.telemetry;
             let frames = t.dies_inspected.get();
             let px = t.pixels_inspected.get();
-            h.frames_per_s = frames.saturating_sub(self.last_counts.0) as f64 / dt;
-            h.mpix_per_s = px.saturating_sub(self.last_counts.1) as f64 / dt / 1e6;
+            // A new wafer starts a new pipeline whose counters start at 0.
+            let (f0, p0) = if frames < self.last_counts.0 {
+                (0, 0)
+            } else {
+                (self.last_counts.0, self.last_counts.1)
+            };
+            h.frames_per_s = (frames - f0) as f64 / dt;
+            h.mpix_per_s = px.saturating_sub(p0) as f64 / dt / 1e6;
             h.queue_depth = t.queue_depth.get();
             h.pool_in_use = l.pool.in_use();
             h.pool_capacity = l.pool.capacity();
@@ -207,6 +213,11 @@ impl StationApp {
         self.health = h;
     }
 
+    /// The pipeline health figures of the last second.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
     /// Whether a load or command is still waiting for the engine's answer.
     pub fn busy(&self) -> bool {
         !self.pending.is_empty()
@@ -214,7 +225,7 @@ impl StationApp {
 
     /// One UI pass (called by eframe, and by the UI tests directly).
     pub fn show(&mut self, ui: &mut egui::Ui) {
-        let start = Instant::now();
+        let start = thread_cpu_ns();
         self.logic(ui.ctx());
         let view = self.view();
         let mut out = Vec::new();
@@ -267,7 +278,8 @@ impl StationApp {
         } else {
             Duration::from_millis(250)
         });
-        self.frame_time.record_duration(start.elapsed());
+        self.frame_time
+            .record(thread_cpu_ns().saturating_sub(start));
     }
 
     fn overview(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
@@ -360,6 +372,39 @@ impl StationApp {
                 }
             }
         }
+    }
+}
+
+/// CPU time this thread has used, ns: time the thread was preempted by
+/// the pipeline threads does not count.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the
+    // call; CLOCK_THREAD_CPUTIME_ID is supported on every Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thread_cpu_time_advances_with_work_not_with_sleep() {
+        let t0 = super::thread_cpu_ns();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let slept = super::thread_cpu_ns() - t0;
+        let t1 = super::thread_cpu_ns();
+        let mut x = 0u64;
+        while super::thread_cpu_ns() - t1 < 20_000_000 {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(slept < 10_000_000, "sleeping used {slept} ns of CPU");
+        assert!(x > 0);
     }
 }
 
