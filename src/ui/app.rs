@@ -276,7 +276,7 @@ impl StationApp {
         ui.ctx().request_repaint_after(if moving {
             Duration::from_millis(33)
         } else {
-            Duration::from_millis(250)
+            Duration::from_millis(500)
         });
         self.frame_time
             .record(thread_cpu_ns().saturating_sub(start));
@@ -391,23 +391,6 @@ fn thread_cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn thread_cpu_time_advances_with_work_not_with_sleep() {
-        let t0 = super::thread_cpu_ns();
-        std::thread::sleep(std::time::Duration::from_millis(30));
-        let slept = super::thread_cpu_ns() - t0;
-        let t1 = super::thread_cpu_ns();
-        let mut x = 0u64;
-        while super::thread_cpu_ns() - t1 < 20_000_000 {
-            x = std::hint::black_box(x.wrapping_add(1));
-        }
-        assert!(slept < 10_000_000, "sleeping used {slept} ns of CPU");
-        assert!(x > 0);
-    }
-}
-
 fn reader<T: Copy + Send>(r: Option<LatestReader<T>>) -> anyhow::Result<LatestReader<T>> {
     r.ok_or_else(|| anyhow::anyhow!("too many snapshot readers"))
 }
@@ -427,4 +410,21 @@ impl eframe::App for StationApp {
 /// Sets the look once.
 pub fn setup(ctx: &egui::Context) {
     look::apply(ctx);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thread_cpu_time_advances_with_work_not_with_sleep() {
+        let t0 = super::thread_cpu_ns();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let slept = super::thread_cpu_ns() - t0;
+        let t1 = super::thread_cpu_ns();
+        let mut x = 0u64;
+        while super::thread_cpu_ns() - t1 < 20_000_000 {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(slept < 10_000_000, "sleeping used {slept} ns of CPU");
+        assert!(x > 0);
+    }
 }
