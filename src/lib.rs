@@ -11,4 +11,5 @@ pub mod monitor;
 pub mod pipeline;
 pub mod run;
 pub mod store;
+#[cfg(feature = "gui")]
 pub mod ui;

@@ -21,6 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The operator window on the simulated tool (the default).
+    #[cfg(feature = "gui")]
     Gui {
         #[arg(long, default_value = "waferscope.db")]
         db: std::path::PathBuf,
@@ -200,6 +201,9 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        #[cfg(not(feature = "gui"))]
+        None => waferscope::cli::simulate::run(&Default::default()),
+        #[cfg(feature = "gui")]
         None => waferscope::cli::gui::run(waferscope::cli::gui::GuiArgs {
             station: Default::default(),
             log_dir: "logs".into(),
@@ -207,6 +211,7 @@ fn run(cli: Cli) -> Result<()> {
             demo: false,
             exit_after: None,
         }),
+        #[cfg(feature = "gui")]
         Some(Command::Gui {
             db,
             alarms,

@@ -1,3 +1,4 @@
+#![cfg(feature = "gui")]
 //! The operator window driven through egui_kittest on the real app state:
 //! choose a recipe, Start and see RUNNING with dies advancing; Pause and
 //! Resume; a frozen heartbeat shows the row as stale and the run as

@@ -2,6 +2,7 @@
 //! in main.rs).
 
 pub mod export;
+#[cfg(feature = "gui")]
 pub mod gui;
 pub mod inspect;
 pub mod run;

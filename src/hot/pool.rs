@@ -65,7 +65,7 @@ struct Buffer {
     layout: Layout,
     /// Under loom, records every access so the model checker can prove no
     /// two leases touch one buffer without a happens-before edge.
-    #[cfg(loom)]
+    #[cfg(waferscope_loom)]
     access: loom::cell::UnsafeCell<()>,
 }
 
@@ -88,7 +88,7 @@ impl Buffer {
         Self {
             ptr,
             layout,
-            #[cfg(loom)]
+            #[cfg(waferscope_loom)]
             access: loom::cell::UnsafeCell::new(()),
         }
     }
@@ -104,13 +104,13 @@ impl Drop for Buffer {
 }
 
 /// The free list: indices of buffers nobody holds.
-#[cfg(not(loom))]
+#[cfg(not(waferscope_loom))]
 struct FreeList {
     tx: crossbeam_channel::Sender<u32>,
     rx: crossbeam_channel::Receiver<u32>,
 }
 
-#[cfg(not(loom))]
+#[cfg(not(waferscope_loom))]
 impl FreeList {
     fn new(n: usize) -> Self {
         let (tx, rx) = crossbeam_channel::bounded(n);
@@ -138,10 +138,10 @@ impl FreeList {
 /// Loom cannot see inside crossbeam, so under the model checker the free
 /// list is a loom mutex: the checker then explores every interleaving of
 /// our own lease/return/drop protocol around it.
-#[cfg(loom)]
+#[cfg(waferscope_loom)]
 struct FreeList(loom::sync::Mutex<Vec<u32>>);
 
-#[cfg(loom)]
+#[cfg(waferscope_loom)]
 impl FreeList {
     fn new(n: usize) -> Self {
         Self(loom::sync::Mutex::new(Vec::with_capacity(n)))
@@ -329,7 +329,7 @@ impl Frame {
 
     pub fn data(&self) -> &[u8] {
         let buf = self.buffer();
-        #[cfg(loom)]
+        #[cfg(waferscope_loom)]
         buf.access.with(|_| ());
         // SAFETY: this lease holds `index` exclusively (the free list hands
         // each index to one taker and it is pushed back only in our Drop), so
@@ -341,7 +341,7 @@ impl Frame {
 
     pub fn data_mut(&mut self) -> &mut [u8] {
         let buf = self.buffer();
-        #[cfg(loom)]
+        #[cfg(waferscope_loom)]
         buf.access.with_mut(|_| ());
         // SAFETY: as in `data`, and `&mut self` makes this the only borrow of
         // the lease, hence of the bytes.
@@ -358,7 +358,7 @@ impl Drop for Frame {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(waferscope_loom)))]
 mod tests {
     use super::*;
 
@@ -378,7 +378,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, waferscope_loom))]
 mod loom_tests {
     use super::*;
 

@@ -1,13 +1,13 @@
 //! The synchronisation primitives `hot` builds on, swapped for loom's
 //! model-checked versions under `--cfg loom` so the same code is checked.
 
-#[cfg(not(loom))]
+#[cfg(not(waferscope_loom))]
 pub(crate) use std::sync::{
     atomic::{AtomicUsize, Ordering},
     Arc,
 };
 
-#[cfg(loom)]
+#[cfg(waferscope_loom)]
 pub(crate) use loom::sync::{
     atomic::{AtomicUsize, Ordering},
     Arc,
