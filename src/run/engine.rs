@@ -82,13 +82,7 @@ impl EngineHandle {
     /// Loads a recipe for the next wafer (Idle/Ready → Ready if the
     /// interlocks hold). Waits for the answer: not for the UI thread.
     pub fn load(&self, recipe: ValidRecipe, identity: RunIdentity) -> Result<(), String> {
-        self.ask(|reply| Request::Load {
-            recipe: Box::new(recipe),
-            identity,
-            reply,
-        })
-        .recv()
-        .unwrap_or_else(|_| Err("the run engine has stopped".into()))
+        answer(self.load_nowait(recipe, identity).recv())
     }
 
     pub async fn load_async(
@@ -96,28 +90,16 @@ impl EngineHandle {
         recipe: ValidRecipe,
         identity: RunIdentity,
     ) -> Result<(), String> {
-        self.ask(|reply| Request::Load {
-            recipe: Box::new(recipe),
-            identity,
-            reply,
-        })
-        .recv_async()
-        .await
-        .unwrap_or_else(|_| Err("the run engine has stopped".into()))
+        answer(self.load_nowait(recipe, identity).recv_async().await)
     }
 
     /// Sends a command and waits for acceptance or the refusal reason.
     pub fn command(&self, cmd: RunCommand) -> Result<(), String> {
-        self.ask(|reply| Request::Command { cmd, reply })
-            .recv()
-            .unwrap_or_else(|_| Err("the run engine has stopped".into()))
+        answer(self.command_nowait(cmd).recv())
     }
 
     pub async fn command_async(&self, cmd: RunCommand) -> Result<(), String> {
-        self.ask(|reply| Request::Command { cmd, reply })
-            .recv_async()
-            .await
-            .unwrap_or_else(|_| Err("the run engine has stopped".into()))
+        answer(self.command_nowait(cmd).recv_async().await)
     }
 
     /// Loads without waiting: the answer arrives on the returned channel
@@ -143,6 +125,11 @@ impl EngineHandle {
     pub fn send(&self, cmd: RunCommand) {
         let _ = self.tx.send(Request::Command { cmd, reply: None });
     }
+}
+
+/// The engine's reply, or why there is none.
+fn answer<E>(r: Result<Result<(), String>, E>) -> Result<(), String> {
+    r.unwrap_or_else(|_| Err("the run engine has stopped".into()))
 }
 
 pub struct RunEngine {
