@@ -31,6 +31,29 @@ fn waferscope(d: &Path, recipe: &str, fast: bool) -> Command {
     c
 }
 
+/// Waits until the run has been started (its header line printed; the
+/// Ctrl-C handler is installed before it), then a little longer.
+fn started(child: &mut Child) -> std::thread::JoinHandle<String> {
+    use std::io::{BufRead, BufReader};
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line.contains(" dies") && all.is_empty() {
+                let _ = tx.send(());
+            }
+            all += &line;
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the run never started");
+    std::thread::sleep(Duration::from_millis(1500));
+    reader
+}
+
 fn interrupt(child: &Child) {
     // By PID, never by name.
     let ok = Command::new("kill")
@@ -74,31 +97,31 @@ fn a_sampled_wafer_completes_and_logs() {
 #[test]
 fn ctrl_c_stops_and_twice_aborts() {
     let d = dir("ctrlc");
-    let child = waferscope(&d, "full-300mm.toml", false)
+    let mut child = waferscope(&d, "full-300mm.toml", false)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    let reader = started(&mut child);
     interrupt(&child);
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(3), "{text}");
+    let status = child.wait().unwrap();
+    let text = reader.join().unwrap();
+    assert_eq!(status.code(), Some(3), "{text}");
     assert!(
         text.contains("stopped: ") && text.contains("stopped by the operator"),
         "{text}"
     );
 
-    let child = waferscope(&d, "full-300mm.toml", false)
+    let mut child = waferscope(&d, "full-300mm.toml", false)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    let reader = started(&mut child);
     interrupt(&child);
     std::thread::sleep(Duration::from_millis(30));
     interrupt(&child);
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(4), "{text}");
+    let status = child.wait().unwrap();
+    let text = reader.join().unwrap();
+    assert_eq!(status.code(), Some(4), "{text}");
     assert!(
         text.contains("aborted: ") && text.contains("operator pressed Ctrl-C twice"),
         "{text}"

@@ -104,19 +104,6 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         slot: args.slot,
         operator: args.operator.clone(),
     };
-    let dies = recipe.plan.len() as u64;
-    println!(
-        "{} ({}): lot {} wafer {} slot {}, {} dies",
-        recipe.recipe.name, recipe.recipe.id, args.lot, args.wafer, args.slot, dies
-    );
-    if let Err(why) = handle
-        .load(recipe, identity)
-        .and_then(|_| handle.command(RunCommand::Start))
-    {
-        eprintln!("cannot start: {why}");
-        return Ok(exit_code::NOT_READY);
-    }
-
     // Ctrl-C: first Stop, then Abort.
     let ctrl_handle = handle.clone();
     rt.spawn(async move {
@@ -136,6 +123,19 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             }
         }
     });
+
+    let dies = recipe.plan.len() as u64;
+    println!(
+        "{} ({}): lot {} wafer {} slot {}, {} dies",
+        recipe.recipe.name, recipe.recipe.id, args.lot, args.wafer, args.slot, dies
+    );
+    if let Err(why) = handle
+        .load(recipe, identity)
+        .and_then(|_| handle.command(RunCommand::Start))
+    {
+        eprintln!("cannot start: {why}");
+        return Ok(exit_code::NOT_READY);
+    }
 
     let bar = ProgressBar::new(dies);
     bar.set_style(
