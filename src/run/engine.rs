@@ -297,6 +297,12 @@ impl RunEngine {
         let Some((recipe, identity)) = self.loaded.clone() else {
             return;
         };
+        // Accepted: the run is on from now (the pipeline takes a moment to
+        // build; commands sent meanwhile are handled at the first die).
+        self.snap.dies_done = 0;
+        self.snap.defects = 0;
+        self.snap.next_die = 0;
+        self.set_state(RunState::Running);
         let start = RunStart {
             identity,
             recipe_id: recipe.recipe.id.clone(),
@@ -338,7 +344,7 @@ impl RunEngine {
             run_id,
             dies: recipe.plan.len() as u32,
         });
-        self.set_state(RunState::Running);
+        self.publish();
         let mut walk = Walk {
             plan: recipe.plan.clone(),
             next: 0,
