@@ -48,6 +48,11 @@ pub struct DieSite {
 }
 
 impl DieSite {
+    /// Whether `other` is the die just left or right of this one.
+    pub fn is_row_neighbour_of(&self, other: &DieSite) -> bool {
+        self.row == other.row && (self.col - other.col).abs() == 1
+    }
+
     pub fn center_um(&self, g: &WaferGeometry) -> (f64, f64) {
         (
             self.origin_um.0 + g.die_size_um.0 / 2.0,

@@ -72,9 +72,7 @@ impl Acquisition {
         };
         // A die that does not continue the current row starts a new row on
         // the next worker, so each worker sees whole rows in order.
-        let continues_row = self
-            .last_site
-            .is_some_and(|l| l.row == site.row && (l.col - site.col).abs() == 1);
+        let continues_row = self.last_site.is_some_and(|l| l.is_row_neighbour_of(&site));
         if !continues_row {
             self.end_row();
             self.worker = (self.worker + 1) % self.workers.len();

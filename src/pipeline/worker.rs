@@ -29,6 +29,7 @@ struct Slot {
 
 pub struct Worker {
     sites: Arc<[DieSite]>,
+    width: usize,
     golden: Arc<[u8]>,
     golden_profiles: Profiles,
     detector: Detector,
@@ -40,10 +41,6 @@ pub struct Worker {
     results: Sender<DieResult>,
     thumbnails: Option<ThumbnailTap>,
     display: Option<Arc<DisplayFrame>>,
-}
-
-fn neighbours(a: &DieSite, b: &DieSite) -> bool {
-    a.row == b.row && (a.col - b.col).abs() == 1
 }
 
 impl Worker {
@@ -60,6 +57,7 @@ impl Worker {
         golden_profiles.compute(&golden);
         Self {
             sites,
+            width: width as usize,
             golden,
             golden_profiles,
             detector,
@@ -119,7 +117,7 @@ impl Worker {
         slot.profiles.compute(frame.data());
         slot.frame = Some(frame);
         match self.cur {
-            Some(cur) if neighbours(self.site(cur), self.site(free)) => {
+            Some(cur) if self.site(cur).is_row_neighbour_of(self.site(free)) => {
                 self.inspect(cur, self.prev, Some(free));
                 self.release(self.prev);
                 self.prev = Some(cur);
@@ -156,7 +154,7 @@ impl Worker {
         let (mut left, mut right) = (None, None);
         for s in [a, b].into_iter().flatten() {
             let site = self.site(s);
-            if neighbours(site, &t_site) {
+            if site.is_row_neighbour_of(&t_site) {
                 if site.col < t_site.col {
                     left = Some(s);
                 } else {
@@ -185,19 +183,12 @@ impl Worker {
             &mut self.result,
         );
         if let Some(d) = &self.display {
-            let w = self.golden_profiles.cols[0].len();
-            d.offer(t.pixels, w, t_site.index, self.result.defects());
+            d.offer(t.pixels, self.width, t_site.index, self.result.defects());
         }
         if let Some(tap) = &self.thumbnails {
             // Before the frame goes back to the pool.
-            let w = self.golden_profiles.cols[0].len();
-            tap.capture(
-                t.pixels,
-                w,
-                t.pixels.len() / w,
-                t_site.index,
-                self.result.defects(),
-            );
+            let h = t.pixels.len() / self.width;
+            tap.capture(t.pixels, self.width, h, t_site.index, self.result.defects());
         }
         let ns = start.elapsed().as_nanos() as u64;
         self.result.inspect_ns = ns;
