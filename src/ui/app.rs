@@ -117,12 +117,7 @@ impl StationApp {
             Err(flume::TryRecvError::Empty) => true,
             Err(_) => false,
         });
-        let live = self
-            .station
-            .live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let live = self.station.live_pipeline();
         if let Some(l) = &live {
             self.live_view.refresh(ctx, &l.display);
         }
@@ -159,12 +154,7 @@ impl StationApp {
     }
 
     fn refresh_health(&mut self, now: Instant) {
-        let live = self
-            .station
-            .live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let live = self.station.live_pipeline();
         let threads = alloc_count::hot_threads();
         let dt = (now - self.last_counts.3).as_secs_f64().max(1e-3);
         let mut h = Health {

@@ -147,6 +147,11 @@ impl Station {
         })
     }
 
+    /// The pipeline of the run in progress, if any.
+    pub fn live_pipeline(&self) -> Option<LivePipeline> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Recipe files offered in the run control.
     pub fn recipe_files(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(&self.cfg.recipes)
