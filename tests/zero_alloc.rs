@@ -149,3 +149,20 @@ fn latest_cell_publish_and_read_allocate_nothing() {
         assert_eq!(r.join().unwrap(), 0, "reader allocated");
     });
 }
+
+/// A watched thread's beats and idle marks allocate nothing (they run on
+/// every hot thread, per frame or per poll).
+#[test]
+fn thread_liveness_beats_allocate_nothing() {
+    let health = waferscope::hot::ThreadHealth::detached("test-beats", Duration::from_secs(1));
+    health.beat();
+    let before = alloc_count::thread_allocations();
+    for _ in 0..100_000 {
+        health.beat();
+        health.idle();
+    }
+    assert_eq!(alloc_count::thread_allocations() - before, 0);
+    // Negative control: the counter does see an allocation on this thread.
+    std::hint::black_box(Box::new(1u8));
+    assert!(alloc_count::thread_allocations() - before >= 1);
+}
