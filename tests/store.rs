@@ -126,9 +126,16 @@ fn a_run_left_open_is_recovered_as_interrupted_keeping_its_defects() {
     let id = store.begin(&start()).unwrap();
     store.record_die(id, &die(0, 3)).unwrap();
     store.flush().unwrap();
-    // The program dies here: no end(). (Leaking the store leaves its
-    // connection as a killed process would.)
-    std::mem::forget(store);
+    // The program dies here: no end(). The run's owner is made a process
+    // that has exited, as a killed one would be (tests/kill_recovery.rs
+    // kills a real one).
+    drop(store);
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE runs SET owner_pid = ?1", [gone.id()])
+        .unwrap();
 
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.recovered, [id as i64]);
@@ -193,7 +200,7 @@ fn files_that_are_not_ours_are_refused_and_left_untouched() {
     let e = format!("{:#}", SqliteStore::open(&newer).err().unwrap());
     assert!(
         e.ends_with(
-            "database schema version 99 is newer than this program's 1; use a newer waferscope"
+            "database schema version 99 is newer than this program's 2; use a newer waferscope"
         ),
         "{e}"
     );

@@ -27,14 +27,36 @@ pub fn list(db: &Path) -> Result<()> {
             r.slot,
             r.recipe_id,
             crate::store::klarf::klarf_time(r.started_unix_ms),
-            r.exit_status.as_deref().unwrap_or("running"),
+            r.status_label(),
             r.dies_inspected,
             r.dies_planned,
             r.defects,
-            r.reason.unwrap_or_default()
+            reason_text(&r)
         );
     }
     Ok(())
+}
+
+/// The reason column: why the run ended, overflow and export failures.
+fn reason_text(r: &crate::store::query::RunRow) -> String {
+    let mut parts = Vec::new();
+    match (&r.reason, r.exit_status.is_none(), r.status_label()) {
+        (Some(why), _, _) if !why.is_empty() => parts.push(why.clone()),
+        (_, true, "interrupted") => {
+            parts.push("its process is gone; the next start closes it".into())
+        }
+        _ => {}
+    }
+    if r.defects_not_listed > 0 {
+        parts.push(format!(
+            "truncated: {} more defects found, not listed",
+            r.defects_not_listed
+        ));
+    }
+    if let Some(e) = &r.export_error {
+        parts.push(format!("not exported: {e}"));
+    }
+    parts.join("; ")
 }
 
 pub fn export(

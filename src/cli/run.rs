@@ -37,6 +37,9 @@ pub mod exit_code {
     pub const ABORTED: i32 = 4;
     pub const FAULTED: i32 = 5;
     pub const NOT_READY: i32 = 6;
+    /// The run completed and is recorded, but its KLARF or thumbnails could
+    /// not be written (repeat with `waferscope export`).
+    pub const NOT_EXPORTED: i32 = 7;
 }
 
 /// Runs one wafer; returns the exit code. Errors are bad input.
@@ -192,7 +195,17 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     // Dropping the runtime drops the engine and with it the store, which
     // commits and closes the database.
     drop(rt);
+    // The run record is the truth about exports: the engine wrote there why
+    // they failed.
+    let not_exported = match run_id {
+        Some(id) => crate::store::query::export_error(&args.db, id as i64)?,
+        None => None,
+    };
+    if let Some(why) = &not_exported {
+        eprintln!("warning: results not exported: {why} (the run is recorded; repeat with `waferscope export`)");
+    }
     Ok(match status {
+        ExitStatus::Complete if not_exported.is_some() => exit_code::NOT_EXPORTED,
         ExitStatus::Complete => exit_code::COMPLETE,
         ExitStatus::Stopped => exit_code::STOPPED,
         ExitStatus::Aborted => exit_code::ABORTED,

@@ -354,6 +354,7 @@ impl RunEngine {
             consecutive_failures: 0,
             suspended_at: None,
             healthy_since: None,
+            thumbnails_failed_before: self.machine.thumbnails_failed(),
         };
         let mut results = res_rx;
         let outcome = self.walk(&pipeline, &mut results, &mut walk, run_id).await;
@@ -392,6 +393,8 @@ struct Walk {
     consecutive_failures: u32,
     suspended_at: Option<Instant>,
     healthy_since: Option<Instant>,
+    /// The machine's count of unwritten thumbnails when the run began.
+    thumbnails_failed_before: u64,
 }
 
 enum Outcome {
@@ -509,7 +512,7 @@ impl RunEngine {
         }
         if let Err(e) = self.store.record_die(run_id, &r) {
             return Some(Outcome::Faulted(format!(
-                "cannot record die {}: {e:#}",
+                "die {} not stored: {e:#}",
                 r.die_index
             )));
         }
@@ -621,7 +624,19 @@ impl RunEngine {
                 }
             }
         }
-        let (status, reason, state) = match outcome {
+        // Nothing is declared done before the store confirms every result
+        // handed to it is committed; if one is not, the run faults with the
+        // store's reason (results committed before stay).
+        if let Err(e) = self.store.confirm(run_id) {
+            let why = format!("results not stored: {e:#}");
+            tracing::error!(run_id, "{why}");
+            outcome = Outcome::Faulted(match outcome {
+                Outcome::Faulted(first) if first.contains(&why) => first,
+                Outcome::Faulted(first) => format!("{first}; {why}"),
+                _ => why,
+            });
+        }
+        let (mut status, mut reason, mut state) = match outcome {
             Outcome::Complete => (ExitStatus::Complete, String::new(), RunState::Complete),
             Outcome::Stopped => (
                 ExitStatus::Stopped,
@@ -642,17 +657,43 @@ impl RunEngine {
             .mark_not_inspected(run_id, &not_inspected)
             .and_then(|_| self.store.end(run_id, status, &reason, unix_ms_now()));
         if let Err(e) = result {
+            // The record could not be closed as it ended: the run is not
+            // complete as far as anyone reading the record can tell.
             tracing::error!("closing run {run_id}: {e:#}");
+            if status != ExitStatus::Faulted {
+                status = ExitStatus::Faulted;
+                state = RunState::Faulted;
+                reason = format!("cannot close the run record: {e:#}");
+            }
         }
+        // Exports: the results are recorded either way; a failure is the
+        // operator's to know (console, run record, exit code), and can be
+        // repeated with `waferscope export`.
+        let mut not_exported = Vec::new();
         match self.store.finalize(run_id) {
             Ok(files) => {
                 for f in files {
                     tracing::info!(run_id, file = %f.display(), "exported");
                 }
             }
-            // The results are recorded; only the export failed, and it can
-            // be repeated with `waferscope export`.
-            Err(e) => tracing::error!("exporting run {run_id}: {e:#}"),
+            Err(e) => not_exported.push(format!("KLARF: {e:#}")),
+        }
+        let thumbs_failed = self.machine.thumbnails_failed() - w.thumbnails_failed_before;
+        if thumbs_failed > 0 {
+            not_exported.push(format!("{thumbs_failed} defect thumbnails not written"));
+        }
+        if !not_exported.is_empty() {
+            let why = not_exported.join("; ");
+            tracing::error!(run_id, "results not exported: {why}");
+            if let Err(e) = self.store.export_failed(run_id, &why) {
+                tracing::error!("recording the export failure of run {run_id}: {e:#}");
+            }
+            let note = format!("results not exported: {why}");
+            reason = if reason.is_empty() {
+                note
+            } else {
+                format!("{reason}; {note}")
+            };
         }
         tracing::info!(run_id, status = status.name(), reason = %reason, not_inspected = not_inspected.len(), "run ended");
         self.snap.exit = Some(status);

@@ -30,6 +30,10 @@ pub trait MachineControl: Send {
     fn make_safe(&mut self);
     /// Back to operating conditions after a suspension.
     fn restore_operation(&mut self);
+    /// Defect thumbnails that could not be written so far (cumulative).
+    fn thumbnails_failed(&self) -> u64 {
+        0
+    }
 }
 
 /// The simulated tool.
@@ -165,5 +169,9 @@ impl MachineControl for SimMachine {
     fn restore_operation(&mut self) {
         self.safe.store(false, Ordering::Release);
         tracing::info!("tool back to operating conditions");
+    }
+
+    fn thumbnails_failed(&self) -> u64 {
+        self.thumbnail_failures.get()
     }
 }

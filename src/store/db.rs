@@ -75,6 +75,19 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX runs_by_wafer ON runs(wafer);
     ",
+    // 2: who owns a run (so recovery closes only runs whose process is
+    // dead), a run's export failure, and per-die overflow. `defect_count`
+    // becomes the defects listed (= rows in `defects`, what KLARF's
+    // NDEFECT counts); `not_listed` the defects found beyond the per-die
+    // capacity. Version 1 stored count + overflow in `defect_count` and at
+    // most 64 rows, so the split is exact.
+    "
+    ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE runs ADD COLUMN owner_start TEXT;
+    ALTER TABLE runs ADD COLUMN export_error TEXT;
+    ALTER TABLE dies ADD COLUMN not_listed INTEGER NOT NULL DEFAULT 0;
+    UPDATE dies SET not_listed = defect_count - 64, defect_count = 64 WHERE defect_count > 64;
+    ",
 ];
 
 /// The schema version this build writes.
@@ -146,14 +159,78 @@ pub fn open(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Closes runs a crash left open: exit "aborted", reason "interrupted";
-/// dies never reached are marked not inspected. Every recorded defect is
-/// kept. Returns the recovered run ids.
+/// Refuses a database this process could not write (a read-only file,
+/// directory or file system), before SQLite opens it: opened read-only it
+/// would fail only at the first write, mid-run, and might leave `-wal` and
+/// `-shm` files behind that block later runs.
+pub fn ensure_writable(path: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let check = |p: &Path| -> std::io::Result<()> {
+        let c = std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: `c` is a valid NUL-terminated path that outlives the call;
+        // access only reads it. Unlike the mode bits, access(2) also
+        // reports read-only mounts (EROFS) and immutable files (EPERM), even
+        // for root.
+        if unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if let Err(e) = check(&dir) {
+        bail!(
+            "{}: the results database's directory {} is not writable ({e}); refusing to start a run that could not be recorded",
+            path.display(),
+            dir.display()
+        );
+    }
+    if path.exists() {
+        if let Err(e) = check(path) {
+            bail!(
+                "{}: the results database is not writable ({e}); refusing to start a run that could not be recorded",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Closes runs a crash left open whose owner process is dead: exit
+/// "aborted", reason "interrupted"; dies never reached are marked not
+/// inspected. Every recorded defect is kept; a run whose owner still runs
+/// is left alone. Also marks dies still pending in runs already closed
+/// (a run faulted on a full disk is closed without them, see the writer)
+/// as not inspected. Returns the recovered run ids.
 pub fn recover(conn: &Connection, now_unix_ms: i64) -> Result<Vec<i64>> {
-    let open: Vec<i64> = conn
-        .prepare("SELECT id FROM runs WHERE state = 'open'")?
-        .query_map([], |r| r.get(0))?
+    let candidates: Vec<(i64, Option<i64>, Option<String>)> = conn
+        .prepare("SELECT id, owner_pid, owner_start FROM runs WHERE state = 'open'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
+    let open: Vec<i64> = candidates
+        .into_iter()
+        .filter(|(id, pid, start)| {
+            let alive = super::lock::owner_alive(*pid, start.as_deref());
+            if alive {
+                tracing::warn!(
+                    run = id,
+                    pid,
+                    "run left open by a process that is still running: not recovered"
+                );
+            }
+            !alive
+        })
+        .map(|(id, _, _)| id)
+        .collect();
+    conn.execute(
+        "UPDATE dies SET status = 'not inspected'
+         WHERE status = 'pending' AND run IN (SELECT id FROM runs WHERE state = 'closed')",
+        [],
+    )?;
     for id in &open {
         let tx = conn.unchecked_transaction()?;
         tx.execute(

@@ -5,6 +5,14 @@
 //! sample centre is placed so that, as KLARF defines it, the position of a
 //! defect from the wafer centre (y up) is
 //! x = XINDEX·DiePitchX + XREL − SampleCenterLocationX.
+//!
+//! A die with more defects than the per-die capacity lists only those it
+//! kept. NDEFECT counts the rows listed, as the database's `defect_count`
+//! and the wafer map do: readers check NDEFECT against the rows (or use
+//! one for the other), so a count of defects that are not there breaks
+//! them. The defects found but not listed are stated per die in an extra
+//! record, `TruncatedDieList` (XINDEX YINDEX NOTLISTED), written only when
+//! some die is truncated; readers skip records they do not know.
 
 use super::query::RunExport;
 use crate::pipeline::DefectClass;
@@ -28,6 +36,8 @@ struct Facts {
     inspected: Vec<(i32, i32)>,
     area_per_test_um2: f64,
     defective_dies: usize,
+    /// (XINDEX, YINDEX, defects found but not listed) of truncated dies.
+    truncated: Vec<(i32, i32, i64)>,
 }
 
 fn facts(e: &RunExport) -> Facts {
@@ -52,7 +62,14 @@ fn facts(e: &RunExport) -> Facts {
         .iter()
         .filter(|d| d.status == "inspected" && d.defect_count > 0)
         .count();
+    let truncated = e
+        .dies
+        .iter()
+        .filter(|d| d.truncated())
+        .map(|d| (d.col - cmin, d.row - rmin, d.not_listed))
+        .collect();
     Facts {
+        truncated,
         cmin,
         rmin,
         center,
@@ -204,6 +221,14 @@ pub fn klarf_12(e: &RunExport, now_unix_ms: i64) -> String {
             );
         }
     }
+    if !f.truncated.is_empty() {
+        let _ = writeln!(w, "TruncatedDieSpec 3 XINDEX YINDEX NOTLISTED;");
+        let _ = writeln!(w, "TruncatedDieList");
+        for (i, (x, y, n)) in f.truncated.iter().enumerate() {
+            let end = if i + 1 == f.truncated.len() { ";" } else { "" };
+            let _ = writeln!(w, " {x} {y} {n}{end}");
+        }
+    }
     let _ = writeln!(w, "SummarySpec 5 TESTNO NDEFECT DEFDENSITY NDIE NDEFDIE;");
     let _ = writeln!(w, "SummaryList");
     let _ = writeln!(
@@ -338,6 +363,21 @@ pub fn klarf_18(e: &RunExport, now_unix_ms: i64) -> String {
     }
     let _ = writeln!(w, "        }}");
     let _ = writeln!(w, "      }}");
+    if !f.truncated.is_empty() {
+        let _ = writeln!(w, "      List TruncatedDieList");
+        let _ = writeln!(w, "      {{");
+        let _ = writeln!(
+            w,
+            "        Columns 3 {{ int32 XINDEX, int32 YINDEX, int32 NOTLISTED }}"
+        );
+        let _ = writeln!(w, "        Data {}", f.truncated.len());
+        let _ = writeln!(w, "        {{");
+        for (x, y, n) in &f.truncated {
+            let _ = writeln!(w, "          {x} {y} {n};");
+        }
+        let _ = writeln!(w, "        }}");
+        let _ = writeln!(w, "      }}");
+    }
     let _ = writeln!(w, "      List SummaryList");
     let _ = writeln!(w, "      {{");
     let _ = writeln!(w, "        Columns 5 {{ int32 TESTNO, int32 NDEFECT, float DEFDENSITY, int32 NDIE, int32 NDEFDIE }}");

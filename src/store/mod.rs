@@ -4,6 +4,7 @@
 pub mod db;
 pub mod export;
 pub mod klarf;
+pub mod lock;
 pub mod query;
 pub mod record;
 pub mod thumbs;

@@ -21,7 +21,30 @@ pub struct RunRow {
     pub reason: Option<String>,
     pub dies_planned: i64,
     pub dies_inspected: i64,
+    /// Defects listed (rows), the count KLARF's NDEFECT carries.
     pub defects: i64,
+    /// Defects found beyond the per-die capacity, not listed.
+    pub defects_not_listed: i64,
+    /// The process that opened the run (pid, start time), while it may be
+    /// recording.
+    pub owner_pid: Option<i64>,
+    pub owner_start: Option<String>,
+    /// Why the run's exports (KLARF, thumbnails) were not written, if so.
+    pub export_error: Option<String>,
+}
+
+impl RunRow {
+    /// "running" only while the run's process is alive; a run whose owner
+    /// died reads "interrupted" even before the next start recovers it.
+    pub fn status_label(&self) -> &str {
+        match self.exit_status.as_deref() {
+            Some(s) => s,
+            None if super::lock::owner_alive(self.owner_pid, self.owner_start.as_deref()) => {
+                "running"
+            }
+            None => "interrupted",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +53,17 @@ pub struct DieRow {
     pub col: i32,
     pub row: i32,
     pub status: String,
+    /// Defects listed for the die (rows in `defects`).
     pub defect_count: i64,
+    /// Defects found beyond the per-die capacity and not listed: the die's
+    /// list is truncated when this is above 0.
+    pub not_listed: i64,
+}
+
+impl DieRow {
+    pub fn truncated(&self) -> bool {
+        self.not_listed > 0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,7 +101,9 @@ const RUN_SELECT: &str = "
            r.started_unix_ms, r.ended_unix_ms, r.exit_status, r.reason,
            (SELECT COUNT(*) FROM dies d WHERE d.run = r.id),
            (SELECT COUNT(*) FROM dies d WHERE d.run = r.id AND d.status = 'inspected'),
-           (SELECT COUNT(*) FROM defects f WHERE f.run = r.id)
+           (SELECT COUNT(*) FROM defects f WHERE f.run = r.id),
+           (SELECT COALESCE(SUM(d.not_listed), 0) FROM dies d WHERE d.run = r.id),
+           r.owner_pid, r.owner_start, r.export_error
     FROM runs r JOIN wafers w ON w.id = r.wafer JOIN lots l ON l.id = w.lot";
 
 fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
@@ -88,6 +123,10 @@ fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRow> {
         dies_planned: r.get(12)?,
         dies_inspected: r.get(13)?,
         defects: r.get(14)?,
+        defects_not_listed: r.get(15)?,
+        owner_pid: r.get(16)?,
+        owner_start: r.get(17)?,
+        export_error: r.get(18)?,
     })
 }
 
@@ -127,7 +166,7 @@ pub fn load_run(conn: &Connection, id: i64) -> Result<RunExport> {
         },
     )?;
     let dies: Vec<DieRow> = conn
-        .prepare("SELECT die_index, col, row, status, defect_count FROM dies WHERE run = ?1 ORDER BY plan_pos")?
+        .prepare("SELECT die_index, col, row, status, defect_count, not_listed FROM dies WHERE run = ?1 ORDER BY plan_pos")?
         .query_map([id], |r| {
             Ok(DieRow {
                 die_index: r.get(0)?,
@@ -135,6 +174,7 @@ pub fn load_run(conn: &Connection, id: i64) -> Result<RunExport> {
                 row: r.get(2)?,
                 status: r.get(3)?,
                 defect_count: r.get(4)?,
+                not_listed: r.get(5)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -173,4 +213,15 @@ pub fn load_run(conn: &Connection, id: i64) -> Result<RunExport> {
         dies,
         defects,
     })
+}
+
+/// Why run `run`'s exports failed, if they did (read-only; the database
+/// must exist).
+pub fn export_error(db: &std::path::Path, run: i64) -> Result<Option<String>> {
+    let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", db.display()))?;
+    conn.query_row("SELECT export_error FROM runs WHERE id = ?1", [run], |r| {
+        r.get(0)
+    })
+    .map_err(|e| anyhow::anyhow!("{}: reading run {run}: {e}", db.display()))
 }

@@ -69,6 +69,17 @@ pub trait RunStore: Send {
     fn mark_not_inspected(&mut self, run: u64, dies: &[u32]) -> Result<()>;
     fn end(&mut self, run: u64, status: ExitStatus, reason: &str, ended_unix_ms: i64)
         -> Result<()>;
+    /// Waits until every result handed over so far is committed; an error
+    /// says why one was not (disk full, I/O error, database locked). The
+    /// engine calls it before it declares a run complete.
+    fn confirm(&mut self, _run: u64) -> Result<()> {
+        Ok(())
+    }
+    /// Records that the run's results were kept but its exports (KLARF,
+    /// thumbnails) could not be written, and why.
+    fn export_failed(&mut self, _run: u64, _why: &str) -> Result<()> {
+        Ok(())
+    }
     /// After `end`: write the run's exports (KLARF) where configured.
     /// Returns the files written.
     fn finalize(&mut self, _run: u64) -> Result<Vec<std::path::PathBuf>> {
@@ -81,6 +92,8 @@ pub struct DieRecord {
     pub die_index: u32,
     pub inspected: bool,
     pub defects: Vec<Defect>,
+    /// Defects found beyond the per-die capacity, not listed.
+    pub not_listed: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +102,7 @@ pub struct MemoryRun {
     pub start: RunStart,
     pub dies: Vec<DieRecord>,
     pub end: Option<(ExitStatus, String)>,
+    pub export_error: Option<String>,
 }
 
 /// Runs kept in memory (tests, and until the SQLite store is configured).
@@ -114,6 +128,7 @@ impl RunStore for MemoryStore {
             start: start.clone(),
             dies: Vec::new(),
             end: None,
+            export_error: None,
         });
         Ok(id)
     }
@@ -123,6 +138,7 @@ impl RunStore for MemoryStore {
             die_index: r.die_index,
             inspected: !r.capture_failed,
             defects: r.defects().to_vec(),
+            not_listed: r.dropped,
         });
         Ok(())
     }
@@ -134,6 +150,7 @@ impl RunStore for MemoryStore {
                 die_index: d,
                 inspected: false,
                 defects: Vec::new(),
+                not_listed: 0,
             });
         }
         Ok(())
@@ -141,6 +158,11 @@ impl RunStore for MemoryStore {
 
     fn end(&mut self, run: u64, status: ExitStatus, reason: &str, _at: i64) -> Result<()> {
         self.run(run)?.end = Some((status, reason.to_owned()));
+        Ok(())
+    }
+
+    fn export_failed(&mut self, run: u64, why: &str) -> Result<()> {
+        self.run(run)?.export_error = Some(why.to_owned());
         Ok(())
     }
 }
@@ -166,5 +188,16 @@ impl<S: RunStore + ?Sized> RunStore for std::sync::Arc<std::sync::Mutex<S>> {
         self.lock()
             .unwrap_or_else(|e| e.into_inner())
             .end(run, status, reason, at)
+    }
+    fn confirm(&mut self, run: u64) -> Result<()> {
+        self.lock().unwrap_or_else(|e| e.into_inner()).confirm(run)
+    }
+    fn export_failed(&mut self, run: u64, why: &str) -> Result<()> {
+        self.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .export_failed(run, why)
+    }
+    fn finalize(&mut self, run: u64) -> Result<Vec<std::path::PathBuf>> {
+        self.lock().unwrap_or_else(|e| e.into_inner()).finalize(run)
     }
 }

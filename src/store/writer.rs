@@ -2,8 +2,15 @@
 //! connection and commits whatever has queued up in one transaction, with
 //! cached prepared statements, so the run engine never waits on the disk
 //! for a die, and a crash loses at most the batch in flight.
+//!
+//! Nothing is lost silently: a batch that fails to commit (disk full, I/O
+//! error, database locked) is recorded as the store's failure, which the
+//! next `record_die` and `confirm` return, so the engine faults the run
+//! with the reason instead of declaring it complete. Every batch committed
+//! before it stays committed.
 
 use super::db;
+use super::lock::StationLock;
 use super::record::{ExitStatus, RunStart, RunStore};
 use crate::monitor::alarm_engine::unix_ms_now;
 use crate::pipeline::DieResult;
@@ -11,6 +18,7 @@ use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 type Reply<T> = flume::Sender<Result<T, String>>;
@@ -20,13 +28,48 @@ enum Msg {
     Die(u64, Box<DieResult>),
     NotInspected(u64, Vec<u32>),
     End(u64, ExitStatus, String, i64, Reply<()>),
+    ExportFailed(u64, String, Reply<()>),
     Flush(Reply<()>),
+    MaxPages(u64, Reply<u64>),
+}
+
+/// What the writer thread tells the store's users without being asked.
+#[derive(Debug, Default)]
+pub struct Confirmations {
+    /// The first commit failure since the current run began.
+    failure: Mutex<Option<String>>,
+    /// (run, die index) of every die result committed, for runs begun in
+    /// this process (cleared when a new run begins).
+    committed: Mutex<Vec<(u64, u32)>>,
+}
+
+impl Confirmations {
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Die indices of `run` whose results are committed.
+    pub fn committed_dies(&self, run: u64) -> Vec<u32> {
+        self.committed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|c| c.0 == run)
+            .map(|c| c.1)
+            .collect()
+    }
 }
 
 pub struct SqliteStore {
     tx: Option<Sender<Msg>>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
+    confirmations: Arc<Confirmations>,
+    /// One station per database: held until the store is dropped.
+    _lock: StationLock,
     /// Runs recovered (closed as interrupted) when the store opened.
     pub recovered: Vec<i64>,
     /// Where each finished run's KLARF 1.2 and 1.8 go, if anywhere.
@@ -34,22 +77,37 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens the database, recovers runs a crash left open, and starts the
-    /// writer thread.
+    /// Refuses a read-only database and one another station holds; opens
+    /// it, recovers runs whose owner died, and starts the writer thread.
     pub fn open(path: &Path) -> Result<Self> {
+        db::ensure_writable(path)?;
+        let lock = super::lock::acquire(path)?;
         let conn = db::open(path)?;
+        if conn
+            .is_readonly(rusqlite::DatabaseName::Main)
+            .unwrap_or(true)
+        {
+            anyhow::bail!(
+                "{}: the results database opened read-only; refusing to start a run that could not be recorded",
+                path.display()
+            );
+        }
         let recovered = db::recover(&conn, unix_ms_now())
             .with_context(|| format!("{}: recovering interrupted runs", path.display()))?;
         let (tx, rx) = bounded::<Msg>(4096);
         let p = path.to_owned();
+        let confirmations = Arc::new(Confirmations::default());
+        let c = confirmations.clone();
         let thread = std::thread::Builder::new()
             .name("results-db".into())
-            .spawn(move || writer(conn, rx, &p))
+            .spawn(move || writer(conn, rx, &p, &c))
             .context("starting the database writer")?;
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
             path: path.to_owned(),
+            confirmations,
+            _lock: lock,
             recovered,
             klarf_dir: None,
         })
@@ -57,6 +115,18 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What the writer has confirmed (commits) or reported (a failure).
+    pub fn confirmations(&self) -> Arc<Confirmations> {
+        self.confirmations.clone()
+    }
+
+    /// Caps the database at `pages` pages (SQLite `max_page_count`) for
+    /// this connection: a quota, and how tests make the disk "full".
+    /// Returns the cap in force.
+    pub fn limit_pages(&self, pages: u64) -> Result<u64> {
+        self.ask(|r| Msg::MaxPages(pages, r))
     }
 
     fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Msg) -> Result<T> {
@@ -76,6 +146,15 @@ impl SqliteStore {
         self.ask(Msg::Flush)
     }
 
+    /// The failure the writer reported ("disk full (…) writing results to
+    /// <db>": what went wrong first, for displays that cut long lines).
+    fn check(&self) -> Result<()> {
+        match self.confirmations.failure() {
+            Some(why) => Err(anyhow!("{why}")),
+            None => Ok(()),
+        }
+    }
+
     fn send(&self, m: Msg) -> Result<()> {
         self.tx
             .as_ref()
@@ -89,7 +168,11 @@ impl Drop for SqliteStore {
     fn drop(&mut self) {
         drop(self.tx.take());
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // The writer answers every request before it ends; a panic
+            // there is a bug to see in the log, not to swallow.
+            if t.join().is_err() {
+                tracing::error!("{}: the database writer panicked", self.path.display());
+            }
         }
     }
 }
@@ -99,6 +182,9 @@ impl RunStore for SqliteStore {
         self.ask(|r| Msg::Begin(Box::new(start.clone()), r))
     }
     fn record_die(&mut self, run: u64, result: &DieResult) -> Result<()> {
+        // A result is only worth queueing behind a commit that worked: the
+        // first failure faults the run at the next die.
+        self.check()?;
         self.send(Msg::Die(run, Box::new(*result)))
     }
     fn mark_not_inspected(&mut self, run: u64, dies: &[u32]) -> Result<()> {
@@ -106,6 +192,15 @@ impl RunStore for SqliteStore {
     }
     fn end(&mut self, run: u64, status: ExitStatus, reason: &str, at: i64) -> Result<()> {
         self.ask(|r| Msg::End(run, status, reason.to_owned(), at, r))
+    }
+    fn confirm(&mut self, _run: u64) -> Result<()> {
+        let flushed = self.flush();
+        // The writer's own account of a failure says more than the flush's.
+        self.check()?;
+        flushed
+    }
+    fn export_failed(&mut self, run: u64, why: &str) -> Result<()> {
+        self.ask(|r| Msg::ExportFailed(run, why.to_owned(), r))
     }
     fn finalize(&mut self, run: u64) -> Result<Vec<PathBuf>> {
         let Some(dir) = self.klarf_dir.clone() else {
@@ -128,14 +223,32 @@ impl RunStore for SqliteStore {
     }
 }
 
-/// Answers a request once its transaction has committed (or failed).
-type AfterCommit = Box<dyn FnOnce(Result<(), String>)>;
-
 /// Most messages committed in one transaction.
 const BATCH: usize = 256;
 
-fn writer(mut conn: Connection, rx: Receiver<Msg>, path: &Path) {
-    // Layout per open run: (pixel µm, image height px), for positions.
+/// A database error in the operator's words first ("disk full"), then
+/// SQLite's.
+fn describe(e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DiskFull) => format!("disk full ({e})"),
+        Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => format!("database locked ({e})"),
+        Some(C::SystemIoFailure) => format!("I/O error ({e})"),
+        Some(C::ReadOnly) => format!("database read-only ({e})"),
+        _ => e.to_string(),
+    }
+}
+
+/// Sends a reply whose receiver may have given up waiting (a caller that
+/// was itself stopped); nothing is lost then, the record is in the file.
+fn reply<T>(to: Reply<T>, r: Result<T, String>) {
+    if to.send(r).is_err() {
+        tracing::debug!("a store request's caller left before its answer");
+    }
+}
+
+fn writer(mut conn: Connection, rx: Receiver<Msg>, path: &Path, c: &Confirmations) {
+    // Layout per open run: (run, pixel µm, image height px), for positions.
     let mut layouts: Vec<(u64, f64, u32)> = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -145,65 +258,165 @@ fn writer(mut conn: Connection, rx: Receiver<Msg>, path: &Path) {
                 Err(_) => break,
             }
         }
-        let mut replies: Vec<AfterCommit> = Vec::new();
+        // Runs begun and dies written in this batch, valid once committed.
+        let mut begun: Vec<Result<u64, String>> = Vec::new();
+        let mut dies: Vec<(u64, u32)> = Vec::new();
         let result = (|| -> rusqlite::Result<()> {
             let tx = conn.transaction()?;
-            for m in batch {
+            for m in &batch {
                 match m {
-                    Msg::Begin(start, reply) => {
-                        let r = begin(&tx, &start);
-                        if let Ok(id) = &r {
-                            layouts.push((*id, start.layout.pixel_um, start.layout.image_px));
-                        }
-                        let r = r.map_err(|e| format!("opening the run record: {e}"));
-                        // The id is only valid once committed: answer after.
-                        replies.push(Box::new(move |c: Result<(), String>| {
-                            let _ = reply.send(c.and(r));
-                        }));
+                    Msg::Begin(start, _) => {
+                        let r = begin(&tx, start);
+                        begun.push(
+                            r.map_err(|e| format!("opening the run record: {}", describe(&e))),
+                        );
                     }
                     Msg::Die(run, r) => {
                         let (pix, h) = layouts
                             .iter()
-                            .find(|l| l.0 == run)
+                            .find(|l| l.0 == *run)
                             .map(|l| (l.1, l.2))
                             .unwrap_or((1.0, 0));
-                        record_die(&tx, run, &r, pix, h)?;
+                        record_die(&tx, *run, r, pix, h)?;
+                        dies.push((*run, r.die_index));
                     }
-                    Msg::NotInspected(run, dies) => {
+                    Msg::NotInspected(run, list) => {
                         let mut st = tx.prepare_cached(
                             "UPDATE dies SET status = 'not inspected' WHERE run = ?1 AND die_index = ?2 AND status = 'pending'",
                         )?;
-                        for d in dies {
-                            st.execute(params![run as i64, d])?;
+                        for d in list {
+                            st.execute(params![*run as i64, d])?;
                         }
                     }
-                    Msg::End(run, status, reason, at, reply) => {
-                        tx.execute(
-                            "UPDATE dies SET status = 'not inspected' WHERE run = ?1 AND status = 'pending'",
-                            [run as i64],
-                        )?;
-                        tx.execute(
-                            "UPDATE runs SET state = 'closed', exit_status = ?2, reason = ?3, ended_unix_ms = ?4 WHERE id = ?1",
-                            params![run as i64, status.name(), reason, at],
-                        )?;
-                        layouts.retain(|l| l.0 != run);
-                        replies.push(Box::new(move |c| {
-                            let _ = reply.send(c);
-                        }));
+                    Msg::End(run, status, reason, at, _) => {
+                        end_run(&tx, *run, *status, reason, *at)?;
                     }
-                    Msg::Flush(reply) => replies.push(Box::new(move |c| {
-                        let _ = reply.send(c);
-                    })),
+                    Msg::ExportFailed(run, why, _) => {
+                        tx.execute(
+                            "UPDATE runs SET export_error = ?2 WHERE id = ?1",
+                            params![*run as i64, why],
+                        )?;
+                    }
+                    Msg::MaxPages(..) | Msg::Flush(_) => {}
                 }
             }
             tx.commit()
         })();
-        let outcome = result.map_err(|e| {
-            tracing::error!("{}: writing results: {e}", path.display());
-            format!("writing results: {e}")
-        });
-        for r in replies {
-            r(outcome.clone());
+        let outcome = match result {
+            Ok(()) => {
+                let mut committed = c.committed.lock().unwrap_or_else(|e| e.into_inner());
+                if begun.iter().any(|b| b.is_ok()) {
+                    // A new run: forget the dies of finished ones.
+                    committed.clear();
+                }
+                committed.extend(dies);
+                Ok(())
+            }
+            Err(e) => {
+                let why = format!("{} writing results to {}", describe(&e), path.display());
+                tracing::error!("{why}");
+                let mut failure = c.failure.lock().unwrap_or_else(|e| e.into_inner());
+                if failure.is_none() {
+                    *failure = Some(why.clone());
+                }
+                Err(why)
+            }
+        };
+        let mut begun = begun.into_iter();
+        for m in batch {
+            match m {
+                Msg::Begin(start, to) => {
+                    let r = begun.next().unwrap_or_else(|| Err("not attempted".into()));
+                    let r = outcome.clone().and(r);
+                    if let Ok(id) = r {
+                        layouts.push((id, start.layout.pixel_um, start.layout.image_px));
+                        // A fresh run starts with a clean slate.
+                        *c.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    }
+                    reply(to, r);
+                }
+                Msg::End(run, status, reason, at, to) => {
+                    layouts.retain(|l| l.0 != run);
+                    let r = match &outcome {
+                        Ok(()) => Ok(()),
+                        // The batch rolled back with the close in it: close
+                        // the run on its own, with what room there is.
+                        Err(_) => close_alone(&mut conn, run, status, &reason, at, path),
+                    };
+                    reply(to, r);
+                }
+                Msg::ExportFailed(_, _, to) | Msg::Flush(to) => reply(to, outcome.clone()),
+                Msg::MaxPages(pages, to) => {
+                    let r = conn
+                        .pragma_update_and_check(None, "max_page_count", pages as i64, |r| {
+                            r.get::<_, i64>(0)
+                        })
+                        .map(|n| n as u64)
+                        .map_err(|e| describe(&e));
+                    reply(to, r);
+                }
+                Msg::Die(..) | Msg::NotInspected(..) => {}
+            }
+        }
+    }
+}
+
+fn end_run(
+    tx: &rusqlite::Transaction,
+    run: u64,
+    status: ExitStatus,
+    reason: &str,
+    at: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE dies SET status = 'not inspected' WHERE run = ?1 AND status = 'pending'",
+        [run as i64],
+    )?;
+    tx.execute(
+        "UPDATE runs SET state = 'closed', exit_status = ?2, reason = ?3, ended_unix_ms = ?4 WHERE id = ?1",
+        params![run as i64, status.name(), reason, at],
+    )?;
+    Ok(())
+}
+
+/// Closes a run after a failed batch. First in full; on a full disk, only
+/// the run's own row, which is updated in place and needs no new page, so
+/// the record says faulted and why; its dies still pending are marked not
+/// inspected by the next start's recovery. If even that fails the run stays
+/// open and the next start closes it as interrupted.
+fn close_alone(
+    conn: &mut Connection,
+    run: u64,
+    status: ExitStatus,
+    reason: &str,
+    at: i64,
+    path: &Path,
+) -> Result<(), String> {
+    let full = conn
+        .transaction()
+        .and_then(|tx| end_run(&tx, run, status, reason, at).and_then(|_| tx.commit()));
+    let Err(first) = full else { return Ok(()) };
+    let row_only = conn.execute(
+        "UPDATE runs SET state = 'closed', exit_status = ?2, reason = ?3, ended_unix_ms = ?4 WHERE id = ?1",
+        params![run as i64, status.name(), reason, at],
+    );
+    match row_only {
+        Ok(_) => {
+            tracing::warn!(
+                run,
+                "{}: closed the run without marking its pending dies ({}); the next start marks them",
+                path.display(),
+                describe(&first)
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let why = format!(
+                "closing run {run}: {}; the next start closes it as interrupted",
+                describe(&e)
+            );
+            tracing::error!("{}: {why}", path.display());
+            Err(why)
         }
     }
 }
@@ -229,10 +442,13 @@ fn begin(tx: &rusqlite::Transaction, s: &RunStart) -> rusqlite::Result<u64> {
         |r| r.get(0),
     )?;
     let l = &s.layout;
+    // Whose run it is: recovery closes it only once this process is gone.
+    let owner = super::lock::this_process();
     tx.execute(
         "INSERT INTO runs (wafer, recipe_id, recipe_hash, operator, state, started_unix_ms,
-            diameter_mm, pitch_x_um, pitch_y_um, die_x_um, die_y_um, offset_x_um, offset_y_um, notch, pixel_um, image_px)
-         VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            diameter_mm, pitch_x_um, pitch_y_um, die_x_um, die_y_um, offset_x_um, offset_y_um, notch, pixel_um, image_px,
+            owner_pid, owner_start)
+         VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             wafer,
             s.recipe_id,
@@ -248,7 +464,9 @@ fn begin(tx: &rusqlite::Transaction, s: &RunStart) -> rusqlite::Result<u64> {
             l.grid_offset_um.1,
             l.notch,
             l.pixel_um,
-            l.image_px
+            l.image_px,
+            owner.0,
+            owner.1
         ],
     )?;
     let run = tx.last_insert_rowid();
@@ -274,13 +492,14 @@ fn record_die(
         "inspected"
     };
     tx.prepare_cached(
-        "UPDATE dies SET status = ?3, defect_count = ?4 WHERE run = ?1 AND die_index = ?2",
+        "UPDATE dies SET status = ?3, defect_count = ?4, not_listed = ?5 WHERE run = ?1 AND die_index = ?2",
     )?
     .execute(params![
         run as i64,
         r.die_index,
         status,
-        r.count as i64 + r.dropped as i64
+        r.defects().len() as i64,
+        r.dropped as i64
     ])?;
     let mut st = tx.prepare_cached(
         "INSERT OR REPLACE INTO defects (run, die_index, defect_no, x_px, y_px, x_um, y_um, width_um, height_um,

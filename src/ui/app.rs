@@ -358,7 +358,7 @@ impl StationApp {
                         .cfg
                         .thumbnails
                         .join(format!("run-{}", self.map.run_id));
-                    self.gallery.open(dir, d);
+                    self.gallery.open(dir, d, self.map.die_details(d));
                 }
             }
         }

@@ -8,14 +8,19 @@ use std::sync::mpsc::{channel, Receiver};
 #[derive(Default)]
 pub struct Gallery {
     die: Option<u32>,
+    /// The die's details from the map (defects listed; truncation).
+    details: String,
     loading: Option<Receiver<Vec<(u32, ColorImage)>>>,
     images: Vec<(u32, TextureHandle)>,
 }
 
 impl Gallery {
-    /// Starts loading the thumbnails of `die` from `dir`.
-    pub fn open(&mut self, dir: PathBuf, die: u32) {
+    /// Starts loading the thumbnails of `die` from `dir`; `details` is the
+    /// map's line about the die (how many defects are listed, and whether
+    /// its list is truncated).
+    pub fn open(&mut self, dir: PathBuf, die: u32, details: String) {
         self.die = Some(die);
+        self.details = details;
         self.images.clear();
         let (tx, rx) = channel();
         std::thread::spawn(move || {
@@ -54,8 +59,9 @@ impl Gallery {
             None => {
                 ui.label("Click a die on the map to see its defects.");
             }
-            Some(d) => {
-                ui.label(format!("Die {d}: {} defect thumbnails", self.images.len()));
+            Some(_) => {
+                ui.label(&self.details);
+                ui.label(format!("{} defect thumbnails", self.images.len()));
                 ui.horizontal_wrapped(|ui| {
                     for (n, t) in &self.images {
                         ui.vertical(|ui| {

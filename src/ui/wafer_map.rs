@@ -44,6 +44,10 @@ pub struct WaferMapState {
     pub sites: Vec<DieSite>,
     pub marks: Vec<DieMark>,
     pub defects: Vec<MapDefect>,
+    /// (die index, defects found beyond the per-die capacity and not
+    /// listed) of every truncated die: their lists are incomplete, and the
+    /// map says so.
+    pub truncated: Vec<(u32, u32)>,
     pub selected: Option<u32>,
     pub run_id: u64,
 }
@@ -64,6 +68,7 @@ impl WaferMapState {
             sites: r.sites.clone(),
             marks,
             defects: Vec::new(),
+            truncated: Vec::new(),
             selected: None,
             run_id: 0,
         }
@@ -77,6 +82,7 @@ impl WaferMapState {
             }
         }
         self.defects.clear();
+        self.truncated.clear();
         self.selected = None;
     }
 
@@ -91,6 +97,10 @@ impl WaferMapState {
         } else {
             DieMark::Clean
         };
+        self.truncated.retain(|t| t.0 != r.die_index);
+        if r.dropped > 0 {
+            self.truncated.push((r.die_index, r.dropped));
+        }
         for (n, d) in r.defects().iter().enumerate() {
             let (x, y) = d.position_um(self.pixel_um, self.image_px);
             self.defects.push(MapDefect {
@@ -116,6 +126,55 @@ impl WaferMapState {
                 *m = DieMark::NotInspected;
             }
         }
+    }
+
+    /// Defects listed for `die` (the markers the map draws for it).
+    pub fn listed(&self, die: u32) -> usize {
+        self.defects.iter().filter(|d| d.die_index == die).count()
+    }
+
+    /// Defects found on `die` but not listed, if its list is truncated.
+    pub fn not_listed(&self, die: u32) -> Option<u32> {
+        self.truncated.iter().find(|t| t.0 == die).map(|t| t.1)
+    }
+
+    /// Defects found beyond the capacity on the whole wafer.
+    pub fn total_not_listed(&self) -> u64 {
+        self.truncated.iter().map(|t| t.1 as u64).sum()
+    }
+
+    /// One line about a die for its details: how many defects are listed,
+    /// and whether (and by how much) the list is truncated.
+    pub fn die_details(&self, die: u32) -> String {
+        let listed = self.listed(die);
+        match self.not_listed(die) {
+            Some(more) => format!(
+                "Die {die}: {listed} defects listed, TRUNCATED: {more} more found, not listed (per-die capacity {})",
+                crate::pipeline::MAX_DEFECTS_PER_DIE
+            ),
+            None => format!("Die {die}: {listed} defects"),
+        }
+    }
+
+    /// The summary line above the map.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{} dies: {} clean, {} with defects, {} pending, {} not inspected; {} defects",
+            self.sites.len(),
+            self.count(DieMark::Clean),
+            self.count(DieMark::Defective),
+            self.count(DieMark::Pending),
+            self.count(DieMark::NotInspected),
+            self.defects.len()
+        );
+        if !self.truncated.is_empty() {
+            s += &format!(
+                " listed; {} dies TRUNCATED ({} more defects found, not listed)",
+                self.truncated.len(),
+                self.total_not_listed()
+            );
+        }
+        s
     }
 
     pub fn count(&self, m: DieMark) -> usize {
@@ -151,15 +210,10 @@ pub fn ui(ui: &mut Ui, map: &WaferMapState, out: &mut Vec<UiCommand>) {
         ui.label("Load a recipe to see its wafer map.");
         return;
     }
-    ui.label(format!(
-        "{} dies: {} clean, {} with defects, {} pending, {} not inspected; {} defects",
-        map.sites.len(),
-        map.count(DieMark::Clean),
-        map.count(DieMark::Defective),
-        map.count(DieMark::Pending),
-        map.count(DieMark::NotInspected),
-        map.defects.len()
-    ));
+    ui.label(map.summary());
+    if let Some(d) = map.selected {
+        ui.label(map.die_details(d));
+    }
     let r = map.diameter_mm / 2.0;
     let defects = &map.defects;
     let plot = Plot::new("wafer_map")
@@ -218,6 +272,17 @@ pub fn ui(ui: &mut Ui, map: &WaferMapState, out: &mut Vec<UiCommand>) {
                 DieMark::Defective => ("with defects", Color32::from_gray(120)),
             };
             let mut stroke = egui::Stroke::new(0.5, Color32::from_gray(90));
+            // A truncated die reads apart by a heavy dashed-looking outline
+            // and its own legend entry, not by colour.
+            let truncated = map.not_listed(s.index).is_some();
+            let name = if truncated {
+                "with defects, TRUNCATED (more found than listed)"
+            } else {
+                name
+            };
+            if truncated {
+                stroke = egui::Stroke::new(1.5, Color32::from_gray(20));
+            }
             if map.selected == Some(s.index) {
                 stroke = egui::Stroke::new(2.0, Color32::BLACK);
             }
