@@ -3,15 +3,32 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use waferscope::bench;
+use waferscope::cli::out::OutputFailed;
+use waferscope::cli::run::exit_code;
 
 #[global_allocator]
 static ALLOC: waferscope::hot::CountingAlloc = waferscope::hot::CountingAlloc;
+
+/// Every exit code, shown under `--help` (and in README.md).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (`run`: the wafer completed)
+  2  bad input: a file, directory, id or option is wrong (the message names it);
+     nothing was started
+  3  `run`: stopped by the operator (Ctrl-C)
+  4  `run`: aborted (Ctrl-C twice, or a safety trip that cannot resume)
+  5  `run`: faulted (the reason is printed and recorded with the run)
+  6  `run`: not ready (an interlock refused the start)
+  7  `run`: completed and recorded, but its KLARF or thumbnails could not be
+     written (the reason is printed and recorded; repeat with `export`)
+  8  standard output was closed (e.g. `| head`) or could not be written";
 
 #[derive(Parser)]
 #[command(
     name = "waferscope",
     version,
-    about = "Operator station for wafer inspection tools"
+    about = "Operator station for wafer inspection tools",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,6 +50,10 @@ enum Command {
         thumbnail_dir: std::path::PathBuf,
         #[arg(long, default_value = "logs")]
         log_dir: std::path::PathBuf,
+        /// Delete daily logs and thumbnail directories older than this
+        /// many days (at start and once a day; 0 keeps everything).
+        #[arg(long, default_value_t = waferscope::logging::DEFAULT_KEEP_DAYS)]
+        keep_days: u32,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Do not pace the simulated stage and camera (full pipeline rate).
@@ -49,13 +70,19 @@ enum Command {
         exit_after: Option<f64>,
     },
     /// Inspect one wafer headless with a recipe (progress bar; Ctrl-C
-    /// stops, twice aborts). Exit codes: 0 complete, 2 bad input,
-    /// 3 stopped, 4 aborted, 5 faulted, 6 not ready (interlocks).
+    /// stops, twice aborts). Exit codes: 0 complete, 2 bad input (checked
+    /// before the run starts), 3 stopped, 4 aborted, 5 faulted, 6 not
+    /// ready (interlocks), 7 complete but not exported, 8 standard output
+    /// closed.
+    #[command(after_help = EXIT_CODES)]
     Run {
         #[arg(long)]
         recipe: std::path::PathBuf,
+        /// Lot id: 1 to 32 characters, no control characters; characters
+        /// KLARF cannot carry (" ; { } , non-ASCII) become `_` (warned).
         #[arg(long)]
         lot: String,
+        /// Wafer id, same rules as --lot.
         #[arg(long)]
         wafer: String,
         #[arg(long, default_value_t = 1)]
@@ -66,18 +93,24 @@ enum Command {
         /// results store).
         #[arg(long, default_value = "waferscope.db")]
         db: std::path::PathBuf,
-        /// Write the run's KLARF 1.2 and 1.8 here when it ends.
+        /// Write the run's KLARF 1.2 and 1.8 here when it ends (must exist
+        /// and be writable: checked before the run starts).
         #[arg(long)]
         klarf_dir: Option<std::path::PathBuf>,
-        /// Defect thumbnails go to DIR/run-<id>/.
+        /// Defect thumbnails go to DIR/run-<id>/ (created if missing; must
+        /// be writable).
         #[arg(long, default_value = "thumbnails")]
         thumbnail_dir: std::path::PathBuf,
         /// Alarm definitions.
         #[arg(long, default_value = "assets/alarms.toml")]
         alarms: std::path::PathBuf,
-        /// Where the daily log files go.
+        /// Where the daily log files go (must be writable).
         #[arg(long, default_value = "logs")]
         log_dir: std::path::PathBuf,
+        /// Delete daily logs and thumbnail directories older than this
+        /// many days (at start and once a day; 0 keeps everything).
+        #[arg(long, default_value_t = waferscope::logging::DEFAULT_KEEP_DAYS)]
+        keep_days: u32,
         /// Seed of the simulated wafer.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -194,9 +227,20 @@ enum BenchWhat {
 fn main() {
     // Errors read as one line naming what was wrong, never as a backtrace.
     if let Err(e) = run(Cli::parse()) {
-        eprintln!("error: {e:#}");
-        std::process::exit(2);
+        fail(e);
     }
+}
+
+/// Reports `e` on stderr and exits with its documented code: a closed or
+/// failing standard output has its own, everything else is bad input.
+fn fail(e: anyhow::Error) -> ! {
+    waferscope::errln!("error: {e:#}");
+    let code = if e.downcast_ref::<OutputFailed>().is_some() {
+        exit_code::OUTPUT_FAILED
+    } else {
+        exit_code::BAD_INPUT
+    };
+    std::process::exit(code)
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -207,6 +251,7 @@ fn run(cli: Cli) -> Result<()> {
         None => waferscope::cli::gui::run(waferscope::cli::gui::GuiArgs {
             station: Default::default(),
             log_dir: "logs".into(),
+            keep_days: waferscope::logging::DEFAULT_KEEP_DAYS,
             autostart: None,
             demo: false,
             exit_after: None,
@@ -218,6 +263,7 @@ fn run(cli: Cli) -> Result<()> {
             recipes,
             thumbnail_dir,
             log_dir,
+            keep_days,
             seed,
             fast,
             autostart,
@@ -234,6 +280,7 @@ fn run(cli: Cli) -> Result<()> {
                 ..Default::default()
             },
             log_dir,
+            keep_days,
             autostart,
             demo,
             exit_after: exit_after.map(std::time::Duration::from_secs_f64),
@@ -257,6 +304,7 @@ fn run(cli: Cli) -> Result<()> {
             thumbnail_dir,
             alarms,
             log_dir,
+            keep_days,
             seed,
             fast,
         }) => {
@@ -273,13 +321,11 @@ fn run(cli: Cli) -> Result<()> {
                 log_dir,
                 seed,
                 fast,
+                keep_days,
             };
             match waferscope::cli::run::run(&args) {
                 Ok(code) => std::process::exit(code),
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    std::process::exit(waferscope::cli::run::exit_code::BAD_INPUT);
-                }
+                Err(e) => fail(e),
             }
         }
         Some(Command::Simulate {

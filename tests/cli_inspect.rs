@@ -172,3 +172,30 @@ fn bad_input_is_refused_with_the_file_named() {
     );
     std::fs::remove_dir_all(d).ok();
 }
+
+#[test]
+fn a_closed_stdout_is_an_error_with_its_own_code_not_a_panic() {
+    let d = dir("closed-stdout");
+    let (t, l, r) = three_dies(&d);
+    // As `waferscope inspect … | head -2` once head has gone: the reading
+    // end is closed before the program writes, so every write gets EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_waferscope"))
+        .arg("inspect")
+        .arg("--die")
+        .arg(&t)
+        .arg("--left")
+        .arg(&l)
+        .arg("--right")
+        .arg(&r)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{err}");
+    assert!(err.contains("error: standard output was closed"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(d).ok();
+}

@@ -148,3 +148,334 @@ fn bad_input_exits_2_naming_the_file() {
     );
     std::fs::remove_dir_all(d).ok();
 }
+
+/// The arguments of a fast sampled run in `d` (lot and wafer given).
+fn run_args(d: &Path, lot: &str, wafer: &str) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "run",
+        "--lot",
+        lot,
+        "--wafer",
+        wafer,
+        "--fast",
+        "--db",
+        d.join("station.db").to_str().unwrap(),
+        "--log-dir",
+        d.join("logs").to_str().unwrap(),
+        "--thumbnail-dir",
+        d.join("thumbnails").to_str().unwrap(),
+        "--recipe",
+    ]
+    .map(String::from)
+    .to_vec();
+    a.push(
+        root()
+            .join("assets/recipes/sampled-200mm.toml")
+            .display()
+            .to_string(),
+    );
+    a.push("--alarms".into());
+    a.push(root().join("assets/alarms.toml").display().to_string());
+    a
+}
+
+/// Runs `waferscope args…` with `read_only` made a read-only bind mount of
+/// itself, in a private mount namespace (we are root: permissions alone do
+/// not stop root from writing).
+fn with_read_only_dir(read_only: &Path, args: &[String]) -> std::process::Output {
+    std::fs::create_dir_all(read_only).unwrap();
+    let script = "mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\" || exit 97; shift; exec \"$@\"";
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", script, "sh"])
+        .arg(read_only)
+        .arg(env!("CARGO_BIN_EXE_waferscope"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(97),
+        "read-only bind mount failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Exit 2, nothing on stdout (no run header: nothing started), and an
+/// error naming `what`.
+fn refused_before_the_header(out: &std::process::Output, what: &[&str]) {
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(stdout.is_empty(), "a run header was printed: {stdout}");
+    for w in what {
+        assert!(stderr.contains(w), "stderr does not say {w:?}: {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_unwritable_log_directory_exits_2_naming_it() {
+    let d = dir("ro-logs");
+    let logs = d.join("logs");
+    let out = with_read_only_dir(&logs, &run_args(&d, "LOT-1", "W-1"));
+    refused_before_the_header(
+        &out,
+        &[
+            &format!("the log directory {}", logs.display()),
+            "not writable",
+        ],
+    );
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn an_unwritable_klarf_directory_exits_2_before_the_run() {
+    let d = dir("ro-klarf");
+    let klarf = d.join("klarf");
+    let mut args = run_args(&d, "LOT-1", "W-1");
+    args.push("--klarf-dir".into());
+    args.push(klarf.display().to_string());
+    let out = with_read_only_dir(&klarf, &args);
+    refused_before_the_header(
+        &out,
+        &[&format!("--klarf-dir {}", klarf.display()), "not writable"],
+    );
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn an_unusable_thumbnail_directory_exits_2_before_the_run() {
+    let d = dir("bad-thumbs");
+    // A file where the directory should be.
+    std::fs::write(d.join("thumbnails"), b"not a directory").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_waferscope"))
+        .args(run_args(&d, "LOT-1", "W-1"))
+        .output()
+        .unwrap();
+    refused_before_the_header(
+        &out,
+        &[&format!(
+            "--thumbnail-dir {}",
+            d.join("thumbnails").display()
+        )],
+    );
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn bad_ids_exit_2_before_the_header_naming_the_field() {
+    let d = dir("ids");
+    let bin = env!("CARGO_BIN_EXE_waferscope");
+    let out = Command::new(bin)
+        .args(run_args(&d, "", "W-1"))
+        .output()
+        .unwrap();
+    refused_before_the_header(&out, &["lot id: empty"]);
+    let out = Command::new(bin)
+        .args(run_args(&d, "LOT-1", "  "))
+        .output()
+        .unwrap();
+    refused_before_the_header(&out, &["wafer id: empty"]);
+    let long = "W".repeat(33);
+    let out = Command::new(bin)
+        .args(run_args(&d, "LOT-1", &long))
+        .output()
+        .unwrap();
+    refused_before_the_header(&out, &["wafer id", "33 characters, at most 32"]);
+    let out = Command::new(bin)
+        .args(run_args(&d, "LOT\n1", "W-1"))
+        .output()
+        .unwrap();
+    refused_before_the_header(&out, &["lot id", "control character"]);
+    assert!(
+        !d.join("station.db").exists(),
+        "nothing may be started for bad ids"
+    );
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn ids_klarf_cannot_carry_are_replaced_with_a_warning() {
+    let d = dir("klarf-ids");
+    let out = Command::new(env!("CARGO_BIN_EXE_waferscope"))
+        .args(run_args(&d, "LOT\"7;B", "Wäfer-1"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("lot LOT_7_B wafer W_fer-1"), "{stdout}");
+    assert!(
+        stderr.contains("warning: lot id \"LOT\\\"7;B\"")
+            && stderr.contains("recorded as \"LOT_7_B\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("warning: wafer id"), "{stderr}");
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn a_closed_stdout_is_an_error_with_its_own_code_not_a_panic() {
+    let d = dir("closed-stdout");
+    let (reader, writer) = std::io::pipe().unwrap();
+    // Closed before the program writes anything: every write gets EPIPE.
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_waferscope"))
+        .args(run_args(&d, "LOT-1", "W-1"))
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(stderr.contains("standard output was closed"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    std::fs::remove_dir_all(d).ok();
+}
+
+/// Sets a file's or directory's modification time `days` into the past.
+fn age_days(path: &Path, days: u64) {
+    let t = std::time::SystemTime::now() - Duration::from_secs(days * 86_400);
+    std::fs::File::open(path)
+        .unwrap()
+        .set_times(std::fs::FileTimes::new().set_modified(t))
+        .unwrap();
+}
+
+#[test]
+fn old_logs_and_thumbnails_are_deleted_at_start() {
+    let d = dir("retention");
+    let (logs, thumbs) = (d.join("logs"), d.join("thumbnails"));
+    std::fs::create_dir_all(thumbs.join("run-old")).unwrap();
+    std::fs::create_dir_all(thumbs.join("run-recent")).unwrap();
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(thumbs.join("run-old/die-1-defect-1.png"), b"x").unwrap();
+    std::fs::write(logs.join("waferscope.log.2025-01-01"), b"old\n").unwrap();
+    std::fs::write(logs.join("waferscope.log.2026-01-01"), b"recent\n").unwrap();
+    std::fs::write(logs.join("operator-notes.txt"), b"not ours\n").unwrap();
+    age_days(&thumbs.join("run-old"), 40);
+    age_days(&thumbs.join("run-recent"), 20);
+    age_days(&logs.join("waferscope.log.2025-01-01"), 40);
+    age_days(&logs.join("waferscope.log.2026-01-01"), 20);
+    age_days(&logs.join("operator-notes.txt"), 400);
+    let mut args = run_args(&d, "LOT-1", "W-1");
+    args.extend(["--keep-days".into(), "30".into()]);
+    let out = Command::new(env!("CARGO_BIN_EXE_waferscope"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!thumbs.join("run-old").exists());
+    assert!(thumbs.join("run-recent").exists());
+    assert!(!logs.join("waferscope.log.2025-01-01").exists());
+    assert!(logs.join("waferscope.log.2026-01-01").exists());
+    assert!(
+        logs.join("operator-notes.txt").exists(),
+        "not a log of ours"
+    );
+    std::fs::remove_dir_all(d).ok();
+}
+
+/// The numbers N of every "N/597 dies" the progress bar drew.
+fn bar_positions(screen: &str, total: u32) -> Vec<u32> {
+    let marker = format!("/{total} dies");
+    let mut found = Vec::new();
+    let mut rest = screen;
+    while let Some(i) = rest.find(&marker) {
+        let digits: String = rest[..i]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        if let Ok(n) = digits.parse() {
+            found.push(n);
+        }
+        rest = &rest[i + marker.len()..];
+    }
+    found
+}
+
+#[test]
+fn after_ctrl_c_the_bar_shows_the_dies_really_inspected() {
+    use std::io::Read;
+    let d = dir("ctrlc-bar");
+    let mut cmd = vec![format!("exec '{}'", env!("CARGO_BIN_EXE_waferscope"))];
+    let mut args = run_args(&d, "LOT-1", "W-1");
+    // Paced, full wafer: still running when Ctrl-C comes.
+    args.retain(|a| a != "--fast");
+    let recipe = args.iter().position(|a| a == "--recipe").unwrap() + 1;
+    args[recipe] = root()
+        .join("assets/recipes/full-300mm.toml")
+        .display()
+        .to_string();
+    cmd.extend(args.iter().map(|a| format!("'{a}'")));
+    // Under a pseudo-terminal, so the bar is drawn as an operator sees it.
+    let mut script = Command::new("script")
+        .args(["-qfec", &cmd.join(" "), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = script.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&all).contains("/597 dies") {
+                // Ignore a closed receiver: the test only waits once.
+                tx.send(()).ok();
+            }
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the bar never showed");
+    std::thread::sleep(Duration::from_millis(1500));
+    // script's child is the shell that exec'd waferscope: signal it by PID.
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", script.id())).unwrap();
+    let pid = children
+        .split_whitespace()
+        .next()
+        .expect("no child of script");
+    let ok = Command::new("kill").args(["-INT", pid]).status().unwrap();
+    assert!(ok.success());
+    let status = script.wait().unwrap();
+    let screen = reader.join().unwrap();
+    assert_eq!(status.code(), Some(3), "{screen}");
+    let done: u32 = screen
+        .split("stopped: ")
+        .nth(1)
+        .and_then(|s| s.split(" of ").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no summary in {screen}"));
+    assert!(done < 597, "the run was not interrupted: {screen}");
+    let last = *bar_positions(&screen, 597).last().unwrap();
+    assert_eq!(
+        last, done,
+        "the bar's last line is not the dies inspected: {screen}"
+    );
+    std::fs::remove_dir_all(d).ok();
+}

@@ -189,3 +189,146 @@ fn commands_not_allowed_now_are_disabled() {
     drop(h);
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// A station on `d/station.db` (left as the caller prepared it).
+fn app_in(d: &std::path::Path, thumbnails: PathBuf) -> StationApp {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let station = Station::start(StationConfig {
+        db: d.join("station.db"),
+        alarms: root.join("assets/alarms.toml"),
+        recipes: root.join("assets/recipes"),
+        thumbnails,
+        wafer_seed: 3,
+        paced: false,
+        camera_fps: 60.0,
+        resume_after: Duration::from_millis(300),
+    })
+    .unwrap();
+    StationApp::new(station).unwrap()
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("waferscope-ui-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn the_run_history_is_the_newest_runs_with_a_note_not_the_whole_table() {
+    use waferscope::store::{RunIdentity, RunLayout, RunStart, RunStore, SqliteStore};
+    let d = fresh_dir("history");
+    let mut store = SqliteStore::open(&d.join("station.db")).unwrap();
+    let runs = waferscope::ui::station::HISTORY_LIMIT as u64 + 25;
+    for n in 0..runs {
+        let id = store
+            .begin(&RunStart {
+                identity: RunIdentity {
+                    lot: "LOT".into(),
+                    wafer: format!("W{n}"),
+                    slot: 1,
+                    operator: "op".into(),
+                },
+                recipe_id: "R".into(),
+                recipe_hash: "h".into(),
+                plan: Vec::new(),
+                started_unix_ms: 1_700_000_000_000 + n as i64,
+                layout: RunLayout::default(),
+            })
+            .unwrap();
+        store
+            .end(
+                id,
+                waferscope::store::ExitStatus::Complete,
+                "",
+                1_700_000_000_001,
+            )
+            .unwrap();
+    }
+    drop(store);
+    let mut h = harness(app_in(&d, d.join("thumbnails")));
+    wait_for(&mut h, "history read", |h| {
+        h.state().station.history.lock().unwrap().total == runs
+    });
+    {
+        let history = h.state().station.history.lock().unwrap();
+        assert_eq!(history.runs.len(), waferscope::ui::station::HISTORY_LIMIT);
+        assert_eq!(
+            history.runs[0].wafer,
+            format!("W{}", runs - 1),
+            "newest first"
+        );
+    }
+    h.run_steps(2);
+    assert!(
+        has(&h, &format!("showing the newest 200 of {runs} runs")),
+        "the window says not all runs are shown"
+    );
+    drop(h);
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn the_run_control_applies_the_id_rules() {
+    let d = fresh_dir("ids");
+    let mut app = app_in(&d, d.join("thumbnails"));
+    app.run_control.recipe =
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/recipes/sampled-200mm.toml"));
+    app.run_control.wafer = "W".repeat(33);
+    let mut h = harness(app);
+    wait_for(&mut h, "healthy", |h| has(h, "Health ✔ OK"));
+    h.get_by_label("Load recipe").click();
+    h.run_steps(3);
+    assert!(
+        has(&h, "✖ wafer id") && has(&h, "at most 32"),
+        "a too long id is refused naming the field"
+    );
+    assert!(has(&h, "■ IDLE"), "nothing loaded");
+
+    h.state_mut().run_control.wafer = "W;1\"ä".into();
+    h.run_steps(1);
+    h.get_by_label("Load recipe").click();
+    wait_for(&mut h, "READY", |h| has(h, "■ READY"));
+    let wafer = h
+        .state()
+        .station
+        .engine
+        .snapshots
+        .reader()
+        .map(|mut r| r.read().value.wafer.as_str().to_owned());
+    assert_eq!(wafer.as_deref(), Some("W_1__"));
+    assert!(has(&h, "⚠ wafer id"), "the replacement is shown");
+    drop(h);
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn thumbnails_that_cannot_be_written_are_counted_in_health() {
+    let d = fresh_dir("thumbs-skipped");
+    // A file where the thumbnail directory should be: every write fails.
+    let blocked = d.join("thumbnails");
+    std::fs::write(&blocked, b"not a directory").unwrap();
+    let mut app = app_in(&d, blocked);
+    app.run_control.recipe =
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/recipes/sampled-200mm.toml"));
+    let mut h = harness(app);
+    wait_for(&mut h, "healthy", |h| has(h, "Health ✔ OK"));
+    h.get_by_label("Load recipe").click();
+    wait_for(&mut h, "READY", |h| has(h, "■ READY"));
+    h.get_by_label("Start").click();
+    wait_for(&mut h, "COMPLETE", |h| has(h, "COMPLETE"));
+    let defects = h
+        .state()
+        .station
+        .engine
+        .snapshots
+        .reader()
+        .map(|mut r| r.read().value.defects)
+        .unwrap();
+    assert!(defects > 0, "the wafer must have defects for this test");
+    wait_for(&mut h, "skips counted", |h| {
+        h.state().health().thumbnails_skipped > 0
+    });
+    drop(h);
+    std::fs::remove_dir_all(d).ok();
+}

@@ -11,15 +11,23 @@ pub fn list(db: &Path) -> Result<()> {
     let conn = open_existing(db)?;
     let runs = list_runs(&conn)?;
     if runs.is_empty() {
-        println!("{}: no runs recorded", db.display());
+        crate::outln!("{}: no runs recorded", db.display())?;
         return Ok(());
     }
-    println!(
+    crate::outln!(
         "{:>5}  {:<12} {:<8} {:>4}  {:<16} {:<19}  {:<9} {:>11} {:>7}  reason",
-        "run", "lot", "wafer", "slot", "recipe", "started (UTC)", "status", "dies", "defects"
-    );
+        "run",
+        "lot",
+        "wafer",
+        "slot",
+        "recipe",
+        "started (UTC)",
+        "status",
+        "dies",
+        "defects"
+    )?;
     for r in runs {
-        println!(
+        crate::outln!(
             "{:>5}  {:<12} {:<8} {:>4}  {:<16} {:<19}  {:<9} {:>5}/{:<5} {:>7}  {}",
             r.id,
             r.lot,
@@ -32,7 +40,7 @@ pub fn list(db: &Path) -> Result<()> {
             r.dies_planned,
             r.defects,
             reason_text(&r)
-        );
+        )?;
     }
     Ok(())
 }
@@ -77,11 +85,11 @@ pub fn export(
             out
         };
         write_atomically(&out, &alarm_journal_csv(&conn)?)?;
-        println!("{}", out.display());
+        crate::outln!("{}", out.display())?;
         return Ok(());
     }
     let run = run.ok_or_else(|| anyhow!("--run is required"))?;
     let written = export_run(db, run, Format::parse(format)?, out)?;
-    println!("{}", written.display());
+    crate::outln!("{}", written.display())?;
     Ok(())
 }

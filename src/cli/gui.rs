@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 pub struct GuiArgs {
     pub station: StationConfig,
     pub log_dir: PathBuf,
+    /// Daily logs and thumbnail directories older than this many days are
+    /// deleted (0 keeps everything).
+    pub keep_days: u32,
     /// Load this recipe and start a wafer at once; with `demo`, keep
     /// inspecting wafers back to back.
     pub autostart: Option<PathBuf>,
@@ -76,7 +79,11 @@ impl Scripted {
             self.wafer
         );
         tracing::info!("{line}");
-        println!("{line}");
+        // The figures are in the log already; a closed stdout only loses
+        // the copy on the console.
+        if let Err(e) = crate::outln!("{line}") {
+            tracing::warn!("{e}");
+        }
     }
 }
 
@@ -96,7 +103,15 @@ impl eframe::App for Scripted {
 }
 
 pub fn run(args: GuiArgs) -> Result<()> {
-    let _log = crate::logging::init(&args.log_dir, true)?;
+    let _log = crate::logging::init(&args.log_dir, true, args.keep_days)?;
+    let thumbnails = &args.station.thumbnails;
+    crate::store::dirs::ensure_writable_dir(thumbnails, "--thumbnail-dir")?;
+    crate::store::retention::keep_days(thumbnails, "run-", args.keep_days).map_err(|e| {
+        anyhow!(
+            "--thumbnail-dir {}: cannot start its retention: {e}",
+            thumbnails.display()
+        )
+    })?;
     let station = Station::start(args.station)?;
     let app = StationApp::new(station)?;
     let options = eframe::NativeOptions {

@@ -69,7 +69,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     for (role, path) in &named {
         let img = load_gray(path)?;
         if let Some(from) = img.converted_from {
-            eprintln!(
+            crate::errln!(
                 "note: {} ({role}) converted from {from} to 8-bit grayscale",
                 path.display()
             );
@@ -120,11 +120,16 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     let refer = |k: usize| Reference::die(&images[k].pixels, &profiles[k]);
     let golden = (images.len() == 4).then(|| Reference::golden(&images[3].pixels, &profiles[3]));
     det.inspect(refer(0), refer(1), refer(2), golden, &mut out);
-    print_result(args, &out, w, h);
+    print_result(args, &out, w, h)?;
     Ok(())
 }
 
-fn print_result(args: &InspectArgs, out: &DieResult, w: u32, h: u32) {
+fn print_result(
+    args: &InspectArgs,
+    out: &DieResult,
+    w: u32,
+    h: u32,
+) -> Result<(), crate::cli::out::OutputFailed> {
     let um = args.pixel_um;
     let defects: Vec<_> = out
         .defects()
@@ -162,9 +167,9 @@ fn print_result(args: &InspectArgs, out: &DieResult, w: u32, h: u32) {
             "defects_not_listed": out.dropped,
             "defects": defects,
         });
-        println!("{doc}");
+        crate::outln!("{doc}")?;
     } else {
-        println!(
+        crate::outln!(
             "{}: {} defect(s), {} flagged pixel(s); left shift ({:.2}, {:.2}) px, right shift ({:.2}, {:.2}) px",
             args.die.display(),
             out.count as u32 + out.dropped,
@@ -173,10 +178,10 @@ fn print_result(args: &InspectArgs, out: &DieResult, w: u32, h: u32) {
             out.shift_left.1,
             out.shift_right.0,
             out.shift_right.1
-        );
+        )?;
         for d in out.defects() {
             let (x, y) = d.position_um(um, h);
-            println!(
+            crate::outln!(
                 "  {:<8} at ({x:>9.1}, {y:>9.1}) µm  {}×{} px  area {} px  peak {}  {:?}",
                 d.class.name(),
                 d.width_px(),
@@ -184,9 +189,10 @@ fn print_result(args: &InspectArgs, out: &DieResult, w: u32, h: u32) {
                 d.area_px,
                 d.peak_diff,
                 d.polarity
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
 fn round2(v: f64) -> f64 {

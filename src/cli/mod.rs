@@ -5,5 +5,6 @@ pub mod export;
 #[cfg(feature = "gui")]
 pub mod gui;
 pub mod inspect;
+pub mod out;
 pub mod run;
 pub mod simulate;

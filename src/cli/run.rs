@@ -5,8 +5,9 @@ use crate::machine::sim::{SimIo, SimIoFaults};
 use crate::monitor::alarm_defs;
 use crate::monitor::{content_hash, AlarmService, Journal, Monitor, MonitorConfig};
 use crate::run::{
-    recipe, EngineConfig, ExitStatus, RunCommand, RunEngine, RunIdentity, RunState, SimMachine,
+    recipe, EngineConfig, ExitStatus, RunCommand, RunEngine, RunSnapshot, RunState, SimMachine,
 };
+use crate::store::dirs::ensure_writable_dir;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -27,6 +28,9 @@ pub struct RunArgs {
     pub seed: u64,
     /// No stage or camera pacing (benchmarks).
     pub fast: bool,
+    /// Daily logs and thumbnail directories older than this many days are
+    /// deleted (0 keeps everything).
+    pub keep_days: u32,
 }
 
 /// Process exit codes of `waferscope run`.
@@ -40,25 +44,85 @@ pub mod exit_code {
     /// The run completed and is recorded, but its KLARF or thumbnails could
     /// not be written (repeat with `waferscope export`).
     pub const NOT_EXPORTED: i32 = 7;
+    /// Standard output was closed (`| head`) or could not be written.
+    pub const OUTPUT_FAILED: i32 = 8;
 }
 
-/// Runs one wafer; returns the exit code. Errors are bad input.
+/// How long a running wafer may go without a single snapshot from the run
+/// engine before the progress line says the engine is not responding.
+/// Generous: a die takes milliseconds, a camera retry a second or two.
+pub const ENGINE_SILENT_AFTER: Duration = Duration::from_secs(10);
+
+/// Watches the run snapshots the progress loop reads, so a frozen bar is
+/// never shown as live: while the run is RUNNING the engine publishes on
+/// every die; no new revision for [`ENGINE_SILENT_AFTER`] means it is not
+/// responding. (Paused and suspended runs are legitimately quiet.)
+#[derive(Debug)]
+pub struct EngineWatch {
+    revision: u64,
+    changed_at: Instant,
+}
+
+impl EngineWatch {
+    pub fn new(now: Instant) -> Self {
+        Self {
+            revision: 0,
+            changed_at: now,
+        }
+    }
+
+    /// Feeds one snapshot read at `now`; returns how long the engine has
+    /// been silent while it should not be, if that is over the limit.
+    pub fn silent_for(&mut self, snap: &RunSnapshot, now: Instant) -> Option<Duration> {
+        if snap.revision != self.revision || snap.state != RunState::Running {
+            self.revision = snap.revision;
+            self.changed_at = now;
+            return None;
+        }
+        let quiet = now.saturating_duration_since(self.changed_at);
+        (quiet >= ENGINE_SILENT_AFTER).then_some(quiet)
+    }
+}
+
+/// Runs one wafer; returns the exit code. Errors are bad input (exit 2),
+/// except a closed standard output ([`crate::cli::out::OutputFailed`]).
+///
+/// Everything that can be wrong with the input (ids, recipe, alarm file,
+/// log, KLARF and thumbnail directories, database) is checked before the
+/// run header is printed and before anything is started.
 pub fn run(args: &RunArgs) -> Result<i32> {
+    let ids = crate::run::ids::check_identity(&args.lot, &args.wafer, args.slot, &args.operator)
+        .map_err(anyhow::Error::msg)?;
     let recipe = recipe::load(&args.recipe)?;
     let defs: Arc<[_]> = alarm_defs::load(&args.alarms)?.into();
     let defs_hash = content_hash(&std::fs::read_to_string(&args.alarms).unwrap_or_default());
-    let _log = crate::logging::init(&args.log_dir, false)?;
-    let mut store = crate::store::SqliteStore::open(&args.db)?;
-    for id in &store.recovered {
-        eprintln!("note: run {id} was interrupted (the program stopped mid-run); closed as aborted, its results kept");
-    }
+    let _log = crate::logging::init(&args.log_dir, false, args.keep_days)?;
     if let Some(dir) = &args.klarf_dir {
         anyhow::ensure!(
             dir.is_dir(),
             "--klarf-dir {}: no such directory",
             dir.display()
         );
-        store.klarf_dir = Some(dir.clone());
+        ensure_writable_dir(dir, "--klarf-dir")?;
+    }
+    ensure_writable_dir(&args.thumbnail_dir, "--thumbnail-dir")?;
+    // Thumbnails are kept per run (run-<id>/) and age out as a whole.
+    crate::store::retention::keep_days(&args.thumbnail_dir, "run-", args.keep_days).with_context(
+        || {
+            format!(
+                "--thumbnail-dir {}: cannot start its retention",
+                args.thumbnail_dir.display()
+            )
+        },
+    )?;
+    let mut store = crate::store::SqliteStore::open(&args.db)?;
+    for id in &store.recovered {
+        crate::errln!("note: run {id} was interrupted (the program stopped mid-run); closed as aborted, its results kept");
+    }
+    store.klarf_dir = args.klarf_dir.clone();
+    for warning in &ids.warnings {
+        crate::errln!("warning: {warning}");
+        tracing::warn!("{warning}");
     }
     let journal = Journal::open(&args.db)?;
 
@@ -93,7 +157,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.spawn(engine.serve());
+    let engine_task = rt.spawn(engine.serve());
 
     // Give the monitor a moment to see every heartbeat.
     let mut machine_view = monitor.snapshots.reader().context("monitor readers")?;
@@ -101,12 +165,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     while !machine_view.read().value.all_live() && t0.elapsed() < Duration::from_secs(3) {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let identity = RunIdentity {
-        lot: args.lot.clone(),
-        wafer: args.wafer.clone(),
-        slot: args.slot,
-        operator: args.operator.clone(),
-    };
+    let identity = ids.identity;
     // Ctrl-C: first Stop, then Abort.
     let ctrl_handle = handle.clone();
     rt.spawn(async move {
@@ -114,29 +173,40 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         while tokio::signal::ctrl_c().await.is_ok() {
             presses += 1;
             if presses == 1 {
-                eprintln!("\nCtrl-C: stopping after the current die (press again to abort)");
-                let _ = ctrl_handle.command_async(RunCommand::Stop).await;
+                crate::errln!("\nCtrl-C: stopping after the current die (press again to abort)");
+                if let Err(why) = ctrl_handle.command_async(RunCommand::Stop).await {
+                    crate::errln!("Stop refused: {why}");
+                }
             } else {
-                eprintln!("\nCtrl-C again: aborting");
-                let _ = ctrl_handle
+                crate::errln!("\nCtrl-C again: aborting");
+                if let Err(why) = ctrl_handle
                     .command_async(RunCommand::Abort {
                         reason: "operator pressed Ctrl-C twice".into(),
                     })
-                    .await;
+                    .await
+                {
+                    crate::errln!("Abort refused: {why}");
+                }
             }
         }
     });
 
     let dies = recipe.plan.len() as u64;
-    println!(
+    // Nothing is started yet: a closed stdout ends here (exit 8).
+    crate::outln!(
         "{} ({}): lot {} wafer {} slot {}, {} dies",
-        recipe.recipe.name, recipe.recipe.id, args.lot, args.wafer, args.slot, dies
-    );
+        recipe.recipe.name,
+        recipe.recipe.id,
+        identity.lot,
+        identity.wafer,
+        args.slot,
+        dies
+    )?;
     if let Err(why) = handle
         .load(recipe, identity)
         .and_then(|_| handle.command(RunCommand::Start))
     {
-        eprintln!("cannot start: {why}");
+        crate::errln!("cannot start: {why}");
         return Ok(exit_code::NOT_READY);
     }
 
@@ -148,13 +218,22 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let mut view = handle.snapshots.reader().context("run readers")?;
     let start = Instant::now();
     let mut run_id = None;
+    let mut watch = EngineWatch::new(Instant::now());
     let end = loop {
         let s = view.read().value;
         if s.run_id > 0 && run_id.is_none() {
             run_id = Some(s.run_id);
         }
         bar.set_position(s.dies_done as u64);
-        let state = if s.state == RunState::Suspended {
+        let state = if engine_task.is_finished() {
+            // The engine task ended without a final state: it panicked.
+            "RUN ENGINE STOPPED (see the log)".to_owned()
+        } else if let Some(quiet) = watch.silent_for(&s, Instant::now()) {
+            format!(
+                "run engine not responding (no update for {:.0} s)",
+                quiet.as_secs_f64()
+            )
+        } else if s.state == RunState::Suspended {
             format!("SUSPENDED: {}", s.cause)
         } else {
             s.state.label().to_owned()
@@ -170,12 +249,22 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         ) {
             break s;
         }
+        if engine_task.is_finished() {
+            bar.abandon();
+            crate::errln!("error: the run engine stopped without ending the run (see the log)");
+            return Ok(exit_code::FAULTED);
+        }
         std::thread::sleep(Duration::from_millis(100));
     };
-    bar.finish();
+    // The last line shows the dies really inspected: `finish()` would jump
+    // the bar to the end after a stop or abort.
+    bar.set_position(end.dies_done as u64);
+    bar.abandon();
     let secs = start.elapsed().as_secs_f64();
     let status = end.exit.unwrap_or(ExitStatus::Faulted);
-    println!(
+    // The run has ended and is recorded: a closed stdout from here on only
+    // loses the console copy, and the exit code still tells how it ended.
+    let summary = crate::outln!(
         "{}: {} of {} dies in {secs:.1} s ({:.1} dies/s), {} defects{}",
         status.name(),
         end.dies_done,
@@ -187,9 +276,13 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         } else {
             format!(" — {}", end.cause)
         }
-    );
-    if let Some(id) = run_id {
-        println!("run {id} recorded in {}", args.db.display());
+    )
+    .and_then(|()| match run_id {
+        Some(id) => crate::outln!("run {id} recorded in {}", args.db.display()),
+        None => Ok(()),
+    });
+    if let Err(e) = summary {
+        crate::errln!("warning: {e}");
     }
     alarms.stop();
     // Dropping the runtime drops the engine and with it the store, which
@@ -211,4 +304,33 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         ExitStatus::Aborted => exit_code::ABORTED,
         ExitStatus::Faulted => exit_code::FAULTED,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_running_wafer_without_updates_reads_not_responding() {
+        let t0 = Instant::now();
+        let mut watch = EngineWatch::new(t0);
+        let mut snap = RunSnapshot {
+            state: RunState::Running,
+            revision: 5,
+            ..RunSnapshot::default()
+        };
+        assert_eq!(watch.silent_for(&snap, t0), None);
+        let later = t0 + ENGINE_SILENT_AFTER + Duration::from_secs(1);
+        assert_eq!(
+            watch.silent_for(&snap, later),
+            Some(ENGINE_SILENT_AFTER + Duration::from_secs(1))
+        );
+        // A new revision is life.
+        snap.revision = 6;
+        assert_eq!(watch.silent_for(&snap, later), None);
+        // A paused or suspended run is quiet by design.
+        snap.state = RunState::Suspended;
+        let much_later = later + 3 * ENGINE_SILENT_AFTER;
+        assert_eq!(watch.silent_for(&snap, much_later), None);
+    }
 }

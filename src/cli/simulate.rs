@@ -62,10 +62,14 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         edge_exclusion_mm: 3.0,
         notch: Notch::Down,
     };
-    println!(
+    crate::outln!(
         "waferscope simulator: {} mm wafer, {} mm dies, {}×{} px images, seed {}",
-        args.wafer_mm, args.die_mm, args.size, args.size, args.seed
-    );
+        args.wafer_mm,
+        args.die_mm,
+        args.size,
+        args.size,
+        args.seed
+    )?;
     let wafer = Arc::new(SimWafer::new(
         geometry,
         FrameGeometry::gray8(args.size, args.size),
@@ -97,7 +101,10 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         }),
     );
     let total = wafer.sites.len() as u64;
-    println!("{total} dies in the plan; inspecting…");
+    crate::outln!("{total} dies in the plan; inspecting…")?;
+    // A closed stdout mid-wafer stops the printing, not the wafer (the
+    // pipeline is finished cleanly); the error is returned at the end.
+    let mut output_failed = None;
     let start = Instant::now();
     let feeder_sites = wafer.sites.len() as u32;
     let telemetry = pipeline.telemetry().clone();
@@ -112,13 +119,15 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
             std::thread::sleep(Duration::from_millis(250));
             let done = tally.lock().unwrap_or_else(|e| e.into_inner()).dies;
             let secs = start.elapsed().as_secs_f64();
-            if (secs * 4.0).round() as u64 % 4 == 0 || done == total {
+            if output_failed.is_none() && ((secs * 4.0).round() as u64 % 4 == 0 || done == total) {
                 let rate = done as f64 / secs.max(1e-9);
                 let eta = (total - done) as f64 / rate.max(1e-9);
-                println!(
+                if let Err(e) = crate::outln!(
                     "  {done:>5}/{total} dies  {:>5} defects  {rate:>6.1} dies/s  ETA {eta:>5.1} s",
                     telemetry.defects_found.get()
-                );
+                ) {
+                    output_failed = Some(e);
+                }
             }
             if done == total {
                 break;
@@ -127,16 +136,19 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
     });
     let secs = start.elapsed().as_secs_f64();
     pipeline.finish();
+    if let Some(e) = output_failed {
+        return Err(e.into());
+    }
     let t = tally.lock().unwrap_or_else(|e| e.into_inner());
-    println!(
+    crate::outln!(
         "done in {secs:.1} s ({:.1} dies/s): {} dies inspected, {} not inspected, {} with defects",
         t.dies as f64 / secs,
         t.dies - t.failed,
         t.failed,
         t.defective_dies
-    );
+    )?;
     for (class, n) in DefectClass::ALL.iter().zip(t.by_class) {
-        println!("  {:<9} {n}", class.name());
+        crate::outln!("  {:<9} {n}", class.name())?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Recipes and the run engine: plain async orchestration.
 
 pub mod engine;
+pub mod ids;
 pub mod recipe;
 pub mod safety;
 pub mod snapshot;

@@ -49,7 +49,8 @@ pub struct SimMachine {
     /// Whether the tool is in its safe state (read by tests and the UI).
     pub safe: Arc<AtomicBool>,
     pub workers: Option<usize>,
-    /// Thumbnails that could not be written.
+    /// Thumbnails of the current wafer that could not be written (a new
+    /// counter per wafer, like the pipeline's own).
     pub thumbnail_failures: Arc<Counter>,
     /// The pipeline of the run in progress, for the health panel and the
     /// live view.
@@ -64,6 +65,18 @@ pub struct LivePipeline {
     pub pool: crate::hot::FramePool,
     pub workers: usize,
     pub image_px: u32,
+    /// Thumbnails this wafer did not get: skipped on the hot path (no free
+    /// crop buffer, full queue, over the per-die limit) plus those the
+    /// writer could not write.
+    pub thumbnails_skipped: Option<Arc<Counter>>,
+    pub thumbnail_failures: Arc<Counter>,
+}
+
+impl LivePipeline {
+    /// Every thumbnail of this wafer that is missing, for the Health panel.
+    pub fn thumbnails_missing(&self) -> u64 {
+        self.thumbnails_skipped.as_ref().map_or(0, |c| c.get()) + self.thumbnail_failures.get()
+    }
 }
 
 impl SimMachine {
@@ -131,6 +144,7 @@ impl MachineControl for SimMachine {
             cfg.pool_frames = 3 * w + 4;
         }
         let workers = cfg.workers;
+        self.thumbnail_failures = Arc::new(Counter::new());
         let (tap, writer) = match thumbnails {
             Some(dir) => {
                 let (tap, feed) = thumbnail_channel(256, 16);
@@ -139,6 +153,7 @@ impl MachineControl for SimMachine {
             }
             None => (None, None),
         };
+        let thumbnails_skipped = tap.as_ref().map(|t| t.skipped.clone());
         let mut pipeline = Pipeline::start_with_thumbnails(
             cfg,
             Box::new(camera),
@@ -157,6 +172,8 @@ impl MachineControl for SimMachine {
             pool: pipeline.pool().clone(),
             workers,
             image_px: recipe.image_px,
+            thumbnails_skipped,
+            thumbnail_failures: self.thumbnail_failures.clone(),
         });
         Ok(pipeline)
     }

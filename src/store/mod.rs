@@ -2,11 +2,13 @@
 //! thumbnails.
 
 pub mod db;
+pub mod dirs;
 pub mod export;
 pub mod klarf;
 pub mod lock;
 pub mod query;
 pub mod record;
+pub mod retention;
 pub mod thumbs;
 pub mod writer;
 

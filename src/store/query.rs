@@ -139,6 +139,17 @@ pub fn list_runs(conn: &Connection) -> Result<Vec<RunRow>> {
     Ok(rows)
 }
 
+/// The newest `limit` runs, newest first, and how many are recorded in
+/// all: what a screen that must stay fast after months of runs reads.
+pub fn recent_runs(conn: &Connection, limit: usize) -> Result<(Vec<RunRow>, u64)> {
+    let total: i64 = conn.query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))?;
+    let mut st = conn.prepare(&format!("{RUN_SELECT} ORDER BY r.id DESC LIMIT ?1"))?;
+    let rows = st
+        .query_map([limit as i64], run_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((rows, total as u64))
+}
+
 /// One run in full. An unknown id is an error naming it.
 pub fn load_run(conn: &Connection, id: i64) -> Result<RunExport> {
     let run = match conn.query_row(&format!("{RUN_SELECT} WHERE r.id = ?1"), [id], run_row) {

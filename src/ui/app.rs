@@ -14,7 +14,7 @@ use crate::hot::{alloc_count, LatencyHistogram, LatestReader};
 use crate::machine::Signal;
 use crate::monitor::trend::TrendRings;
 use crate::monitor::{AlarmCommand, AlarmSnapshot, MachineSnapshot};
-use crate::run::{RunEvent, RunIdentity, RunSnapshot, RunState};
+use crate::run::{RunEvent, RunSnapshot, RunState};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
@@ -195,6 +195,7 @@ impl StationApp {
             h.handoff_p50_us = t.handoff_latency.quantile(0.5) as f64 / 1e3;
             h.handoff_p99_us = t.handoff_latency.quantile(0.99) as f64 / 1e3;
             h.detect_p50_ms = t.detect_time.quantile(0.5) as f64 / 1e6;
+            h.thumbnails_skipped = l.thumbnails_missing();
             self.last_counts.0 = frames;
             self.last_counts.1 = px;
         }
@@ -273,9 +274,16 @@ impl StationApp {
     }
 
     fn overview(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
+        // Borrowed, not cloned: the list is bounded (HISTORY_LIMIT) and the
+        // reader thread holds the lock only to swap in a new one.
         let history = self
             .station
             .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let reader_error = self
+            .station
+            .db_reader_error
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
@@ -291,7 +299,14 @@ impl StationApp {
             self.gallery.ui(&mut cols[1]);
             cols[1].separator();
             cols[1].label("Defects per wafer, recent runs");
-            wafer_map::history_ui(&mut cols[1], &history);
+            if let Some(why) = &reader_error {
+                // A data fault, not an alarm: icon and text, no alarm colour.
+                cols[1].label(egui::RichText::new(format!("✖ {why}")).strong());
+            }
+            wafer_map::history_ui(&mut cols[1], &history.runs);
+            if let Some(note) = history.note() {
+                cols[1].label(note);
+            }
         });
     }
 
@@ -304,23 +319,26 @@ impl StationApp {
                 wafer,
                 slot,
                 operator,
-            } => match crate::run::recipe::load(&path) {
-                Err(e) => self.run_control.message = Some(Err(format!("{e:#}"))),
-                Ok(recipe) => {
-                    self.map = WaferMapState::for_recipe(&recipe);
-                    self.loaded = Some(recipe.clone());
-                    let rx = engine.load_nowait(
-                        recipe,
-                        RunIdentity {
-                            lot,
-                            wafer,
-                            slot,
-                            operator,
-                        },
-                    );
-                    self.pending.push(("load".into(), rx));
+            } => {
+                // The same id rules as `waferscope run`.
+                let ids = match crate::run::ids::check_identity(&lot, &wafer, slot, &operator) {
+                    Ok(ids) => ids,
+                    Err(e) => {
+                        self.run_control.message = Some(Err(e));
+                        return;
+                    }
+                };
+                self.run_control.id_warnings = ids.warnings;
+                match crate::run::recipe::load(&path) {
+                    Err(e) => self.run_control.message = Some(Err(format!("{e:#}"))),
+                    Ok(recipe) => {
+                        self.map = WaferMapState::for_recipe(&recipe);
+                        self.loaded = Some(recipe.clone());
+                        let rx = engine.load_nowait(recipe, ids.identity);
+                        self.pending.push(("load".into(), rx));
+                    }
                 }
-            },
+            }
             UiCommand::Run(cmd) => {
                 let what = format!("{:?}", cmd.kind()).to_lowercase();
                 let rx = engine.command_nowait(cmd);

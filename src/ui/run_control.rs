@@ -18,6 +18,9 @@ pub struct RunControl {
     pub operator: String,
     /// The last answer to a load or command (error text shown in red).
     pub message: Option<Result<String, String>>,
+    /// Ids of the loaded run that had characters replaced (kept until the
+    /// next load, so the operator sees what was recorded).
+    pub id_warnings: Vec<String>,
     abort_dialog: Option<String>,
     #[cfg(feature = "file-dialog")]
     picked: Option<std::sync::mpsc::Receiver<Option<PathBuf>>>,
@@ -33,6 +36,7 @@ impl RunControl {
             slot: 1,
             operator: "operator".into(),
             message: None,
+            id_warnings: Vec::new(),
             abort_dialog: None,
             #[cfg(feature = "file-dialog")]
             picked: None,
@@ -168,6 +172,9 @@ impl RunControl {
         }
         if !view.run.cause.as_str().is_empty() {
             ui.label(RichText::new(view.run.cause.as_str()).italics());
+        }
+        for w in &self.id_warnings {
+            ui.label(format!("⚠ {w}"));
         }
         match &self.message {
             Some(Ok(m)) => {

@@ -8,7 +8,7 @@ use crate::monitor::{
     alarm_defs, content_hash, AlarmDef, AlarmService, Journal, JournalRow, Monitor, MonitorConfig,
 };
 use crate::run::{EngineConfig, EngineHandle, LivePipeline, RunEngine, SimMachine};
-use crate::store::query::{list_runs, RunRow};
+use crate::store::query::{recent_runs, RunRow};
 use crate::store::SqliteStore;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -28,6 +28,30 @@ pub struct StationConfig {
     /// Camera frame rate when paced.
     pub camera_fps: f64,
     pub resume_after: Duration,
+}
+
+/// Runs shown in the window's history: a bounded query, so months of runs
+/// cost the UI no more than a day's.
+pub const HISTORY_LIMIT: usize = 200;
+
+/// The newest runs, newest first, and how many are recorded in all.
+#[derive(Debug, Clone, Default)]
+pub struct RunHistory {
+    pub runs: Vec<RunRow>,
+    pub total: u64,
+}
+
+impl RunHistory {
+    /// "showing 200 of 5312 runs" when not all are shown.
+    pub fn note(&self) -> Option<String> {
+        (self.total > self.runs.len() as u64).then(|| {
+            format!(
+                "showing the newest {} of {} runs",
+                self.runs.len(),
+                self.total
+            )
+        })
+    }
 }
 
 impl Default for StationConfig {
@@ -57,8 +81,11 @@ pub struct Station {
     pub live: Arc<Mutex<Option<LivePipeline>>>,
     /// Newest alarm journal rows (refreshed in the background).
     pub journal: Arc<Mutex<Vec<JournalRow>>>,
-    /// Recorded runs, newest first (refreshed in the background).
-    pub history: Arc<Mutex<Vec<RunRow>>>,
+    /// The newest recorded runs (refreshed in the background).
+    pub history: Arc<Mutex<RunHistory>>,
+    /// Why the background database reader is not reading, if it is not
+    /// (shown in the window; also logged).
+    pub db_reader_error: Arc<Mutex<Option<String>>>,
     stop: Arc<AtomicBool>,
     // Declared last: dropped last, after everything that uses it.
     _rt: tokio::runtime::Runtime,
@@ -123,13 +150,19 @@ impl Station {
         rt.spawn(engine.serve());
         let stop = Arc::new(AtomicBool::new(false));
         let journal_rows = Arc::new(Mutex::new(Vec::new()));
-        let history = Arc::new(Mutex::new(Vec::new()));
-        spawn_db_reader(
+        let history = Arc::new(Mutex::new(RunHistory::default()));
+        let db_reader_error = Arc::new(Mutex::new(None));
+        if let Err(e) = spawn_db_reader(
             cfg.db.clone(),
             journal_rows.clone(),
             history.clone(),
+            db_reader_error.clone(),
             stop.clone(),
-        );
+        ) {
+            let why = format!("cannot start the database reader thread: {e}");
+            tracing::error!("{why}");
+            *db_reader_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        }
         Ok(Self {
             cfg,
             engine: handle,
@@ -142,6 +175,7 @@ impl Station {
             live,
             journal: journal_rows,
             history,
+            db_reader_error,
             stop,
             _rt: rt,
         })
@@ -172,34 +206,109 @@ impl Drop for Station {
     }
 }
 
-/// Re-reads the journal and the run list every 2 s on its own thread and
-/// connection.
+/// Re-reads the journal and the newest runs on its own thread and
+/// connection, every 2 s but only when the database changed (SQLite's
+/// `data_version`). A database it cannot open or read is logged and put in
+/// `error` for the window, never silently ignored.
 fn spawn_db_reader(
     db: PathBuf,
     journal: Arc<Mutex<Vec<JournalRow>>>,
-    history: Arc<Mutex<Vec<RunRow>>>,
+    history: Arc<Mutex<RunHistory>>,
+    error: Arc<Mutex<Option<String>>>,
     stop: Arc<AtomicBool>,
-) {
-    let _ = std::thread::Builder::new()
-        .name("ui-db-reader".into())
-        .spawn(move || {
-            let Ok(j) = Journal::open(&db) else { return };
-            let Ok(conn) = crate::store::db::open(&db) else {
+) -> std::io::Result<()> {
+    let report = move |why: Option<String>| {
+        let mut e = error.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = &why {
+            if e.as_ref() != Some(w) {
+                tracing::error!("{w}");
+            }
+        }
+        *e = why;
+    };
+    crate::hot::liveness::spawn_watched("ui-db-reader", Duration::from_secs(30), move |health| {
+        let opened = Journal::open(&db).and_then(|j| crate::store::db::open(&db).map(|c| (j, c)));
+        let (j, conn) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                report(Some(format!(
+                    "{}: the run history and alarm journal cannot be shown: {e:#}",
+                    db.display()
+                )));
                 return;
+            }
+        };
+        let mut seen_version = None;
+        while !stop.load(Ordering::Relaxed) {
+            health.beat();
+            let version: rusqlite::Result<i64> =
+                conn.query_row("PRAGMA data_version", [], |r| r.get(0));
+            let changed = match version {
+                Ok(v) => seen_version.replace(v) != Some(v),
+                // Unknown: read anyway.
+                Err(_) => true,
             };
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok(rows) = j.rows(None, 500) {
-                    *journal.lock().unwrap_or_else(|e| e.into_inner()) = rows;
-                }
-                if let Ok(runs) = list_runs(&conn) {
-                    *history.lock().unwrap_or_else(|e| e.into_inner()) = runs;
-                }
-                for _ in 0..20 {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
+            if changed {
+                let read = j.rows(None, 500).and_then(|rows| {
+                    let runs = recent_runs(&conn, HISTORY_LIMIT)?;
+                    Ok((rows, runs))
+                });
+                match read {
+                    Ok((rows, (runs, total))) => {
+                        *journal.lock().unwrap_or_else(|e| e.into_inner()) = rows;
+                        *history.lock().unwrap_or_else(|e| e.into_inner()) =
+                            RunHistory { runs, total };
+                        report(None);
                     }
-                    std::thread::sleep(Duration::from_millis(100));
+                    Err(e) => {
+                        // Read again next time, even if nothing changed.
+                        seen_version = None;
+                        report(Some(format!(
+                            "{}: cannot read the run history and alarm journal: {e:#}",
+                            db.display()
+                        )));
+                    }
                 }
             }
-        });
+            health.idle();
+            for _ in 0..20 {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    })
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_the_reader_cannot_open_is_reported_not_ignored() {
+        let db = std::env::temp_dir()
+            .join(format!("waferscope-no-such-dir-{}", std::process::id()))
+            .join("station.db");
+        let error = Arc::new(Mutex::new(None));
+        spawn_db_reader(
+            db.clone(),
+            Arc::default(),
+            Arc::default(),
+            error.clone(),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let why = loop {
+            if let Some(why) = error.lock().unwrap().clone() {
+                break why;
+            }
+            assert!(std::time::Instant::now() < deadline, "no error reported");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(why.contains(&db.display().to_string()), "{why}");
+        assert!(why.contains("cannot be shown"), "{why}");
+    }
 }
