@@ -50,7 +50,8 @@ enum Command {
     },
     /// Inspect one wafer headless with a recipe (progress bar; Ctrl-C
     /// stops, twice aborts). Exit codes: 0 complete, 2 bad input,
-    /// 3 stopped, 4 aborted, 5 faulted, 6 not ready (interlocks).
+    /// 3 stopped, 4 aborted, 5 faulted, 6 not ready (interlocks),
+    /// 7 complete but results not exported.
     Run {
         #[arg(long)]
         recipe: std::path::PathBuf,
