@@ -20,6 +20,21 @@ mkdir klarf
   --lot LOT-IO --wafer W12 --slot 12 --klarf-dir klarf --seed 6 > /dev/null
 "$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 1 klarf/LOT-IO_W11_run1.klarf klarf/LOT-IO_W11_run1_v18.klarf
 "$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 2 klarf/LOT-IO_W12_run2.klarf klarf/LOT-IO_W12_run2_v18.klarf
+# A truncated die (more defects found than the per-die capacity lists):
+# marked in a copy of run 2's record, exported again and read back; NDEFECT
+# still matches the rows listed and both readers see the marked die.
+cp waferscope.db truncated.db
+"$VENV/bin/python" - <<'PY'
+import sqlite3
+c = sqlite3.connect("truncated.db")
+c.execute("""UPDATE dies SET not_listed = 6 WHERE run = 2 AND die_index =
+             (SELECT die_index FROM dies WHERE run = 2 AND defect_count > 0 ORDER BY plan_pos LIMIT 1)""")
+c.commit()
+PY
+"$BIN" export --db truncated.db --run 2 --format klarf12 --out klarf/truncated.klarf > /dev/null
+"$BIN" export --db truncated.db --run 2 --format klarf18 --out klarf/truncated_v18.klarf > /dev/null
+grep -q "^TruncatedDieList" klarf/truncated.klarf
+"$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" truncated.db 2 klarf/truncated.klarf klarf/truncated_v18.klarf
 # Negative control: the same KLARF with the leading space of every data row
 # removed must fail the check (klarf-reader then silently reads 0 defects).
 sed 's/^ //' klarf/LOT-IO_W11_run1.klarf > klarf/broken.klarf

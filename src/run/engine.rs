@@ -615,8 +615,16 @@ impl RunEngine {
     ) {
         // Joining the pipeline finishes the dies already in it; their
         // results are kept, even on abort.
-        let _ = tokio::task::spawn_blocking(move || pipeline.finish()).await;
+        let finished = tokio::task::spawn_blocking(move || pipeline.finish()).await;
         let mut outcome = outcome;
+        if let Err(e) = finished {
+            // Results the pipeline still held may be lost: never complete.
+            let why = format!("finishing the pipeline failed: {e}");
+            tracing::error!(run_id, "{why}");
+            if !matches!(outcome, Outcome::Faulted(_)) {
+                outcome = Outcome::Faulted(why);
+            }
+        }
         while let Ok(r) = results.try_recv() {
             if let Some(Outcome::Faulted(why)) = self.on_result(&mut w, run_id, r) {
                 if !matches!(outcome, Outcome::Faulted(_)) {

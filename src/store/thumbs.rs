@@ -16,9 +16,12 @@ pub fn thumbnail_path(dir: &Path, die_index: u32, defect_no: u32) -> PathBuf {
 /// Ends when the pipeline's workers are gone. `failed` counts crops that
 /// could not be written (logged once per run).
 pub fn start_writer(feed: ThumbnailFeed, dir: PathBuf, failed: Arc<Counter>) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("thumbnails".into())
-        .spawn(move || {
+    // Watched, so a dead writer shows on the Health panel; encoding one
+    // crop never takes seconds.
+    crate::hot::liveness::spawn_watched(
+        "thumbnails",
+        std::time::Duration::from_secs(10),
+        move |health| {
             let mut warned = false;
             if let Err(e) = std::fs::create_dir_all(&dir) {
                 tracing::error!(
@@ -27,7 +30,10 @@ pub fn start_writer(feed: ThumbnailFeed, dir: PathBuf, failed: Arc<Counter>) -> 
                 );
                 warned = true;
             }
-            while let Ok(c) = feed.filled.recv() {
+            loop {
+                health.idle();
+                let Ok(c) = feed.filled.recv() else { break };
+                health.beat();
                 let path = thumbnail_path(&dir, c.die_index, c.defect_no as u32);
                 let img =
                     image::GrayImage::from_raw(c.width as u32, c.height as u32, c.data().to_vec());
@@ -46,6 +52,8 @@ pub fn start_writer(feed: ThumbnailFeed, dir: PathBuf, failed: Arc<Counter>) -> 
                 }
                 feed.recycle(c);
             }
-        })
-        .expect("spawning the thumbnail writer")
+        },
+    )
+    .map(|(handle, _health)| handle)
+    .expect("spawning the thumbnail writer")
 }

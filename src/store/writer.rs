@@ -98,10 +98,14 @@ impl SqliteStore {
         let p = path.to_owned();
         let confirmations = Arc::new(Confirmations::default());
         let c = confirmations.clone();
-        let thread = std::thread::Builder::new()
-            .name("results-db".into())
-            .spawn(move || writer(conn, rx, &p, &c))
-            .context("starting the database writer")?;
+        // Watched: a writer that dies or hangs shows on the Health panel;
+        // a batch taking longer than this is a stall (disk or lock trouble).
+        let (thread, _health) = crate::hot::liveness::spawn_watched(
+            "results-db",
+            std::time::Duration::from_secs(30),
+            move |health| writer(conn, rx, &p, &c, health),
+        )
+        .context("starting the database writer")?;
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
@@ -170,8 +174,8 @@ impl Drop for SqliteStore {
         if let Some(t) = self.thread.take() {
             // The writer answers every request before it ends; a panic
             // there is a bug to see in the log, not to swallow.
-            if t.join().is_err() {
-                tracing::error!("{}: the database writer panicked", self.path.display());
+            if let Err(why) = crate::hot::liveness::join_named("results-db", t) {
+                tracing::error!("{}: {why}", self.path.display());
             }
         }
     }
@@ -247,10 +251,19 @@ fn reply<T>(to: Reply<T>, r: Result<T, String>) {
     }
 }
 
-fn writer(mut conn: Connection, rx: Receiver<Msg>, path: &Path, c: &Confirmations) {
+fn writer(
+    mut conn: Connection,
+    rx: Receiver<Msg>,
+    path: &Path,
+    c: &Confirmations,
+    health: &crate::hot::liveness::ThreadHealth,
+) {
     // Layout per open run: (run, pixel µm, image height px), for positions.
     let mut layouts: Vec<(u64, f64, u32)> = Vec::new();
-    while let Ok(first) = rx.recv() {
+    loop {
+        health.idle();
+        let Ok(first) = rx.recv() else { break };
+        health.beat();
         let mut batch = vec![first];
         while batch.len() < BATCH {
             match rx.try_recv() {

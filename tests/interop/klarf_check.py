@@ -61,7 +61,15 @@ def expected(db, run):
         (run,),
     ).fetchone()
     area = ndie * sx * sy
+    cmin, rmin = c.execute("SELECT MIN(col), MIN(row) FROM dies WHERE run = ?", (run,)).fetchone()
+    truncated = sorted(
+        [col - cmin, row - rmin, n]
+        for (col, row, n) in c.execute(
+            "SELECT col, row, not_listed FROM dies WHERE run = ? AND not_listed > 0", (run,)
+        )
+    )
     return {
+        "truncated": truncated,
         "defects": defects,
         "ndie": ndie,
         "ndefdie": ndefdie,
@@ -121,6 +129,12 @@ def main():
         for r in data["DefectList"]["Data"]
     ]
     compare("klarfio 1.2", exp, got)
+    # Truncated dies: listed with the count found but not listed (klarfio
+    # files a single row under ...ShortList, as it does for defects).
+    rows = data.get("TruncatedDieList", {}).get("Data", [])
+    if "TruncatedDieShortList" in data:
+        rows = rows + [data["TruncatedDieShortList"]]
+    check(sorted([int(v) for v in r] for r in rows) == exp["truncated"], f"klarfio 1.2: truncated dies {rows} != {exp['truncated']}")
     summary = data["SummaryShortList"]
     check(summary[1] == len(exp["defects"]) and summary[3] == exp["ndie"] and summary[4] == exp["ndefdie"], f"klarfio 1.2: summary {summary}")
 
@@ -143,6 +157,8 @@ def main():
         for r in dl["Data"]
     ]
     compare("klarfio 1.8", exp, got)
+    rows = wr.get("TruncatedDieList", {}).get("Data", [])
+    check(sorted([int(v) for v in r] for r in rows) == exp["truncated"], f"klarfio 1.8: truncated dies {rows} != {exp['truncated']}")
     srow = wr["SummaryList"]["Data"][0]
     check(srow[1] == len(exp["defects"]) and srow[3] == exp["ndie"] and srow[4] == exp["ndefdie"], f"klarfio 1.8: summary {srow}")
     check(wr["SlotNumber"] == [exp["slot"]], "klarfio 1.8: slot")
