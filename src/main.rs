@@ -364,15 +364,15 @@ fn run(cli: Cli) -> Result<()> {
                 fresh_vec_only,
             } => {
                 if fresh_vec_only {
-                    println!("{}", bench::hot::fresh_vec_fill_ns());
+                    waferscope::outln!("{}", bench::hot::fresh_vec_fill_ns())?;
                     return Ok(());
                 }
                 let child = fresh_vec_in_mmap_child()?;
-                bench::hot::run(Some(child)).print(json);
+                bench::hot::run(Some(child)).print(json)?;
                 Ok(())
             }
             BenchWhat::Monitor { json } => {
-                bench::monitor::run().print(json);
+                bench::monitor::run().print(json)?;
                 Ok(())
             }
             BenchWhat::Pipeline { frames, size, json } => {
@@ -380,7 +380,7 @@ fn run(cli: Cli) -> Result<()> {
                     (256..=8192).contains(&size),
                     "--size must be 256 to 8192 pixels, got {size}"
                 );
-                bench::pipeline::run(frames, size)?.print(json);
+                bench::pipeline::run(frames, size)?.print(json)?;
                 Ok(())
             }
         },

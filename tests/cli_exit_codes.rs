@@ -14,7 +14,7 @@ fn help_documents_every_exit_code() {
         assert!(out.status.success());
         let help = String::from_utf8_lossy(&out.stdout);
         assert!(help.contains("Exit codes:"), "{help}");
-        for code in ["0", "2", "3", "4", "5", "6", "8"] {
+        for code in ["0", "2", "3", "4", "5", "6", "7", "8"] {
             assert!(
                 help.lines()
                     .any(|l| l.trim_start().starts_with(&format!("{code}  "))),
@@ -45,4 +45,21 @@ fn runs_into_a_closed_pipe_exits_8_naming_the_cause() {
     assert_eq!(out.status.code(), Some(8), "{err}");
     assert!(err.contains("error: standard output was closed"), "{err}");
     std::fs::remove_dir_all(d).ok();
+}
+
+/// The benchmarks print through the same checked output: a reader that went
+/// away is exit 8 with a message, not a panic.
+#[test]
+fn a_benchmark_into_a_closed_pipe_exits_8() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_waferscope"))
+        .args(["bench", "monitor", "--json"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{err}");
+    assert!(err.contains("standard output was closed"), "{err}");
 }

@@ -83,12 +83,14 @@ impl Report {
         s
     }
 
-    /// Text then JSON (or only JSON), as every `bench` command prints.
-    pub fn print(&self, json_only: bool) {
+    /// Text then JSON (or only JSON), as every `bench` command prints. A
+    /// closed stdout (`| head`) is an error with its own exit code, not a
+    /// panic.
+    pub fn print(&self, json_only: bool) -> Result<(), crate::cli::out::OutputFailed> {
         if !json_only {
-            print!("{}", self.to_text());
+            crate::outln!("{}", self.to_text().trim_end())?;
         }
-        println!("{}", self.to_json());
+        crate::outln!("{}", self.to_json())
     }
 }
 
