@@ -126,7 +126,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         }
     });
     let secs = start.elapsed().as_secs_f64();
-    pipeline.finish();
+    pipeline.finish().map_err(anyhow::Error::msg)?;
     let t = tally.lock().unwrap_or_else(|e| e.into_inner());
     println!(
         "done in {secs:.1} s ({:.1} dies/s): {} dies inspected, {} not inspected, {} with defects",
