@@ -46,7 +46,7 @@ fn start(
             workers,
             pool_frames: 3 * workers + 3,
             params: DetectParams::default(),
-            display: None,
+            ..PipelineConfig::default()
         },
         Box::new(camera),
         stage,
@@ -65,7 +65,7 @@ fn every_die_once_with_the_same_result_as_direct_detection() {
         for s in w.sites.iter() {
             p.inspect(s.index);
         }
-        p.finish();
+        p.finish().unwrap();
         let mut got = results.lock().unwrap().clone();
         got.sort_by_key(|r| r.die_index);
         assert_eq!(got.len(), w.sites.len(), "{workers} workers");
@@ -146,7 +146,7 @@ fn live_view_drops_and_counts_instead_of_stalling() {
     assert_eq!(frame.meta.die_index, 0);
     drop(frame);
     assert_eq!(t.stall_ns.get(), 0, "live view never waits for a buffer");
-    p.finish();
+    p.finish().unwrap();
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn faults_are_retried_and_a_die_that_still_fails_is_reported() {
     }
     faults.following_error_next(1); // die 2: the stage move is retried once
     p.inspect(2);
-    p.finish();
+    p.finish().unwrap();
     let got = results.lock().unwrap().clone();
     let by_die = |i: u32| got.iter().find(|r| r.die_index == i).copied().unwrap();
     assert_eq!(got.len(), 3);
@@ -195,7 +195,7 @@ fn detection_never_waits_for_thumbnails() {
             workers: 1,
             pool_frames: 6,
             params: DetectParams::default(),
-            display: None,
+            ..PipelineConfig::default()
         },
         Box::new(camera),
         None,
@@ -207,7 +207,7 @@ fn detection_never_waits_for_thumbnails() {
     for s in w.sites.iter() {
         p.inspect(s.index);
     }
-    p.finish();
+    p.finish().unwrap();
     let got = results.lock().unwrap();
     assert_eq!(got.len(), w.sites.len(), "every die inspected");
     let defects: u64 = got.iter().map(|r| r.count as u64).sum();
@@ -217,4 +217,101 @@ fn detection_never_waits_for_thumbnails() {
         defects,
         "every defect's thumbnail taken or counted as skipped"
     );
+}
+
+#[test]
+fn a_halt_cancels_a_die_waiting_for_a_free_buffer() {
+    let w = wafer(7);
+    let (p, results, _) = start(&w, Arc::new(SimFaults::default()), 1, false);
+    // Every buffer held elsewhere: the next die waits for one.
+    let pool = p.pool().clone();
+    let held: Vec<_> = std::iter::from_fn(|| pool.try_lease()).collect();
+    p.inspect(0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !p.busy() {
+        assert!(Instant::now() < deadline, "die 0 never taken in hand");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    p.halt();
+    let cancelled = loop {
+        if let Some(d) = p.take_cancelled() {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "the halt was not honoured");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert_eq!(cancelled, 0);
+    assert!(!p.busy());
+    drop(held);
+    p.finish().unwrap();
+    assert!(results.lock().unwrap().is_empty(), "die 0 was never imaged");
+}
+
+#[test]
+fn an_unknown_die_is_a_fault_naming_it() {
+    let w = wafer(8);
+    let (p, _, _) = start(&w, Arc::new(SimFaults::default()), 1, false);
+    p.inspect(100_000);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let why = loop {
+        if let Some(why) = p.fault() {
+            break why;
+        }
+        assert!(Instant::now() < deadline, "no fault for an unknown die");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(
+        why.starts_with("acquisition: die 100000 is not on the wafer map"),
+        "{why}"
+    );
+    p.finish().unwrap();
+}
+
+#[test]
+fn a_panicking_worker_reads_dead_and_finish_reports_it() {
+    let w = wafer(9);
+    let faults = Arc::new(SimFaults::default());
+    faults.panic_worker_at(1);
+    let camera = SimCamera::new(w.clone(), 2.0, faults.clone());
+    let golden = camera.golden();
+    let p = Pipeline::start(
+        PipelineConfig {
+            workers: 1,
+            faults: Some(faults),
+            stop_deadline: Duration::from_millis(500),
+            ..PipelineConfig::default()
+        },
+        Box::new(camera),
+        None,
+        w.sites.clone().into(),
+        golden,
+        Box::new(|_| {}),
+    );
+    for i in 0..4 {
+        p.inspect(i);
+    }
+    p.end_of_plan();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let why = loop {
+        if let Some(why) = p.fault() {
+            break why;
+        }
+        assert!(Instant::now() < deadline, "a dead worker went unnoticed");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert_eq!(
+        why,
+        "thread detect-0 died: injected fault: detection worker panics at die 1"
+    );
+    assert!(p
+        .thread_states()
+        .iter()
+        .any(|(n, s)| n == "detect-0" && s.label() == "dead"));
+    let pool = p.pool().clone();
+    let err = p.finish().unwrap_err();
+    assert!(
+        err.contains("thread detect-0 died: injected fault"),
+        "{err}"
+    );
+    assert_eq!(pool.in_use(), 0, "the dead worker's frames went back");
 }

@@ -40,6 +40,11 @@ struct Tool {
     io: Arc<SimIoFaults>,
     device: Arc<waferscope::machine::SimFaults>,
     safe: Arc<std::sync::atomic::AtomicBool>,
+    /// Captures the sim camera began, and their count when the tool was
+    /// last made safe.
+    captures: Arc<waferscope::hot::Counter>,
+    captures_at_safe: Arc<std::sync::atomic::AtomicU64>,
+    current: Arc<Mutex<Option<waferscope::run::station::LivePipeline>>>,
     engine: EngineHandle,
     view: Mutex<waferscope::hot::LatestReader<waferscope::run::RunSnapshot>>,
     store: Arc<Mutex<MemoryStore>>,
@@ -56,6 +61,15 @@ impl Drop for Tool {
 }
 
 fn tool(name: &str, fps: Option<f64>) -> Tool {
+    tool_with(name, fps, |_, _| {})
+}
+
+/// A tool whose machine and engine settings `adjust` may change.
+fn tool_with(
+    name: &str,
+    fps: Option<f64>,
+    adjust: impl FnOnce(&mut SimMachine, &mut EngineConfig),
+) -> Tool {
     let dir = std::env::temp_dir().join(format!("waferscope-run-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let io = SimIoFaults::new();
@@ -77,7 +91,17 @@ fn tool(name: &str, fps: Option<f64>) -> Tool {
     let mut machine = SimMachine::fast(9);
     machine.camera_fps = fps;
     machine.workers = Some(1);
+    let mut cfg = EngineConfig {
+        resume_after: Duration::from_millis(200),
+        ..EngineConfig::default()
+    };
+    adjust(&mut machine, &mut cfg);
     let (device, safe) = (machine.device_faults.clone(), machine.safe.clone());
+    let (captures, captures_at_safe, current) = (
+        machine.captures.clone(),
+        machine.captures_at_safe.clone(),
+        machine.current.clone(),
+    );
     let store = Arc::new(Mutex::new(MemoryStore::default()));
     let (engine, handle) = RunEngine::new(
         Box::new(machine),
@@ -85,10 +109,7 @@ fn tool(name: &str, fps: Option<f64>) -> Tool {
         alarms.snapshots.reader().unwrap(),
         defs,
         Box::new(store.clone()),
-        EngineConfig {
-            resume_after: Duration::from_millis(200),
-            ..EngineConfig::default()
-        },
+        cfg,
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -103,6 +124,9 @@ fn tool(name: &str, fps: Option<f64>) -> Tool {
         io,
         device,
         safe,
+        captures,
+        captures_at_safe,
+        current,
         view: Mutex::new(handle.snapshots.reader().unwrap()),
         engine: handle,
         store,
@@ -367,6 +391,12 @@ fn a_failing_camera_faults_the_run_and_reset_clears_it() {
         t.engine.command(RunCommand::Start),
         Err("the tool is faulted: acknowledge and reset first".into())
     );
+    assert_eq!(
+        t.engine.command(RunCommand::Reset),
+        Err("acknowledge the fault first, then reset".into())
+    );
+    t.engine.command(RunCommand::Acknowledge).unwrap();
+    assert_eq!(t.snap().state, RunState::FaultAcknowledged);
     t.engine.command(RunCommand::Reset).unwrap();
     assert_eq!(t.snap().state, RunState::Idle);
 }
@@ -408,4 +438,176 @@ fn commands_that_do_not_fit_are_refused_with_a_reason() {
         t.engine.load(recipe, bad),
         Err("lot and wafer ids are required".into())
     );
+}
+
+/// The plan's dies before `die`, in plan order.
+fn plan_before(run: &MemoryRun, die: u32) -> Vec<u32> {
+    let pos = run.start.plan.iter().position(|&d| d == die).unwrap();
+    run.start.plan[..pos].to_vec()
+}
+
+fn inspected(run: &MemoryRun, die: u32) -> bool {
+    run.dies.iter().any(|d| d.die_index == die && d.inspected)
+}
+
+#[test]
+fn a_suspension_with_triggers_queued_images_nothing_after_the_trip() {
+    // A slow camera keeps dies queued in the trigger channel at the trip.
+    let t = tool("trip", Some(40.0));
+    t.start();
+    wait("some dies", || t.snap().dies_done >= 5);
+    t.io.freeze_heartbeat(Subsystem::Camera, true);
+    t.wait_state(RunState::Suspended);
+    let at_trip = t
+        .captures_at_safe
+        .load(std::sync::atomic::Ordering::Acquire);
+    assert!(at_trip > 0);
+    // Long enough for every queued die to have been imaged if it were.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        t.captures.get(),
+        at_trip,
+        "a die was imaged after the tool was made safe"
+    );
+    let cancelled = t
+        .current
+        .lock()
+        .unwrap()
+        .as_ref()
+        .unwrap()
+        .telemetry
+        .dies_cancelled
+        .get();
+    assert!(cancelled > 0, "dies were queued at the trip, and cancelled");
+    let held = t.snap();
+    assert_eq!(held.dies_done, held.next_die, "cancelled dies queued again");
+    t.io.freeze_heartbeat(Subsystem::Camera, false);
+    t.wait_state(RunState::Complete);
+    let run = t.run();
+    each_die_once(&run);
+    assert!(
+        run.dies.iter().all(|d| d.inspected),
+        "the cancelled dies were imaged after the resume"
+    );
+}
+
+#[test]
+fn a_stage_moved_while_suspended_faults_before_the_next_die() {
+    let t = tool("moved", Some(100.0));
+    t.start();
+    wait("some dies", || t.snap().dies_done >= 5);
+    t.io.freeze_heartbeat(Subsystem::Encoder, true);
+    t.wait_state(RunState::Suspended);
+    let at_trip = t
+        .captures_at_safe
+        .load(std::sync::atomic::Ordering::Acquire);
+    t.device.bump_stage(40.0, 0.0);
+    t.io.freeze_heartbeat(Subsystem::Encoder, false);
+    t.wait_state(RunState::Faulted);
+    let cause = t.snap().cause;
+    assert!(
+        cause.as_str().contains("stage position after resume"),
+        "{cause}"
+    );
+    assert_eq!(t.captures.get(), at_trip, "nothing imaged after the resume");
+    assert_eq!(t.run().end.as_ref().unwrap().0, ExitStatus::Faulted);
+    each_die_once(&t.run());
+}
+
+#[test]
+fn invalid_vacuum_mid_run_aborts_and_never_resumes() {
+    let t = tool("vacuum-invalid", Some(100.0));
+    t.start();
+    wait("some dies", || t.snap().dies_done >= 5);
+    t.io.signal_error(Signal::ChuckVacuum, true);
+    t.wait_state(RunState::Aborted);
+    assert!(
+        t.snap().cause.as_str().starts_with("vacuum invalid"),
+        "{}",
+        t.snap().cause
+    );
+    // The reading comes back good: the run stays ended.
+    t.io.signal_error(Signal::ChuckVacuum, false);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(t.snap().state, RunState::Aborted);
+    let run = t.run();
+    assert_eq!(run.end.as_ref().unwrap().0, ExitStatus::Aborted);
+    each_die_once(&run);
+}
+
+#[test]
+fn vacuum_lost_while_suspended_aborts_instead_of_resuming() {
+    let t = tool("vacuum-suspended", Some(100.0));
+    t.start();
+    wait("some dies", || t.snap().dies_done >= 5);
+    t.io.freeze_heartbeat(Subsystem::Camera, true);
+    t.wait_state(RunState::Suspended);
+    t.io.set_value(Signal::ChuckVacuum, 60.0);
+    t.io.freeze_heartbeat(Subsystem::Camera, false);
+    t.wait_state(RunState::Aborted);
+    assert!(t.snap().cause.as_str().starts_with("vacuum lost"));
+}
+
+#[test]
+fn a_panicking_detection_worker_faults_the_run_naming_it_and_keeps_earlier_results() {
+    const DIE: u32 = 12;
+    let t = tool_with("worker-panic", Some(200.0), |m, cfg| {
+        m.stop_deadline = Duration::from_millis(500);
+        cfg.die_deadline = Duration::from_secs(2);
+    });
+    t.device.panic_worker_at(DIE);
+    let began = Instant::now();
+    t.start();
+    t.wait_state(RunState::Faulted);
+    assert!(began.elapsed() < Duration::from_secs(30), "no hang");
+    let cause = t.snap().cause;
+    assert!(
+        cause
+            .as_str()
+            .contains("thread detect-0 died: injected fault: detection worker panics at die 12"),
+        "{cause}"
+    );
+    let run = t.run();
+    assert_eq!(run.end.as_ref().unwrap().0, ExitStatus::Faulted);
+    each_die_once(&run);
+    for d in plan_before(&run, DIE) {
+        assert!(inspected(&run, d), "die {d}, before the panic, was kept");
+    }
+    assert!(!inspected(&run, DIE));
+}
+
+#[test]
+fn a_camera_that_stops_mid_die_faults_the_run_naming_die_and_thread() {
+    const DIE: u32 = 12;
+    let t = tool_with("camera-stuck", Some(200.0), |m, cfg| {
+        m.stop_deadline = Duration::from_millis(500);
+        cfg.die_deadline = Duration::from_secs(1);
+    });
+    t.device.block_camera_at(DIE);
+    let began = Instant::now();
+    t.start();
+    t.wait_state(RunState::Faulted);
+    assert!(began.elapsed() < Duration::from_secs(30), "no hang");
+    let cause = t.snap().cause;
+    assert!(
+        cause
+            .as_str()
+            .starts_with("die 12: no result within 1000 ms")
+            && cause.as_str().contains("acquisition"),
+        "{cause}"
+    );
+    let run = t.run();
+    each_die_once(&run);
+    for d in plan_before(&run, DIE) {
+        assert!(
+            inspected(&run, d),
+            "die {d}, before the stuck one, was kept"
+        );
+    }
+    assert!(!inspected(&run, DIE));
+    // The station is usable again after Acknowledge + Reset.
+    t.engine.command(RunCommand::Acknowledge).unwrap();
+    t.engine.command(RunCommand::Reset).unwrap();
+    assert_eq!(t.snap().state, RunState::Idle);
+    t.device.release_camera();
 }

@@ -22,8 +22,8 @@ fn every_allowed_transition() {
         (S::Stopping, C::Abort, S::Aborting),
         (S::Complete, C::Acknowledge, S::Idle),
         (S::Aborted, C::Acknowledge, S::Idle),
-        (S::Faulted, C::Acknowledge, S::Idle),
-        (S::Faulted, C::Reset, S::Idle),
+        (S::Faulted, C::Acknowledge, S::FaultAcknowledged),
+        (S::FaultAcknowledged, C::Reset, S::Idle),
     ];
     for (from, cmd, to) in allowed {
         assert_eq!(transition(from, cmd), Ok(to), "{from:?} + {cmd:?}");
@@ -125,4 +125,32 @@ fn every_illegal_command_says_why() {
             "the tool is faulted: acknowledge and reset first",
         );
     }
+    expect(
+        S::Faulted,
+        C::Reset,
+        "acknowledge the fault first, then reset",
+    );
+    for cmd in [
+        C::Start,
+        C::Pause,
+        C::Resume,
+        C::Stop,
+        C::Abort,
+        C::Acknowledge,
+    ] {
+        expect(
+            S::FaultAcknowledged,
+            cmd,
+            "the fault is acknowledged: reset the tool to go back to idle",
+        );
+    }
+}
+
+/// HMI.md: Faulted needs Acknowledge + Reset; neither alone returns to Idle.
+#[test]
+fn a_fault_needs_acknowledge_then_reset() {
+    assert_ne!(transition(S::Faulted, C::Acknowledge), Ok(S::Idle));
+    assert_ne!(transition(S::Faulted, C::Reset), Ok(S::Idle));
+    let acked = transition(S::Faulted, C::Acknowledge).unwrap();
+    assert_eq!(transition(acked, C::Reset), Ok(S::Idle));
 }

@@ -186,6 +186,6 @@ pub fn run(frames: u64, size: u32) -> anyhow::Result<Report> {
         "ms",
     );
     r.add("defects_found", t.defects_found.get() as f64, "");
-    pipeline.finish();
+    pipeline.finish().map_err(anyhow::Error::msg)?;
     Ok(r)
 }

@@ -135,7 +135,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         }
     });
     let secs = start.elapsed().as_secs_f64();
-    pipeline.finish();
+    pipeline.finish().map_err(anyhow::Error::msg)?;
     if let Some(e) = output_failed {
         return Err(e.into());
     }

@@ -14,7 +14,7 @@
 
 use super::counter::Counter;
 use super::sync::{Arc, AtomicUsize, Ordering};
-use std::alloc::{alloc, dealloc, Layout};
+use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -59,7 +59,9 @@ pub struct FrameMeta {
     pub capture_ns: u64,
 }
 
-/// One page-aligned, pre-faulted buffer. Owns its allocation.
+/// One page-aligned, zero-initialised, pre-faulted buffer. Owns its
+/// allocation. Every byte is initialised from the start, so a lease may read
+/// its bytes before any camera wrote them (a fresh frame reads as black).
 struct Buffer {
     ptr: NonNull<u8>,
     layout: Layout,
@@ -73,16 +75,20 @@ impl Buffer {
     fn new(bytes: usize) -> Self {
         let layout = Layout::from_size_align(bytes.max(1).next_multiple_of(PAGE), PAGE)
             .expect("frame size overflows a Layout");
+        // Zeroed, not merely allocated: `Frame::data` hands out `&[u8]` over
+        // the whole buffer, and a reference to uninitialised bytes is
+        // undefined behaviour even before they are read.
         // SAFETY: `layout` has non-zero size (at least one page).
-        let raw = unsafe { alloc(layout) };
+        let raw = unsafe { alloc_zeroed(layout) };
         let Some(ptr) = NonNull::new(raw) else {
             std::alloc::handle_alloc_error(layout)
         };
         // Touch every page now so page faults happen at start-up, not on the
-        // first frames of a run.
+        // first frames of a run: a large zeroed allocation is typically fresh
+        // `mmap` memory whose pages the kernel maps only on first write.
         for offset in (0..layout.size()).step_by(PAGE) {
             // SAFETY: `offset < layout.size()`, inside the fresh allocation,
-            // which nothing else can see yet.
+            // which nothing else can see yet; writing 0 keeps it zeroed.
             unsafe { ptr.as_ptr().add(offset).write_volatile(0) };
         }
         Self {
@@ -333,8 +339,10 @@ impl Frame {
         buf.access.with(|_| ());
         // SAFETY: this lease holds `index` exclusively (the free list hands
         // each index to one taker and it is pushed back only in our Drop), so
-        // no `&mut` to these bytes exists elsewhere; the bytes were
-        // initialised in `Buffer::new` and stay allocated while our Arc lives;
+        // no `&mut` to these bytes exists elsewhere; every byte was
+        // initialised (zeroed by `alloc_zeroed` in `Buffer::new`, and only
+        // ever overwritten with initialised bytes through `data_mut`) and
+        // stays allocated while our Arc lives;
         // `geometry.bytes() <= layout.size()`.
         unsafe { std::slice::from_raw_parts(buf.ptr.as_ptr(), self.shared.geometry.bytes()) }
     }
@@ -368,6 +376,22 @@ mod tests {
         let f = pool.try_lease().unwrap();
         assert_eq!(f.data().len(), 5000);
         assert_eq!(f.data().as_ptr() as usize % PAGE, 0);
+    }
+
+    /// Reads every byte of never-written frames. Natively this passes on any
+    /// allocator that happens to hand out zeroed pages; under valgrind
+    /// (scripts/test.sh) it fails as soon as a buffer's bytes are left
+    /// uninitialised, which `Frame::data` must never expose.
+    #[test]
+    fn fresh_frames_read_as_initialised_zero_bytes() {
+        // An odd, non-page-multiple size, and several buffers, so both the
+        // page-touched and the untouched bytes are read.
+        let pool = FramePool::new(3, FrameGeometry::gray8(1000, 9));
+        let frames: Vec<_> = (0..3).map(|_| pool.try_lease().unwrap()).collect();
+        for f in &frames {
+            let nonzero = f.data().iter().filter(|&&b| b != 0).count();
+            assert_eq!(nonzero, 0, "buffer {} is not all zero", f.buffer_index());
+        }
     }
 
     #[test]

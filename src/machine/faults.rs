@@ -1,7 +1,8 @@
 //! Device errors, and the switchboard that injects them into the simulated
 //! machine (from tests, the CLI or the operator's maintenance screen).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Why a capture produced no image. Plain enum: returning it allocates
 /// nothing.
@@ -42,12 +43,45 @@ impl std::fmt::Display for StageError {
 
 impl std::error::Error for StageError {}
 
+/// No die armed (die indices are far below this).
+const NO_DIE: u32 = u32::MAX;
+
 /// Faults armed for the next N operations of each kind; shared by handle.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SimFaults {
     camera_timeouts: AtomicU32,
     lost_frames: AtomicU32,
     following_errors: AtomicU32,
+    /// The detection worker that inspects this die panics.
+    worker_panic_die: AtomicU32,
+    /// The camera hangs inside the capture of this die.
+    camera_block_die: AtomicU32,
+    /// Set while a capture hangs; cleared by `release_camera`.
+    camera_blocked: AtomicBool,
+    /// Displacement (x, y µm, f64 bits) the stage suffers while stopped,
+    /// seen at its next position read.
+    stage_bump: [AtomicU64; 2],
+}
+
+impl Default for SimFaults {
+    fn default() -> Self {
+        Self {
+            camera_timeouts: AtomicU32::new(0),
+            lost_frames: AtomicU32::new(0),
+            following_errors: AtomicU32::new(0),
+            worker_panic_die: AtomicU32::new(NO_DIE),
+            camera_block_die: AtomicU32::new(NO_DIE),
+            camera_blocked: AtomicBool::new(false),
+            stage_bump: [AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+}
+
+/// Whether `armed` holds `die`; disarms it if so (each fault fires once).
+fn take_die(armed: &AtomicU32, die: u32) -> bool {
+    armed
+        .compare_exchange(die, NO_DIE, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
 }
 
 fn take_one(c: &AtomicU32) -> bool {
@@ -64,6 +98,58 @@ impl SimFaults {
     }
     pub fn following_error_next(&self, n: u32) {
         self.following_errors.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// The detection worker that inspects die `die` panics (once).
+    pub fn panic_worker_at(&self, die: u32) {
+        self.worker_panic_die.store(die, Ordering::Release);
+    }
+
+    /// Whether the worker inspecting `die` must panic now (consumes it).
+    pub fn worker_panics_at(&self, die: u32) -> bool {
+        take_die(&self.worker_panic_die, die)
+    }
+
+    /// The camera stops answering in the middle of imaging die `die`: the
+    /// capture blocks until `release_camera` (a real driver stuck in a
+    /// read without a timeout).
+    pub fn block_camera_at(&self, die: u32) {
+        self.camera_block_die.store(die, Ordering::Release);
+    }
+
+    /// Lets a blocked capture end (with a timeout error) and disarms the
+    /// block.
+    pub fn release_camera(&self) {
+        self.camera_block_die.store(NO_DIE, Ordering::Release);
+        self.camera_blocked.store(false, Ordering::Release);
+    }
+
+    /// Called by the sim camera inside a capture: hangs here while a block
+    /// is armed for `die`; `Err(Timeout)` once released.
+    pub fn camera_hang(&self, die: u32) -> Result<(), CameraError> {
+        if !take_die(&self.camera_block_die, die) {
+            return Ok(());
+        }
+        self.camera_blocked.store(true, Ordering::Release);
+        while self.camera_blocked.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Err(CameraError::Timeout)
+    }
+
+    /// The stage is pushed by (dx, dy) µm while stopped (someone leaned on
+    /// it): its next position read shows the displacement.
+    pub fn bump_stage(&self, dx_um: f64, dy_um: f64) {
+        self.stage_bump[0].store(dx_um.to_bits(), Ordering::Release);
+        self.stage_bump[1].store(dy_um.to_bits(), Ordering::Release);
+    }
+
+    /// Consumes an armed stage bump, (0, 0) if none.
+    pub fn take_stage_bump(&self) -> (f64, f64) {
+        (
+            f64::from_bits(self.stage_bump[0].swap(0, Ordering::AcqRel)),
+            f64::from_bits(self.stage_bump[1].swap(0, Ordering::AcqRel)),
+        )
     }
 
     /// Consumes an armed camera fault, if any.

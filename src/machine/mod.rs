@@ -25,4 +25,7 @@ pub trait Camera: Send {
 pub trait Stage: Send {
     /// Moves to (x, y) µm and settles; returns the (unscaled) move time.
     fn move_to(&mut self, x_um: f64, y_um: f64) -> Result<Duration, StageError>;
+    /// Where the stage is now (µm), read from its encoders; verified after
+    /// a suspension before the next die is imaged.
+    fn position_um(&mut self) -> (f64, f64);
 }

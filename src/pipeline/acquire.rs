@@ -3,11 +3,17 @@
 //! counted as stall time) or takes one only if free (live view: otherwise
 //! the frame is dropped and counted), has the camera image the die, and
 //! hands the frame to the detection worker that owns the die's row.
+//!
+//! Each die runs inside the die gate (`gate.rs`): a halted gate cancels
+//! queued dies (handed back to the engine on `cancelled`), also while the
+//! trigger waits for a free buffer, so a suspension, Stop or Abort is never
+//! stuck behind a full pool.
 
+use super::gate::DieGate;
 use super::result::DieResult;
 use super::telemetry::PipelineTelemetry;
 use super::worker::WorkItem;
-use crate::hot::{Frame, FramePool};
+use crate::hot::{Frame, FramePool, ThreadHealth};
 use crate::machine::{Camera, DieSite, Stage};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::sync::Arc;
@@ -25,6 +31,8 @@ pub enum Trigger {
     Live(u32),
     /// The plan ended: let the workers finish what they hold.
     EndOfPlan,
+    /// Reopen a halted gate once the stage is verified where it was left.
+    Resume,
     /// Does nothing; used to warm channels up.
     Nop,
     Stop,
@@ -39,35 +47,125 @@ pub struct Acquisition {
     pub results: Sender<DieResult>,
     pub live: Sender<Frame>,
     pub telemetry: Arc<PipelineTelemetry>,
+    pub gate: Arc<DieGate>,
+    /// Dies cancelled by a halted gate, in trigger order.
+    pub cancelled: Sender<u32>,
     pub(crate) sequence: u64,
     pub(crate) worker: usize,
     pub(crate) last_site: Option<DieSite>,
+    /// Where the last successful move left the stage (µm).
+    pub(crate) stage_at: Option<(f64, f64)>,
+}
+
+/// How far (µm) the stage may read from where it was left before a resume
+/// refuses to continue: encoder noise is well below a micrometre.
+const POSITION_TOLERANCE_UM: f64 = 1.0;
+
+/// Names of the detection workers, as their threads are named.
+pub(crate) const DETECT_NAMES: [&str; 8] = [
+    "detect-0", "detect-1", "detect-2", "detect-3", "detect-4", "detect-5", "detect-6", "detect-7",
+];
+
+fn worker_name(n: usize) -> &'static str {
+    DETECT_NAMES[n % DETECT_NAMES.len()]
 }
 
 impl Acquisition {
-    pub fn run(mut self, triggers: Receiver<Trigger>) {
-        while let Ok(t) = triggers.recv() {
+    pub fn run(mut self, triggers: Receiver<Trigger>, health: &ThreadHealth) {
+        loop {
+            health.idle();
+            let Ok(t) = triggers.recv() else { break };
+            health.beat();
             match t {
-                Trigger::Inspect(i) => self.inspect(i),
-                Trigger::Live(i) => self.live(i),
+                Trigger::Inspect(i) => {
+                    if self.gate.enter(i) {
+                        self.inspect(i, health);
+                        self.gate.leave();
+                    } else {
+                        self.cancel(i);
+                    }
+                }
+                Trigger::Live(i) => {
+                    if self.gate.enter(i) {
+                        self.live(i);
+                        self.gate.leave();
+                    } else {
+                        // Live view while the tool is safe: nothing imaged.
+                        self.telemetry.drops.incr();
+                    }
+                }
                 Trigger::EndOfPlan => self.end_row(),
+                Trigger::Resume => {
+                    let fault = self.verify_stage();
+                    self.gate.resume_done(fault);
+                }
                 Trigger::Nop => {}
                 Trigger::Stop => break,
             }
         }
         for w in &self.workers {
-            let _ = w.send(WorkItem::Stop);
+            // A worker that is already gone has nothing left to stop; its
+            // join in `Pipeline::finish` reports how it ended.
+            if w.send(WorkItem::Stop).is_err() {
+                tracing::debug!("a detection worker had already ended");
+            }
+        }
+    }
+
+    /// A queued die not imaged: handed back so the engine can queue it
+    /// again on resume (or mark it not inspected).
+    fn cancel(&mut self, die_index: u32) {
+        self.telemetry.dies_cancelled.incr();
+        if self.cancelled.try_send(die_index).is_err() {
+            // The engine would wait for this die forever: make it a fault.
+            self.gate.set_fault(format!(
+                "acquisition: die {die_index} was cancelled but the engine could not be told"
+            ));
+        }
+    }
+
+    /// After a halt: the stage must be where the last move left it, or a
+    /// resumed run would image the wrong place. A moved stage is a fault,
+    /// not a re-home: something pushed it while the tool was stopped (a
+    /// collision, a hand, a slipping wafer), and that needs an operator's
+    /// look, not a silent correction.
+    fn verify_stage(&mut self) -> Option<String> {
+        let (Some(stage), Some((x0, y0))) = (self.stage.as_mut(), self.stage_at) else {
+            return None;
+        };
+        let (x, y) = stage.position_um();
+        ((x - x0).abs() > POSITION_TOLERANCE_UM || (y - y0).abs() > POSITION_TOLERANCE_UM).then(
+            || {
+                format!(
+                    "stage position after resume is ({x:.1}, {y:.1}) µm, expected ({x0:.1}, {y0:.1}) µm: \
+                     the stage moved while stopped"
+                )
+            },
+        )
+    }
+
+    fn send_to_worker(&mut self, item: WorkItem, die_index: Option<u32>) {
+        if self.workers[self.worker].send(item).is_err() {
+            let name = worker_name(self.worker);
+            self.gate.set_fault(match die_index {
+                Some(d) => format!("die {d}: detection worker {name} is gone"),
+                None => format!("detection worker {name} is gone"),
+            });
         }
     }
 
     fn end_row(&mut self) {
         if self.last_site.take().is_some() {
-            let _ = self.workers[self.worker].send(WorkItem::Flush);
+            self.send_to_worker(WorkItem::Flush, None);
         }
     }
 
-    fn inspect(&mut self, die_index: u32) {
+    fn inspect(&mut self, die_index: u32, health: &ThreadHealth) {
         let Some(site) = self.sites.get(die_index as usize).copied() else {
+            self.gate.set_fault(format!(
+                "acquisition: die {die_index} is not on the wafer map ({} sites)",
+                self.sites.len()
+            ));
             return;
         };
         // A die that does not continue the current row starts a new row on
@@ -92,12 +190,21 @@ impl Acquisition {
                 self.fail(die_index);
                 return;
             }
+            self.stage_at = Some((x, y));
         }
 
         let wait = Instant::now();
         let mut frame = loop {
             if let Some(f) = self.pool.lease_timeout(Duration::from_millis(50)) {
                 break f;
+            }
+            // Waiting on the consumers is not a stall of this thread.
+            health.beat();
+            if self.gate.is_halted() {
+                // Stop, Abort or a suspension while the pool is full: the
+                // die was not imaged.
+                self.cancel(die_index);
+                return;
             }
         };
         let stalled = wait.elapsed();
@@ -108,7 +215,7 @@ impl Acquisition {
             self.fail(die_index);
             return;
         }
-        let _ = self.workers[self.worker].send(WorkItem::Frame(frame));
+        self.send_to_worker(WorkItem::Frame(frame), Some(die_index));
     }
 
     fn live(&mut self, die_index: u32) {
@@ -153,6 +260,11 @@ impl Acquisition {
         let mut r = DieResult::default();
         r.clear(die_index);
         r.capture_failed = true;
-        let _ = self.results.send(r);
+        if self.results.send(r).is_err() {
+            self.telemetry.results_lost.incr();
+            self.gate.set_fault(format!(
+                "die {die_index}: not imaged, and the results thread is gone"
+            ));
+        }
     }
 }

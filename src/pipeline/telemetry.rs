@@ -19,6 +19,12 @@ pub struct PipelineTelemetry {
     pub stage_errors: Counter,
     /// Dies that could not be imaged after retries.
     pub capture_failures: Counter,
+    /// Queued dies not imaged because the run was halted (suspension, Stop,
+    /// Abort); handed back to the run engine.
+    pub dies_cancelled: Counter,
+    /// Die results a worker could not hand over because the results thread
+    /// was gone (its death is reported by the pipeline's thread health).
+    pub results_lost: Counter,
     pub pixels_inspected: Counter,
     /// Frames waiting for detection, across workers.
     pub queue_depth: Gauge,
@@ -38,6 +44,8 @@ impl PipelineTelemetry {
             dies_inspected: Counter::new(),
             defects_found: Counter::new(),
             drops: Counter::new(),
+            dies_cancelled: Counter::new(),
+            results_lost: Counter::new(),
             stall_ns: Counter::new(),
             camera_errors: Counter::new(),
             stage_errors: Counter::new(),

@@ -1,18 +1,23 @@
 //! Starting and stopping the pipeline: one acquisition thread, N detection
 //! workers and a results thread, joined by bounded crossbeam channels.
 
-use super::acquire::{Acquisition, Trigger};
+use super::acquire::{Acquisition, Trigger, DETECT_NAMES};
 use super::detect::{DetectParams, Detector};
 use super::display::DisplayFrame;
+use super::gate::DieGate;
 use super::result::DieResult;
 use super::telemetry::PipelineTelemetry;
 use super::thumbnails::ThumbnailTap;
 use super::worker::{WorkItem, Worker};
-use crate::hot::{alloc_count, prime_channel, prime_thread, Frame, FramePool};
-use crate::machine::{Camera, DieSite, Stage};
+use crate::hot::{
+    alloc_count, join_named, prime_channel, prime_thread, spawn_watched, Frame, FramePool,
+    ThreadHealth, ThreadState,
+};
+use crate::machine::{Camera, DieSite, SimFaults, Stage};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 #[derive(Clone)]
 pub struct PipelineConfig {
@@ -23,6 +28,14 @@ pub struct PipelineConfig {
     pub params: DetectParams,
     /// Live-view display buffer fed by the detection workers.
     pub display: Option<Arc<DisplayFrame>>,
+    /// A pipeline thread busy this long without a beat reads "stalled" (a
+    /// capture or an inspection should take a fraction of it).
+    pub stall_after: Duration,
+    /// How long `finish` waits for a thread to end before it reports it
+    /// stuck and leaves it behind (a camera blocked inside a capture).
+    pub stop_deadline: Duration,
+    /// Injected faults of the simulated tool; `None` on a real one.
+    pub faults: Option<Arc<SimFaults>>,
 }
 
 impl Default for PipelineConfig {
@@ -35,6 +48,9 @@ impl Default for PipelineConfig {
             pool_frames: 3 * workers + 4,
             params: DetectParams::default(),
             display: None,
+            stall_after: Duration::from_secs(1),
+            stop_deadline: Duration::from_secs(5),
+            faults: None,
         }
     }
 }
@@ -43,13 +59,45 @@ impl Default for PipelineConfig {
 /// thread: it may allocate, e.g. to batch results into the database).
 pub type ResultSink = Box<dyn FnMut(&DieResult) + Send>;
 
+/// One pipeline thread: its handle and its health.
+struct Watched {
+    name: String,
+    handle: JoinHandle<()>,
+    health: Arc<ThreadHealth>,
+}
+
 pub struct Pipeline {
     triggers: Sender<Trigger>,
     live: Receiver<Frame>,
     pool: FramePool,
     telemetry: Arc<PipelineTelemetry>,
-    threads: Vec<JoinHandle<()>>,
+    gate: Arc<DieGate>,
+    cancelled: Receiver<u32>,
+    /// Direct line to each worker, used only when acquisition is stuck and
+    /// cannot pass Stop on.
+    worker_txs: Vec<Sender<WorkItem>>,
+    /// Ends the results thread when acquisition is stuck holding its
+    /// sender open.
+    results_stop: Sender<()>,
+    acquisition: Option<Watched>,
+    workers: Vec<Watched>,
+    results: Option<Watched>,
     attached: Vec<JoinHandle<()>>,
+    stop_deadline: Duration,
+}
+
+fn watched(
+    name: &str,
+    stall_after: Duration,
+    body: impl FnOnce(&ThreadHealth) + Send + 'static,
+) -> Watched {
+    let (handle, health) = spawn_watched(name, stall_after, body)
+        .unwrap_or_else(|e| panic!("spawning pipeline thread {name}: {e}"));
+    Watched {
+        name: name.to_owned(),
+        handle,
+        health,
+    }
 }
 
 impl Pipeline {
@@ -78,20 +126,26 @@ impl Pipeline {
         thumbnails: Option<ThumbnailTap>,
     ) -> Self {
         let geometry = camera.geometry();
-        let workers = cfg.workers.max(1);
+        let workers = cfg.workers.clamp(1, DETECT_NAMES.len());
         let pool = FramePool::new(cfg.pool_frames.max(3 * workers + 2), geometry);
         let telemetry = Arc::new(PipelineTelemetry::new());
+        let gate = Arc::new(DieGate::default());
 
-        let (trig_tx, trig_rx) = bounded(64);
+        const TRIGGER_CAPACITY: usize = 64;
+        let (trig_tx, trig_rx) = bounded(TRIGGER_CAPACITY);
         prime_channel(&trig_tx, &trig_rx, || Trigger::Nop);
+        // Every cancelled die was a queued trigger, so this never fills
+        // while the engine drains it.
+        let (cancel_tx, cancel_rx) = bounded(TRIGGER_CAPACITY);
         // Results are small and never dropped: room for every buffer's die.
         let (res_tx, res_rx) = bounded::<DieResult>(pool.capacity() * 2);
         prime_channel(&res_tx, &res_rx, DieResult::default);
         let (live_tx, live_rx) = bounded(1);
+        let (results_stop, results_stop_rx) = bounded::<()>(1);
 
-        let mut threads = Vec::new();
+        let mut worker_threads = Vec::new();
         let mut worker_txs = Vec::new();
-        for n in 0..workers {
+        for (n, name) in DETECT_NAMES.iter().copied().enumerate().take(workers) {
             // Room for every buffer, so handing a frame over never blocks.
             let (tx, rx) = bounded(pool.capacity());
             prime_channel(&tx, &rx, || WorkItem::Flush);
@@ -106,72 +160,92 @@ impl Pipeline {
                 res_tx.clone(),
             )
             .with_thumbnails(thumbnails.clone())
-            .with_display(cfg.display.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("detect-{n}"))
-                    .spawn(move || {
-                        let _hot =
-                            alloc_count::mark_thread_hot(DETECT_NAMES[n % DETECT_NAMES.len()]);
-                        prime_thread();
-                        worker.run(rx);
-                    })
-                    .expect("spawning a detection worker"),
-            );
+            .with_display(cfg.display.clone())
+            .with_faults(cfg.faults.clone());
+            debug_assert_eq!(name, DETECT_NAMES[n]);
+            worker_threads.push(watched(name, cfg.stall_after, move |health| {
+                let _hot = alloc_count::mark_thread_hot(name);
+                prime_thread();
+                worker.run(rx, health);
+            }));
         }
         let acquisition = Acquisition {
             camera,
             stage,
             sites,
             pool: pool.clone(),
-            workers: worker_txs,
+            workers: worker_txs.clone(),
             results: res_tx,
             live: live_tx,
             telemetry: Arc::clone(&telemetry),
+            gate: Arc::clone(&gate),
+            cancelled: cancel_tx,
             sequence: 0,
             worker: workers - 1,
             last_site: None,
+            stage_at: None,
         };
-        threads.push(
-            std::thread::Builder::new()
-                .name("acquisition".into())
-                .spawn(move || {
-                    let _hot = alloc_count::mark_thread_hot("acquisition");
-                    prime_thread();
-                    acquisition.run(trig_rx);
-                })
-                .expect("spawning the acquisition thread"),
-        );
-        threads.push(
-            std::thread::Builder::new()
-                .name("results".into())
-                .spawn(move || {
-                    while let Ok(r) = res_rx.recv() {
+        let acquisition = watched("acquisition", cfg.stall_after, move |health| {
+            let _hot = alloc_count::mark_thread_hot("acquisition");
+            prime_thread();
+            acquisition.run(trig_rx, health);
+        });
+        let results = watched("results", cfg.stall_after, move |health| loop {
+            health.idle();
+            crossbeam_channel::select! {
+                recv(res_rx) -> r => match r {
+                    Ok(r) => {
+                        health.beat();
                         sink(&r);
                     }
-                })
-                .expect("spawning the results thread"),
-        );
+                    // Every producer ended.
+                    Err(_) => break,
+                },
+                recv(results_stop_rx) -> _ => {
+                    // Acquisition is stuck; the workers have ended: hand
+                    // on what they sent, then end.
+                    while let Ok(r) = res_rx.try_recv() {
+                        sink(&r);
+                    }
+                    break;
+                }
+            }
+        });
         Self {
             triggers: trig_tx,
             live: live_rx,
             pool,
             telemetry,
-            threads,
+            gate,
+            cancelled: cancel_rx,
+            worker_txs,
+            results_stop,
+            acquisition: Some(acquisition),
+            workers: worker_threads,
+            results: Some(results),
             attached: Vec::new(),
+            stop_deadline: cfg.stop_deadline,
         }
     }
 
     /// Queues a die for inspection. Blocks while 64 triggers are pending,
-    /// which paces a caller that runs ahead of the pipeline.
+    /// which paces a caller that runs ahead of the pipeline. If acquisition
+    /// is gone the die cannot be imaged: that is recorded as the pipeline's
+    /// fault.
     pub fn inspect(&self, die_index: u32) {
-        let _ = self.triggers.send(Trigger::Inspect(die_index));
+        if self.triggers.send(Trigger::Inspect(die_index)).is_err() {
+            self.gate.set_fault(format!(
+                "die {die_index}: the acquisition thread is gone, the die cannot be imaged"
+            ));
+        }
     }
 
     /// Queues a live-view frame of a die (dropped, and counted, if the
     /// pipeline or the viewer is behind).
     pub fn live(&self, die_index: u32) {
-        let _ = self.triggers.try_send(Trigger::Live(die_index));
+        if self.triggers.try_send(Trigger::Live(die_index)).is_err() {
+            self.telemetry.drops.incr();
+        }
     }
 
     /// The newest live-view frame, if one is waiting.
@@ -182,7 +256,78 @@ impl Pipeline {
     /// Marks the end of a plan: held dies are inspected against the golden
     /// die where a neighbour is missing.
     pub fn end_of_plan(&self) {
-        let _ = self.triggers.send(Trigger::EndOfPlan);
+        if self.triggers.send(Trigger::EndOfPlan).is_err() {
+            self.gate
+                .set_fault("the acquisition thread is gone: held dies cannot be flushed".into());
+        }
+    }
+
+    /// Makes the tool safe: no die is imaged after this until `resume`;
+    /// queued dies come back through `take_cancelled`. Wait for `busy()` to
+    /// go false for the die already in hand.
+    pub fn halt(&self) {
+        self.gate.halt();
+    }
+
+    pub fn is_halted(&self) -> bool {
+        self.gate.is_halted()
+    }
+
+    /// A die (stage move, buffer wait, capture) is in hand.
+    pub fn busy(&self) -> bool {
+        self.gate.busy()
+    }
+
+    /// The die acquisition is on, if it is on one.
+    pub fn die_in_hand(&self) -> Option<u32> {
+        self.gate.die_in_hand()
+    }
+
+    /// Asks acquisition to verify the stage position and reopen the gate,
+    /// after every die queued before now has been cancelled. Done once
+    /// `resume_settled()`; a failed check shows as `fault()`.
+    pub fn resume(&self) {
+        self.gate.resume_requested();
+        if self.triggers.send(Trigger::Resume).is_err() {
+            self.gate.resume_done(Some(
+                "the acquisition thread is gone: the run cannot resume".into(),
+            ));
+        }
+    }
+
+    pub fn resume_settled(&self) -> bool {
+        self.gate.resume_settled()
+    }
+
+    /// A die cancelled by a halt, in the order they were queued.
+    pub fn take_cancelled(&self) -> Option<u32> {
+        self.cancelled.try_recv().ok()
+    }
+
+    /// Why the run cannot go on, if it cannot: a pipeline thread died (its
+    /// name and panic message), or one recorded a fault naming the die.
+    pub fn fault(&self) -> Option<String> {
+        for t in self.threads() {
+            if let ThreadState::Dead { message } = t.health.state() {
+                return Some(format!("thread {} died: {message}", t.name));
+            }
+        }
+        self.gate.fault()
+    }
+
+    /// Each pipeline thread and its state, for the engine's messages and
+    /// the Health panel.
+    pub fn thread_states(&self) -> Vec<(String, ThreadState)> {
+        self.threads()
+            .map(|t| (t.name.clone(), t.health.state()))
+            .collect()
+    }
+
+    fn threads(&self) -> impl Iterator<Item = &Watched> {
+        self.acquisition
+            .iter()
+            .chain(&self.workers)
+            .chain(&self.results)
     }
 
     pub fn telemetry(&self) -> &Arc<PipelineTelemetry> {
@@ -199,17 +344,92 @@ impl Pipeline {
         self.attached.push(thread);
     }
 
-    /// Finishes everything queued and joins the threads.
-    pub fn finish(mut self) {
-        let _ = self.triggers.send(Trigger::EndOfPlan);
-        let _ = self.triggers.send(Trigger::Stop);
-        for t in self.threads.drain(..).chain(self.attached.drain(..)) {
-            let _ = t.join();
+    /// Finishes everything queued and joins the threads. Never hangs: a
+    /// thread that has not ended within the stop deadline (a camera blocked
+    /// inside a capture) is left behind and reported. The error names every
+    /// thread that panicked (with its message) or was left behind.
+    pub fn finish(mut self) -> Result<(), String> {
+        let mut deadline = Instant::now() + self.stop_deadline;
+        let mut problems = Vec::new();
+        for t in [Trigger::EndOfPlan, Trigger::Stop] {
+            // Fails only if acquisition is gone, which its join reports.
+            if let Err(e) = self.triggers.send_deadline(t, deadline) {
+                tracing::debug!("stopping acquisition: {e}");
+            }
+        }
+        let acquisition = self.acquisition.take().expect("finish runs once");
+        if !wait_ended(&acquisition.health, deadline) {
+            // Stuck: it cannot pass Stop on to the workers, so do it here.
+            problems.push(left_behind(&acquisition, self.stop_deadline));
+            // The workers get their own stop deadline to finish what they
+            // hold, so the dies imaged before the hang are still reported.
+            deadline = Instant::now() + self.stop_deadline;
+            for tx in &self.worker_txs {
+                for item in [WorkItem::Flush, WorkItem::Stop] {
+                    if tx.send_deadline(item, deadline).is_err() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            problems.extend(join_named(&acquisition.name, acquisition.handle).err());
+        }
+        self.worker_txs.clear();
+        let mut workers_ended = true;
+        for w in std::mem::take(&mut self.workers) {
+            if wait_ended(&w.health, deadline) {
+                problems.extend(join_named(&w.name, w.handle).err());
+            } else {
+                workers_ended = false;
+                problems.push(left_behind(&w, self.stop_deadline));
+            }
+        }
+        if workers_ended {
+            // Unblocks the results thread if a stuck acquisition holds its
+            // channel open; a full slot means it was already told.
+            if self.results_stop.try_send(()).is_err() {
+                tracing::debug!("results thread already told to stop");
+            }
+        }
+        let results = self.results.take().expect("finish runs once");
+        if wait_ended(&results.health, deadline) {
+            problems.extend(join_named(&results.name, results.handle).err());
+        } else {
+            workers_ended = false;
+            problems.push(left_behind(&results, self.stop_deadline));
+        }
+        // The attached threads end once the workers are gone; if a worker
+        // is stuck they may never, so they are not waited for then.
+        for t in self.attached.drain(..) {
+            if workers_ended {
+                let name = t.thread().name().unwrap_or("attached").to_owned();
+                problems.extend(join_named(&name, t).err());
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
         }
     }
 }
 
-/// Static names for the hot-thread registry (it keeps `&'static str`).
-const DETECT_NAMES: [&str; 8] = [
-    "detect-0", "detect-1", "detect-2", "detect-3", "detect-4", "detect-5", "detect-6", "detect-7",
-];
+/// Waits until the thread has ended or `deadline` passes.
+fn wait_ended(health: &ThreadHealth, deadline: Instant) -> bool {
+    while !health.ended() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
+fn left_behind(t: &Watched, waited: Duration) -> String {
+    format!(
+        "thread {} did not end within {} ms ({}); left behind",
+        t.name,
+        waited.as_millis(),
+        t.health.state().label()
+    )
+}

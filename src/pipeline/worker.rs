@@ -9,8 +9,8 @@ use super::result::DieResult;
 use super::telemetry::PipelineTelemetry;
 use super::thumbnails::ThumbnailTap;
 use super::Profiles;
-use crate::hot::Frame;
-use crate::machine::DieSite;
+use crate::hot::{Frame, ThreadHealth};
+use crate::machine::{DieSite, SimFaults};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,6 +41,8 @@ pub struct Worker {
     results: Sender<DieResult>,
     thumbnails: Option<ThumbnailTap>,
     display: Option<Arc<DisplayFrame>>,
+    /// Fault injection of the simulated tool (a worker panic at a die).
+    faults: Option<Arc<SimFaults>>,
 }
 
 impl Worker {
@@ -72,6 +74,7 @@ impl Worker {
             results,
             thumbnails: None,
             display: None,
+            faults: None,
         }
     }
 
@@ -81,15 +84,25 @@ impl Worker {
         self
     }
 
+    /// Injected faults to honour (simulated tool only).
+    pub fn with_faults(mut self, faults: Option<Arc<SimFaults>>) -> Self {
+        self.faults = faults;
+        self
+    }
+
     /// Cut a thumbnail around each defect found.
     pub fn with_thumbnails(mut self, tap: Option<ThumbnailTap>) -> Self {
         self.thumbnails = tap;
         self
     }
 
-    /// Serves work items until `Stop` or the channel closes.
-    pub fn run(mut self, rx: Receiver<WorkItem>) {
-        while let Ok(item) = rx.recv() {
+    /// Serves work items until `Stop` or the channel closes; beats per item
+    /// and marks itself idle while it waits for one.
+    pub fn run(mut self, rx: Receiver<WorkItem>, health: &ThreadHealth) {
+        loop {
+            health.idle();
+            let Ok(item) = rx.recv() else { break };
+            health.beat();
             self.telemetry.queue_depth.set(rx.len() as u64);
             match item {
                 WorkItem::Frame(f) => {
@@ -151,6 +164,14 @@ impl Worker {
     fn inspect(&mut self, test: usize, a: Option<usize>, b: Option<usize>) {
         let start = Instant::now();
         let t_site = *self.site(test);
+        if let Some(f) = &self.faults {
+            if f.worker_panics_at(t_site.index) {
+                panic!(
+                    "injected fault: detection worker panics at die {}",
+                    t_site.index
+                );
+            }
+        }
         let (mut left, mut right) = (None, None);
         for s in [a, b].into_iter().flatten() {
             let site = self.site(s);
@@ -199,7 +220,11 @@ impl Worker {
             .add(self.result.count as u64 + self.result.dropped as u64);
         self.telemetry.pixels_inspected.add(t.pixels.len() as u64);
         // Results are never dropped in inspection; the results thread only
-        // hands them on, so this does not block for long.
-        let _ = self.results.send(self.result);
+        // hands them on, so this does not block for long. It fails only if
+        // the results thread is gone, whose death the pipeline's thread
+        // health reports; count what could not be handed over.
+        if self.results.send(self.result).is_err() {
+            self.telemetry.results_lost.incr();
+        }
     }
 }

@@ -9,7 +9,7 @@ use super::snapshot::{RunEvent, RunSnapshot};
 use super::state::{transition, CommandKind, RunCommand, RunState};
 use super::station::MachineControl;
 use super::text::FixedText;
-use crate::hot::{latest_cell, LatestReader, LatestSubscriber, LatestWriter};
+use crate::hot::{latest_cell, LatestReader, LatestSubscriber, LatestWriter, ThreadState};
 use crate::monitor::alarm_engine::unix_ms_now;
 use crate::monitor::{AlarmDef, AlarmSnapshot, MachineSnapshot};
 use crate::pipeline::{DieResult, Pipeline};
@@ -32,6 +32,11 @@ pub struct EngineConfig {
     pub max_consecutive_failures: u32,
     /// Defect thumbnails go to `<root>/run-<id>/`; none if `None`.
     pub thumbnail_root: Option<std::path::PathBuf>,
+    /// A die handed to the pipeline must have its result within this, or
+    /// the run faults naming the die and the pipeline threads that are not
+    /// healthy (a camera blocked mid-die, a stuck worker). Also bounds the
+    /// wait for the die in hand when the tool is made safe.
+    pub die_deadline: Duration,
 }
 
 impl Default for EngineConfig {
@@ -42,6 +47,7 @@ impl Default for EngineConfig {
             max_in_flight: 4,
             max_consecutive_failures: 3,
             thumbnail_root: None,
+            die_deadline: Duration::from_secs(10),
         }
     }
 }
@@ -324,7 +330,15 @@ impl RunEngine {
         let pipeline = match self.machine.build_pipeline(
             &recipe,
             Box::new(move |r| {
-                let _ = res_tx.blocking_send(*r);
+                // Fails only once the engine has stopped listening (the run
+                // ended, e.g. faulted): the die is then marked not inspected
+                // in the record; say so in the log.
+                if res_tx.blocking_send(*r).is_err() {
+                    tracing::warn!(
+                        die = r.die_index,
+                        "die result arrived after the run ended; not recorded"
+                    );
+                }
             }),
             thumbs,
         ) {
@@ -355,6 +369,7 @@ impl RunEngine {
             suspended_at: None,
             healthy_since: None,
             thumbnails_failed_before: self.machine.thumbnails_failed(),
+            issued: Vec::new(),
         };
         let mut results = res_rx;
         let outcome = self.walk(&pipeline, &mut results, &mut walk, run_id).await;
@@ -395,6 +410,35 @@ struct Walk {
     healthy_since: Option<Instant>,
     /// The machine's count of unwritten thumbnails when the run began.
     thumbnails_failed_before: u64,
+    /// Dies handed to the pipeline and not yet back, with when.
+    issued: Vec<(u32, Instant)>,
+}
+
+impl Walk {
+    /// A die came back (result or cancellation).
+    fn returned(&mut self, die: u32) {
+        if let Some(i) = self.issued.iter().position(|(d, _)| *d == die) {
+            self.issued.swap_remove(i);
+        }
+    }
+
+    /// The die waiting longest for its result, and since when.
+    fn oldest(&self) -> Option<(u32, Instant)> {
+        self.issued.iter().copied().min_by_key(|(_, t)| *t)
+    }
+
+    /// A queued die was cancelled by a halt: it was never imaged, so the
+    /// plan rewinds to it. Cancellations are the tail of what was queued
+    /// (acquisition serves triggers in order and a halt cancels every later
+    /// one until a resume, which the engine sends only after they are all
+    /// back), so rewinding to the earliest re-queues exactly those.
+    fn cancelled(&mut self, die: u32) {
+        self.returned(die);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(pos) = self.plan[..self.next].iter().rposition(|&d| d == die) {
+            self.next = self.next.min(pos);
+        }
+    }
 }
 
 enum Outcome {
@@ -416,9 +460,20 @@ impl RunEngine {
     ) -> Outcome {
         loop {
             while let Ok(r) = results.try_recv() {
+                w.returned(r.die_index);
                 if let Some(o) = self.on_result(w, run_id, r) {
+                    pipeline.halt();
                     return o;
                 }
+            }
+            while let Some(die) = pipeline.take_cancelled() {
+                w.cancelled(die);
+                self.snap.next_die = w.next as u32;
+            }
+            if let Some(why) = self.missing_result(pipeline, w) {
+                pipeline.halt();
+                self.machine.make_safe();
+                return Outcome::Faulted(why);
             }
             while let Ok(req) = self.requests.try_recv() {
                 self.run_request(req, pipeline);
@@ -427,6 +482,7 @@ impl RunEngine {
             let a = self.alarms.read().value;
             if self.snap.state.in_run() && self.snap.state != RunState::Aborting {
                 if let Some(reason) = abort_cause(&m, &self.cfg.limits) {
+                    pipeline.halt();
                     self.machine.make_safe();
                     self.snap.cause = FixedText::new(&reason);
                     self.set_state(RunState::Aborting);
@@ -437,7 +493,7 @@ impl RunEngine {
             match self.snap.state {
                 RunState::Running | RunState::Pausing => {
                     if let Some(cause) = cause {
-                        self.suspend(pipeline, w, cause);
+                        self.suspend(pipeline, w, cause).await;
                         continue;
                     }
                 }
@@ -453,12 +509,28 @@ impl RunEngine {
                 }
                 _ => {}
             }
+            // After a halt (suspension, or an operator pause that took one
+            // over), no die is queued until acquisition has handed back
+            // every cancelled die and verified the stage position.
+            let reopened = match self.snap.state {
+                RunState::Running if pipeline.is_halted() => {
+                    if pipeline.resume_settled() {
+                        pipeline.resume();
+                    }
+                    false
+                }
+                RunState::Running => pipeline.resume_settled(),
+                _ => false,
+            };
             match self.snap.state {
                 RunState::Running
-                    if w.next < w.plan.len() && w.in_flight < self.cfg.max_in_flight.max(2) =>
+                    if reopened
+                        && w.next < w.plan.len()
+                        && w.in_flight < self.cfg.max_in_flight.max(2) =>
                 {
                     let die = w.plan[w.next];
                     pipeline.inspect(die);
+                    w.issued.push((die, Instant::now()));
                     w.next += 1;
                     w.in_flight += 1;
                     self.snap.next_die = w.next as u32;
@@ -487,7 +559,9 @@ impl RunEngine {
             tokio::select! {
                 r = results.recv() => {
                     if let Some(r) = r {
+                        w.returned(r.die_index);
                         if let Some(o) = self.on_result(w, run_id, r) {
+                            pipeline.halt();
                             return o;
                         }
                     }
@@ -496,6 +570,7 @@ impl RunEngine {
                     Ok(req) => self.run_request(req, pipeline),
                     // Every handle is gone: the station is closing.
                     Err(_) => {
+                        pipeline.halt();
                         self.machine.make_safe();
                         return Outcome::Aborted("the operator station was closed".into());
                     }
@@ -562,6 +637,12 @@ impl RunEngine {
                         };
                         self.snap.cause = FixedText::new(reason);
                     }
+                    if matches!(next, RunState::Stopping | RunState::Aborting) {
+                        // Nothing more is imaged; queued dies come back as
+                        // cancelled (not inspected), and a trigger waiting
+                        // for a free buffer gives up instead of hanging.
+                        pipeline.halt();
+                    }
                     if matches!(
                         next,
                         RunState::Pausing | RunState::Stopping | RunState::Paused
@@ -580,7 +661,17 @@ impl RunEngine {
         }
     }
 
-    fn suspend(&mut self, pipeline: &Pipeline, w: &mut Walk, cause: String) {
+    /// Makes the tool safe: the gate closes (queued dies are cancelled and
+    /// come back to be queued again on resume), the die in hand ends, then
+    /// the stage is stopped and the illumination goes to standby. Nothing
+    /// is imaged after `make_safe`.
+    async fn suspend(&mut self, pipeline: &Pipeline, w: &mut Walk, cause: String) {
+        pipeline.halt();
+        let since = Instant::now();
+        while pipeline.busy() && since.elapsed() < self.cfg.die_deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Let the workers finish the dies already imaged.
         pipeline.end_of_plan();
         self.machine.make_safe();
         tracing::warn!(cause = %cause, die = w.next, "run suspended");
@@ -591,6 +682,9 @@ impl RunEngine {
         self.set_state(RunState::Suspended);
     }
 
+    /// Back to operating conditions. The pipeline reopens (after checking
+    /// the stage is where it was left) before the next die is queued: see
+    /// the `reopened` step of `walk`.
     fn resume(&mut self, w: &mut Walk) {
         self.machine.restore_operation();
         let after_ms = w
@@ -605,6 +699,56 @@ impl RunEngine {
         self.set_state(RunState::Running);
     }
 
+    /// Why the run cannot wait any longer for a result, if so: a pipeline
+    /// thread died or reported a fault (naming the die), or the oldest die
+    /// in flight is past the deadline (naming it and every pipeline thread
+    /// that is not healthy, e.g. "acquisition stalled").
+    fn missing_result(&self, pipeline: &Pipeline, w: &Walk) -> Option<String> {
+        if let Some(why) = pipeline.fault() {
+            let dies: Vec<String> = w.issued.iter().map(|(d, _)| d.to_string()).collect();
+            return Some(if dies.is_empty() {
+                why
+            } else {
+                format!("{why} (dies {} not inspected)", dies.join(", "))
+            });
+        }
+        let (oldest, since) = w.oldest()?;
+        if since.elapsed() < self.cfg.die_deadline {
+            return None;
+        }
+        // The die that holds the others up: the one acquisition is stuck on
+        // (a neighbour waiting for it is only its victim), else the oldest.
+        let in_hand = pipeline
+            .die_in_hand()
+            .filter(|d| w.issued.iter().any(|(i, _)| i == d));
+        let die = in_hand.unwrap_or(oldest);
+        let mut threads: Vec<String> = pipeline
+            .thread_states()
+            .into_iter()
+            .filter(|(_, s)| !s.is_healthy())
+            .map(|(name, s)| match s {
+                ThreadState::Stalled { since_beat_ms } => {
+                    format!("thread {name} stalled for {since_beat_ms} ms")
+                }
+                s => format!("thread {name} {}", s.label()),
+            })
+            .collect();
+        if let Some(d) = in_hand {
+            if !threads.iter().any(|t| t.starts_with("thread acquisition")) {
+                threads.push(format!("thread acquisition is still on die {d}"));
+            }
+        }
+        Some(format!(
+            "die {die}: no result within {} ms; {}",
+            self.cfg.die_deadline.as_millis(),
+            if threads.is_empty() {
+                "every pipeline thread reads healthy".to_owned()
+            } else {
+                threads.join(", ")
+            }
+        ))
+    }
+
     async fn finish_run(
         &mut self,
         pipeline: Pipeline,
@@ -617,10 +761,8 @@ impl RunEngine {
         // results are kept, even on abort.
         let finished = tokio::task::spawn_blocking(move || pipeline.finish()).await;
         let mut outcome = outcome;
-        if let Err(e) = finished {
-            // Results the pipeline still held may be lost: never complete.
-            let why = format!("finishing the pipeline failed: {e}");
-            tracing::error!(run_id, "{why}");
+        if let Some(why) = pipeline_end_problem(finished) {
+            tracing::error!("ending the pipeline: {why}");
             if !matches!(outcome, Outcome::Faulted(_)) {
                 outcome = Outcome::Faulted(why);
             }
@@ -708,5 +850,17 @@ impl RunEngine {
         self.snap.cause = FixedText::new(&reason);
         let _ = self.events.send(RunEvent::Ended { status, reason });
         self.set_state(state);
+    }
+}
+
+/// What went wrong ending a pipeline (a thread panicked or was left
+/// stuck), if anything.
+fn pipeline_end_problem(
+    finished: Result<Result<(), String>, tokio::task::JoinError>,
+) -> Option<String> {
+    match finished {
+        Ok(Ok(())) => None,
+        Ok(Err(why)) => Some(why),
+        Err(e) => Some(format!("joining the pipeline: {e}")),
     }
 }

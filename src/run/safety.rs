@@ -89,13 +89,26 @@ pub fn suspend_cause(m: &MachineSnapshot, a: &AlarmSnapshot, defs: &[AlarmDef]) 
     high_alarm(a, defs)
 }
 
-/// Why the run must abort now (vacuum lost: the wafer may have moved).
+/// Why the run must abort now. HMI.md: a run that lost vacuum cannot
+/// resume (the wafer may have moved), so these abort, never suspend:
+/// - the chuck pressure reads above the abort limit (vacuum lost);
+/// - the vacuum sensor reports its reading invalid: the tool can no longer
+///   tell that the wafer is held, and must assume it is not.
+///
+/// A vacuum reading that is only old (stale, lost: the poller or its link
+/// stopped) is a data problem, not a reading: the heartbeat suspenders stop
+/// the tool for it, and the run cannot resume before the reading is live
+/// again (then this check sees any loss that happened meanwhile).
 pub fn abort_cause(m: &MachineSnapshot, limits: &SafetyLimits) -> Option<String> {
     let vac = m.signal(Signal::ChuckVacuum);
-    (vac.quality == Quality::Live && vac.value > limits.vacuum_abort_kpa).then(|| {
-        format!(
+    match vac.quality {
+        Quality::Live if vac.value > limits.vacuum_abort_kpa => Some(format!(
             "vacuum lost: chuck pressure {:.1} kPa above {:.1} kPa",
             vac.value, limits.vacuum_abort_kpa
-        )
-    })
+        )),
+        Quality::Invalid => {
+            Some("vacuum invalid: the chuck pressure sensor reports an invalid reading".into())
+        }
+        _ => None,
+    }
 }

@@ -15,10 +15,12 @@ pub enum RunState {
     Complete,
     Aborted,
     Faulted,
+    /// A fault the operator has acknowledged; Reset returns to Idle.
+    FaultAcknowledged,
 }
 
 impl RunState {
-    pub const ALL: [RunState; 11] = [
+    pub const ALL: [RunState; 12] = [
         Self::Idle,
         Self::Ready,
         Self::Running,
@@ -30,6 +32,7 @@ impl RunState {
         Self::Complete,
         Self::Aborted,
         Self::Faulted,
+        Self::FaultAcknowledged,
     ];
 
     /// As the status strip shows it.
@@ -46,6 +49,7 @@ impl RunState {
             Self::Complete => "COMPLETE",
             Self::Aborted => "ABORTED",
             Self::Faulted => "FAULTED",
+            Self::FaultAcknowledged => "FAULTED, ACKNOWLEDGED",
         }
     }
 
@@ -78,7 +82,7 @@ pub enum RunCommand {
     },
     /// Acknowledge the end of a run (Complete, Aborted) or a fault.
     Acknowledge,
-    /// Clear a fault.
+    /// Clear an acknowledged fault.
     Reset,
 }
 
@@ -133,8 +137,13 @@ pub fn transition(state: RunState, cmd: CommandKind) -> Result<RunState, &'stati
         (S::Running | S::Pausing | S::Paused, C::Stop) => Ok(S::Stopping),
         (S::Suspended, C::Stop) => Err("a suspended run cannot stop cleanly; Pause it first, or Abort"),
         (S::Running | S::Pausing | S::Paused | S::Suspended | S::Stopping, C::Abort) => Ok(S::Aborting),
-        (S::Complete | S::Aborted | S::Faulted, C::Acknowledge) => Ok(S::Idle),
-        (S::Faulted, C::Reset) => Ok(S::Idle),
+        (S::Complete | S::Aborted, C::Acknowledge) => Ok(S::Idle),
+        // HMI.md: a fault needs both, in this order: the operator first says
+        // they have seen it, then clears it.
+        (S::Faulted, C::Acknowledge) => Ok(S::FaultAcknowledged),
+        (S::Faulted, C::Reset) => Err("acknowledge the fault first, then reset"),
+        (S::FaultAcknowledged, C::Reset) => Ok(S::Idle),
+        (S::FaultAcknowledged, _) => Err("the fault is acknowledged: reset the tool to go back to idle"),
         (S::Stopping, _) => Err("the run is stopping: only Abort is possible"),
         (S::Aborting, _) => Err("the run is aborting"),
         (S::Faulted, _) => Err("the tool is faulted: acknowledge and reset first"),

@@ -13,7 +13,7 @@ use crate::pipeline::{
 use crate::store::thumbs::start_writer;
 use anyhow::Result;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +26,9 @@ pub trait MachineControl: Send {
         sink: ResultSink,
         thumbnails: Option<PathBuf>,
     ) -> Result<Pipeline>;
-    /// Stage stopped, illumination to standby.
+    /// Stage stopped, illumination to standby. Called after the pipeline's
+    /// gate has closed and the die in hand has ended, so nothing is imaged
+    /// from here until the run resumes.
     fn make_safe(&mut self);
     /// Back to operating conditions after a suspension.
     fn restore_operation(&mut self);
@@ -55,6 +57,13 @@ pub struct SimMachine {
     /// The pipeline of the run in progress, for the health panel and the
     /// live view.
     pub current: Arc<Mutex<Option<LivePipeline>>>,
+    /// Captures the camera began, over the tool's life.
+    pub captures: Arc<Counter>,
+    /// `captures` when the tool was last made safe: nothing may be imaged
+    /// between a trip and the resume, so a test compares the two.
+    pub captures_at_safe: Arc<AtomicU64>,
+    /// How long ending a pipeline waits for a stuck thread.
+    pub stop_deadline: Duration,
 }
 
 /// What the UI reads of a running pipeline.
@@ -90,6 +99,9 @@ impl SimMachine {
             workers: None,
             thumbnail_failures: Arc::new(Counter::new()),
             current: Arc::new(Mutex::new(None)),
+            captures: Arc::new(Counter::new()),
+            captures_at_safe: Arc::new(AtomicU64::new(0)),
+            stop_deadline: PipelineConfig::default().stop_deadline,
         }
     }
 
@@ -117,7 +129,8 @@ impl MachineControl for SimMachine {
             self.wafer_seed,
             recipe.sites.clone(),
         ));
-        let mut camera = SimCamera::new(wafer.clone(), 2.0, self.device_faults.clone());
+        let mut camera = SimCamera::new(wafer.clone(), 2.0, self.device_faults.clone())
+            .with_capture_counter(self.captures.clone());
         if let Some(fps) = self.camera_fps {
             camera = camera.with_frame_rate(fps);
         }
@@ -137,6 +150,8 @@ impl MachineControl for SimMachine {
         let mut cfg = PipelineConfig {
             params: recipe.detect,
             display: Some(display.clone()),
+            stop_deadline: self.stop_deadline,
+            faults: Some(self.device_faults.clone()),
             ..PipelineConfig::default()
         };
         if let Some(w) = self.workers {
@@ -179,6 +194,8 @@ impl MachineControl for SimMachine {
     }
 
     fn make_safe(&mut self) {
+        self.captures_at_safe
+            .store(self.captures.get(), Ordering::Release);
         self.safe.store(true, Ordering::Release);
         tracing::warn!("tool made safe: stage stopped, illumination to standby");
     }

@@ -160,12 +160,17 @@ impl RunControl {
             crate::run::RunState::Complete
                 | crate::run::RunState::Aborted
                 | crate::run::RunState::Faulted
+                | crate::run::RunState::FaultAcknowledged
         ) {
             ui.horizontal(|ui| {
-                if ui.button("Acknowledge").clicked() {
+                // A fault is acknowledged first, then reset (HMI.md).
+                if state != crate::run::RunState::FaultAcknowledged
+                    && ui.button("Acknowledge").clicked()
+                {
                     out.push(UiCommand::Run(RunCommand::Acknowledge));
                 }
-                if state == crate::run::RunState::Faulted && ui.button("Reset").clicked() {
+                if state == crate::run::RunState::FaultAcknowledged && ui.button("Reset").clicked()
+                {
                     out.push(UiCommand::Run(RunCommand::Reset));
                 }
             });

@@ -16,7 +16,7 @@ pub fn state_icon(s: RunState) -> &'static str {
         RunState::Suspended => "⚠",
         RunState::Stopping | RunState::Aborting => "⏹",
         RunState::Complete => "✔",
-        RunState::Aborted | RunState::Faulted => "✖",
+        RunState::Aborted | RunState::Faulted | RunState::FaultAcknowledged => "✖",
         RunState::Idle | RunState::Ready => "■",
     }
 }
@@ -49,7 +49,10 @@ pub fn ui(ui: &mut Ui, view: &View) {
         let state = format!("{} {}", state_icon(run.state), run.state.label());
         let abnormal = matches!(
             run.state,
-            RunState::Suspended | RunState::Aborted | RunState::Faulted
+            RunState::Suspended
+                | RunState::Aborted
+                | RunState::Faulted
+                | RunState::FaultAcknowledged
         );
         let mut text = RichText::new(state).strong().size(20.0);
         if abnormal {

@@ -11,7 +11,7 @@
 use super::defects::GtDefect;
 use super::pattern::render_die;
 use super::wafer::SimWafer;
-use crate::hot::Frame;
+use crate::hot::{Counter, Frame};
 use crate::machine::{CameraError, SimFaults};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +27,8 @@ pub struct SimCamera {
     /// host renders (benchmarks, tests).
     frame_period: Option<Duration>,
     next_frame_at: Option<Instant>,
+    /// Captures begun (counted as the sensor starts its exposure).
+    captures: Arc<Counter>,
 }
 
 impl SimCamera {
@@ -54,6 +56,7 @@ impl SimCamera {
             faults,
             frame_period: None,
             next_frame_at: None,
+            captures: Arc::new(Counter::new()),
         }
     }
 
@@ -63,6 +66,13 @@ impl SimCamera {
     pub fn with_frame_rate(mut self, fps: f64) -> Self {
         self.frame_period =
             (fps > 0.0 && fps.is_finite()).then(|| Duration::from_secs_f64(1.0 / fps));
+        self
+    }
+
+    /// Counts every capture into `captures` (shared with the tool, so a
+    /// test can prove nothing was imaged after a trip).
+    pub fn with_capture_counter(mut self, captures: Arc<Counter>) -> Self {
+        self.captures = captures;
         self
     }
 
@@ -108,6 +118,8 @@ impl SimCamera {
             }
             self.next_frame_at = Some(slot + period);
         }
+        self.captures.incr();
+        self.faults.camera_hang(die_index)?;
         self.faults.camera_result()?;
         let (src, shift) = &self.variants[self.variant_of(die_index)];
         let g = Self::gain_q8(die_index);

@@ -29,7 +29,12 @@ impl SimStage {
         }
     }
 
-    pub fn position_um(&self) -> (f64, f64) {
+    /// The encoder reading: where the last move left the stage, plus any
+    /// bump it suffered since (an injected fault).
+    pub fn position_um(&mut self) -> (f64, f64) {
+        let (dx, dy) = self.faults.take_stage_bump();
+        self.position_um.0 += dx;
+        self.position_um.1 += dy;
         self.position_um
     }
 
@@ -56,6 +61,9 @@ impl crate::machine::Stage for SimStage {
     fn move_to(&mut self, x_um: f64, y_um: f64) -> Result<Duration, StageError> {
         SimStage::move_to(self, x_um, y_um)
     }
+    fn position_um(&mut self) -> (f64, f64) {
+        SimStage::position_um(self)
+    }
 }
 
 #[cfg(test)]
@@ -72,5 +80,8 @@ mod tests {
         assert!(s.move_to(0.0, 0.0).is_err());
         assert_eq!(s.position_um(), (3000.0, 4000.0));
         assert!(s.move_to(0.0, 0.0).is_ok());
+        faults.bump_stage(12.0, -3.0);
+        assert_eq!(s.position_um(), (12.0, -3.0));
+        assert_eq!(s.position_um(), (12.0, -3.0), "a bump is seen once");
     }
 }
