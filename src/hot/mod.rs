@@ -12,11 +12,13 @@ pub mod liveness;
 pub mod pool;
 mod prime;
 mod sync;
+pub mod text;
 
 pub use alloc_count::{CountingAlloc, HotThread};
 pub use counter::{Counter, Gauge};
 pub use histogram::{HistogramSummary, LatencyHistogram};
 pub use latest::{latest_cell, LatestReader, LatestSubscriber, LatestWriter, Stamped};
 pub use liveness::{join_named, now_ns, spawn_watched, ThreadHealth, ThreadState};
+pub use text::FixedText;
 pub use pool::{Frame, FrameGeometry, FrameMeta, FramePool, PoolStatsSnapshot};
 pub use prime::{prime_channel, prime_thread};
