@@ -406,7 +406,10 @@ fn more_alarms_than_the_engine_holds_is_an_error_not_a_panic() {
         );
     }
     let e = format!("{:#}", parse(&toml).unwrap_err());
-    assert!(e.starts_with("65 alarms defined; the alarm engine holds at most 64"), "{e}");
+    assert!(
+        e.starts_with("65 alarms defined; the alarm engine holds at most 64"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -437,7 +440,11 @@ guidance = "g"
     last.period_ns = p;
     last.taken_ns = 1_000 * MS;
     e.tick(&last, last.taken_ns + 3 * p);
-    assert_eq!(e.status(9).unwrap().state, AlarmState::Normal, "3 periods old: fine");
+    assert_eq!(
+        e.status(9).unwrap().state,
+        AlarmState::Normal,
+        "3 periods old: fine"
+    );
     e.tick(&last, last.taken_ns + 3 * p + 1);
     assert_eq!(e.status(9).unwrap().state, AlarmState::UnackActive);
     // The devices' own alarms hold: the picture says nothing about them now.

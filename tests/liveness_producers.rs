@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use waferscope::hot::{LatestReader, ThreadState};
 use waferscope::machine::sim::{SimIo, SimIoFaults};
 use waferscope::monitor::alarm_defs::load as load_alarms;
+use waferscope::monitor::quality::out_of_date_after_ns;
 use waferscope::monitor::{
     content_hash, AlarmDef, AlarmService, AlarmSnapshot, AlarmState, Journal, MachineSnapshot,
     Monitor, MonitorConfig, Quality,
 };
-use waferscope::monitor::quality::out_of_date_after_ns;
 use waferscope::run::safety::{interlock_failures_at, suspend_cause_at, SafetyLimits};
 use waferscope::run::{
     EngineConfig, EngineHandle, MemoryStore, RunCommand, RunEngine, RunIdentity, RunSnapshot,
@@ -194,7 +194,9 @@ fn a_poller_killed_mid_run_reads_lost_raises_monitor_stopped_and_suspends_the_ru
             .is_some_and(|e| e.state == AlarmState::UnackActive)
     });
     wait("monitor-stopped journaled", || {
-        t.journal_rows(MONITOR_STOPPED).iter().any(|r| r.event == "raise")
+        t.journal_rows(MONITOR_STOPPED)
+            .iter()
+            .any(|r| r.event == "raise")
     });
     // Not a flood of "heartbeat lost" for devices that may be fine.
     for alid in [1002, 1012, 1022, 1032, 1042] {
@@ -208,16 +210,25 @@ fn a_poller_killed_mid_run_reads_lost_raises_monitor_stopped_and_suspends_the_ru
     let at_once = suspend_cause_at(&last, &a, &t.defs, last.taken_ns);
     assert!(at_once.unwrap().starts_with("monitor stopped"));
     let why = interlock_failures_at(&last, &a, &t.defs, &SafetyLimits::default(), 100.0, now);
-    assert!(why.iter().any(|w| w.starts_with("monitor stopped")), "{why:?}");
+    assert!(
+        why.iter().any(|w| w.starts_with("monitor stopped")),
+        "{why:?}"
+    );
     // One that hangs instead is caught by age: 3 periods, with the
     // scheduling allowance for fast pollers.
     let p = last.period_ns;
     assert_eq!(p, 2_000_000, "the poller's period is stamped");
-    let hung = MachineSnapshot { ended: false, ..last };
+    let hung = MachineSnapshot {
+        ended: false,
+        ..last
+    };
     let limit = out_of_date_after_ns(p);
     let at_limit = suspend_cause_at(&hung, &a, &t.defs, hung.taken_ns + limit);
     assert!(
-        !at_limit.as_deref().unwrap_or("").starts_with("monitor stopped"),
+        !at_limit
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("monitor stopped"),
         "{at_limit:?}"
     );
     let past = suspend_cause_at(&hung, &a, &t.defs, hung.taken_ns + limit + 1);
@@ -242,9 +253,14 @@ fn an_alarm_evaluator_killed_mid_run_shows_evaluator_stopped_is_journaled_and_su
     t.alarms.panic_switch.trip();
     wait("run suspended", || t.snap().state == RunState::Suspended);
     let cause = t.snap().cause.to_string();
-    assert!(cause.starts_with("alarm evaluator stopped"), "cause: {cause}");
+    assert!(
+        cause.starts_with("alarm evaluator stopped"),
+        "cause: {cause}"
+    );
 
-    wait("evaluator thread dead", || t.alarms.evaluator_health.ended());
+    wait("evaluator thread dead", || {
+        t.alarms.evaluator_health.ended()
+    });
     match t.alarms.evaluator_health.state() {
         ThreadState::Dead { message } => assert!(message.contains("injected fault"), "{message}"),
         other => panic!("evaluator thread reads {other:?}"),
@@ -276,10 +292,20 @@ fn an_alarm_evaluator_killed_mid_run_shows_evaluator_stopped_is_journaled_and_su
     assert!(at_once.unwrap().starts_with("alarm evaluator stopped"));
     let p = last.period_ns;
     assert_eq!(p, 2_000_000, "the evaluator's period is stamped");
-    let hung = AlarmSnapshot { ended: false, ..last };
+    let hung = AlarmSnapshot {
+        ended: false,
+        ..last
+    };
     let limit = out_of_date_after_ns(p);
-    assert!(!hung.as_seen_at(hung.taken_ns + limit, &t.defs).evaluator_stopped);
-    assert!(hung.as_seen_at(hung.taken_ns + limit + 1, &t.defs).evaluator_stopped);
+    assert!(
+        !hung
+            .as_seen_at(hung.taken_ns + limit, &t.defs)
+            .evaluator_stopped
+    );
+    assert!(
+        hung.as_seen_at(hung.taken_ns + limit + 1, &t.defs)
+            .evaluator_stopped
+    );
 
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(t.snap().state, RunState::Suspended);

@@ -9,9 +9,7 @@ use egui_kittest::Harness;
 use std::sync::Arc;
 use std::time::Duration;
 use waferscope::hot::liveness::{join_named, spawn_watched};
-use waferscope::monitor::{
-    AlarmEntry, AlarmSnapshot, AlarmState, MachineSnapshot, Shelving,
-};
+use waferscope::monitor::{AlarmEntry, AlarmSnapshot, AlarmState, MachineSnapshot, Shelving};
 use waferscope::run::RunSnapshot;
 use waferscope::ui::view::{Health, View};
 

@@ -19,6 +19,6 @@ pub use counter::{Counter, Gauge};
 pub use histogram::{HistogramSummary, LatencyHistogram};
 pub use latest::{latest_cell, LatestReader, LatestSubscriber, LatestWriter, Stamped};
 pub use liveness::{join_named, now_ns, spawn_watched, ThreadHealth, ThreadState};
-pub use text::FixedText;
 pub use pool::{Frame, FrameGeometry, FrameMeta, FramePool, PoolStatsSnapshot};
 pub use prime::{prime_channel, prime_thread};
+pub use text::FixedText;

@@ -9,8 +9,8 @@
 
 use super::alarm_defs::{AlarmDef, Condition, Priority};
 use super::alarm_state::{AlarmState, AlarmStatus, EventKind, Events, Shelving};
-use super::quality::Quality;
 use super::quality::out_of_date_after_ns;
+use super::quality::Quality;
 use super::snapshot::MachineSnapshot;
 use crate::hot::{Counter, FixedText};
 use anyhow::{bail, Result};

@@ -14,14 +14,12 @@
 
 use super::alarm_defs::{AlarmDef, Condition};
 use super::alarm_engine::{AlarmCommand, AlarmEngine, AlarmSnapshot, JournalEvent};
+use super::alarm_state::EventKind;
 use super::faults::PanicSwitch;
 use super::journal::Journal;
 use super::snapshot::MachineSnapshot;
 use crate::hot::liveness::{join_named, spawn_watched, ThreadHealth, ThreadState};
-use super::alarm_state::EventKind;
-use crate::hot::{
-    alloc_count, latest_cell, prime_thread, Counter, LatestReader, LatestSubscriber,
-};
+use crate::hot::{alloc_count, latest_cell, prime_thread, Counter, LatestReader, LatestSubscriber};
 use anyhow::{Context, Result};
 use crossbeam_channel::{bounded, RecvTimeoutError, Sender, TrySendError};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};

@@ -3,10 +3,10 @@
 //! latest-value cell and hands finished trend buckets to the trend reader.
 //! Nothing here allocates once running.
 
+use super::faults::PanicSwitch;
 use super::quality::{HeartbeatTracker, Quality};
 use super::snapshot::MachineSnapshot;
 use super::trend::{BucketAccumulator, TrendPoint};
-use super::faults::PanicSwitch;
 use crate::hot::liveness::{self, join_named, now_ns, spawn_watched, ThreadHealth};
 use crate::hot::{alloc_count, latest_cell, prime_thread, Counter, LatestSubscriber, LatestWriter};
 use crate::machine::{Io, Signal, SIGNALS, SUBSYSTEMS};
@@ -67,7 +67,11 @@ impl Poller {
         let heartbeat_period_ns =
             heartbeat_period_ns.map(|p| if p == u64::MAX { 5_000_000 } else { p });
         let mut snapshot = MachineSnapshot {
-            period_ns: heartbeat_period_ns.iter().copied().min().unwrap_or(5_000_000),
+            period_ns: heartbeat_period_ns
+                .iter()
+                .copied()
+                .min()
+                .unwrap_or(5_000_000),
             ..MachineSnapshot::default()
         };
         for (h, p) in snapshot.heartbeats.iter_mut().zip(heartbeat_period_ns) {
@@ -203,13 +207,20 @@ impl Monitor {
         let thread_stop = stop.clone();
         let thread_switch = panic_switch.clone();
         // A poll loop that has not come round for many periods is stuck.
-        let stall_after = Duration::from_nanos(poller.tick_ns() * 20).max(Duration::from_millis(250));
+        let stall_after =
+            Duration::from_nanos(poller.tick_ns() * 20).max(Duration::from_millis(250));
         let (thread, health) = spawn_watched(MONITOR_THREAD, stall_after, move |health| {
             let _hot = alloc_count::mark_thread_hot(MONITOR_THREAD);
             prime_thread();
             let mut writer = writer;
             let polled = catch_unwind(AssertUnwindSafe(|| {
-                run(&mut poller, &mut writer, &thread_stop, &thread_switch, health)
+                run(
+                    &mut poller,
+                    &mut writer,
+                    &thread_stop,
+                    &thread_switch,
+                    health,
+                )
             }));
             // However the loop ended, its readers learn it now rather than
             // from the picture's age: a last snapshot, every value LOST.

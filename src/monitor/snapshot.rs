@@ -118,7 +118,11 @@ mod tests {
     fn a_snapshot_older_than_three_periods_reads_lost_everywhere() {
         let p = 50_000_000;
         let m = live(1_000_000_000, p);
-        assert_eq!(m.as_seen_at(m.taken_ns + 3 * p), m, "3 periods: still as taken");
+        assert_eq!(
+            m.as_seen_at(m.taken_ns + 3 * p),
+            m,
+            "3 periods: still as taken"
+        );
         let seen = m.as_seen_at(m.taken_ns + 3 * p + 1);
         assert!(seen.heartbeats.iter().all(|h| h.quality == Quality::Lost));
         assert!(seen.signals.iter().all(|s| s.quality == Quality::Lost));

@@ -3,8 +3,8 @@
 //! checks their age first: a picture from a poller or alarm evaluator that
 //! stopped is never taken as the machine's state (`as_seen_at`).
 
-use crate::machine::{Signal, SUBSYSTEMS};
 use crate::hot::now_ns;
+use crate::machine::{Signal, SUBSYSTEMS};
 use crate::monitor::quality::out_of_date_after_ns;
 use crate::monitor::{AlarmDef, AlarmSnapshot, AlarmState, MachineSnapshot, Priority, Quality};
 

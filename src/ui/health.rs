@@ -15,9 +15,10 @@ pub fn thread_state_text(s: &ThreadState) -> (String, bool) {
         ThreadState::Running => ("✔ running".into(), false),
         ThreadState::Idle => ("… idle".into(), false),
         ThreadState::Exited => ("■ exited".into(), false),
-        ThreadState::Stalled { since_beat_ms } => {
-            (format!("◌ STALLED: no progress for {since_beat_ms} ms"), true)
-        }
+        ThreadState::Stalled { since_beat_ms } => (
+            format!("◌ STALLED: no progress for {since_beat_ms} ms"),
+            true,
+        ),
         ThreadState::Dead { message } => (format!("✖ DEAD: {message}"), true),
     }
 }
