@@ -35,7 +35,7 @@ guidance = "g"
 fn engine(toml: &str) -> (AlarmEngine, Receiver<JournalEvent>) {
     let (tx, rx) = unbounded();
     (
-        AlarmEngine::new(Arc::from(parse(toml).unwrap()), &[], tx),
+        AlarmEngine::new(Arc::from(parse(toml).unwrap()), &[], tx).unwrap(),
         rx,
     )
 }
@@ -116,7 +116,10 @@ fn returned_unacknowledged_then_acknowledged_or_raised_again() {
     assert!(ack(&mut e, 600 * MS));
     assert_eq!(state(&e), AlarmState::Normal);
     assert!(!ack(&mut e, 700 * MS), "nothing left to acknowledge");
-    let ops: Vec<_> = rx.try_iter().filter_map(|e| e.operator).collect();
+    let ops: Vec<_> = rx
+        .try_iter()
+        .filter_map(|e| e.operator.map(|o| o.to_string()))
+        .collect();
     assert_eq!(ops, ["ana"], "the acknowledgement records the operator");
 }
 
@@ -357,4 +360,107 @@ guidance = "g"
         AlarmState::UnackActive,
         "lost is also stale"
     );
+}
+
+#[test]
+fn a_full_journal_channel_never_blocks_the_evaluator_and_the_loss_is_counted() {
+    // Nobody drains the journal: room for one event only.
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let two = format!(
+        "{}\n[[alarm]]\nalid = 2\nname = \"Camera hot\"\nkind = \"high\"\nsignal = \"camera.temperature\"\nlimit = 50.0\npriority = \"low\"\ntext = \"t\"\nguidance = \"g\"\n",
+        defs("")
+    );
+    let mut e = AlarmEngine::new(Arc::from(parse(&two).unwrap()), &[], tx).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let evaluator = std::thread::spawn(move || {
+        let mut s = snap(12.0);
+        s.signals[Signal::CameraTemperature.index()].value = 60.0;
+        // Both alarms raise (no on-delay for the second; the first after
+        // its 100 ms), then both are acknowledged: four events, room for one.
+        e.tick(&s, 0);
+        e.tick(&s, 100 * MS);
+        e.command(
+            AlarmCommand::AcknowledgeAll {
+                operator: "ana".into(),
+            },
+            101 * MS,
+        );
+        done_tx.send(e.snapshot(102 * MS)).unwrap();
+        e
+    });
+    let snap = done_rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the evaluator blocked on a full journal channel");
+    assert_eq!(snap.transitions, 4);
+    assert_eq!(snap.journal_drops, 3, "three events had no room");
+    assert_eq!(rx.try_iter().count(), 1);
+    evaluator.join().unwrap();
+}
+
+#[test]
+fn more_alarms_than_the_engine_holds_is_an_error_not_a_panic() {
+    let mut toml = String::new();
+    for i in 1..=65 {
+        toml += &format!(
+            "[[alarm]]\nalid = {i}\nname = \"a{i}\"\nkind = \"high\"\nsignal = \"camera.temperature\"\nlimit = 50.0\npriority = \"low\"\ntext = \"t\"\nguidance = \"g\"\n"
+        );
+    }
+    let e = format!("{:#}", parse(&toml).unwrap_err());
+    assert!(
+        e.starts_with("65 alarms defined; the alarm engine holds at most 64"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_machine_picture_older_than_three_poll_periods_raises_monitor_stopped_and_only_that() {
+    let toml = defs(
+        r#"
+[[alarm]]
+alid = 9
+name = "Monitor stopped"
+kind = "monitor_stopped"
+priority = "high"
+text = "t"
+guidance = "g"
+
+[[alarm]]
+alid = 10
+name = "Stage heartbeat lost"
+kind = "lost"
+subsystem = "stage"
+priority = "high"
+text = "t"
+guidance = "g"
+"#,
+    );
+    let (mut e, rx) = engine(&toml);
+    let p = 2 * MS;
+    let mut last = snap(1.0);
+    last.period_ns = p;
+    last.taken_ns = 1_000 * MS;
+    e.tick(&last, last.taken_ns + 3 * p);
+    assert_eq!(
+        e.status(9).unwrap().state,
+        AlarmState::Normal,
+        "3 periods old: fine"
+    );
+    e.tick(&last, last.taken_ns + 3 * p + 1);
+    assert_eq!(e.status(9).unwrap().state, AlarmState::UnackActive);
+    // The devices' own alarms hold: the picture says nothing about them now.
+    let mut lost = last;
+    lost.heartbeats[waferscope::machine::Subsystem::Stage.index()].quality = Quality::Lost;
+    e.tick(&lost, last.taken_ns + 100 * p);
+    assert_eq!(e.status(10).unwrap().state, AlarmState::Normal);
+    assert_eq!(e.status(1).unwrap().state, AlarmState::Normal);
+    assert_eq!(
+        kinds(&rx),
+        [(EventKind::Raised, AlarmState::UnackActive)],
+        "one raise, journaled"
+    );
+    // A fresh picture: the monitor is back, the alarm returns to normal.
+    let mut fresh = last;
+    fresh.taken_ns = last.taken_ns + 101 * p;
+    e.tick(&fresh, fresh.taken_ns);
+    assert_eq!(e.status(9).unwrap().state, AlarmState::ReturnedUnack);
 }

@@ -17,8 +17,15 @@ use std::time::{Duration, Instant};
 /// Nanoseconds since the first call in this process: one monotonic time
 /// base every producer can stamp with and every reader can age against.
 pub fn now_ns() -> u64 {
+    epoch().elapsed().as_nanos() as u64
+}
+
+/// The instant [`now_ns`] counts from, for code that keeps an `Instant`
+/// time base (the monitor hands it to the alarm service): stamps taken as
+/// `epoch().elapsed()` compare directly with `now_ns()`.
+pub fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    *EPOCH.get_or_init(Instant::now)
 }
 
 const RUNNING: u8 = 0;

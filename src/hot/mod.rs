@@ -12,6 +12,7 @@ pub mod liveness;
 pub mod pool;
 mod prime;
 mod sync;
+pub mod text;
 
 pub use alloc_count::{CountingAlloc, HotThread};
 pub use counter::{Counter, Gauge};
@@ -20,3 +21,4 @@ pub use latest::{latest_cell, LatestReader, LatestSubscriber, LatestWriter, Stam
 pub use liveness::{join_named, now_ns, spawn_watched, ThreadHealth, ThreadState};
 pub use pool::{Frame, FrameGeometry, FrameMeta, FramePool, PoolStatsSnapshot};
 pub use prime::{prime_channel, prime_thread};
+pub use text::FixedText;

@@ -1,6 +1,7 @@
 //! Alarm definitions, read from a TOML file and validated: every error
 //! names the file, the alarm and the field.
 
+use super::alarm_engine::MAX_ALARMS;
 use crate::machine::{Signal, Subsystem};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
@@ -44,6 +45,16 @@ pub enum Condition {
     Lost { subsystem: Subsystem },
     /// The signal reports errors or impossible values.
     Invalid { signal: Signal },
+    /// The machine picture is older than 3 poll periods: the poller has
+    /// stopped or died, so every signal it owns reads LOST. Evaluated by
+    /// the alarm evaluator from the snapshot's own time stamp.
+    MonitorStopped,
+    /// The alarm picture is older than 3 evaluation periods: the alarm
+    /// evaluator has stopped or died. It cannot raise this itself: readers
+    /// (UI, interlocks, suspenders) show it from the alarm snapshot's age
+    /// (`AlarmSnapshot::as_seen_at`), and the journal thread, which
+    /// watches the evaluator, journals it.
+    EvaluatorStopped,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -115,6 +126,15 @@ pub fn parse(text: &str) -> Result<Vec<AlarmDef>> {
         Some(_) => bail!("`alarm` must be an array of tables: write each as [[alarm]]"),
         None => bail!("no alarms defined: expected [[alarm]] tables"),
     };
+    // The evaluator holds a fixed number of alarms (it allocates nothing
+    // once running), so a longer file is bad input, not a crash later.
+    if alarms.len() > MAX_ALARMS {
+        bail!(
+            "{} alarms defined; the alarm engine holds at most {MAX_ALARMS}: remove {} or merge alarms",
+            alarms.len(),
+            alarms.len() - MAX_ALARMS
+        );
+    }
     let mut defs: Vec<AlarmDef> = Vec::new();
     for (n, value) in alarms.iter().enumerate() {
         let table = value
@@ -223,8 +243,10 @@ fn validate(raw: Raw, label: &str) -> Result<AlarmDef> {
             subsystem: subsystem()?,
         },
         "invalid" => Condition::Invalid { signal: signal()? },
+        "monitor_stopped" => Condition::MonitorStopped,
+        "evaluator_stopped" => Condition::EvaluatorStopped,
         other => bail!(
-            "{label}: field `kind`: \"{other}\" is not one of high, low, stale, lost, invalid"
+            "{label}: field `kind`: \"{other}\" is not one of high, low, stale, lost, invalid, monitor_stopped, evaluator_stopped"
         ),
     };
     if let Condition::High { signal, limit, .. } | Condition::Low { signal, limit, .. } = condition

@@ -1,13 +1,19 @@
 //! The alarm evaluator: turns machine snapshots into alarm transitions for
 //! every defined alarm, handles operator commands, marks first-out and
 //! floods, and publishes a fixed-size `AlarmSnapshot`. Transitions go to
-//! the journal as events over a bounded channel; the evaluator itself does
-//! no I/O and allocates nothing.
+//! the journal as events over a bounded channel with `try_send`: the
+//! evaluator never waits for the journal (a slow disk must not stop alarm
+//! evaluation); what it could not hand over is counted and journaled as a
+//! gap. The evaluator itself does no I/O and allocates nothing, operator
+//! commands included (operator names are fixed-size).
 
 use super::alarm_defs::{AlarmDef, Condition, Priority};
 use super::alarm_state::{AlarmState, AlarmStatus, EventKind, Events, Shelving};
+use super::quality::out_of_date_after_ns;
 use super::quality::Quality;
 use super::snapshot::MachineSnapshot;
+use crate::hot::{Counter, FixedText};
+use anyhow::{bail, Result};
 use crossbeam_channel::Sender;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -16,6 +22,10 @@ pub const MAX_ALARMS: usize = 64;
 /// More than this many raises within `FLOOD_WINDOW_NS` is a flood.
 pub const FLOOD_LIMIT: usize = 10;
 pub const FLOOD_WINDOW_NS: u64 = 600_000_000_000;
+
+/// Who did something to an alarm, kept inline so commands and journal
+/// events cost no allocation on the evaluator.
+pub type OperatorName = FixedText<32>;
 
 /// Something the journal records.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +38,7 @@ pub struct JournalEvent {
     pub shelving: Shelving,
     pub first_out: bool,
     /// Who did it (operator actions only).
-    pub operator: Option<String>,
+    pub operator: Option<OperatorName>,
     /// The signal's value at the time, when it has one.
     pub value: f64,
     pub detail: &'static str,
@@ -41,26 +51,27 @@ pub fn unix_ms_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// What an operator asks of the alarm system.
-#[derive(Debug, Clone, PartialEq)]
+/// What an operator asks of the alarm system. `Copy`: applying one on the
+/// evaluator allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum AlarmCommand {
     Acknowledge {
         alid: u32,
-        operator: String,
+        operator: OperatorName,
     },
     AcknowledgeAll {
-        operator: String,
+        operator: OperatorName,
     },
     /// Shelve for a time (clamped to the alarm's maximum) or, with `None`,
     /// one-shot until the alarm returns to normal.
     Shelve {
         alid: u32,
         duration_ns: Option<u64>,
-        operator: String,
+        operator: OperatorName,
     },
     Unshelve {
         alid: u32,
-        operator: String,
+        operator: OperatorName,
     },
 }
 
@@ -82,7 +93,21 @@ pub struct AlarmEntry {
 /// highest priority first, then newest.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AlarmSnapshot {
+    /// When the evaluator published this, ns on the process clock
+    /// (`hot::now_ns`).
     pub taken_ns: u64,
+    /// The evaluator's period, ns: a snapshot older than 3 of these (at
+    /// least `MIN_OUT_OF_DATE_NS`) comes from an evaluator that hangs. 0
+    /// for a snapshot no running evaluator made (tests, defaults).
+    pub period_ns: u64,
+    /// Set in the last snapshot an evaluator publishes as it ends
+    /// (stopped or panicked).
+    pub ended: bool,
+    /// Journal events the evaluator could not hand over (journal behind).
+    pub journal_drops: u64,
+    /// Set by `as_seen_at` when the evaluator has stopped: the entries are
+    /// its last picture, plus the "evaluator stopped" alarm.
+    pub evaluator_stopped: bool,
     pub count: u16,
     pub entries: [AlarmEntry; MAX_ALARMS],
     /// Active alarms per priority (low, medium, high).
@@ -99,6 +124,10 @@ impl Default for AlarmSnapshot {
     fn default() -> Self {
         Self {
             taken_ns: 0,
+            period_ns: 0,
+            ended: false,
+            journal_drops: 0,
+            evaluator_stopped: false,
             count: 0,
             entries: [AlarmEntry::default(); MAX_ALARMS],
             active: [0; 3],
@@ -117,6 +146,64 @@ impl AlarmSnapshot {
     pub fn entry(&self, alid: u32) -> Option<&AlarmEntry> {
         self.entries().iter().find(|e| e.alid == alid)
     }
+
+    /// How old this snapshot is at `now_ns` (process clock).
+    pub fn age_ns(&self, now_ns: u64) -> u64 {
+        now_ns.saturating_sub(self.taken_ns)
+    }
+
+    /// Whether, at `now_ns`, nothing here is current: the evaluator ended
+    /// (said in its last snapshot) or this is older than 3 evaluation
+    /// periods (at least `MIN_OUT_OF_DATE_NS`), so the evaluator hangs.
+    pub fn is_out_of_date(&self, now_ns: u64) -> bool {
+        self.ended
+            || (self.period_ns > 0 && self.age_ns(now_ns) > out_of_date_after_ns(self.period_ns))
+    }
+
+    /// The alarm picture as a reader at `now_ns` must take it: unchanged
+    /// while the evaluator keeps it fresh; once out of date, flagged
+    /// `evaluator_stopped` and with the "evaluator stopped" alarm (the
+    /// definition of kind `evaluator_stopped`, if any) added as an
+    /// unacknowledged active alarm at the top. The evaluator cannot raise
+    /// an alarm about its own death, so every reader raises it for itself
+    /// from the stamp; the journal thread journals it.
+    pub fn as_seen_at(&self, now_ns: u64, defs: &[AlarmDef]) -> AlarmSnapshot {
+        let mut seen = *self;
+        if !self.is_out_of_date(now_ns) {
+            return seen;
+        }
+        seen.evaluator_stopped = true;
+        let Some((index, def)) = defs
+            .iter()
+            .enumerate()
+            .find(|(_, d)| d.condition == Condition::EvaluatorStopped)
+        else {
+            return seen;
+        };
+        if seen.entry(def.alid).is_some() {
+            return seen;
+        }
+        let p = def.priority as usize - 1;
+        // Full list: the last (lowest priority, oldest) entry makes room.
+        let n = (seen.count as usize).min(MAX_ALARMS - 1);
+        seen.entries.copy_within(0..n, 1);
+        seen.entries[0] = AlarmEntry {
+            index: index as u16,
+            alid: def.alid,
+            priority: def.priority as u8,
+            state: AlarmState::UnackActive,
+            shelving: Shelving::None,
+            first_out: false,
+            in_flood: false,
+            chattering: false,
+            condition: true,
+            raised_ns: self.taken_ns,
+        };
+        seen.count = (n + 1) as u16;
+        seen.active[p] += 1;
+        seen.unacknowledged[p] += 1;
+        seen
+    }
 }
 
 pub struct AlarmEngine {
@@ -125,18 +212,29 @@ pub struct AlarmEngine {
     /// Times of the last raises, oldest first (flood detection).
     raises: [Option<u64>; FLOOD_LIMIT + 1],
     journal: Sender<JournalEvent>,
+    /// Events `journal` had no room for (counted, never waited for).
+    journal_drops: Arc<Counter>,
     transitions: u64,
     last_values: Vec<f64>,
+    /// Evaluation period, stamped into snapshots (0: not set).
+    period_ns: u64,
 }
 
 impl AlarmEngine {
     /// `restored` holds persisted statuses by ALID (from the journal).
+    /// More definitions than the engine holds (`MAX_ALARMS`) is an error
+    /// (`alarm_defs::parse` refuses such a file first, naming it).
     pub fn new(
         defs: Arc<[AlarmDef]>,
         restored: &[(u32, AlarmStatus)],
         journal: Sender<JournalEvent>,
-    ) -> Self {
-        assert!(defs.len() <= MAX_ALARMS, "at most {MAX_ALARMS} alarms");
+    ) -> Result<Self> {
+        if defs.len() > MAX_ALARMS {
+            bail!(
+                "{} alarms defined; the alarm engine holds at most {MAX_ALARMS}",
+                defs.len()
+            );
+        }
         let status = defs
             .iter()
             .map(|d| {
@@ -147,14 +245,27 @@ impl AlarmEngine {
                     .unwrap_or_default()
             })
             .collect();
-        Self {
+        Ok(Self {
             last_values: vec![f64::NAN; defs.len()],
             defs,
             status,
             raises: [None; FLOOD_LIMIT + 1],
             journal,
+            journal_drops: Arc::new(Counter::new()),
             transitions: 0,
-        }
+            period_ns: 0,
+        })
+    }
+
+    /// Sets the evaluation period stamped into snapshots, so readers can
+    /// tell when the evaluator has stopped.
+    pub fn set_period_ns(&mut self, period_ns: u64) {
+        self.period_ns = period_ns;
+    }
+
+    /// Journal events dropped because the journal channel was full.
+    pub fn journal_drops(&self) -> &Arc<Counter> {
+        &self.journal_drops
     }
 
     pub fn defs(&self) -> &Arc<[AlarmDef]> {
@@ -172,10 +283,29 @@ impl AlarmEngine {
         self.transitions
     }
 
-    /// The raw condition of alarm `i` in `snap`, with hysteresis.
-    fn raw(&self, i: usize, snap: &MachineSnapshot) -> (Option<bool>, f64) {
+    /// The raw condition of alarm `i` in `snap` at `now_ns`, with
+    /// hysteresis. While the machine picture is out of date (the poller
+    /// stopped) only "monitor stopped" is judged; every other condition is
+    /// unknown and holds, so a dead poller raises one alarm that names
+    /// the cause instead of a flood of "heartbeat lost" for devices that
+    /// may be fine.
+    fn raw(&self, i: usize, snap: &MachineSnapshot, now_ns: u64) -> (Option<bool>, f64) {
         let active = self.status[i].condition;
+        let out_of_date = snap.is_out_of_date(now_ns);
         match self.defs[i].condition {
+            Condition::MonitorStopped => {
+                return (
+                    (snap.period_ns > 0).then_some(out_of_date),
+                    snap.age_ns(now_ns) as f64 / 1e6,
+                )
+            }
+            // Judged by the readers of the alarm picture, never here.
+            Condition::EvaluatorStopped => return (None, f64::NAN),
+            _ if out_of_date => return (None, self.last_values[i]),
+            _ => {}
+        }
+        match self.defs[i].condition {
+            Condition::MonitorStopped | Condition::EvaluatorStopped => (None, f64::NAN),
             Condition::High {
                 signal,
                 limit,
@@ -222,7 +352,7 @@ impl AlarmEngine {
     /// Evaluates every alarm against `snap` at `now_ns`.
     pub fn tick(&mut self, snap: &MachineSnapshot, now_ns: u64) {
         for i in 0..self.defs.len() {
-            let (raw, value) = self.raw(i, snap);
+            let (raw, value) = self.raw(i, snap, now_ns);
             self.last_values[i] = value;
             let anything_else_active = self
                 .status
@@ -246,24 +376,34 @@ impl AlarmEngine {
             self.raises[0].is_some_and(|oldest| now_ns - oldest <= FLOOD_WINDOW_NS);
     }
 
-    fn emit(&mut self, i: usize, events: Events, operator: Option<String>, detail: &'static str) {
-        let mut operator = operator;
+    fn emit(
+        &mut self,
+        i: usize,
+        events: Events,
+        operator: Option<OperatorName>,
+        detail: &'static str,
+    ) {
         for kind in events.iter() {
             self.transitions += 1;
             let s = &self.status[i];
-            // Never lose a journal entry: the journal thread only writes to
-            // disk, so a full channel clears quickly.
-            let _ = self.journal.send(JournalEvent {
+            let event = JournalEvent {
                 at_unix_ms: unix_ms_now(),
                 alid: self.defs[i].alid,
                 kind,
                 state: s.state,
                 shelving: s.shelving,
                 first_out: s.first_out,
-                operator: operator.take(),
+                operator,
                 value: self.last_values[i],
                 detail,
-            });
+            };
+            // Never wait for the journal: a stuck disk must not stop alarm
+            // evaluation. A full (or closed) channel is counted; the
+            // journal records the gap when it catches up, and the count is
+            // in every alarm snapshot.
+            if self.journal.try_send(event).is_err() {
+                self.journal_drops.incr();
+            }
         }
     }
 
@@ -286,7 +426,7 @@ impl AlarmEngine {
                 let mut any = false;
                 for i in 0..self.defs.len() {
                     if let Some(e) = self.status[i].acknowledge() {
-                        self.emit(i, single(e), Some(operator.clone()), "acknowledge all");
+                        self.emit(i, single(e), Some(operator), "acknowledge all");
                         any = true;
                     }
                 }
@@ -324,6 +464,8 @@ impl AlarmEngine {
     pub fn snapshot(&self, now_ns: u64) -> AlarmSnapshot {
         let mut snap = AlarmSnapshot {
             taken_ns: now_ns,
+            period_ns: self.period_ns,
+            journal_drops: self.journal_drops.get(),
             transitions: self.transitions,
             ..AlarmSnapshot::default()
         };

@@ -56,6 +56,8 @@ pub enum EventKind {
     Shelved,
     Unshelved,
     DefinitionsChanged,
+    /// Alarm events the evaluator could not hand to the journal.
+    JournalGap,
 }
 
 impl EventKind {
@@ -67,6 +69,7 @@ impl EventKind {
             Self::Shelved => "shelve",
             Self::Unshelved => "unshelve",
             Self::DefinitionsChanged => "definitions changed",
+            Self::JournalGap => "journal gap",
         }
     }
 }

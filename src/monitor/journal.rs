@@ -114,11 +114,14 @@ impl Journal {
                     e.state.name(),
                     shelving_name(e.shelving),
                     e.first_out,
-                    e.operator,
+                    e.operator.as_ref().map(|o| o.as_str()),
                     value,
                     e.detail
                 ])?;
-                if e.kind != EventKind::DefinitionsChanged {
+                if !matches!(
+                    e.kind,
+                    EventKind::DefinitionsChanged | EventKind::JournalGap
+                ) {
                     let until = match e.shelving {
                         Shelving::Timed { until_ns } => {
                             Some(self.epoch_unix_ms + (until_ns / 1_000_000) as i64)
@@ -137,6 +140,31 @@ impl Journal {
         }
         tx.commit()
             .with_context(|| format!("{}: writing the alarm journal", self.path.display()))
+    }
+
+    /// Appends one row that is about the alarm system itself (a journal
+    /// gap, the evaluator's death, noted by the journal thread), without
+    /// touching any alarm's persisted state: such an alarm is not restored
+    /// after a restart, where the evaluator runs again.
+    pub fn record_note(&mut self, alid: u32, kind: EventKind, detail: &str) -> Result<()> {
+        let state = match kind {
+            EventKind::Raised => AlarmState::UnackActive,
+            _ => AlarmState::Normal,
+        };
+        self.conn
+            .execute(
+                "INSERT INTO alarm_journal (at_unix_ms, alid, event, state, shelving, first_out, operator, value, detail)
+                 VALUES (?1, ?2, ?3, ?4, 'none', 0, NULL, NULL, ?5)",
+                params![
+                    super::alarm_engine::unix_ms_now(),
+                    alid,
+                    kind.name(),
+                    state.name(),
+                    detail
+                ],
+            )
+            .with_context(|| format!("{}: writing the alarm journal", self.path.display()))?;
+        Ok(())
     }
 
     /// Persisted statuses, with timed shelves converted to the engine's

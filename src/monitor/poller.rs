@@ -3,12 +3,15 @@
 //! latest-value cell and hands finished trend buckets to the trend reader.
 //! Nothing here allocates once running.
 
+use super::faults::PanicSwitch;
 use super::quality::{HeartbeatTracker, Quality};
 use super::snapshot::MachineSnapshot;
 use super::trend::{BucketAccumulator, TrendPoint};
+use crate::hot::liveness::{self, join_named, now_ns, spawn_watched, ThreadHealth};
 use crate::hot::{alloc_count, latest_cell, prime_thread, Counter, LatestSubscriber, LatestWriter};
 use crate::machine::{Io, Signal, SIGNALS, SUBSYSTEMS};
 use crossbeam_channel::{bounded, Receiver, Sender};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -63,7 +66,14 @@ impl Poller {
         }
         let heartbeat_period_ns =
             heartbeat_period_ns.map(|p| if p == u64::MAX { 5_000_000 } else { p });
-        let mut snapshot = MachineSnapshot::default();
+        let mut snapshot = MachineSnapshot {
+            period_ns: heartbeat_period_ns
+                .iter()
+                .copied()
+                .min()
+                .unwrap_or(5_000_000),
+            ..MachineSnapshot::default()
+        };
         for (h, p) in snapshot.heartbeats.iter_mut().zip(heartbeat_period_ns) {
             h.period_ns = p;
         }
@@ -165,57 +175,96 @@ impl Poller {
 pub struct Monitor {
     pub snapshots: LatestSubscriber<MachineSnapshot>,
     pub trends: Receiver<TrendPoint>,
+    /// The time base of snapshots: the process clock's epoch
+    /// (`hot::liveness::epoch()`), so `epoch.elapsed()` equals
+    /// `hot::now_ns()` and every reader ages snapshots on one clock.
     pub epoch: Instant,
     pub trend_drops: Arc<Counter>,
+    /// The polling thread's health (running, stalled, dead + message).
+    pub health: Arc<ThreadHealth>,
+    /// Trip to kill the polling thread (fault injection).
+    pub panic_switch: Arc<PanicSwitch>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
+
+/// The polling thread's name (health panel, allocation counts, panics).
+pub const MONITOR_THREAD: &str = "monitor";
 
 impl Monitor {
     pub fn start(io: Box<dyn Io>, cfg: MonitorConfig) -> Self {
         let (trend_tx, trend_rx) = bounded(4096);
         let mut poller = Poller::new(io, &cfg, trend_tx);
         let trend_drops = poller.trend_drops.clone();
-        let (writer, snapshots) = latest_cell(MachineSnapshot::default());
+        // The cell starts with a stamped, empty picture: if the poller dies
+        // before its first publish, this one ages into LOST like any other.
+        let (writer, snapshots) = latest_cell(MachineSnapshot {
+            taken_ns: now_ns(),
+            ..*poller.snapshot()
+        });
         let stop = Arc::new(AtomicBool::new(false));
-        let epoch = Instant::now();
+        let panic_switch = Arc::new(PanicSwitch::default());
         let thread_stop = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("monitor".into())
-            .spawn(move || {
-                let _hot = alloc_count::mark_thread_hot("monitor");
-                prime_thread();
-                run(&mut poller, writer, epoch, &thread_stop);
-            })
-            .expect("spawning the monitor thread");
+        let thread_switch = panic_switch.clone();
+        // A poll loop that has not come round for many periods is stuck.
+        let stall_after =
+            Duration::from_nanos(poller.tick_ns() * 20).max(Duration::from_millis(250));
+        let (thread, health) = spawn_watched(MONITOR_THREAD, stall_after, move |health| {
+            let _hot = alloc_count::mark_thread_hot(MONITOR_THREAD);
+            prime_thread();
+            let mut writer = writer;
+            let polled = catch_unwind(AssertUnwindSafe(|| {
+                run(
+                    &mut poller,
+                    &mut writer,
+                    &thread_stop,
+                    &thread_switch,
+                    health,
+                )
+            }));
+            // However the loop ended, its readers learn it now rather than
+            // from the picture's age: a last snapshot, every value LOST.
+            let mut last = *poller.snapshot();
+            last.ended = true;
+            last.mark_lost();
+            writer.publish(last);
+            if let Err(panic) = polled {
+                resume_unwind(panic);
+            }
+        })
+        .expect("spawning the monitor thread");
         Self {
             snapshots,
             trends: trend_rx,
-            epoch,
+            epoch: liveness::epoch(),
             trend_drops,
+            health,
+            panic_switch,
             stop,
             thread: Some(thread),
         }
     }
 
-    /// Nanoseconds since the monitor's epoch (the time base of snapshots).
+    /// Nanoseconds on the process clock (the time base of snapshots).
     pub fn now_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
+        now_ns()
     }
 }
 
 fn run(
     poller: &mut Poller,
-    mut writer: LatestWriter<MachineSnapshot>,
-    epoch: Instant,
+    writer: &mut LatestWriter<MachineSnapshot>,
     stop: &AtomicBool,
+    panic_switch: &PanicSwitch,
+    health: &ThreadHealth,
 ) {
     let tick = Duration::from_nanos(poller.tick_ns());
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let now_ns = epoch.elapsed().as_nanos() as u64;
-        poller.poll(now_ns);
+        panic_switch.check(MONITOR_THREAD);
+        poller.poll(now_ns());
         writer.publish(*poller.snapshot());
+        health.beat();
         next += tick;
         let now = Instant::now();
         if next > now {
@@ -230,7 +279,11 @@ impl Drop for Monitor {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // A poller that died has already said so (health, alarm); say
+            // it once more in the log rather than drop it silently.
+            if let Err(why) = join_named(MONITOR_THREAD, t) {
+                tracing::error!("{why}");
+            }
         }
     }
 }

@@ -49,6 +49,21 @@ impl Quality {
 pub const STALE_PERIODS: u64 = 3;
 pub const LOST_PERIODS: u64 = 10;
 
+/// The least age at which a producer's snapshot (poller, alarm evaluator)
+/// is judged out of date by its readers. A producer that ends (stops or
+/// panics) says so at once in its last snapshot; age only has to catch one
+/// that hangs, and a thread sleeping a few ms is routinely woken 10 ms
+/// late on a loaded 2-core station: 3 periods of 2-5 ms would trip a
+/// running inspection on scheduler jitter alone.
+pub const MIN_OUT_OF_DATE_NS: u64 = 100_000_000;
+
+/// How old a snapshot from a producer with this period may get before its
+/// readers take it as out of date: 3 periods, but never less than
+/// [`MIN_OUT_OF_DATE_NS`].
+pub fn out_of_date_after_ns(period_ns: u64) -> u64 {
+    (STALE_PERIODS * period_ns).max(MIN_OUT_OF_DATE_NS)
+}
+
 /// Follows one heartbeat counter.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HeartbeatTracker {

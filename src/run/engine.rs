@@ -295,6 +295,7 @@ impl RunEngine {
 
     fn publish(&mut self) {
         self.snap.revision += 1;
+        self.snap.taken_ns = crate::hot::now_ns();
         self.writer.publish(self.snap);
     }
 

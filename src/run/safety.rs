@@ -1,7 +1,11 @@
 //! Interlocks checked before a run starts, and the suspenders watched while
-//! it runs. Reads only the monitor's and the alarm system's snapshots.
+//! it runs. Reads only the monitor's and the alarm system's snapshots, and
+//! checks their age first: a picture from a poller or alarm evaluator that
+//! stopped is never taken as the machine's state (`as_seen_at`).
 
+use crate::hot::now_ns;
 use crate::machine::{Signal, SUBSYSTEMS};
+use crate::monitor::quality::out_of_date_after_ns;
 use crate::monitor::{AlarmDef, AlarmSnapshot, AlarmState, MachineSnapshot, Priority, Quality};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,7 +28,7 @@ impl Default for SafetyLimits {
     }
 }
 
-/// Every interlock that fails, as readable reasons (empty: all OK).
+/// Every interlock that fails now, as readable reasons (empty: all OK).
 pub fn interlock_failures(
     m: &MachineSnapshot,
     a: &AlarmSnapshot,
@@ -32,7 +36,40 @@ pub fn interlock_failures(
     limits: &SafetyLimits,
     illumination_setpoint: f64,
 ) -> Vec<String> {
+    interlock_failures_at(m, a, defs, limits, illumination_setpoint, now_ns())
+}
+
+/// Every interlock that fails at `now_ns` (process clock).
+pub fn interlock_failures_at(
+    m: &MachineSnapshot,
+    a: &AlarmSnapshot,
+    defs: &[AlarmDef],
+    limits: &SafetyLimits,
+    illumination_setpoint: f64,
+    now_ns: u64,
+) -> Vec<String> {
     let mut why = Vec::new();
+    if let Some(stopped) = monitor_stopped(m, now_ns) {
+        // Every signal reads LOST: one reason that names the cause says
+        // more than a line per signal.
+        why.push(stopped);
+    } else {
+        machine_interlocks(m, limits, illumination_setpoint, &mut why);
+    }
+    if let Some(stopped) = evaluator_stopped(a, now_ns) {
+        why.push(stopped);
+    } else if let Some(cause) = high_alarm(a, defs) {
+        why.push(cause);
+    }
+    why
+}
+
+fn machine_interlocks(
+    m: &MachineSnapshot,
+    limits: &SafetyLimits,
+    illumination_setpoint: f64,
+    why: &mut Vec<String>,
+) {
     for s in SUBSYSTEMS {
         let q = m.heartbeat(s).quality;
         if q != Quality::Live {
@@ -57,10 +94,34 @@ pub fn interlock_failures(
             ill.value, limits.illumination_tolerance_pct, illumination_setpoint
         ));
     }
-    if let Some(cause) = high_alarm(a, defs) {
-        why.push(cause);
+}
+
+/// "Monitor stopped …" if the machine picture is out of date at `now_ns`.
+fn monitor_stopped(m: &MachineSnapshot, now_ns: u64) -> Option<String> {
+    if m.ended {
+        return Some("monitor stopped: the poller has ended, every signal reads lost".into());
     }
-    why
+    m.is_out_of_date(now_ns).then(|| {
+        format!(
+            "monitor stopped: machine data is {} ms old (limit {} ms), every signal reads lost",
+            m.age_ns(now_ns) / 1_000_000,
+            out_of_date_after_ns(m.period_ns) / 1_000_000
+        )
+    })
+}
+
+/// "Alarm evaluator stopped …" if the alarm picture is out of date.
+fn evaluator_stopped(a: &AlarmSnapshot, now_ns: u64) -> Option<String> {
+    if a.ended {
+        return Some("alarm evaluator stopped: the evaluator has ended".into());
+    }
+    a.is_out_of_date(now_ns).then(|| {
+        format!(
+            "alarm evaluator stopped: alarm data is {} ms old (limit {} ms)",
+            a.age_ns(now_ns) / 1_000_000,
+            out_of_date_after_ns(a.period_ns) / 1_000_000
+        )
+    })
 }
 
 /// A high-priority alarm that is active, if any.
@@ -80,6 +141,24 @@ fn high_alarm(a: &AlarmSnapshot, defs: &[AlarmDef]) -> Option<String> {
 
 /// Why the run must suspend now, if it must.
 pub fn suspend_cause(m: &MachineSnapshot, a: &AlarmSnapshot, defs: &[AlarmDef]) -> Option<String> {
+    suspend_cause_at(m, a, defs, now_ns())
+}
+
+/// Why the run must suspend at `now_ns` (process clock), if it must: a
+/// poller or alarm evaluator that stopped (its picture older than 3 of its
+/// periods), a heartbeat not live, or an active high-priority alarm.
+pub fn suspend_cause_at(
+    m: &MachineSnapshot,
+    a: &AlarmSnapshot,
+    defs: &[AlarmDef],
+    now_ns: u64,
+) -> Option<String> {
+    if let Some(stopped) = monitor_stopped(m, now_ns) {
+        return Some(stopped);
+    }
+    if let Some(stopped) = evaluator_stopped(a, now_ns) {
+        return Some(stopped);
+    }
     for s in SUBSYSTEMS {
         let q = m.heartbeat(s).quality;
         if matches!(q, Quality::Stale | Quality::Lost | Quality::NoValue) {

@@ -9,6 +9,11 @@ use crate::store::record::ExitStatus;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RunSnapshot {
+    /// When the engine published this, ns on the process clock
+    /// (`hot::now_ns`). The engine publishes on every change, not on a
+    /// period: readers show the age ("no update for N s") rather than
+    /// judge it dead.
+    pub taken_ns: u64,
     pub state: RunState,
     pub run_id: u64,
     pub recipe_id: FixedText<64>,

@@ -38,6 +38,25 @@ impl AlarmPanel {
                 ui.label(RichText::new(format!("alarm flood: {} more", a.flood_more)).strong());
             }
         });
+        if a.evaluator_stopped {
+            ui.label(
+                RichText::new(format!(
+                    "⊘ The alarm evaluator has stopped: this list is its last picture, {} s old, and is no longer updated.",
+                    a.age_ns(view.now_ns) / 1_000_000_000
+                ))
+                .color(look::QUALITY)
+                .strong(),
+            );
+        }
+        if a.journal_drops > 0 {
+            ui.label(
+                RichText::new(format!(
+                    "⊘ {} alarm events could not be journaled (the journal fell behind)",
+                    a.journal_drops
+                ))
+                .color(look::QUALITY),
+            );
+        }
         if a.count == 0 {
             ui.label("No alarms.");
         }

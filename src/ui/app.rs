@@ -12,6 +12,7 @@ use super::wafer_map::WaferMapState;
 use super::{health, heartbeat, look, simulator, status_strip, wafer_map};
 use crate::hot::{alloc_count, LatencyHistogram, LatestReader};
 use crate::machine::Signal;
+use crate::monitor::alarm_engine::OperatorName;
 use crate::monitor::trend::TrendRings;
 use crate::monitor::{AlarmCommand, AlarmSnapshot, MachineSnapshot};
 use crate::run::{RunEvent, RunSnapshot, RunState};
@@ -125,8 +126,16 @@ impl StationApp {
     }
 
     fn view(&mut self) -> View {
-        let machine = self.machine.read().value;
-        let alarms = self.alarms.read().value;
+        // Every picture is taken as it is now: a poller or evaluator that
+        // stopped shows LOST rows and the "stopped" alarm, never its last
+        // good state.
+        let now_ns = crate::hot::now_ns();
+        let machine = self.machine.read().value.as_seen_at(now_ns);
+        let alarms = self
+            .alarms
+            .read()
+            .value
+            .as_seen_at(now_ns, &self.station.alarm_defs);
         let run = self.run.read().value;
         let now = Instant::now();
         if self
@@ -140,7 +149,7 @@ impl StationApp {
         }
         let secs = self.started.elapsed().as_secs();
         View {
-            now_ns: self.station.monitor.now_ns(),
+            now_ns,
             clock: utc_clock(),
             tick: secs % 2 == 0,
             machine,
@@ -201,6 +210,9 @@ impl StationApp {
         }
         self.last_counts.2 = threads.iter().map(|(n, a, _)| (*n, *a)).collect();
         self.last_counts.3 = now;
+        h.threads = crate::hot::liveness::threads();
+        h.alarm_journal_drops = self.station.alarms.journal_drops.get();
+        h.alarm_commands_refused = self.station.alarms.commands_refused.get();
         self.health = h;
     }
 
@@ -344,21 +356,21 @@ impl StationApp {
                 let rx = engine.command_nowait(cmd);
                 self.pending.push((what, rx));
             }
-            UiCommand::AckAlarm(alid) => self.station.alarms.command(AlarmCommand::Acknowledge {
+            UiCommand::AckAlarm(alid) => self.alarm_command(AlarmCommand::Acknowledge {
                 alid,
-                operator: self.run_control.operator.clone(),
+                operator: self.operator(),
             }),
-            UiCommand::AckAllAlarms => self.station.alarms.command(AlarmCommand::AcknowledgeAll {
-                operator: self.run_control.operator.clone(),
+            UiCommand::AckAllAlarms => self.alarm_command(AlarmCommand::AcknowledgeAll {
+                operator: self.operator(),
             }),
-            UiCommand::ShelveAlarm(alid, d) => self.station.alarms.command(AlarmCommand::Shelve {
+            UiCommand::ShelveAlarm(alid, d) => self.alarm_command(AlarmCommand::Shelve {
                 alid,
                 duration_ns: d.map(|d| d.as_nanos() as u64),
-                operator: self.run_control.operator.clone(),
+                operator: self.operator(),
             }),
-            UiCommand::UnshelveAlarm(alid) => self.station.alarms.command(AlarmCommand::Unshelve {
+            UiCommand::UnshelveAlarm(alid) => self.alarm_command(AlarmCommand::Unshelve {
                 alid,
-                operator: self.run_control.operator.clone(),
+                operator: self.operator(),
             }),
             UiCommand::FreezeHeartbeat(s, on) => self.station.io_faults.freeze_heartbeat(s, on),
             UiCommand::VacuumLoss(on) => {
@@ -379,6 +391,22 @@ impl StationApp {
                     self.gallery.open(dir, d, self.map.die_details(d));
                 }
             }
+        }
+    }
+}
+
+impl StationApp {
+    fn operator(&self) -> OperatorName {
+        OperatorName::new(&self.run_control.operator)
+    }
+
+    /// Sends an alarm command; one the evaluator cannot take is said on
+    /// the run-control message line (and counted on the Health panel).
+    fn alarm_command(&mut self, cmd: AlarmCommand) {
+        if !self.station.alarms.command(cmd) {
+            self.run_control.message = Some(Err(
+                "alarm command not applied: the alarm evaluator is not taking commands".into(),
+            ));
         }
     }
 }

@@ -1,9 +1,27 @@
 //! Pipeline health: throughput, queues, pool, drops and stalls, hand-off
 //! latency, allocations per second per hot thread (0 in steady state), and
-//! the UI's own frame time. Numbers refresh once a second.
+//! the UI's own frame time; and every watched thread's state (a dead one
+//! with its panic message). Numbers refresh once a second.
 
+use super::look;
 use super::view::View;
+use crate::hot::ThreadState;
 use egui::{RichText, Ui};
+
+/// Icon and word for a thread's state; abnormal ones also get a detail
+/// (how long without a beat, or the panic message).
+pub fn thread_state_text(s: &ThreadState) -> (String, bool) {
+    match s {
+        ThreadState::Running => ("✔ running".into(), false),
+        ThreadState::Idle => ("… idle".into(), false),
+        ThreadState::Exited => ("■ exited".into(), false),
+        ThreadState::Stalled { since_beat_ms } => (
+            format!("◌ STALLED: no progress for {since_beat_ms} ms"),
+            true,
+        ),
+        ThreadState::Dead { message } => (format!("✖ DEAD: {message}"), true),
+    }
+}
 
 pub fn ui(ui: &mut Ui, view: &View) {
     let h = &view.health;
@@ -36,6 +54,14 @@ pub fn ui(ui: &mut Ui, view: &View) {
             );
             row("thumbnails skipped", format!("{}", h.thumbnails_skipped));
             row(
+                "alarm events not journaled",
+                format!("{}", h.alarm_journal_drops),
+            );
+            row(
+                "alarm commands not applied",
+                format!("{}", h.alarm_commands_refused),
+            );
+            row(
                 "UI frame CPU p50 / p99",
                 format!("{:.2} / {:.2} ms", h.ui_frame_p50_ms, h.ui_frame_p99_ms),
             );
@@ -48,6 +74,23 @@ pub fn ui(ui: &mut Ui, view: &View) {
             for (name, rate) in &h.allocs_per_s {
                 ui.label(*name);
                 ui.label(RichText::new(format!("{rate:.0}")).monospace());
+                ui.end_row();
+            }
+        });
+    ui.label(RichText::new("Threads").strong());
+    egui::Grid::new("threads")
+        .striped(true)
+        .num_columns(2)
+        .show(ui, |ui| {
+            for (name, state) in &h.threads {
+                let (text, abnormal) = thread_state_text(state);
+                ui.label(name);
+                // Colour only for abnormal, and the word says it too.
+                let mut t = RichText::new(text).monospace();
+                if abnormal {
+                    t = t.color(look::QUALITY).strong();
+                }
+                ui.label(t);
                 ui.end_row();
             }
         });

@@ -12,6 +12,18 @@ use egui_plot::{Line, Plot};
 
 pub fn ui(ui: &mut Ui, view: &View, trends: &TrendRings) {
     ui.heading("Heartbeats");
+    // `view.machine` is already taken as seen now (every row LOST when the
+    // monitor stopped); say why, once, above the rows.
+    if view.machine.is_out_of_date(view.now_ns) {
+        ui.label(
+            RichText::new(format!(
+                "⊘ Monitor stopped: no machine data for {:.1} s; every value below is its last reading",
+                view.machine.age_ns(view.now_ns) as f64 / 1e9
+            ))
+            .color(look::QUALITY)
+            .strong(),
+        );
+    }
     egui::Grid::new("heartbeats")
         .striped(true)
         .num_columns(4)

@@ -5,7 +5,7 @@
 
 use super::look;
 use super::view::View;
-use crate::monitor::{Priority, Quality};
+use crate::monitor::{AlarmState, Priority, Quality, Shelving};
 use crate::run::RunState;
 use egui::{RichText, Ui};
 
@@ -21,9 +21,61 @@ pub fn state_icon(s: RunState) -> &'static str {
     }
 }
 
+/// How many alarms of one priority are in the list, and how many of them
+/// are unacknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlarmCount {
+    pub priority: Priority,
+    /// Active (acknowledged or not) plus returned-unacknowledged; shelved
+    /// alarms are not counted (they are out of the operator's list).
+    pub listed: u16,
+    pub unacknowledged: u16,
+}
+
+/// Alarm counts by priority, highest first, counted from the entries
+/// themselves (an active acknowledged alarm and a returned unacknowledged
+/// one are both in the list; no arithmetic on the totals can tell them
+/// apart).
+pub fn alarm_counts(a: &crate::monitor::AlarmSnapshot) -> [AlarmCount; 3] {
+    let mut counts = [Priority::High, Priority::Medium, Priority::Low].map(|priority| AlarmCount {
+        priority,
+        listed: 0,
+        unacknowledged: 0,
+    });
+    for e in a.entries() {
+        if e.shelving != Shelving::None || e.state == AlarmState::Normal {
+            continue;
+        }
+        let c = &mut counts[3 - e.priority.clamp(1, 3) as usize];
+        c.listed += 1;
+        if e.state.is_unacknowledged() {
+            c.unacknowledged += 1;
+        }
+    }
+    counts
+}
+
+/// "◆ High 3 (2 unack)": the word names the priority, the number is the
+/// count, so "3 HIGH" cannot be read as priority 3 or as a count.
+pub fn alarm_count_text(c: &AlarmCount) -> String {
+    let (shape, word) = match c.priority {
+        Priority::High => ("◆", "High"),
+        Priority::Medium => ("▲", "Medium"),
+        Priority::Low => ("■", "Low"),
+    };
+    if c.unacknowledged > 0 {
+        format!("{shape} {word} {} ({} unack)", c.listed, c.unacknowledged)
+    } else {
+        format!("{shape} {word} {}", c.listed)
+    }
+}
+
 /// "OK", or the worst problem, as text.
 pub fn overall_health(view: &View) -> (String, Option<egui::Color32>) {
     let a = &view.alarms;
+    if a.evaluator_stopped {
+        return ("⊘ ALARMS STOPPED".into(), Some(look::ALARM_HIGH));
+    }
     if a.active[2] > 0 {
         return ("◆ ALARM".into(), Some(look::ALARM_HIGH));
     }
@@ -63,6 +115,9 @@ pub fn ui(ui: &mut Ui, view: &View) {
             });
         }
         ui.label(text).on_hover_text(run.cause.as_str());
+        if let Some(quiet) = run_quiet_text(run, view.now_ns) {
+            ui.label(RichText::new(quiet).color(look::QUALITY).strong());
+        }
         ui.separator();
         ui.label(format!(
             "Recipe {}",
@@ -87,29 +142,16 @@ pub fn ui(ui: &mut Ui, view: &View) {
         };
         ui.label(format!("Dies {}/{}{eta}", slow.dies_done, slow.dies_total));
         ui.separator();
-        for (i, p) in [Priority::High, Priority::Medium, Priority::Low]
-            .into_iter()
-            .enumerate()
-        {
-            let idx = 2 - i;
-            let n = view.alarms.active[idx]
-                + view.alarms.unacknowledged[idx].saturating_sub(view.alarms.active[idx]);
-            let unack = view.alarms.unacknowledged[idx] > 0;
-            let label = format!(
-                "{}{} {}",
-                look::priority_badge(p),
-                if unack { " ●" } else { "" },
-                n
-            );
+        for c in alarm_counts(&view.alarms) {
+            let label = alarm_count_text(&c);
             let mut t = RichText::new(label);
-            if n > 0 {
-                t = t.color(look::priority_color(p)).strong();
+            if c.listed > 0 {
+                t = t.color(look::priority_color(c.priority)).strong();
             }
-            ui.label(t).on_hover_text(if unack {
-                "unacknowledged alarms"
-            } else {
-                "active alarms"
-            });
+            ui.label(t).on_hover_text(
+                "alarms in the list at this priority (active or returned, not shelved); \
+                 in brackets: how many are unacknowledged",
+            );
         }
         ui.separator();
         let (health, color) = overall_health(view);
@@ -126,6 +168,22 @@ pub fn ui(ui: &mut Ui, view: &View) {
             ui.label(RichText::new(&view.clock).monospace());
         });
     });
+}
+
+/// While a run should be moving, the engine publishes at every die; a
+/// run picture that has not changed for this long is shown with its age
+/// so a stuck engine never looks like a running one.
+pub const RUN_QUIET_AFTER_NS: u64 = 10_000_000_000;
+
+/// "⊘ no update for 12 s" when a moving run's snapshot is that old.
+pub fn run_quiet_text(run: &crate::run::RunSnapshot, now_ns: u64) -> Option<String> {
+    let moving = matches!(
+        run.state,
+        RunState::Running | RunState::Pausing | RunState::Stopping | RunState::Aborting
+    );
+    let age = now_ns.saturating_sub(run.taken_ns);
+    (moving && run.taken_ns > 0 && age > RUN_QUIET_AFTER_NS)
+        .then(|| format!("⊘ no update for {} s", age / 1_000_000_000))
 }
 
 fn or_dash(s: &str) -> &str {

@@ -2,6 +2,7 @@
 //! "slow" copies of the numbers an operator reads (refreshed once a
 //! second, so figures never flicker).
 
+use crate::hot::ThreadState;
 use crate::monitor::{AlarmDef, AlarmSnapshot, MachineSnapshot};
 use crate::run::RunSnapshot;
 use std::sync::Arc;
@@ -23,6 +24,12 @@ pub struct Health {
     pub ui_frame_p50_ms: f64,
     pub ui_frame_p99_ms: f64,
     pub thumbnails_skipped: u64,
+    /// Every watched thread and its state (`hot::liveness::threads`).
+    pub threads: Vec<(String, ThreadState)>,
+    /// Alarm events the evaluator could not hand to the journal.
+    pub alarm_journal_drops: u64,
+    /// Operator alarm commands the evaluator did not take.
+    pub alarm_commands_refused: u64,
 }
 
 impl Default for Health {
@@ -42,12 +49,16 @@ impl Default for Health {
             ui_frame_p50_ms: 0.0,
             ui_frame_p99_ms: 0.0,
             thumbnails_skipped: 0,
+            threads: Vec::new(),
+            alarm_journal_drops: 0,
+            alarm_commands_refused: 0,
         }
     }
 }
 
 pub struct View {
-    /// Monitor time now, ns (the time base of machine snapshots).
+    /// Process clock now, ns (`hot::now_ns`, the time base of every
+    /// snapshot). `machine` and `alarms` are already taken as seen at it.
     pub now_ns: u64,
     /// Wall clock, "HH:MM:SS" UTC, and the liveness tick.
     pub clock: String,
