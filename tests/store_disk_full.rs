@@ -120,7 +120,7 @@ fn a_database_that_fills_mid_run_faults_it_and_keeps_what_was_committed() {
         (size, s.limit_pages(size + 2).unwrap())
     };
     assert_eq!(cap, size + 2);
-    wait("run end", || view.read().value.state.is_terminal_for_test());
+    wait("run end", || view.read().value.state.ended_for_test());
     let s = view.read().value;
     assert_eq!(s.state, RunState::Faulted, "cause: {}", s.cause);
     assert_eq!(s.exit, Some(ExitStatus::Faulted));
@@ -161,10 +161,10 @@ fn a_database_that_fills_mid_run_faults_it_and_keeps_what_was_committed() {
 }
 
 trait Terminal {
-    fn is_terminal_for_test(self) -> bool;
+    fn ended_for_test(&self) -> bool;
 }
 impl Terminal for RunState {
-    fn is_terminal_for_test(self) -> bool {
+    fn ended_for_test(&self) -> bool {
         matches!(
             self,
             RunState::Complete | RunState::Aborted | RunState::Faulted
@@ -196,7 +196,7 @@ fn run_on_small_disk(d: &Path) -> (i32, String) {
     let rc = text
         .lines()
         .filter_map(|l| l.strip_prefix("rc="))
-        .last()
+        .next_back()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(-1);
     (rc, text)
