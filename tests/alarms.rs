@@ -435,7 +435,9 @@ guidance = "g"
 "#,
     );
     let (mut e, rx) = engine(&toml);
-    let p = 2 * MS;
+    // A period long enough that 3 periods are above the 100 ms floor the
+    // readers allow for scheduler jitter (quality::MIN_OUT_OF_DATE_NS).
+    let p = 50 * MS;
     let mut last = snap(1.0);
     last.period_ns = p;
     last.taken_ns = 1_000 * MS;
