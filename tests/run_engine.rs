@@ -277,7 +277,9 @@ fn exports_that_fail_are_in_the_end_state_even_when_the_record_cannot_say_so() {
     std::fs::remove_file(&thumbs).ok();
     assert_eq!(s.exit, Some(ExitStatus::Complete));
     assert!(
-        s.not_exported.as_str().contains("defect thumbnails not written"),
+        s.not_exported
+            .as_str()
+            .contains("defect thumbnails not written"),
         "{:?}",
         s.not_exported
     );
