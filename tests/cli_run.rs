@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -462,7 +462,23 @@ fn after_ctrl_c_the_bar_shows_the_dies_really_inspected() {
         .expect("no child of script");
     let ok = Command::new("kill").args(["-INT", pid]).status().unwrap();
     assert!(ok.success());
-    let status = script.wait().unwrap();
+    // A run that does not stop must fail the test, not hang it: give it a
+    // minute, then end `script` by PID (its session goes with it).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = script.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            Command::new("kill")
+                .args(["-KILL", pid, &script.id().to_string()])
+                .status()
+                .unwrap();
+            script.wait().unwrap();
+            panic!("the run did not stop within 60 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let screen = reader.join().unwrap();
     assert_eq!(status.code(), Some(3), "{screen}");
     let done: u32 = screen

@@ -13,7 +13,7 @@ use waferscope::monitor::{content_hash, AlarmService, Journal, Monitor, MonitorC
 use waferscope::run::record::MemoryRun;
 use waferscope::run::{
     EngineConfig, EngineHandle, ExitStatus, MemoryStore, RunCommand, RunEngine, RunIdentity,
-    RunState, SimMachine,
+    RunState, RunStore, SimMachine,
 };
 
 const RECIPE: &str = r#"
@@ -70,6 +70,17 @@ fn tool_with(
     fps: Option<f64>,
     adjust: impl FnOnce(&mut SimMachine, &mut EngineConfig),
 ) -> Tool {
+    tool_with_store(name, fps, adjust, |store| Box::new(store))
+}
+
+/// As [`tool_with`], with the engine's store wrapped by `wrap` (the
+/// memory store stays readable through `Tool::run`).
+fn tool_with_store(
+    name: &str,
+    fps: Option<f64>,
+    adjust: impl FnOnce(&mut SimMachine, &mut EngineConfig),
+    wrap: impl FnOnce(Arc<Mutex<MemoryStore>>) -> Box<dyn RunStore>,
+) -> Tool {
     let dir = std::env::temp_dir().join(format!("waferscope-run-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let io = SimIoFaults::new();
@@ -108,7 +119,7 @@ fn tool_with(
         monitor.snapshots.reader().unwrap(),
         alarms.snapshots.reader().unwrap(),
         defs,
-        Box::new(store.clone()),
+        wrap(store.clone()),
         cfg,
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -216,6 +227,69 @@ fn a_complete_run() {
     // Acknowledge the summary: back to Idle.
     t.engine.command(RunCommand::Acknowledge).unwrap();
     assert_eq!(t.snap().state, RunState::Idle);
+}
+
+/// A store whose note of a failed export cannot be written (the export
+/// and the database on the same full disk).
+struct CannotNoteExports(Arc<Mutex<MemoryStore>>);
+
+impl RunStore for CannotNoteExports {
+    fn begin(&mut self, start: &waferscope::run::record::RunStart) -> anyhow::Result<u64> {
+        self.0.begin(start)
+    }
+    fn record_die(
+        &mut self,
+        run: u64,
+        result: &waferscope::pipeline::DieResult,
+    ) -> anyhow::Result<()> {
+        self.0.record_die(run, result)
+    }
+    fn mark_not_inspected(&mut self, run: u64, dies: &[u32]) -> anyhow::Result<()> {
+        self.0.mark_not_inspected(run, dies)
+    }
+    fn end(&mut self, run: u64, status: ExitStatus, reason: &str, at: i64) -> anyhow::Result<()> {
+        self.0.end(run, status, reason, at)
+    }
+    fn export_failed(&mut self, _run: u64, _why: &str) -> anyhow::Result<()> {
+        anyhow::bail!("disk full")
+    }
+}
+
+#[test]
+fn exports_that_fail_are_in_the_end_state_even_when_the_record_cannot_say_so() {
+    let thumbs = std::env::temp_dir().join(format!(
+        "waferscope-run-{}-thumbs-are-a-file",
+        std::process::id()
+    ));
+    // A regular file where the thumbnail directory should be: no thumbnail
+    // of the run can be written.
+    std::fs::write(&thumbs, "not a directory").unwrap();
+    let root = thumbs.clone();
+    let t = tool_with_store(
+        "not-exported",
+        None,
+        |_, cfg| cfg.thumbnail_root = Some(root),
+        |store| Box::new(CannotNoteExports(store)),
+    );
+    t.start();
+    t.wait_state(RunState::Complete);
+    let s = t.snap();
+    std::fs::remove_file(&thumbs).ok();
+    assert_eq!(s.exit, Some(ExitStatus::Complete));
+    assert!(
+        s.not_exported
+            .as_str()
+            .contains("defect thumbnails not written"),
+        "{:?}",
+        s.not_exported
+    );
+    // The record could not take the note; the end state is what tells.
+    assert_eq!(t.run().export_error, None);
+    // A complete run whose exports were written says nothing.
+    let ok = tool("exported", None);
+    ok.start();
+    ok.wait_state(RunState::Complete);
+    assert_eq!(ok.snap().not_exported.as_str(), "");
 }
 
 #[test]

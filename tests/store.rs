@@ -204,6 +204,14 @@ fn files_that_are_not_ours_are_refused_and_left_untouched() {
         ),
         "{e}"
     );
+    // No station lock is left beside a file that was refused.
+    let mut left: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".lock"))
+        .collect();
+    left.sort();
+    assert!(left.is_empty(), "{left:?}");
     std::fs::remove_dir_all(d).ok();
 }
 

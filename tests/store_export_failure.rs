@@ -46,8 +46,11 @@ fn runs_listing(d: &Path) -> String {
 #[test]
 fn thumbnails_that_cannot_be_written_exit_7_and_are_recorded() {
     let d = dir("thumbs");
-    // The thumbnail "directory" is a file: no thumbnail can be written.
-    std::fs::write(d.join("thumbs"), "not a directory").unwrap();
+    // The thumbnail directory is fine (the up-front check passes), but the
+    // run's own directory cannot be created: a fresh database starts at run
+    // 1, and `run-1` is already a regular file.
+    std::fs::create_dir_all(d.join("thumbs")).unwrap();
+    std::fs::write(d.join("thumbs/run-1"), "not a directory").unwrap();
     let out = Command::new("sh")
         .args([
             "-c",
@@ -84,25 +87,29 @@ fn a_klarf_that_cannot_be_written_exits_7_and_is_recorded() {
     let d = dir("klarf");
     let k = d.join("klarf");
     std::fs::create_dir_all(&k).unwrap();
-    // The KLARF directory is writable but full (a 64 KiB tmpfs filled up,
-    // in a private mount namespace).
-    let script = format!(
-        "mount -t tmpfs -o size=64k tmpfs '{k}' || exit 97; dd if=/dev/zero of='{k}/fill' bs=4k 2>/dev/null; \
-         {run}; echo \"rc=$?\"",
-        k = k.display(),
-        run = run_cmd(&d, &format!("--thumbnail-dir '{}/thumbs' --klarf-dir '{}'", d.display(), k.display()))
-    );
-    let out = Command::new("unshare")
-        .args(["-m", "sh", "-c", &script])
+    // The KLARF directory is writable (the up-front check passes), but the
+    // run's KLARF file cannot be put in place: a directory already holds its
+    // name (lot, wafer, run 1 of a fresh database), so the rename fails.
+    std::fs::create_dir_all(k.join("LOT-X_W01_run1.klarf")).unwrap();
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &run_cmd(
+                &d,
+                &format!(
+                    "--thumbnail-dir '{}/thumbs' --klarf-dir '{}'",
+                    d.display(),
+                    k.display()
+                ),
+            ),
+        ])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(97), "tmpfs: {stderr}");
-    assert!(stdout.contains("rc=7"), "{stdout}\n{stderr}");
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
     assert!(
         stderr.contains("results not exported: KLARF:")
-            && stderr.contains("No space left on device"),
+            && stderr.contains("LOT-X_W01_run1.klarf: cannot write the export"),
         "{stderr}"
     );
     let (status, export_error) = record(&d);
@@ -114,5 +121,12 @@ fn a_klarf_that_cannot_be_written_exits_7_and_is_recorded() {
             .contains("cannot write the export"),
         "{export_error:?}"
     );
+    // Nothing half-written is left beside it.
+    let mut left: Vec<String> = std::fs::read_dir(&k)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["LOT-X_W01_run1.klarf"]);
     std::fs::remove_dir_all(d).ok();
 }

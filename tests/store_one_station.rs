@@ -167,6 +167,38 @@ fn status_column(db: &Path) -> Vec<(String, String)> {
 }
 
 #[test]
+fn the_same_database_through_a_symlink_is_refused_too() {
+    let d = dir("symlink");
+    let a = d.join("a");
+    std::fs::create_dir_all(&a).unwrap();
+    let real = a.join("r.db");
+    let holder = SqliteStore::open(&real).unwrap();
+    // The database file itself through a symlink in another directory...
+    let b = d.join("b");
+    std::fs::create_dir_all(&b).unwrap();
+    std::os::unix::fs::symlink(&real, b.join("r.db")).unwrap();
+    // ...and through a symlink to its directory.
+    std::os::unix::fs::symlink(&a, d.join("c")).unwrap();
+    for other in [b.join("r.db"), d.join("c/r.db"), d.join("b/../a/r.db")] {
+        let e = format!(
+            "{:#}",
+            SqliteStore::open(&other)
+                .err()
+                .unwrap_or_else(|| panic!("{} opened while held", other.display()))
+        );
+        assert!(
+            e.contains("the results database is in use by another station"),
+            "{}: {e}",
+            other.display()
+        );
+    }
+    drop(holder);
+    // Released: the symlinked path opens the same database now.
+    drop(SqliteStore::open(&b.join("r.db")).unwrap());
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
 fn recovery_closes_only_runs_whose_owner_is_dead() {
     let d = dir("owners");
     let path = d.join("results.db");

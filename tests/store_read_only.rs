@@ -60,6 +60,10 @@ fn an_immutable_database_file_is_refused_before_the_run() {
     let (rc, _, err) = sh(&run_cmd(&db, &work));
     assert_eq!(rc, 0, "a first run records: {err}");
     let before = listing(&d);
+    // A run leaves only the database and its station lock behind: were
+    // -wal or -shm already here, a refusal that created them would go
+    // unnoticed below.
+    assert_eq!(before, ["results.db", "results.db.lock"]);
     let (rc, _, err) = sh(&format!("chattr +i '{}'", db.display()));
     assert_eq!(rc, 0, "chattr: {err}");
     let guard = Immutable(db.clone());
@@ -93,6 +97,10 @@ fn a_database_on_a_read_only_mount_is_refused_before_the_run() {
     let (rc, _, err) = sh(&run_cmd(&db, &work));
     assert_eq!(rc, 0, "a first run records: {err}");
     let before = listing(&d);
+    // A run leaves only the database and its station lock behind: were
+    // -wal or -shm already here, a refusal that created them would go
+    // unnoticed below.
+    assert_eq!(before, ["results.db", "results.db.lock"]);
     let script = format!(
         "mount --bind '{d}' '{d}' && mount -o remount,bind,ro '{d}' '{d}' || exit 97; {run}; echo \"rc=$?\"",
         d = d.display(),

@@ -288,17 +288,15 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     // Dropping the runtime drops the engine and with it the store, which
     // commits and closes the database.
     drop(rt);
-    // The run record is the truth about exports: the engine wrote there why
-    // they failed.
-    let not_exported = match run_id {
-        Some(id) => crate::store::query::export_error(&args.db, id as i64)?,
-        None => None,
-    };
-    if let Some(why) = &not_exported {
-        eprintln!("warning: results not exported: {why} (the run is recorded; repeat with `waferscope export`)");
+    // The engine's end state says whether the exports were written; the
+    // database is not read again (a read could fail for a run that did
+    // happen, and would leave -wal/-shm behind).
+    let not_exported = end.not_exported.as_str();
+    if !not_exported.is_empty() {
+        crate::errln!("warning: results not exported: {not_exported} (the run is recorded; repeat with `waferscope export`)");
     }
     Ok(match status {
-        ExitStatus::Complete if not_exported.is_some() => exit_code::NOT_EXPORTED,
+        ExitStatus::Complete if !not_exported.is_empty() => exit_code::NOT_EXPORTED,
         ExitStatus::Complete => exit_code::COMPLETE,
         ExitStatus::Stopped => exit_code::STOPPED,
         ExitStatus::Aborted => exit_code::ABORTED,

@@ -255,6 +255,7 @@ impl RunEngine {
         self.snap.defects = 0;
         self.snap.exit = None;
         self.snap.cause = FixedText::default();
+        self.snap.not_exported = FixedText::default();
         self.loaded = Some((recipe, identity));
         match self.interlocks() {
             Ok(()) => {
@@ -829,16 +830,23 @@ impl RunEngine {
             }
             Err(e) => not_exported.push(format!("KLARF: {e:#}")),
         }
-        let thumbs_failed = self.machine.thumbnails_failed() - w.thumbnails_failed_before;
+        let thumbs_failed = self
+            .machine
+            .thumbnails_failed()
+            .saturating_sub(w.thumbnails_failed_before);
         if thumbs_failed > 0 {
             not_exported.push(format!("{thumbs_failed} defect thumbnails not written"));
         }
+        let mut not_exported_why = String::new();
         if !not_exported.is_empty() {
             let why = not_exported.join("; ");
             tracing::error!(run_id, "results not exported: {why}");
+            // Even when this cannot be recorded (the export and the database
+            // on the same full disk), the snapshot below still says so.
             if let Err(e) = self.store.export_failed(run_id, &why) {
                 tracing::error!("recording the export failure of run {run_id}: {e:#}");
             }
+            not_exported_why = why.clone();
             let note = format!("results not exported: {why}");
             reason = if reason.is_empty() {
                 note
@@ -849,6 +857,7 @@ impl RunEngine {
         tracing::info!(run_id, status = status.name(), reason = %reason, not_inspected = not_inspected.len(), "run ended");
         self.snap.exit = Some(status);
         self.snap.cause = FixedText::new(&reason);
+        self.snap.not_exported = FixedText::new(&not_exported_why);
         let _ = self.events.send(RunEvent::Ended { status, reason });
         self.set_state(state);
     }

@@ -35,6 +35,11 @@ pub struct RunSnapshot {
     /// The last refused command and why.
     pub refusal: FixedText<128>,
     pub exit: Option<ExitStatus>,
+    /// Set when the run has ended but its exports (KLARF, thumbnails) could
+    /// not be written: why. Empty when they were (or none were asked for).
+    /// The engine's own end state, so the caller need not re-read the
+    /// database (where recording the failure may itself have failed).
+    pub not_exported: FixedText<255>,
     /// Counts every snapshot change (lets a reader notice any change).
     pub revision: u64,
 }

@@ -29,11 +29,34 @@ impl StationLock {
     }
 }
 
-/// `<db>.lock` beside the database.
+/// `<db>.lock` beside the database, named from its canonical path: the
+/// same file reached through a symlink (to it or to a directory above it)
+/// or `..` gets the same lock, so a second station cannot slip past it.
 pub fn lock_path(db: &Path) -> PathBuf {
+    let db = canonical(db);
     let mut name = db.file_name().unwrap_or_default().to_owned();
     name.push(".lock");
     db.with_file_name(name)
+}
+
+/// The database's canonical path; for a database not created yet, its
+/// directory's canonical path and its name. A path that cannot be resolved
+/// at all stays as given (opening the database will then fail and say
+/// why).
+fn canonical(db: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(db) {
+        return real;
+    }
+    let Some(name) = db.file_name() else {
+        return db.to_owned();
+    };
+    let dir = match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::canonicalize(dir)
+        .map(|d| d.join(name))
+        .unwrap_or_else(|_| db.to_owned())
 }
 
 /// Takes the station lock of `db`, or says who holds it.
@@ -46,8 +69,9 @@ pub fn acquire(db: &Path) -> Result<StationLock> {
         .truncate(false)
         .open(&path)
         .with_context(|| format!("{}: cannot open the station lock", path.display()))?;
-    // SAFETY: `file` is an open descriptor owned by this function for the
-    // whole call; flock only reads it.
+    // SAFETY: flock takes no pointers, only a descriptor; it is open and
+    // owned by `file`, which outlives the call and, moved into the
+    // returned `StationLock`, holds the lock for as long as it is needed.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
         let err = std::io::Error::last_os_error();

@@ -225,14 +225,3 @@ pub fn load_run(conn: &Connection, id: i64) -> Result<RunExport> {
         defects,
     })
 }
-
-/// Why run `run`'s exports failed, if they did (read-only; the database
-/// must exist).
-pub fn export_error(db: &std::path::Path, run: i64) -> Result<Option<String>> {
-    let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", db.display()))?;
-    conn.query_row("SELECT export_error FROM runs WHERE id = ?1", [run], |r| {
-        r.get(0)
-    })
-    .map_err(|e| anyhow::anyhow!("{}: reading run {run}: {e}", db.display()))
-}

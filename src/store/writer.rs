@@ -81,16 +81,36 @@ impl SqliteStore {
     /// it, recovers runs whose owner died, and starts the writer thread.
     pub fn open(path: &Path) -> Result<Self> {
         db::ensure_writable(path)?;
+        // A refused file (another application's database, a newer schema)
+        // is left as it was: no lock file of ours beside it either.
+        let lock_was_there = super::lock::lock_path(path).exists();
         let lock = super::lock::acquire(path)?;
-        let conn = db::open(path)?;
+        let refuse = |lock: StationLock, why: anyhow::Error| -> anyhow::Error {
+            if !lock_was_there {
+                if let Err(e) = std::fs::remove_file(lock.path()) {
+                    tracing::warn!(
+                        "{}: cannot remove the station lock: {e}",
+                        lock.path().display()
+                    );
+                }
+            }
+            why
+        };
+        let conn = match db::open(path) {
+            Ok(conn) => conn,
+            Err(why) => return Err(refuse(lock, why)),
+        };
         if conn
             .is_readonly(rusqlite::DatabaseName::Main)
             .unwrap_or(true)
         {
-            anyhow::bail!(
-                "{}: the results database opened read-only; refusing to start a run that could not be recorded",
-                path.display()
-            );
+            return Err(refuse(
+                lock,
+                anyhow!(
+                    "{}: the results database opened read-only; refusing to start a run that could not be recorded",
+                    path.display()
+                ),
+            ));
         }
         let recovered = db::recover(&conn, unix_ms_now())
             .with_context(|| format!("{}: recovering interrupted runs", path.display()))?;
