@@ -435,9 +435,14 @@ guidance = "g"
 "#,
     );
     let (mut e, rx) = engine(&toml);
-    // A period long enough that 3 periods are above the 100 ms floor the
-    // readers allow for scheduler jitter (quality::MIN_OUT_OF_DATE_NS).
-    let p = 50 * MS;
+    // A period long enough that 3 periods are above the floor the readers
+    // allow for scheduler jitter (quality::MIN_OUT_OF_DATE_NS).
+    let p = 200 * MS;
+    assert_eq!(
+        waferscope::monitor::quality::out_of_date_after_ns(p),
+        3 * p,
+        "3 periods are above the floor"
+    );
     let mut last = snap(1.0);
     last.period_ns = p;
     last.taken_ns = 1_000 * MS;

@@ -685,3 +685,78 @@ fn a_camera_that_stops_mid_die_faults_the_run_naming_die_and_thread() {
     assert_eq!(t.snap().state, RunState::Idle);
     t.device.release_camera();
 }
+
+/// A start interlock reads a picture that a loaded station's scheduler
+/// left late (its producer alive, not ended): the engine waits, bounded,
+/// for the producer's next picture before refusing. CI once refused a
+/// start on an alarm picture 189 ms old on a busy 2-core machine.
+#[test]
+fn a_picture_late_by_a_scheduler_hiccup_waits_for_the_next_and_a_hung_one_refuses() {
+    let dir = std::env::temp_dir().join(format!("waferscope-run-{}-late", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let io = SimIoFaults::new();
+    let monitor = Monitor::start(
+        Box::new(SimIo::new(io.clone())),
+        MonitorConfig::uniform(Duration::from_millis(2)),
+    );
+    let defs_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/alarms.toml");
+    let defs: Arc<[_]> = load_alarms(&defs_path).unwrap().into();
+    let alarms = AlarmService::start(
+        defs.clone(),
+        &content_hash("test"),
+        Journal::open(&dir.join("journal.db")).unwrap(),
+        monitor.snapshots.reader().unwrap(),
+        monitor.epoch,
+        Duration::from_millis(2),
+    )
+    .unwrap();
+    let mut real = monitor.snapshots.reader().unwrap();
+    wait("monitor live", || real.read().value.all_live());
+    // The engine reads the machine through a cell this test publishes to:
+    // the last live picture, then nothing (a producer that hangs).
+    let live = real.read().value;
+    let (mut cell, subscriber) = waferscope::hot::latest_cell(live);
+    let (engine, handle) = RunEngine::new(
+        Box::new(SimMachine::fast(9)),
+        subscriber.reader().unwrap(),
+        alarms.snapshots.reader().unwrap(),
+        defs,
+        Box::new(Arc::new(Mutex::new(MemoryStore::default()))),
+        EngineConfig::default(),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.spawn(engine.serve());
+    let limit = waferscope::monitor::quality::out_of_date_after_ns(live.period_ns);
+    wait("the picture is out of date", || {
+        live.age_ns(waferscope::hot::now_ns()) > limit
+    });
+    let recipe = || waferscope::run::recipe::parse(RECIPE).unwrap();
+
+    // Hung: no picture comes; the load refuses, naming the age.
+    let t0 = Instant::now();
+    let why = handle.load(recipe(), identity()).unwrap_err();
+    assert!(why.contains("monitor stopped: machine data is"), "{why}");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "it waited first"
+    );
+
+    // Late: the next picture arrives while the engine waits for it.
+    let republish = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        let mut fresh = real.read().value;
+        fresh.taken_ns = waferscope::hot::now_ns();
+        cell.publish(fresh);
+        cell
+    });
+    handle.load(recipe(), identity()).unwrap();
+    let view = handle.snapshots.reader().unwrap().read().value;
+    assert_eq!(view.state, RunState::Ready);
+    drop(republish.join().unwrap());
+    drop(rt);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn a_snapshot_older_than_three_periods_reads_lost_everywhere() {
-        let p = 50_000_000;
+        let p = 200_000_000;
         let m = live(1_000_000_000, p);
         assert_eq!(
             m.as_seen_at(m.taken_ns + 3 * p),

@@ -4,7 +4,7 @@
 //! suspenders.
 
 use super::recipe::ValidRecipe;
-use super::safety::{abort_cause, interlock_failures, suspend_cause, SafetyLimits};
+use super::safety::{abort_cause, interlock_failures_at, suspend_cause, SafetyLimits};
 use super::snapshot::{RunEvent, RunSnapshot};
 use super::state::{transition, CommandKind, RunCommand, RunState};
 use super::station::MachineControl;
@@ -51,6 +51,10 @@ impl Default for EngineConfig {
         }
     }
 }
+
+/// How long a one-shot interlock check waits for a fresh picture from a
+/// producer whose last one is late by age (see `Engine::interlocks`).
+const FRESH_PICTURE_WAIT: Duration = Duration::from_secs(1);
 
 type Reply = Option<flume::Sender<Result<(), String>>>;
 
@@ -197,14 +201,14 @@ impl RunEngine {
                     identity,
                     reply,
                 } => {
-                    let r = self.load(*recipe, identity);
+                    let r = self.load(*recipe, identity).await;
                     self.answer(reply, r);
                 }
                 Request::Command { cmd, reply } => {
                     let kind = cmd.kind();
                     match transition(self.snap.state, kind) {
                         Err(why) => self.answer(reply, Err(why.to_string())),
-                        Ok(_) if kind == CommandKind::Start => match self.interlocks() {
+                        Ok(_) if kind == CommandKind::Start => match self.interlocks().await {
                             Err(why) => self.answer(reply, Err(why)),
                             Ok(()) => {
                                 self.answer(reply, Ok(()));
@@ -232,7 +236,7 @@ impl RunEngine {
         }
     }
 
-    fn load(&mut self, recipe: ValidRecipe, identity: RunIdentity) -> Result<(), String> {
+    async fn load(&mut self, recipe: ValidRecipe, identity: RunIdentity) -> Result<(), String> {
         if !matches!(
             self.snap.state,
             super::state::RunState::Idle | super::state::RunState::Ready
@@ -257,7 +261,7 @@ impl RunEngine {
         self.snap.cause = FixedText::default();
         self.snap.not_exported = FixedText::default();
         self.loaded = Some((recipe, identity));
-        match self.interlocks() {
+        match self.interlocks().await {
             Ok(()) => {
                 self.set_state(RunState::Ready);
                 Ok(())
@@ -269,18 +273,32 @@ impl RunEngine {
         }
     }
 
-    fn interlocks(&mut self) -> Result<(), String> {
+    /// The start interlocks, checked once (load, Start). A picture only
+    /// late by age (its producer not ended) may be a scheduler hiccup on a
+    /// loaded station rather than a hung poller: before refusing for that
+    /// alone, wait up to `FRESH_PICTURE_WAIT` for the producers' next
+    /// snapshot. Any other failure refuses at once.
+    async fn interlocks(&mut self) -> Result<(), String> {
         let Some((recipe, _)) = &self.loaded else {
             return Err("no recipe is loaded".into());
         };
         let setpoint = recipe.recipe.optics.illumination_setpoint_pct;
-        let m = self.monitor.read().value;
-        let a = self.alarms.read().value;
-        let why = interlock_failures(&m, &a, &self.alarm_defs, &self.cfg.limits, setpoint);
-        if why.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("interlocks not satisfied: {}", why.join("; ")))
+        let give_up = Instant::now() + FRESH_PICTURE_WAIT;
+        loop {
+            let m = self.monitor.read().value;
+            let a = self.alarms.read().value;
+            let now = crate::hot::now_ns();
+            let why =
+                interlock_failures_at(&m, &a, &self.alarm_defs, &self.cfg.limits, setpoint, now);
+            if why.is_empty() {
+                return Ok(());
+            }
+            let late_by_age =
+                (!m.ended && m.is_out_of_date(now)) || (!a.ended && a.is_out_of_date(now));
+            if !late_by_age || Instant::now() >= give_up {
+                return Err(format!("interlocks not satisfied: {}", why.join("; ")));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
