@@ -101,6 +101,11 @@ enum Command {
         /// be writable).
         #[arg(long, default_value = "thumbnails")]
         thumbnail_dir: std::path::PathBuf,
+        /// Taught golden dies (`waferscope teach`); a recipe with none gets
+        /// one taught at the start of its first run, kept here. Default:
+        /// `golden/` beside the database.
+        #[arg(long)]
+        golden_dir: Option<std::path::PathBuf>,
         /// Alarm definitions.
         #[arg(long, default_value = "assets/alarms.toml")]
         alarms: std::path::PathBuf,
@@ -117,6 +122,23 @@ enum Command {
         /// Do not pace the simulated stage and camera like the real tool.
         #[arg(long)]
         fast: bool,
+        /// Frame rate of the simulated camera when paced (frames/s).
+        #[arg(long, default_value_t = 60.0)]
+        sim_fps: f64,
+    },
+    /// Teach a recipe's golden die on the simulated tool: the median of
+    /// DIES dies of its plan, each aligned to the first, saved as
+    /// GOLDEN_DIR/<recipe id>.png where `run` and the window find it.
+    Teach {
+        #[arg(long)]
+        recipe: std::path::PathBuf,
+        #[arg(long, default_value_t = waferscope::run::station::DEFAULT_TEACH_DIES)]
+        dies: usize,
+        #[arg(long, default_value = "golden")]
+        golden_dir: std::path::PathBuf,
+        /// Seed of the simulated wafer.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Inspect a whole simulated wafer headless (the default).
     Simulate {
@@ -302,13 +324,16 @@ fn run(cli: Cli) -> Result<()> {
             db,
             klarf_dir,
             thumbnail_dir,
+            golden_dir,
             alarms,
             log_dir,
             keep_days,
             seed,
             fast,
+            sim_fps,
         }) => {
             let args = waferscope::cli::run::RunArgs {
+                sim_fps,
                 recipe,
                 lot,
                 wafer,
@@ -317,6 +342,7 @@ fn run(cli: Cli) -> Result<()> {
                 db,
                 klarf_dir,
                 thumbnail_dir,
+                golden_dir,
                 alarms,
                 log_dir,
                 seed,
@@ -328,6 +354,17 @@ fn run(cli: Cli) -> Result<()> {
                 Err(e) => fail(e),
             }
         }
+        Some(Command::Teach {
+            recipe,
+            dies,
+            golden_dir,
+            seed,
+        }) => waferscope::cli::teach::run(&waferscope::cli::teach::TeachArgs {
+            recipe,
+            dies,
+            golden_dir,
+            seed,
+        }),
         Some(Command::Simulate {
             wafer_mm,
             die_mm,

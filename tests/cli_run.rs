@@ -111,7 +111,11 @@ fn ctrl_c_stops_and_twice_aborts() {
         "{text}"
     );
 
+    // A camera at 5 frames/s: the die in hand takes 200 ms, so the second
+    // press (30 ms later) lands while the run is still stopping. At 60
+    // frames/s a stop can finish first, and the run then ends stopped.
     let mut child = waferscope(&d, "full-300mm.toml", false)
+        .args(["--sim-fps", "5"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -492,6 +496,74 @@ fn after_ctrl_c_the_bar_shows_the_dies_really_inspected() {
     assert_eq!(
         last, done,
         "the bar's last line is not the dies inspected: {screen}"
+    );
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn teach_keeps_a_golden_the_run_then_uses_and_a_misfit_one_is_refused_naming_it() {
+    let d = dir("teach");
+    let golden_dir = d.join("golden");
+    let recipe = root().join("assets/recipes/sampled-200mm.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_waferscope"))
+        .args(["teach", "--dies", "5", "--recipe"])
+        .arg(&recipe)
+        .arg("--golden-dir")
+        .arg(&golden_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("taught from 5 dies"), "{stdout}");
+    let files: Vec<_> = std::fs::read_dir(&golden_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let golden = &files[0];
+    let taught = std::fs::read(golden).unwrap();
+
+    // The run (database in `d`: goldens beside it) uses it, unchanged.
+    let run = Command::new(env!("CARGO_BIN_EXE_waferscope"))
+        .args(run_args(&d, "LOT-1", "W-1"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        std::fs::read(golden).unwrap(),
+        taught,
+        "used, not re-taught"
+    );
+
+    // A golden of another size (the optics changed): refused before the
+    // run, naming the file.
+    image::save_buffer(
+        golden,
+        &[0u8; 16 * 16],
+        16,
+        16,
+        image::ExtendedColorType::L8,
+    )
+    .unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_waferscope"))
+        .args(run_args(&d, "LOT-1", "W-2"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&golden.display().to_string()) && err.contains("16×16"),
+        "{err}"
     );
     std::fs::remove_dir_all(d).ok();
 }

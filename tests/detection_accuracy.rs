@@ -58,7 +58,12 @@ fn score_wafer(seed: u64, score: &mut Score) {
     let wafer = Arc::new(wafer(seed));
     assert!(wafer.sites.len() >= 50, "{} dies", wafer.sites.len());
     let mut cam = SimCamera::new(wafer.clone(), 2.0, Arc::new(SimFaults::default()));
-    let golden = cam.golden();
+    // The golden die is taught from dies of the wafer (the median of 5),
+    // as on the tool: never the simulator's noise-free render.
+    let plan: Vec<u32> = wafer.sites.iter().map(|s| s.index).collect();
+    let golden = waferscope::run::station::teach_on(&wafer, &plan, 5)
+        .unwrap()
+        .pixels;
     let mut golden_prof = Profiles::new(SIZE, SIZE);
     golden_prof.compute(&golden);
     let pool = FramePool::new(wafer.sites.len(), FrameGeometry::gray8(SIZE, SIZE));

@@ -332,3 +332,27 @@ fn thumbnails_that_cannot_be_written_are_counted_in_health() {
     drop(h);
     std::fs::remove_dir_all(d).ok();
 }
+
+#[test]
+fn an_engineer_teaches_the_loaded_recipes_golden_die_from_the_window() {
+    let (app, dir) = app("teach");
+    let mut h = harness(app);
+    wait_for(&mut h, "healthy", |h| has(h, "Health ✔ OK"));
+    h.get_by_role_and_label(egui::accesskit::Role::ComboBox, "Recipe")
+        .click();
+    h.run_steps(2);
+    h.get_by_label("sampled-200mm.toml").click();
+    h.run_steps(2);
+    h.get_by_label("Load recipe").click();
+    wait_for(&mut h, "READY", |h| has(h, "■ READY"));
+    h.get_by_label("Teach golden die").click();
+    wait_for(&mut h, "taught", |h| has(h, "teach golden die: done"));
+    // Kept beside the station's database, named after the recipe.
+    let golden = dir.join("golden/INS-200-SAMPLE4.png");
+    let img = image::open(&golden).unwrap();
+    assert!(
+        img.width() >= 64 && img.width() == img.height(),
+        "{golden:?}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}

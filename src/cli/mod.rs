@@ -8,3 +8,4 @@ pub mod inspect;
 pub mod out;
 pub mod run;
 pub mod simulate;
+pub mod teach;

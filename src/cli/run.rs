@@ -23,14 +23,30 @@ pub struct RunArgs {
     pub db: PathBuf,
     pub klarf_dir: Option<PathBuf>,
     pub thumbnail_dir: PathBuf,
+    /// Taught golden dies, one per recipe (default: `golden/` beside the
+    /// database).
+    pub golden_dir: Option<PathBuf>,
     pub alarms: PathBuf,
     pub log_dir: PathBuf,
     pub seed: u64,
     /// No stage or camera pacing (benchmarks).
     pub fast: bool,
+    /// The simulated camera's frame rate when paced.
+    pub sim_fps: f64,
     /// Daily logs and thumbnail directories older than this many days are
     /// deleted (0 keeps everything).
     pub keep_days: u32,
+}
+
+/// Where taught golden dies are kept: `--golden-dir`, or `golden/` beside
+/// the database (the station's data stays together).
+pub fn golden_dir(args: &RunArgs) -> PathBuf {
+    args.golden_dir.clone().unwrap_or_else(|| {
+        args.db
+            .parent()
+            .unwrap_or(std::path::Path::new(""))
+            .join("golden")
+    })
 }
 
 /// Process exit codes of `waferscope run`.
@@ -93,6 +109,11 @@ impl EngineWatch {
 pub fn run(args: &RunArgs) -> Result<i32> {
     let ids = crate::run::ids::check_identity(&args.lot, &args.wafer, args.slot, &args.operator)
         .map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        args.sim_fps > 0.0 && args.sim_fps <= 10_000.0,
+        "--sim-fps must be above 0 and at most 10000 frames/s, got {}",
+        args.sim_fps
+    );
     let recipe = recipe::load(&args.recipe)?;
     let defs: Arc<[_]> = alarm_defs::load(&args.alarms)?.into();
     let defs_hash = content_hash(&std::fs::read_to_string(&args.alarms).unwrap_or_default());
@@ -106,6 +127,15 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         ensure_writable_dir(dir, "--klarf-dir")?;
     }
     ensure_writable_dir(&args.thumbnail_dir, "--thumbnail-dir")?;
+    ensure_writable_dir(&golden_dir(args), "--golden-dir")?;
+    // A taught golden that no longer fits the recipe is bad input now, not
+    // a fault after the run has started.
+    crate::store::golden::load_golden(
+        &golden_dir(args),
+        &recipe.recipe.id,
+        recipe.image_px,
+        recipe.image_px,
+    )?;
     // Thumbnails are kept per run (run-<id>/) and age out as a whole.
     crate::store::retention::keep_days(&args.thumbnail_dir, "run-", args.keep_days).with_context(
         || {
@@ -136,11 +166,14 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         monitor.epoch,
         Duration::from_millis(5),
     )?;
-    let machine = if args.fast {
+    let mut machine = if args.fast {
         SimMachine::fast(args.seed)
     } else {
-        SimMachine::new(args.seed)
+        let mut m = SimMachine::new(args.seed);
+        m.camera_fps = Some(args.sim_fps);
+        m
     };
+    machine.golden_dir = Some(golden_dir(args));
     let (engine, handle) = RunEngine::new(
         Box::new(machine),
         monitor.snapshots.reader().context("monitor readers")?,
@@ -166,28 +199,35 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         std::thread::sleep(Duration::from_millis(10));
     }
     let identity = ids.identity;
-    // Ctrl-C: first Stop, then Abort.
+    // Ctrl-C: first Stop, then Abort. Each press is sent at once and its
+    // answer awaited on a task of its own: waiting here for the Stop's
+    // answer (which comes only at the next die boundary, after the pipeline
+    // is built) let the Stop finish before a second press was even sent.
     let ctrl_handle = handle.clone();
     rt.spawn(async move {
         let mut presses = 0;
         while tokio::signal::ctrl_c().await.is_ok() {
             presses += 1;
-            if presses == 1 {
+            let (cmd, what) = if presses == 1 {
                 crate::errln!("\nCtrl-C: stopping after the current die (press again to abort)");
-                if let Err(why) = ctrl_handle.command_async(RunCommand::Stop).await {
-                    crate::errln!("Stop refused: {why}");
-                }
+                (RunCommand::Stop, "Stop")
             } else {
                 crate::errln!("\nCtrl-C again: aborting");
-                if let Err(why) = ctrl_handle
-                    .command_async(RunCommand::Abort {
+                (
+                    RunCommand::Abort {
                         reason: "operator pressed Ctrl-C twice".into(),
-                    })
-                    .await
-                {
-                    crate::errln!("Abort refused: {why}");
+                    },
+                    "Abort",
+                )
+            };
+            let answer = ctrl_handle.command_nowait(cmd);
+            tokio::spawn(async move {
+                match answer.recv_async().await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(why)) => crate::errln!("{what} refused: {why}"),
+                    Err(_) => crate::errln!("{what}: the run engine has stopped"),
                 }
-            }
+            });
         }
     });
 

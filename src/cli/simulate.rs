@@ -77,7 +77,13 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
     ));
     let faults = Arc::new(SimFaults::default());
     let camera = SimCamera::new(wafer.clone(), 2.0, faults.clone()).with_frame_rate(args.fps);
-    let golden = camera.golden();
+    // Taught from dies of this wafer, as the tool would (never the
+    // simulator's own noise-free render).
+    let plan: Vec<u32> = wafer.sites.iter().map(|s| s.index).collect();
+    let golden =
+        crate::run::station::teach_on(&wafer, &plan, crate::run::station::DEFAULT_TEACH_DIES)?
+            .pixels
+            .into();
     let stage = SimStage::new(400.0, Duration::from_millis(2), 1.0, faults);
     let tally = Arc::new(Mutex::new(Tally::default()));
     let sink_tally = tally.clone();

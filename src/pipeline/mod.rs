@@ -9,6 +9,7 @@ pub mod display;
 pub mod gate;
 pub mod label;
 pub mod result;
+pub mod teach;
 pub mod telemetry;
 pub mod thumbnails;
 pub mod wiring;

@@ -68,6 +68,11 @@ enum Request {
         cmd: RunCommand,
         reply: Reply,
     },
+    /// Teach the loaded recipe's golden die from this many dies.
+    Teach {
+        dies: usize,
+        reply: Reply,
+    },
 }
 
 /// How the UI, the CLI and tests talk to the engine. Cheap to clone.
@@ -124,6 +129,12 @@ impl EngineHandle {
             identity,
             reply,
         })
+    }
+
+    /// Teaches the loaded recipe's golden die (median of `dies` dies of
+    /// its plan) without waiting: only while no run is in progress.
+    pub fn teach_nowait(&self, dies: usize) -> flume::Receiver<Result<(), String>> {
+        self.ask(|reply| Request::Teach { dies, reply })
     }
 
     /// Commands without waiting: the answer arrives on the returned channel.
@@ -204,6 +215,10 @@ impl RunEngine {
                     let r = self.load(*recipe, identity).await;
                     self.answer(reply, r);
                 }
+                Request::Teach { dies, reply } => {
+                    let r = self.teach(dies);
+                    self.answer(reply, r);
+                }
                 Request::Command { cmd, reply } => {
                     let kind = cmd.kind();
                     match transition(self.snap.state, kind) {
@@ -271,6 +286,28 @@ impl RunEngine {
                 Err(format!("recipe loaded, but not ready: {why}"))
             }
         }
+    }
+
+    fn teach(&mut self, dies: usize) -> Result<(), String> {
+        if !matches!(self.snap.state, RunState::Idle | RunState::Ready) {
+            return Err(format!(
+                "cannot teach a golden die while {}",
+                self.snap.state.label()
+            ));
+        }
+        let Some((recipe, _)) = &self.loaded else {
+            return Err("load the recipe to teach its golden die first".into());
+        };
+        let golden = self
+            .machine
+            .teach_golden(recipe, dies)
+            .map_err(|e| format!("teaching the golden die: {e:#}"))?;
+        tracing::info!(
+            recipe = %recipe.recipe.id,
+            dies = golden.dies,
+            "golden die taught"
+        );
+        Ok(())
     }
 
     /// The start interlocks, checked once (load, Start). A picture only
@@ -645,6 +682,10 @@ impl RunEngine {
             Request::Load { reply, .. } => self.answer(
                 reply,
                 Err("a run is in progress: finish it before loading a recipe".into()),
+            ),
+            Request::Teach { reply, .. } => self.answer(
+                reply,
+                Err("a run is in progress: finish it before teaching a golden die".into()),
             ),
             Request::Command { cmd, reply } => match transition(self.snap.state, cmd.kind()) {
                 Err(why) => self.answer(reply, Err(why.to_string())),

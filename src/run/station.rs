@@ -7,9 +7,11 @@ use crate::hot::Counter;
 use crate::hot::FrameGeometry;
 use crate::machine::sim::{SimCamera, SimStage, SimWafer};
 use crate::machine::SimFaults;
+use crate::pipeline::teach::{teach_golden, TaughtGolden};
 use crate::pipeline::{
     thumbnail_channel, DisplayFrame, Pipeline, PipelineConfig, PipelineTelemetry, ResultSink,
 };
+use crate::store::golden::{load_golden, save_golden};
 use crate::store::thumbs::start_writer;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -36,7 +38,14 @@ pub trait MachineControl: Send {
     fn thumbnails_failed(&self) -> u64 {
         0
     }
+    /// Teaches the recipe's golden die from `dies` dies of its plan imaged
+    /// now (the median of them, aligned), and keeps it for the recipe's
+    /// later runs. Only while no run is in progress.
+    fn teach_golden(&mut self, recipe: &ValidRecipe, dies: usize) -> Result<TaughtGolden>;
 }
+
+/// Dies a golden is taught from when a run needs one and none was taught.
+pub const DEFAULT_TEACH_DIES: usize = 5;
 
 /// The simulated tool.
 pub struct SimMachine {
@@ -64,6 +73,11 @@ pub struct SimMachine {
     pub captures_at_safe: Arc<AtomicU64>,
     /// How long ending a pipeline waits for a stuck thread.
     pub stop_deadline: Duration,
+    /// Taught golden dies are kept here, one per recipe
+    /// (`store::golden`); `None` keeps them in memory for this tool's life.
+    pub golden_dir: Option<PathBuf>,
+    /// Goldens taught while `golden_dir` is `None`, by recipe id.
+    taught: std::collections::HashMap<String, Arc<[u8]>>,
 }
 
 /// What the UI reads of a running pipeline.
@@ -102,6 +116,8 @@ impl SimMachine {
             captures: Arc::new(Counter::new()),
             captures_at_safe: Arc::new(AtomicU64::new(0)),
             stop_deadline: PipelineConfig::default().stop_deadline,
+            golden_dir: None,
+            taught: Default::default(),
         }
     }
 
@@ -122,19 +138,13 @@ impl MachineControl for SimMachine {
         sink: ResultSink,
         thumbnails: Option<PathBuf>,
     ) -> Result<Pipeline> {
-        let frame = FrameGeometry::gray8(recipe.image_px, recipe.image_px);
-        let wafer = Arc::new(SimWafer::with_sites(
-            recipe.geometry,
-            frame,
-            self.wafer_seed,
-            recipe.sites.clone(),
-        ));
+        let wafer = self.wafer_for(recipe);
         let mut camera = SimCamera::new(wafer.clone(), 2.0, self.device_faults.clone())
             .with_capture_counter(self.captures.clone());
         if let Some(fps) = self.camera_fps {
             camera = camera.with_frame_rate(fps);
         }
-        let golden = camera.golden();
+        let golden = self.golden_for(recipe, &wafer)?;
         let stage = SimStage::new(
             400.0,
             Duration::from_millis(2),
@@ -208,4 +218,83 @@ impl MachineControl for SimMachine {
     fn thumbnails_failed(&self) -> u64 {
         self.thumbnail_failures.get()
     }
+
+    fn teach_golden(&mut self, recipe: &ValidRecipe, dies: usize) -> Result<TaughtGolden> {
+        let wafer = self.wafer_for(recipe);
+        let golden = teach_on(&wafer, &recipe.plan, dies)?;
+        self.keep_golden(recipe, &golden)?;
+        Ok(golden)
+    }
+}
+
+impl SimMachine {
+    fn wafer_for(&self, recipe: &ValidRecipe) -> Arc<SimWafer> {
+        let frame = FrameGeometry::gray8(recipe.image_px, recipe.image_px);
+        Arc::new(SimWafer::with_sites(
+            recipe.geometry,
+            frame,
+            self.wafer_seed,
+            recipe.sites.clone(),
+        ))
+    }
+
+    /// The golden die a run of `recipe` compares against: the one taught
+    /// for it, or, if none was, one taught now from this wafer (logged, and
+    /// kept for the recipe's next runs). Never the simulator's own
+    /// noise-free render: a real tool has none.
+    fn golden_for(&mut self, recipe: &ValidRecipe, wafer: &Arc<SimWafer>) -> Result<Arc<[u8]>> {
+        let id = &recipe.recipe.id;
+        if let Some(dir) = &self.golden_dir {
+            if let Some(px) = load_golden(dir, id, recipe.image_px, recipe.image_px)? {
+                return Ok(px.into());
+            }
+        } else if let Some(px) = self.taught.get(id) {
+            return Ok(Arc::clone(px));
+        }
+        let golden = teach_on(wafer, &recipe.plan, DEFAULT_TEACH_DIES)?;
+        tracing::info!(
+            recipe = %id,
+            dies = golden.dies,
+            "no golden die taught for this recipe: taught one now from dies of this wafer"
+        );
+        self.keep_golden(recipe, &golden)
+    }
+
+    fn keep_golden(&mut self, recipe: &ValidRecipe, golden: &TaughtGolden) -> Result<Arc<[u8]>> {
+        let id = &recipe.recipe.id;
+        if let Some(dir) = &self.golden_dir {
+            let path = save_golden(dir, id, golden.width, golden.height, &golden.pixels)?;
+            tracing::info!(recipe = %id, path = %path.display(), "golden die saved");
+        }
+        let px: Arc<[u8]> = golden.pixels.clone().into();
+        self.taught.insert(id.clone(), Arc::clone(&px));
+        Ok(px)
+    }
+}
+
+/// Images `dies` dies spread over `plan` of the simulated `wafer` with a
+/// camera of its own (so no fault armed on the tool's camera is spent here)
+/// and teaches the golden from them.
+pub fn teach_on(wafer: &Arc<SimWafer>, plan: &[u32], dies: usize) -> Result<TaughtGolden> {
+    if plan.len() < dies {
+        anyhow::bail!(
+            "teaching a golden die needs {dies} dies but the recipe's plan has {}",
+            plan.len()
+        );
+    }
+    let mut camera = SimCamera::new(wafer.clone(), 2.0, Arc::new(SimFaults::default()));
+    let pool = crate::hot::FramePool::new(dies, wafer.frame);
+    let mut frames = Vec::with_capacity(dies);
+    for k in 0..dies {
+        let die = plan[k * plan.len() / dies];
+        let mut f = pool
+            .try_lease()
+            .ok_or_else(|| anyhow::anyhow!("no frame free for teaching"))?;
+        camera
+            .capture(die, &mut f)
+            .map_err(|e| anyhow::anyhow!("die {die}: camera: {e:?}"))?;
+        frames.push(f);
+    }
+    let views: Vec<&[u8]> = frames.iter().map(|f| f.data()).collect();
+    teach_golden(&views, wafer.frame.width, wafer.frame.height)
 }

@@ -4,6 +4,7 @@
 pub mod db;
 pub mod dirs;
 pub mod export;
+pub mod golden;
 pub mod klarf;
 pub mod lock;
 pub mod query;

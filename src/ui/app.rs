@@ -351,6 +351,10 @@ impl StationApp {
                     }
                 }
             }
+            UiCommand::TeachGolden => {
+                let rx = engine.teach_nowait(crate::run::station::DEFAULT_TEACH_DIES);
+                self.pending.push(("teach golden die".into(), rx));
+            }
             UiCommand::Run(cmd) => {
                 let what = format!("{:?}", cmd.kind()).to_lowercase();
                 let rx = engine.command_nowait(cmd);

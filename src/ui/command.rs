@@ -15,6 +15,8 @@ pub enum UiCommand {
         operator: String,
     },
     Run(RunCommand),
+    /// Teach the loaded recipe's golden die (an engineer's action).
+    TeachGolden,
     AckAlarm(u32),
     AckAllAlarms,
     /// `None`: one-shot.

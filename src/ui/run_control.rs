@@ -104,17 +104,28 @@ impl RunControl {
                     .labelled_by(l.id);
                 ui.end_row();
             });
-            if ui.button("Load recipe").clicked() {
-                if let Some(path) = self.recipe.clone() {
-                    out.push(UiCommand::LoadRecipe {
-                        path,
-                        lot: self.lot.clone(),
-                        wafer: self.wafer.clone(),
-                        slot: self.slot,
-                        operator: self.operator.clone(),
-                    });
+            ui.horizontal(|ui| {
+                if ui.button("Load recipe").clicked() {
+                    if let Some(path) = self.recipe.clone() {
+                        out.push(UiCommand::LoadRecipe {
+                            path,
+                            lot: self.lot.clone(),
+                            wafer: self.wafer.clone(),
+                            slot: self.slot,
+                            operator: self.operator.clone(),
+                        });
+                    }
                 }
-            }
+                // An engineer's action: the median of dies of the loaded
+                // recipe's plan becomes its golden die (`waferscope teach`).
+                if ui
+                    .button("Teach golden die")
+                    .on_hover_text("Image dies of the loaded recipe's plan and keep their median as its golden die")
+                    .clicked()
+                {
+                    out.push(UiCommand::TeachGolden);
+                }
+            });
         });
         #[cfg(feature = "file-dialog")]
         if let Some(rx) = &self.picked {

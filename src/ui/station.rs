@@ -124,6 +124,13 @@ impl Station {
         if cfg.paced {
             machine.camera_fps = Some(cfg.camera_fps);
         }
+        // Taught golden dies live beside the database, as with `run`.
+        machine.golden_dir = Some(
+            cfg.db
+                .parent()
+                .unwrap_or(std::path::Path::new(""))
+                .join("golden"),
+        );
         let (device_faults, tool_safe, live) = (
             machine.device_faults.clone(),
             machine.safe.clone(),
