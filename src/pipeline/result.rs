@@ -1,6 +1,8 @@
 //! What detection reports per die: a fixed-capacity, `Copy` result, so it
 //! crosses threads without allocating.
 
+use super::features::CentralMoments;
+
 /// Defects kept per die; more are counted in `DieResult::dropped`.
 pub const MAX_DEFECTS_PER_DIE: usize = 64;
 
@@ -66,6 +68,10 @@ pub struct Defect {
     pub mean_diff: f32,
     pub polarity: Polarity,
     pub class: DefectClass,
+    /// Second moments of the defect's pixels about its centroid: its
+    /// length, width and orientation (see `features`); scratch merging
+    /// combines them exactly.
+    pub moments: CentralMoments,
 }
 
 impl Defect {
@@ -144,6 +150,21 @@ impl DieResult {
         self.runs_overflowed = false;
         self.arbitrated = 0;
         self.capture_failed = false;
+    }
+
+    /// Keeps only the defects for which `keep` holds, in order, in place.
+    /// Returns how many were removed.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Defect) -> bool) -> u32 {
+        let mut kept = 0;
+        for i in 0..self.count as usize {
+            if keep(&self.defects[i]) {
+                self.defects[kept] = self.defects[i];
+                kept += 1;
+            }
+        }
+        let removed = self.count as usize - kept;
+        self.count = kept as u16;
+        removed as u32
     }
 
     /// Stores a defect, or counts it as dropped when full.
