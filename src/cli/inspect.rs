@@ -2,7 +2,7 @@
 //! 8- or 16-bit grayscale) against two neighbours, a reference image, or
 //! both, optionally restricted by a care mask.
 
-use super::image_input::{load_raw, RawImage, SixteenToEight};
+use super::image_input::{load_raw, RawImage, Samples, SixteenToEight};
 use crate::pipeline::{DetectParams, Detector, DieResult, Profiles, Reference};
 use anyhow::{bail, Result};
 use serde_json::json;
@@ -86,13 +86,13 @@ fn load_all(named: &[(&'static str, &Path)], bits: Option<u8>) -> Result<Vec<Gra
         .collect::<Result<_>>()?;
     let largest_16_bit = raw
         .iter()
-        .filter(|r| matches!(r.samples, super::image_input::Samples::Sixteen(_)))
+        .filter(|r| matches!(r.samples, Samples::Sixteen(_)))
         .map(RawImage::max_value)
         .max();
     let reduce = SixteenToEight::choose(bits, largest_16_bit.unwrap_or(0));
     let mut images = Vec::with_capacity(raw.len());
     for ((role, path), img) in named.iter().zip(raw) {
-        let sixteen = matches!(img.samples, super::image_input::Samples::Sixteen(_));
+        let sixteen = matches!(img.samples, Samples::Sixteen(_));
         if let Some(from) = img.converted_from {
             crate::errln!(
                 "note: {} ({role}) converted from {from} to grayscale",
@@ -146,8 +146,8 @@ fn load_mask(path: &Path, die: &Path, w: u32, h: u32) -> Result<Vec<bool>> {
         );
     }
     Ok(match raw.samples {
-        super::image_input::Samples::Eight(v) => v.iter().map(|&p| p != 0).collect(),
-        super::image_input::Samples::Sixteen(v) => v.iter().map(|&p| p != 0).collect(),
+        Samples::Eight(v) => v.iter().map(|&p| p != 0).collect(),
+        Samples::Sixteen(v) => v.iter().map(|&p| p != 0).collect(),
     })
 }
 
