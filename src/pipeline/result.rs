@@ -177,3 +177,22 @@ impl DieResult {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retain_keeps_the_chosen_defects_in_order_and_counts_the_rest() {
+        let mut r = DieResult::default();
+        for area_px in [5, 50, 7, 70, 9] {
+            r.push(Defect {
+                area_px,
+                ..Defect::default()
+            });
+        }
+        assert_eq!(r.retain(|d| d.area_px >= 10), 3);
+        let kept: Vec<u32> = r.defects().iter().map(|d| d.area_px).collect();
+        assert_eq!(kept, vec![50, 70]);
+    }
+}
