@@ -158,21 +158,32 @@ enum Command {
         #[arg(long, default_value_t = 60.0)]
         fps: f64,
     },
-    /// Inspect a die image against its neighbours (8-bit grayscale PNGs).
+    /// Inspect a die image against its neighbours and/or a reference image
+    /// (PNG or TIFF, 8- or 16-bit grayscale, told apart by content).
     Inspect {
         /// The die under test.
         #[arg(long)]
         die: std::path::PathBuf,
-        /// The die to its left.
+        /// The die to its left (with --right: die-to-die).
         #[arg(long)]
-        left: std::path::PathBuf,
-        /// The die to its right.
+        left: Option<std::path::PathBuf>,
+        /// The die to its right (with --left).
         #[arg(long)]
-        right: std::path::PathBuf,
-        /// A golden (defect-free) die, to arbitrate when both neighbours
-        /// are defective at one spot.
+        right: Option<std::path::PathBuf>,
+        /// A reference (defect-free) die image. Alone: die-to-reference.
+        /// With --left/--right: arbitrates where both neighbours are
+        /// defective at one spot.
         #[arg(long)]
         reference: Option<std::path::PathBuf>,
+        /// Care mask, the size of the die: pixels of value 0 are "don't
+        /// care"; defects lying entirely there are not reported.
+        #[arg(long)]
+        mask: Option<std::path::PathBuf>,
+        /// Significant bits of 16-bit images (e.g. 12 for a 12-bit
+        /// camera): they are shifted right by bits − 8. Default: the fewest
+        /// bits that hold the largest value among the 16-bit images.
+        #[arg(long)]
+        bits: Option<u8>,
         /// Micrometres per pixel.
         #[arg(long, default_value_t = 1.0)]
         pixel_um: f64,
@@ -383,6 +394,8 @@ fn run(cli: Cli) -> Result<()> {
             left,
             right,
             reference,
+            mask,
+            bits,
             pixel_um,
             threshold,
             json,
@@ -391,6 +404,8 @@ fn run(cli: Cli) -> Result<()> {
             left,
             right,
             reference,
+            mask,
+            bits,
             pixel_um,
             threshold,
             json,

@@ -199,3 +199,312 @@ fn a_closed_stdout_is_an_error_with_its_own_code_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     std::fs::remove_dir_all(d).ok();
 }
+
+// ---- TIFF input, reference modes and care masks ----------------------
+//
+// These images come from a small generator of their own (Manhattan lines
+// and contacts, uniform-sum noise), not from the simulator, so a change
+// there cannot hide a regression here.
+
+const W: u32 = 160;
+
+/// A die of horizontal and vertical lines with contacts, seen shifted by
+/// whole pixels `(dx, dy)`, with noise of σ ≈ 2 grey levels.
+fn manhattan_die((dx, dy): (i32, i32), seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut noise = move || {
+        // Sum of four uniforms in [-1.7, 1.7]: mean 0, σ ≈ 2.
+        (0..4)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32 * 3.4 - 1.7
+            })
+            .sum::<f32>()
+    };
+    let mut img = Vec::with_capacity((W * W) as usize);
+    for y in 0..W as i32 {
+        for x in 0..W as i32 {
+            let (u, v) = (x + dx, y + dy);
+            let line = u.rem_euclid(24) < 6 || v.rem_euclid(32) < 5;
+            let contact = (u.rem_euclid(24) - 15).abs() <= 2 && (v.rem_euclid(32) - 18).abs() <= 2;
+            let base = if contact {
+                200.0
+            } else if line {
+                150.0
+            } else {
+                70.0
+            };
+            img.push((base + noise()).round().clamp(0.0, 255.0) as u8);
+        }
+    }
+    img
+}
+
+/// Paints a bright disc of radius 3 into `img` at (cx, cy).
+fn paint_particle(img: &mut [u8], cx: i32, cy: i32) {
+    for y in cy - 3..=cy + 3 {
+        for x in cx - 3..=cx + 3 {
+            if (x - cx) * (x - cx) + (y - cy) * (y - cy) <= 9 {
+                img[(y as u32 * W + x as u32) as usize] = 250;
+            }
+        }
+    }
+}
+
+/// Die (with a particle at (60, 90), and one at (120, 40) when `two`),
+/// left and right neighbours, and a clean reference, as 8-bit pixels.
+fn manhattan_set(two: bool) -> [Vec<u8>; 4] {
+    let mut test = manhattan_die((0, 0), 11);
+    paint_particle(&mut test, 60, 90);
+    if two {
+        paint_particle(&mut test, 120, 40);
+    }
+    [
+        test,
+        manhattan_die((1, 0), 12),
+        manhattan_die((0, 2), 13),
+        manhattan_die((0, 1), 14),
+    ]
+}
+
+fn write_tiff_8(path: &Path, px: &[u8]) {
+    let mut f = std::fs::File::create(path).unwrap();
+    tiff::encoder::TiffEncoder::new(&mut f)
+        .unwrap()
+        .write_image::<tiff::encoder::colortype::Gray8>(W, W, px)
+        .unwrap();
+}
+
+/// The 8-bit pixels as 12-bit data in a 16-bit TIFF, with low bits that
+/// the 16 → 8 reduction must drop.
+fn write_tiff_12_in_16(path: &Path, px: &[u8]) {
+    let wide: Vec<u16> = px
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| ((v as u16) << 4) | (i * 7 % 16) as u16)
+        .collect();
+    let mut f = std::fs::File::create(path).unwrap();
+    tiff::encoder::TiffEncoder::new(&mut f)
+        .unwrap()
+        .write_image::<tiff::encoder::colortype::Gray16>(W, W, &wide)
+        .unwrap();
+}
+
+fn run_inspect(flags: &[(&str, &Path)], extra: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_waferscope"));
+    c.arg("inspect");
+    for (flag, p) in flags {
+        c.arg(flag).arg(p);
+    }
+    c.args(extra).output().unwrap()
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// (x_px, y_px, class) of each defect, rounded to a tenth of a pixel.
+fn defects_of(v: &serde_json::Value) -> Vec<(i64, i64, String)> {
+    v["defects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                (d["x_px"].as_f64().unwrap() * 10.0).round() as i64,
+                (d["y_px"].as_f64().unwrap() * 10.0).round() as i64,
+                d["class"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Writes the set in three formats; returns [png, tif8, tif16] paths per
+/// role (die, left, right, reference).
+fn write_set(d: &Path, set: &[Vec<u8>; 4]) -> [[PathBuf; 3]; 4] {
+    ["t", "l", "r", "g"].map(|role| {
+        let k = ["t", "l", "r", "g"]
+            .iter()
+            .position(|r| *r == role)
+            .unwrap();
+        let paths = [
+            d.join(format!("{role}.png")),
+            d.join(format!("{role}-8.tif")),
+            d.join(format!("{role}-16.tif")),
+        ];
+        save(&paths[0], set[k].clone(), W, W);
+        write_tiff_8(&paths[1], &set[k]);
+        write_tiff_12_in_16(&paths[2], &set[k]);
+        paths
+    })
+}
+
+#[test]
+fn tiff_8_and_16_bit_find_the_same_defect_as_the_png() {
+    let d = dir("tiff-same");
+    let files = write_set(&d, &manhattan_set(false));
+    let results: Vec<_> = (0..3)
+        .map(|fmt| {
+            let out = run_inspect(
+                &[
+                    ("--die", &files[0][fmt]),
+                    ("--left", &files[1][fmt]),
+                    ("--right", &files[2][fmt]),
+                ],
+                &["--json"],
+            );
+            (defects_of(&json_of(&out)), out)
+        })
+        .collect();
+    let png = &results[0].0;
+    assert_eq!(png.len(), 1, "{png:?}");
+    assert!(
+        (png[0].0 - 600).abs() <= 10 && (png[0].1 - 900).abs() <= 10,
+        "{png:?}"
+    );
+    assert_eq!(&results[1].0, png, "8-bit TIFF");
+    assert_eq!(&results[2].0, png, "16-bit TIFF");
+    // The 12-bit data was recognised as such: shifted by 4, said so.
+    let err = String::from_utf8_lossy(&results[2].1.stderr);
+    assert!(
+        err.contains("t-16.tif (die) converted from 16-bit grayscale"),
+        "{err}"
+    );
+    assert!(err.contains("shifting right 4 bits"), "{err}");
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn the_reference_mode_is_chosen_by_the_images_given_and_reported() {
+    let d = dir("modes");
+    let files = write_set(&d, &manhattan_set(false));
+    let (t, l, r, g) = (&files[0][1], &files[1][1], &files[2][1], &files[3][2]);
+    let alone = json_of(&run_inspect(
+        &[("--die", t), ("--reference", g)],
+        &["--json"],
+    ));
+    assert_eq!(alone["reference_mode"], "die-to-reference");
+    assert_eq!(defects_of(&alone).len(), 1, "{alone}");
+    let neighbours = json_of(&run_inspect(
+        &[("--die", t), ("--left", l), ("--right", r)],
+        &["--json"],
+    ));
+    assert_eq!(neighbours["reference_mode"], "die-to-die");
+    let both = json_of(&run_inspect(
+        &[
+            ("--die", t),
+            ("--left", l),
+            ("--right", r),
+            ("--reference", g),
+        ],
+        &["--json"],
+    ));
+    assert_eq!(both["reference_mode"], "die-to-die+golden");
+    assert_eq!(defects_of(&both), defects_of(&neighbours));
+
+    let one_side = run_inspect(&[("--die", t), ("--left", l)], &[]);
+    assert!(!one_side.status.success());
+    let err = String::from_utf8_lossy(&one_side.stderr);
+    assert!(err.contains("--left needs --right"), "{err}");
+    let nothing = run_inspect(&[("--die", t)], &[]);
+    assert!(!nothing.status.success());
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("nothing to compare the die with"));
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn the_mask_drops_only_defects_lying_in_dont_care() {
+    let d = dir("mask");
+    let files = write_set(&d, &manhattan_set(true));
+    let (t, g) = (&files[0][0], &files[3][0]);
+    let unmasked = defects_of(&json_of(&run_inspect(
+        &[("--die", t), ("--reference", g)],
+        &["--json"],
+    )));
+    assert_eq!(unmasked.len(), 2, "{unmasked:?}");
+    // Don't care over the right half of the die: the particle at
+    // (120, 40) is dropped, the one at (60, 90) kept.
+    let mask = d.join("mask.png");
+    let care: Vec<u8> = (0..W * W)
+        .map(|i| if i % W < 100 { 255 } else { 0 })
+        .collect();
+    save(&mask, care, W, W);
+    let v = json_of(&run_inspect(
+        &[("--die", t), ("--reference", g), ("--mask", &mask)],
+        &["--json"],
+    ));
+    let kept = defects_of(&v);
+    assert_eq!(kept.len(), 1, "{v}");
+    assert!((kept[0].0 - 600).abs() <= 10, "{kept:?}");
+    assert_eq!(v["masked_out"], 1);
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn bad_tiffs_and_masks_are_refused_with_the_file_named() {
+    let d = dir("bad-tiff");
+    let files = write_set(&d, &manhattan_set(false));
+    let (t, g) = (&files[0][1], &files[3][1]);
+    let set = manhattan_set(false);
+
+    let two_pages = d.join("stack.tif");
+    {
+        let mut f = std::fs::File::create(&two_pages).unwrap();
+        let mut enc = tiff::encoder::TiffEncoder::new(&mut f).unwrap();
+        for _ in 0..2 {
+            enc.write_image::<tiff::encoder::colortype::Gray8>(W, W, &set[3])
+                .unwrap();
+        }
+    }
+    fails_naming(
+        &run_inspect(&[("--die", t), ("--reference", &two_pages)], &[]),
+        &two_pages,
+        "TIFF has 2 pages",
+    );
+
+    let float = d.join("float.tif");
+    {
+        let px: Vec<f32> = set[3].iter().map(|&v| v as f32 / 255.0).collect();
+        let mut f = std::fs::File::create(&float).unwrap();
+        tiff::encoder::TiffEncoder::new(&mut f)
+            .unwrap()
+            .write_image::<tiff::encoder::colortype::Gray32Float>(W, W, &px)
+            .unwrap();
+    }
+    fails_naming(
+        &run_inspect(&[("--die", &float), ("--reference", g)], &[]),
+        &float,
+        "sample format is IEEE floating point",
+    );
+
+    let small_mask = d.join("small-mask.png");
+    save(&small_mask, vec![255u8; 100 * 80], 100, 80);
+    fails_naming(
+        &run_inspect(
+            &[("--die", t), ("--reference", g), ("--mask", &small_mask)],
+            &[],
+        ),
+        &small_mask,
+        &format!(
+            "(mask) is 100×80 pixels but the die image {} is {W}×{W}",
+            t.display()
+        ),
+    );
+
+    let truncated = d.join("truncated.tif");
+    let bytes = std::fs::read(g).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    fails_naming(
+        &run_inspect(&[("--die", t), ("--reference", &truncated)], &[]),
+        &truncated,
+        "not a readable TIFF",
+    );
+    std::fs::remove_dir_all(d).ok();
+}

@@ -1,81 +1,187 @@
-//! `waferscope inspect`: run the die-to-die detector on PNG files.
+//! `waferscope inspect`: run the detector on die images (PNG or TIFF,
+//! 8- or 16-bit grayscale) against two neighbours, a reference image, or
+//! both, optionally restricted by a care mask.
 
+use super::image_input::{load_raw, RawImage, Samples, SixteenToEight};
 use crate::pipeline::{DetectParams, Detector, DieResult, Profiles, Reference};
-use anyhow::{bail, Context, Result};
-use image::DynamicImage;
+use anyhow::{bail, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
 pub struct InspectArgs {
     pub die: PathBuf,
-    pub left: PathBuf,
-    pub right: PathBuf,
+    pub left: Option<PathBuf>,
+    pub right: Option<PathBuf>,
     pub reference: Option<PathBuf>,
+    /// Care mask: non-zero pixels are inspected, 0 is "don't care".
+    pub mask: Option<PathBuf>,
+    /// Significant bits of 16-bit input (see `SixteenToEight`).
+    pub bits: Option<u8>,
     pub pixel_um: f64,
     pub threshold: u8,
     pub json: bool,
 }
 
-/// An 8-bit grayscale image, and a note when it had to be converted.
+/// What the die was compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferenceMode {
+    /// Both neighbours; a pixel must differ from both.
+    DieToDie,
+    /// Both neighbours, and the reference image arbitrates where both
+    /// neighbours are defective at one spot.
+    DieToDieWithGolden,
+    /// One reference image only.
+    DieToReference,
+}
+
+impl ReferenceMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DieToDie => "die-to-die",
+            Self::DieToDieWithGolden => "die-to-die+golden",
+            Self::DieToReference => "die-to-reference",
+        }
+    }
+}
+
+/// An 8-bit grayscale image ready for the detector.
 pub struct GrayImage {
     pub width: u32,
     pub height: u32,
     pub pixels: Vec<u8>,
-    pub converted_from: Option<&'static str>,
 }
 
-/// Loads a PNG as 8-bit grey. Colour is converted to luma and 16-bit to its
-/// high byte (said on stderr); anything unreadable is an error naming the
-/// file.
-pub fn load_gray(path: &Path) -> Result<GrayImage> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("{}: cannot read the file", path.display()))?;
-    if bytes.is_empty() {
+/// The images of one inspection, in order: the die, then either left and
+/// right (and the reference when given) or the reference alone.
+fn roles(args: &InspectArgs) -> Result<(ReferenceMode, Vec<(&'static str, &Path)>)> {
+    let mut named = vec![("die", args.die.as_path())];
+    let mode = match (&args.left, &args.right, &args.reference) {
+        (Some(l), Some(r), reference) => {
+            named.push(("left", l));
+            named.push(("right", r));
+            if let Some(g) = reference {
+                named.push(("reference", g));
+                ReferenceMode::DieToDieWithGolden
+            } else {
+                ReferenceMode::DieToDie
+            }
+        }
+        (None, None, Some(g)) => {
+            named.push(("reference", g));
+            ReferenceMode::DieToReference
+        }
+        (Some(_), None, _) => bail!("--left needs --right as well (die-to-die compares with both neighbours); or give --reference alone"),
+        (None, Some(_), _) => bail!("--right needs --left as well (die-to-die compares with both neighbours); or give --reference alone"),
+        (None, None, None) => bail!("nothing to compare the die with: give --left and --right (die-to-die), --reference (die-to-reference), or all three"),
+    };
+    Ok((mode, named))
+}
+
+/// Loads every image, bringing 16-bit ones to 8 bits with one common
+/// shift (said on stderr, with any conversion from colour).
+fn load_all(named: &[(&'static str, &Path)], bits: Option<u8>) -> Result<Vec<GrayImage>> {
+    let raw: Vec<RawImage> = named
+        .iter()
+        .map(|(_, p)| load_raw(p))
+        .collect::<Result<_>>()?;
+    let largest_16_bit = raw
+        .iter()
+        .filter(|r| matches!(r.samples, Samples::Sixteen(_)))
+        .map(RawImage::max_value)
+        .max();
+    let reduce = SixteenToEight::choose(bits, largest_16_bit.unwrap_or(0));
+    let mut images = Vec::with_capacity(raw.len());
+    for ((role, path), img) in named.iter().zip(raw) {
+        let sixteen = matches!(img.samples, Samples::Sixteen(_));
+        if let Some(from) = img.converted_from {
+            crate::errln!(
+                "note: {} ({role}) converted from {from} to grayscale",
+                path.display()
+            );
+        }
+        let (width, height) = (img.width, img.height);
+        let (pixels, clipped) = reduce.apply(img);
+        if sixteen {
+            let why = if reduce.from_option {
+                "as --bits says".to_string()
+            } else {
+                format!(
+                    "the fewest bits that hold the largest value, {}, of the 16-bit images; --bits fixes it",
+                    largest_16_bit.unwrap_or(0)
+                )
+            };
+            crate::errln!(
+                "note: {} ({role}) converted from 16-bit grayscale to 8 bits by shifting right {} bits ({why})",
+                path.display(),
+                reduce.shift
+            );
+        }
+        if clipped > 0 {
+            crate::errln!(
+                "note: {} ({role}): {clipped} pixel(s) above {} bits saturated at 255",
+                path.display(),
+                reduce.shift + 8
+            );
+        }
+        images.push(GrayImage {
+            width,
+            height,
+            pixels,
+        });
+    }
+    Ok(images)
+}
+
+/// Loads the care mask: non-zero is inspected, 0 is "don't care". Any
+/// bit depth; it must be the size of the die.
+fn load_mask(path: &Path, die: &Path, w: u32, h: u32) -> Result<Vec<bool>> {
+    let raw = load_raw(path)?;
+    if (raw.width, raw.height) != (w, h) {
         bail!(
-            "{}: the file is empty, expected an 8-bit grayscale PNG",
-            path.display()
+            "{} (mask) is {}×{} pixels but the die image {} is {w}×{h}; the mask must be the size of the die",
+            path.display(),
+            raw.width,
+            raw.height,
+            die.display()
         );
     }
-    let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png)
-        .with_context(|| format!("{}: not a readable PNG image", path.display()))?;
-    let converted_from = match &img {
-        DynamicImage::ImageLuma8(_) => None,
-        DynamicImage::ImageLuma16(_) => Some("16-bit grayscale"),
-        DynamicImage::ImageLumaA8(_) | DynamicImage::ImageLumaA16(_) => {
-            Some("grayscale with alpha")
-        }
-        DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) => Some("8-bit colour"),
-        _ => Some("16-bit or float colour"),
-    };
-    let gray = img.to_luma8();
-    Ok(GrayImage {
-        width: gray.width(),
-        height: gray.height(),
-        pixels: gray.into_raw(),
-        converted_from,
+    Ok(match raw.samples {
+        Samples::Eight(v) => v.iter().map(|&p| p != 0).collect(),
+        Samples::Sixteen(v) => v.iter().map(|&p| p != 0).collect(),
+    })
+}
+
+/// Drops the defects that lie entirely in don't-care pixels: those whose
+/// whole bounding box is don't-care (so none of their pixels is cared
+/// for). A defect reaching into a care area is kept whole. This is the
+/// command's own, after-the-fact use of the mask; the detector core
+/// applies care areas per pixel, with their own thresholds, when given a
+/// care map.
+fn drop_masked(out: &mut DieResult, care: &[bool], width: u32) -> u32 {
+    let w = width as usize;
+    out.retain(|d| {
+        (d.bbox[1] as usize..d.bbox[3] as usize).any(|y| {
+            care[y * w + d.bbox[0] as usize..y * w + d.bbox[2] as usize]
+                .iter()
+                .any(|&c| c)
+        })
     })
 }
 
 pub fn run(args: &InspectArgs) -> Result<()> {
-    let mut named = vec![
-        ("die", &args.die),
-        ("left", &args.left),
-        ("right", &args.right),
-    ];
-    if let Some(r) = &args.reference {
-        named.push(("reference", r));
-    }
-    let mut images = Vec::new();
-    for (role, path) in &named {
-        let img = load_gray(path)?;
-        if let Some(from) = img.converted_from {
-            crate::errln!(
-                "note: {} ({role}) converted from {from} to 8-bit grayscale",
-                path.display()
-            );
+    let (mode, named) = roles(args)?;
+    if let Some(b) = args.bits {
+        if !(8..=16).contains(&b) {
+            bail!("--bits must be 8 to 16 (the significant bits of 16-bit images), got {b}");
         }
-        images.push(img);
     }
+    if !(args.pixel_um > 0.0 && args.pixel_um.is_finite()) {
+        bail!(
+            "--pixel-um must be a positive number of micrometres, got {}",
+            args.pixel_um
+        );
+    }
+    let images = load_all(&named, args.bits)?;
     let (w, h) = (images[0].width, images[0].height);
     for ((role, path), img) in named.iter().zip(&images).skip(1) {
         if (img.width, img.height) != (w, h) {
@@ -94,12 +200,10 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             args.die.display()
         );
     }
-    if !(args.pixel_um > 0.0 && args.pixel_um.is_finite()) {
-        bail!(
-            "--pixel-um must be a positive number of micrometres, got {}",
-            args.pixel_um
-        );
-    }
+    let care = match &args.mask {
+        Some(m) => Some(load_mask(m, &args.die, w, h)?),
+        None => None,
+    };
     let profiles: Vec<Profiles> = images
         .iter()
         .map(|i| {
@@ -118,14 +222,27 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     );
     let mut out = DieResult::default();
     let refer = |k: usize| Reference::die(&images[k].pixels, &profiles[k]);
-    let golden = (images.len() == 4).then(|| Reference::golden(&images[3].pixels, &profiles[3]));
-    det.inspect(refer(0), refer(1), refer(2), golden, &mut out);
-    print_result(args, &out, w, h)?;
+    match mode {
+        // Until the core has a single-reference method: the reference as
+        // both neighbours (the minimum over two identical differences is
+        // the one difference). The threshold applies as given, without the
+        // golden tolerance: the user chose this reference to compare with.
+        ReferenceMode::DieToReference => det.inspect(refer(0), refer(1), refer(1), None, &mut out),
+        ReferenceMode::DieToDie => det.inspect(refer(0), refer(1), refer(2), None, &mut out),
+        ReferenceMode::DieToDieWithGolden => {
+            let golden = Reference::golden(&images[3].pixels, &profiles[3]);
+            det.inspect(refer(0), refer(1), refer(2), Some(golden), &mut out)
+        }
+    }
+    let masked_out = care.as_deref().map_or(0, |c| drop_masked(&mut out, c, w));
+    print_result(args, mode, masked_out, &out, w, h)?;
     Ok(())
 }
 
 fn print_result(
     args: &InspectArgs,
+    mode: ReferenceMode,
+    masked_out: u32,
     out: &DieResult,
     w: u32,
     h: u32,
@@ -151,6 +268,9 @@ fn print_result(
                 "polarity": format!("{:?}", d.polarity).to_lowercase(),
                 "class": d.class.name(),
                 "class_number": d.class.number(),
+                "length_px": round2(d.moments.length_px() as f64),
+                "elongation": round2(d.moments.elongation() as f64),
+                "orientation_deg": round2(d.moments.orientation_deg() as f64),
             })
         })
         .collect();
@@ -166,12 +286,15 @@ fn print_result(
             "flagged_pixels": out.flagged_pixels,
             "defects_not_listed": out.dropped,
             "defects": defects,
+            "reference_mode": mode.name(),
+            "masked_out": masked_out,
         });
         crate::outln!("{doc}")?;
     } else {
         crate::outln!(
-            "{}: {} defect(s), {} flagged pixel(s); left shift ({:.2}, {:.2}) px, right shift ({:.2}, {:.2}) px",
+            "{} ({}): {} defect(s), {} flagged pixel(s), {masked_out} in don't-care; left shift ({:.2}, {:.2}) px, right shift ({:.2}, {:.2}) px",
             args.die.display(),
+            mode.name(),
             out.count as u32 + out.dropped,
             out.flagged_pixels,
             out.shift_left.0,

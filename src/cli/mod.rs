@@ -4,6 +4,7 @@
 pub mod export;
 #[cfg(feature = "gui")]
 pub mod gui;
+pub mod image_input;
 pub mod inspect;
 pub mod out;
 pub mod run;

@@ -12,9 +12,11 @@
 //! pixels (normally < 1 %) go to the sparse labeller.
 
 use super::align::{estimate_shift, Profiles};
-use super::classify::{classify, ClassRules, Shape};
+use super::classify::{classify, ClassRules};
+use super::features::DefectFeatures;
 use super::label::Labeler;
 use super::result::{Defect, DieResult, Polarity};
+use super::scratch_merge::{merge_scratch_fragments, ScratchMergeRules};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetectParams {
@@ -244,11 +246,19 @@ impl Detector {
             // the defect's polarity.
             let reference = if (t - l).abs() <= (t - r).abs() { l } else { r };
             let (cx, cy) = c.centroid();
-            let shape = Shape {
-                width: (c.bbox[2] - c.bbox[0]) as u32,
-                height: (c.bbox[3] - c.bbox[1]) as u32,
-                area: c.area,
+            let features = DefectFeatures {
+                area_px: c.area,
+                bbox_w: (c.bbox[2] - c.bbox[0]) as u32,
+                bbox_h: (c.bbox[3] - c.bbox[1]) as u32,
+                moments: c.moments.central(),
+                polarity: if t >= reference {
+                    Polarity::Bright
+                } else {
+                    Polarity::Dark
+                },
                 mean_diff: c.sum as f32 / c.area as f32,
+                peak_diff: c.peak,
+                threshold: thr as f32,
             };
             out.push(Defect {
                 x_px: cx,
@@ -256,16 +266,14 @@ impl Detector {
                 bbox: c.bbox,
                 area_px: c.area,
                 peak_diff: c.peak,
-                mean_diff: shape.mean_diff,
-                polarity: if t >= reference {
-                    Polarity::Bright
-                } else {
-                    Polarity::Dark
-                },
-                class: classify(shape, &self.params.class_rules),
+                mean_diff: features.mean_diff,
+                polarity: features.polarity,
+                class: classify(&features, &self.params.class_rules),
+                moments: features.moments,
             });
         }
         out.runs_overflowed = overflowed_runs || self.labeler.overflowed;
+        merge_scratch_fragments(out, &ScratchMergeRules::default(), &self.params.class_rules);
     }
 }
 

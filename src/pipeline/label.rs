@@ -5,6 +5,8 @@
 //! anything, and every buffer is allocated once, at its capacity: a die with
 //! more runs or components than that is marked overflowed, not grown.
 
+use super::features::PixelMoments;
+
 const NONE: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,6 +28,8 @@ pub struct Component {
     pub sum: u64,
     pub peak: u8,
     pub peak_xy: (u16, u16),
+    /// Position sums for shape features (elongation, orientation).
+    pub moments: PixelMoments,
     sum_x: u64,
     sum_y: u64,
 }
@@ -178,6 +182,7 @@ impl Labeler {
             c.sum += r.sum as u64;
             c.sum_x += len * (r.x0 as u64 + r.x1 as u64 - 1) / 2;
             c.sum_y += len * r.y as u64;
+            c.moments.add_run(r.y, r.x0, r.x1);
             if r.peak > c.peak {
                 c.peak = r.peak;
                 c.peak_xy = (r.peak_x, r.y);

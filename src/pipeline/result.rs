@@ -1,6 +1,8 @@
 //! What detection reports per die: a fixed-capacity, `Copy` result, so it
 //! crosses threads without allocating.
 
+use super::features::CentralMoments;
+
 /// Defects kept per die; more are counted in `DieResult::dropped`.
 pub const MAX_DEFECTS_PER_DIE: usize = 64;
 
@@ -66,6 +68,10 @@ pub struct Defect {
     pub mean_diff: f32,
     pub polarity: Polarity,
     pub class: DefectClass,
+    /// Second moments of the defect's pixels about its centroid: its
+    /// length, width and orientation (see `features`); scratch merging
+    /// combines them exactly.
+    pub moments: CentralMoments,
 }
 
 impl Defect {
@@ -146,6 +152,21 @@ impl DieResult {
         self.capture_failed = false;
     }
 
+    /// Keeps only the defects for which `keep` holds, in order, in place.
+    /// Returns how many were removed.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Defect) -> bool) -> u32 {
+        let mut kept = 0;
+        for i in 0..self.count as usize {
+            if keep(&self.defects[i]) {
+                self.defects[kept] = self.defects[i];
+                kept += 1;
+            }
+        }
+        let removed = self.count as usize - kept;
+        self.count = kept as u16;
+        removed as u32
+    }
+
     /// Stores a defect, or counts it as dropped when full.
     pub fn push(&mut self, d: Defect) {
         if (self.count as usize) < MAX_DEFECTS_PER_DIE {
@@ -154,5 +175,24 @@ impl DieResult {
         } else {
             self.dropped += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retain_keeps_the_chosen_defects_in_order_and_counts_the_rest() {
+        let mut r = DieResult::default();
+        for area_px in [5, 50, 7, 70, 9] {
+            r.push(Defect {
+                area_px,
+                ..Defect::default()
+            });
+        }
+        assert_eq!(r.retain(|d| d.area_px >= 10), 3);
+        let kept: Vec<u32> = r.defects().iter().map(|d| d.area_px).collect();
+        assert_eq!(kept, vec![50, 70]);
     }
 }

@@ -3,6 +3,7 @@
 pub mod engine;
 pub mod ids;
 pub mod recipe;
+pub mod repeaters;
 pub mod safety;
 pub mod snapshot;
 pub mod state;

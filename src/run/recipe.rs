@@ -63,7 +63,9 @@ fn default_golden_tolerance() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct ClassSection {
     pub scratch_min_length_px: u32,
-    pub residue_max_contrast: f64,
+    /// Mean difference of residue, in detection thresholds (not grey
+    /// levels: a film is faint relative to the die's noise).
+    pub residue_max_contrast_ratio: f64,
     pub residue_min_area_px: u32,
 }
 
@@ -72,7 +74,7 @@ impl Default for ClassSection {
         let r = ClassRules::default();
         Self {
             scratch_min_length_px: r.scratch_min_length_px,
-            residue_max_contrast: r.residue_max_contrast as f64,
+            residue_max_contrast_ratio: r.residue_max_contrast_ratio as f64,
             residue_min_area_px: r.residue_min_area_px,
         }
     }
@@ -272,11 +274,11 @@ fn validate(recipe: Recipe, text: &str) -> Result<ValidRecipe> {
         "px",
     )?;
     in_range(
-        "inspection.classes.residue_max_contrast",
-        c.residue_max_contrast,
+        "inspection.classes.residue_max_contrast_ratio",
+        c.residue_max_contrast_ratio,
         1.0,
-        255.0,
-        "grey levels",
+        20.0,
+        "detection thresholds",
     )?;
     in_range(
         "inspection.classes.residue_min_area_px",
@@ -314,8 +316,9 @@ fn validate(recipe: Recipe, text: &str) -> Result<ValidRecipe> {
         golden_tolerance: i.golden_tolerance as u8,
         class_rules: ClassRules {
             scratch_min_length_px: c.scratch_min_length_px,
-            residue_max_contrast: c.residue_max_contrast as f32,
+            residue_max_contrast_ratio: c.residue_max_contrast_ratio as f32,
             residue_min_area_px: c.residue_min_area_px,
+            ..ClassRules::default()
         },
     };
     Ok(ValidRecipe {
