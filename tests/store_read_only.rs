@@ -14,11 +14,13 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
+/// Every directory the run writes besides the database (thumbnails, logs,
+/// taught golden dies) is in `work`, so the database's own is what fails.
 fn run_cmd(db: &Path, work: &Path) -> String {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     format!(
         "'{bin}' run --fast --lot LOT-R --wafer W01 --recipe '{root}/assets/recipes/sampled-200mm.toml' \
-         --alarms '{root}/assets/alarms.toml' --db '{db}' --thumbnail-dir '{w}/thumbs' --log-dir '{w}/logs'",
+         --alarms '{root}/assets/alarms.toml' --db '{db}' --thumbnail-dir '{w}/thumbs' --log-dir '{w}/logs' --golden-dir '{w}/golden'",
         bin = env!("CARGO_BIN_EXE_waferscope"),
         root = root.display(),
         db = db.display(),
