@@ -166,7 +166,7 @@ struct Layout {
 }
 
 fn layout(size: f64) -> Layout {
-    let mut rng = Xoshiro::new(0x1A7_0u64);
+    let mut rng = Xoshiro::new(0x1A70);
     let (inner0, inner1) = (STREET_PX, size - STREET_PX);
     let mid = (size / 2.0).floor();
     let mut rects = vec![Rect {
@@ -275,9 +275,12 @@ fn fill(signal: &mut [f64], size: usize, r: Rect, dx: f64, dy: f64) {
     }
 }
 
+/// Whether a die-coordinate point lies inside a defect's footprint.
+type Inside = Box<dyn Fn(f64, f64) -> bool>;
+
 /// Adds a defect, coverage by 5×5 supersampling.
 fn paint(signal: &mut [f64], size: usize, p: Paint, dx: f64, dy: f64) {
-    let (delta, bbox, inside): (f64, [f64; 4], Box<dyn Fn(f64, f64) -> bool>) = match p {
+    let (delta, bbox, inside): (f64, [f64; 4], Inside) = match p {
         Paint::Fill(r) => return fill(signal, size, r, dx, dy),
         Paint::Disc { cx, cy, r, delta } => (
             delta,
