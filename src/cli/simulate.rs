@@ -3,7 +3,7 @@
 //! like the real machine, printing progress once a second and a summary.
 
 use crate::hot::FrameGeometry;
-use crate::machine::sim::{SimCamera, SimRealism, SimStage, SimWafer};
+use crate::machine::sim::{SimCamera, SimStage, SimWafer};
 use crate::machine::{Notch, SimFaults, WaferGeometry};
 use crate::pipeline::{DefectClass, Pipeline, PipelineConfig};
 use anyhow::{ensure, Result};
@@ -76,9 +76,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         args.seed,
     ));
     let faults = Arc::new(SimFaults::default());
-    // SimRealism::default(): classic until the ±64 px detector lands.
-    let camera = SimCamera::with_realism(wafer.clone(), SimRealism::default(), faults.clone())
-        .with_frame_rate(args.fps);
+    let camera = SimCamera::new(wafer.clone(), 2.0, faults.clone()).with_frame_rate(args.fps);
     let golden = camera.golden();
     let stage = SimStage::new(400.0, Duration::from_millis(2), 1.0, faults);
     let tally = Arc::new(Mutex::new(Tally::default()));

@@ -5,7 +5,7 @@
 use super::recipe::ValidRecipe;
 use crate::hot::Counter;
 use crate::hot::FrameGeometry;
-use crate::machine::sim::{SimCamera, SimRealism, SimStage, SimWafer};
+use crate::machine::sim::{SimCamera, SimStage, SimWafer};
 use crate::machine::SimFaults;
 use crate::pipeline::{
     thumbnail_channel, DisplayFrame, Pipeline, PipelineConfig, PipelineTelemetry, ResultSink,
@@ -129,13 +129,8 @@ impl MachineControl for SimMachine {
             self.wafer_seed,
             recipe.sites.clone(),
         ));
-        // SimRealism::default(): classic until the ±64 px detector lands.
-        let mut camera = SimCamera::with_realism(
-            wafer.clone(),
-            SimRealism::default(),
-            self.device_faults.clone(),
-        )
-        .with_capture_counter(self.captures.clone());
+        let mut camera = SimCamera::new(wafer.clone(), 2.0, self.device_faults.clone())
+            .with_capture_counter(self.captures.clone());
         if let Some(fps) = self.camera_fps {
             camera = camera.with_frame_rate(fps);
         }
