@@ -255,6 +255,17 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Recall and false detections per die against noise σ and defect
+    /// contrast on the realistic simulator (±64 px stage error, ±10 % gain),
+    /// beside a naive detector.
+    Sensitivity {
+        /// Die triplets per table cell.
+        #[arg(long, default_value_t = 30)]
+        dies: usize,
+        /// Print only the JSON line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() {
@@ -433,6 +444,10 @@ fn run(cli: Cli) -> Result<()> {
                     "--size must be 256 to 8192 pixels, got {size}"
                 );
                 bench::pipeline::run(frames, size)?.print(json)?;
+                Ok(())
+            }
+            BenchWhat::Sensitivity { dies, json } => {
+                bench::sensitivity::run(dies)?.print(json)?;
                 Ok(())
             }
         },

@@ -166,3 +166,35 @@ fn thread_liveness_beats_allocate_nothing() {
     std::hint::black_box(Box::new(1u8));
     assert!(alloc_count::thread_allocations() - before >= 1);
 }
+
+/// The realistic simulated camera (fresh noise, stage error, gain, grain
+/// and edge roughness per exposure) images a die without allocating.
+#[test]
+fn realistic_sim_capture_allocates_nothing() {
+    use std::sync::Arc;
+    use waferscope::machine::sim::{SimCamera, SimRealism, SimWafer};
+    use waferscope::machine::{Notch, SimFaults, WaferGeometry};
+    let g = WaferGeometry {
+        diameter_mm: 100.0,
+        die_pitch_um: (20_000.0, 20_000.0),
+        die_size_um: (19_000.0, 19_000.0),
+        edge_exclusion_mm: 2.0,
+        notch: Notch::Down,
+    };
+    let geometry = FrameGeometry::gray8(256, 256);
+    let wafer = Arc::new(SimWafer::new(g, geometry, 4));
+    let dies = wafer.sites.len() as u32;
+    let mut cam = SimCamera::with_realism(
+        wafer,
+        SimRealism::realistic(),
+        Arc::new(SimFaults::default()),
+    );
+    let pool = FramePool::new(1, geometry);
+    let mut frame = pool.try_lease().unwrap();
+    cam.capture(0, &mut frame).unwrap();
+    let before = alloc_count::thread_allocations();
+    for i in 0..50 {
+        cam.capture(i % dies, &mut frame).unwrap();
+    }
+    assert_eq!(alloc_count::thread_allocations() - before, 0);
+}

@@ -5,5 +5,6 @@ pub mod hot;
 mod measure;
 pub mod monitor;
 pub mod pipeline;
+pub mod sensitivity;
 
 pub use measure::{median_ns_per_op, Report};

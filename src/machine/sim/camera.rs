@@ -7,9 +7,12 @@
 //! gain applied, then paints that die's injected defects: a pass at about
 //! memcpy speed plus a few small patches. Neighbouring dies always get
 //! different variants, so their noise and misalignment are independent.
+//! That is `SimRealism::classic()`; `SimRealism::realistic()` images every
+//! exposure afresh (see `realism`).
 
 use super::defects::GtDefect;
 use super::pattern::render_die;
+use super::realism::{DieImaging, RealisticCamera, SimRealism};
 use super::wafer::SimWafer;
 use crate::hot::{Counter, Frame};
 use crate::machine::{CameraError, SimFaults};
@@ -21,6 +24,8 @@ const VARIANTS: usize = 8;
 pub struct SimCamera {
     wafer: Arc<SimWafer>,
     variants: Vec<(Vec<u8>, (f32, f32))>,
+    /// `Some` under `SimRealism::Realistic` (then `variants` is empty).
+    realistic: Option<RealisticCamera>,
     golden: Arc<[u8]>,
     faults: Arc<SimFaults>,
     /// Frame period when paced like a real sensor; `None` = as fast as the
@@ -32,9 +37,34 @@ pub struct SimCamera {
 }
 
 impl SimCamera {
-    /// Pre-renders the variants: allocates and takes a moment (about 0.1 s
-    /// per variant at 2048²).
+    /// The classic simulator with sensor noise `noise_sigma`.
     pub fn new(wafer: Arc<SimWafer>, noise_sigma: f32, faults: Arc<SimFaults>) -> Self {
+        Self::with_realism(wafer, SimRealism::Classic { noise_sigma }, faults)
+    }
+
+    /// Pre-renders what the imaging model needs: allocates and takes a
+    /// moment (classic: about 0.1 s per variant at 2048²; realistic: 16
+    /// sub-pixel phases of the clean die, then images `golden_dies` dies to
+    /// teach the golden).
+    pub fn with_realism(wafer: Arc<SimWafer>, realism: SimRealism, faults: Arc<SimFaults>) -> Self {
+        let noise_sigma = match realism {
+            SimRealism::Classic { noise_sigma } => noise_sigma,
+            SimRealism::Realistic(cfg) => {
+                let (w, h) = (wafer.frame.width, wafer.frame.height);
+                let mut real = RealisticCamera::new(cfg, w, h, wafer.seed);
+                let golden = real.teach_golden(&wafer);
+                return Self {
+                    wafer,
+                    variants: Vec::new(),
+                    realistic: Some(real),
+                    golden: golden.into(),
+                    faults,
+                    frame_period: None,
+                    next_frame_at: None,
+                    captures: Arc::new(Counter::new()),
+                };
+            }
+        };
         let (w, h) = (wafer.frame.width, wafer.frame.height);
         let mut variants = Vec::with_capacity(VARIANTS);
         for v in 0..VARIANTS as u64 {
@@ -52,6 +82,7 @@ impl SimCamera {
         Self {
             wafer,
             variants,
+            realistic: None,
             golden: golden.into(),
             faults,
             frame_period: None,
@@ -80,7 +111,8 @@ impl SimCamera {
         &self.wafer
     }
 
-    /// The defect-free reference die (what a tool learns from good dies).
+    /// The reference die: classic, the noise-free render; realistic, taught
+    /// as the median of imaged dies (what a tool learns from good dies).
     pub fn golden(&self) -> Arc<[u8]> {
         Arc::clone(&self.golden)
     }
@@ -91,9 +123,19 @@ impl SimCamera {
         (die_index as usize * 3 + self.wafer.seed as usize) % VARIANTS
     }
 
-    /// The misalignment (pixels) of a die's image, to place ground truth.
+    /// The misalignment (pixels) of a die's image, to place ground truth:
+    /// realistic, the stage repeat error of that die.
     pub fn shift_of(&self, die_index: u32) -> (f32, f32) {
-        self.variants[self.variant_of(die_index)].1
+        match &self.realistic {
+            Some(real) => real.imaging_of(die_index).shift,
+            None => self.variants[self.variant_of(die_index)].1,
+        }
+    }
+
+    /// Stage error, gain and offset of a die under the realistic model
+    /// (`None` for classic).
+    pub fn imaging_of(&self, die_index: u32) -> Option<DieImaging> {
+        self.realistic.as_ref().map(|r| r.imaging_of(die_index))
     }
 
     /// Ground truth of a die, as painted.
@@ -121,6 +163,15 @@ impl SimCamera {
         self.captures.incr();
         self.faults.camera_hang(die_index)?;
         self.faults.camera_result()?;
+        if let Some(real) = &mut self.realistic {
+            real.render(
+                die_index,
+                self.wafer.defects_of(die_index),
+                frame.data_mut(),
+            );
+            frame.meta.die_index = die_index;
+            return Ok(());
+        }
         let (src, shift) = &self.variants[self.variant_of(die_index)];
         let g = Self::gain_q8(die_index);
         let out = frame.data_mut();

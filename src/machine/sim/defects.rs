@@ -56,6 +56,23 @@ pub enum Shape {
         ry: f32,
         delta: f32,
     },
+    /// A particle of set contrast: a disc that brightens or darkens the
+    /// surface by `delta` (a `Disc` after `SimWafer::set_defect_contrast`).
+    Spot {
+        cx: f32,
+        cy: f32,
+        r: f32,
+        delta: f32,
+    },
+    /// A pattern defect of set contrast: a rectangle brightened or darkened
+    /// by `delta` (a `Rect` after `SimWafer::set_defect_contrast`).
+    Patch {
+        x0: f32,
+        y0: f32,
+        x1: f32,
+        y1: f32,
+        delta: f32,
+    },
     /// A pattern defect: a rectangle of the wrong material (missing via,
     /// bridged lines).
     Rect {
@@ -77,7 +94,9 @@ impl GtDefect {
     /// Bounding box [x0, y0, x1, y1] in pattern pixels.
     pub fn bbox(&self) -> [f32; 4] {
         match self.shape {
-            Shape::Disc { cx, cy, r, .. } => [cx - r, cy - r, cx + r, cy + r],
+            Shape::Disc { cx, cy, r, .. } | Shape::Spot { cx, cy, r, .. } => {
+                [cx - r, cy - r, cx + r, cy + r]
+            }
             Shape::Segment {
                 x0,
                 y0,
@@ -92,8 +111,52 @@ impl GtDefect {
                 y0.max(y1) + hw,
             ],
             Shape::Blob { cx, cy, rx, ry, .. } => [cx - rx, cy - ry, cx + rx, cy + ry],
-            Shape::Rect { x0, y0, x1, y1, .. } => [x0, y0, x1, y1],
+            Shape::Rect { x0, y0, x1, y1, .. } | Shape::Patch { x0, y0, x1, y1, .. } => {
+                [x0, y0, x1, y1]
+            }
         }
+    }
+
+    /// The same defect with contrast `delta` grey levels (signed): shapes
+    /// that set a value (`Disc`, `Rect`) become their delta forms.
+    pub fn with_contrast(self, delta: f32) -> Self {
+        let shape = match self.shape {
+            Shape::Disc { cx, cy, r, .. } | Shape::Spot { cx, cy, r, .. } => {
+                Shape::Spot { cx, cy, r, delta }
+            }
+            Shape::Rect { x0, y0, x1, y1, .. } | Shape::Patch { x0, y0, x1, y1, .. } => {
+                Shape::Patch {
+                    x0,
+                    y0,
+                    x1,
+                    y1,
+                    delta,
+                }
+            }
+            Shape::Segment {
+                x0,
+                y0,
+                x1,
+                y1,
+                half_width,
+                ..
+            } => Shape::Segment {
+                x0,
+                y0,
+                x1,
+                y1,
+                half_width,
+                delta,
+            },
+            Shape::Blob { cx, cy, rx, ry, .. } => Shape::Blob {
+                cx,
+                cy,
+                rx,
+                ry,
+                delta,
+            },
+        };
+        Self { shape, ..self }
     }
 
     /// Paints the defect into `img` with the die shifted by `shift` pixels.
@@ -116,6 +179,20 @@ impl GtDefect {
                     Shape::Disc { cx, cy, r, value } => {
                         let c = disc_coverage(px - cx, py - cy, r);
                         v + (value - v) * c
+                    }
+                    Shape::Spot { cx, cy, r, delta } => {
+                        v + delta * disc_coverage(px - cx, py - cy, r)
+                    }
+                    Shape::Patch {
+                        x0,
+                        y0,
+                        x1,
+                        y1,
+                        delta,
+                    } => {
+                        let cx = ((px + 0.5).min(x1) - (px - 0.5).max(x0)).max(0.0);
+                        let cy = ((py + 0.5).min(y1) - (py - 0.5).max(y0)).max(0.0);
+                        v + delta * (cx * cy)
                     }
                     Shape::Segment {
                         x0,

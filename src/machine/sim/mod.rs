@@ -5,11 +5,13 @@ pub mod camera;
 pub mod defects;
 pub mod io;
 pub mod pattern;
+pub mod realism;
 pub mod stage;
 pub mod wafer;
 
 pub use camera::SimCamera;
 pub use defects::{GtDefect, SimDefectKind};
 pub use io::{SimIo, SimIoFaults};
+pub use realism::{DieImaging, RealisticImaging, SimRealism};
 pub use stage::SimStage;
 pub use wafer::SimWafer;

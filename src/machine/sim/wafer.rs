@@ -58,6 +58,22 @@ impl SimWafer {
         self.defects.iter().map(Vec::len).sum()
     }
 
+    /// Sets every injected defect's contrast to a magnitude drawn
+    /// log-uniformly from `lo..=hi` grey levels, bright or dark at random
+    /// (seeded by `seed`): defects from just above the noise to saturated
+    /// for the realistic simulator, or one contrast (`lo == hi`) for a
+    /// sensitivity table. Ground truth stays exact: the defects keep their
+    /// footprints.
+    pub fn set_defect_contrast(&mut self, seed: u64, lo: f32, hi: f32) {
+        let (lo, hi) = (lo.max(0.5) as f64, hi.max(lo.max(0.5)) as f64);
+        let mut rng = Rng::new(mix(seed ^ 0xC0_4742));
+        for d in self.defects.iter_mut().flatten() {
+            let magnitude = (rng.range(lo.ln(), hi.ln() + 1e-9)).exp().min(hi);
+            let sign = if rng.chance(0.5) { 1.0 } else { -1.0 };
+            *d = d.with_contrast((sign * magnitude) as f32);
+        }
+    }
+
     fn inject(&mut self, seed: u64) {
         let (w, h) = (self.frame.width, self.frame.height);
         let mut wafer_rng = Rng::new(seed);

@@ -1,0 +1,343 @@
+//! `waferscope bench sensitivity`: recall and false detections per die of
+//! the detector on the realistic simulator (±64 px stage error, ±10 % gain,
+//! ±15 offset, grain and edge roughness), for each noise σ and defect
+//! contrast; beside it, in the same run, a naive detector (|T − L| and
+//! |T − R| above a fixed threshold, no alignment) so the figures have
+//! context. Ground truth is the simulator's, exact.
+
+use super::pipeline::bench_wafer;
+use crate::hot::{FrameGeometry, FramePool};
+use crate::machine::sim::{RealisticImaging, SimCamera, SimRealism};
+use crate::machine::SimFaults;
+use crate::pipeline::{DetectParams, Detector, DieResult, Profiles, Reference};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub const SIGMAS: [f32; 3] = [3.0, 8.0, 12.0];
+pub const CONTRASTS: [f32; 6] = [10.0, 20.0, 30.0, 40.0, 60.0, 80.0];
+const SIZE: u32 = 512;
+const SHIFT_PX: f32 = 64.0;
+const GAIN_DRIFT: f32 = 0.10;
+/// A detection matches a defect when its bbox is within this of the
+/// defect's.
+const MATCH_PX: f32 = 3.0;
+/// The naive detector's threshold: today's detector's default.
+const NAIVE_THRESHOLD: u8 = 24;
+
+/// One cell of the table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cell {
+    pub sigma: f32,
+    pub contrast: f32,
+    /// Defects lying where all three dies image the same part of the die.
+    pub defects: usize,
+    pub found: usize,
+    pub false_detections: usize,
+    pub dies: usize,
+}
+
+impl Cell {
+    pub fn recall(&self) -> f64 {
+        self.found as f64 / self.defects.max(1) as f64
+    }
+    pub fn false_per_die(&self) -> f64 {
+        self.false_detections as f64 / self.dies.max(1) as f64
+    }
+}
+
+pub struct Sensitivity {
+    pub dies: usize,
+    pub detector: Vec<Cell>,
+    pub naive: Vec<Cell>,
+}
+
+/// Imaging of the table: noise σ is read noise alone (no shot noise) so
+/// that σ is the same at every grey level; grain of ±σ (σ_grain = 0.58 σ).
+fn imaging(sigma: f32) -> RealisticImaging {
+    RealisticImaging {
+        read_noise: sigma,
+        shot_noise_per_grey: 0.0,
+        gain_drift: GAIN_DRIFT,
+        offset_drift: 15.0,
+        stage_repeat_px: SHIFT_PX,
+        grain: sigma,
+        // The golden is not used (die-to-die): teach from one die.
+        golden_dies: 1,
+        ..RealisticImaging::default()
+    }
+}
+
+/// Measures `dies` die triplets per cell.
+pub fn run(dies: usize) -> anyhow::Result<Sensitivity> {
+    anyhow::ensure!(dies > 0, "--dies must be at least 1");
+    let mut result = Sensitivity {
+        dies,
+        detector: Vec::new(),
+        naive: Vec::new(),
+    };
+    let geometry = FrameGeometry::gray8(SIZE, SIZE);
+    let pool = FramePool::new(3, geometry);
+    let mut frames: Vec<_> = (0..3).map(|_| pool.try_lease().expect("3")).collect();
+    let mut det = Detector::new(SIZE, SIZE, DetectParams::default());
+    let mut profiles: Vec<Profiles> = (0..3).map(|_| Profiles::new(SIZE, SIZE)).collect();
+    let mut out = DieResult::default();
+    for (si, &sigma) in SIGMAS.iter().enumerate() {
+        for (ci, &contrast) in CONTRASTS.iter().enumerate() {
+            let seed = 1000 + (si * CONTRASTS.len() + ci) as u64;
+            let mut wafer = bench_wafer(SIZE, seed);
+            wafer.set_defect_contrast(seed, contrast, contrast);
+            let wafer = Arc::new(wafer);
+            let triplets = triplets(&wafer, dies);
+            anyhow::ensure!(!triplets.is_empty(), "no rows of three dies");
+            let realism = SimRealism::Realistic(imaging(sigma));
+            let mut cam =
+                SimCamera::with_realism(wafer.clone(), realism, Arc::new(SimFaults::default()));
+            let mut cell = Cell {
+                sigma,
+                contrast,
+                ..Cell::default()
+            };
+            let mut naive = cell;
+            for &[l, t, r] in &triplets {
+                for (k, die) in [t, l, r].into_iter().enumerate() {
+                    cam.capture(die, &mut frames[k])?;
+                    profiles[k].compute(frames[k].data());
+                }
+                out.clear(t);
+                det.inspect(
+                    Reference::die(frames[0].data(), &profiles[0]),
+                    Reference::die(frames[1].data(), &profiles[1]),
+                    Reference::die(frames[2].data(), &profiles[2]),
+                    None,
+                    &mut out,
+                );
+                let truth = truth_in_test(&cam, [t, l, r]);
+                let boxes: Vec<[f32; 4]> = out
+                    .defects()
+                    .iter()
+                    .map(|d| d.bbox.map(f32::from))
+                    .collect();
+                // Defects beyond the result's capacity are all false here:
+                // no die carries that many real ones.
+                score(&mut cell, &truth, &boxes, out.dropped as usize);
+                let naive_boxes = naive_detect(
+                    frames[0].data(),
+                    frames[1].data(),
+                    frames[2].data(),
+                    SIZE as usize,
+                );
+                score(&mut naive, &truth, &naive_boxes, 0);
+            }
+            result.detector.push(cell);
+            result.naive.push(naive);
+        }
+    }
+    Ok(result)
+}
+
+/// (left, test, right) die indices of up to `n` rows of three, spread over
+/// the wafer.
+fn triplets(wafer: &crate::machine::sim::SimWafer, n: usize) -> Vec<[u32; 3]> {
+    let s = &wafer.sites;
+    let all: Vec<[u32; 3]> = s
+        .windows(3)
+        .filter(|w| w[0].row == w[2].row && w[2].col - w[0].col == 2)
+        .map(|w| [w[0].index, w[1].index, w[2].index])
+        .collect();
+    let step = (all.len() / n.max(1)).max(1);
+    all.into_iter().step_by(step).take(n).collect()
+}
+
+/// The test die's defects in its image, each with whether all three dies
+/// image that part of the die (only those count for recall).
+fn truth_in_test(cam: &SimCamera, [t, l, r]: [u32; 3]) -> Vec<([f32; 4], bool)> {
+    let st = cam.shift_of(t);
+    let (sl, sr) = (cam.shift_of(l), cam.shift_of(r));
+    let n = SIZE as f32;
+    let seen = |b: [f32; 4], s: (f32, f32)| {
+        b[0] + s.0 >= 1.0 && b[1] + s.1 >= 1.0 && b[2] + s.0 <= n - 1.0 && b[3] + s.1 <= n - 1.0
+    };
+    cam.truth_of(t)
+        .iter()
+        .map(|d| {
+            let b = d.bbox();
+            let in_test = [b[0] + st.0, b[1] + st.1, b[2] + st.0, b[3] + st.1];
+            (in_test, seen(b, st) && seen(b, sl) && seen(b, sr))
+        })
+        .collect()
+}
+
+fn near(truth: &[f32; 4], d: &[f32; 4]) -> bool {
+    d[0] - MATCH_PX <= truth[2]
+        && truth[0] <= d[2] + MATCH_PX
+        && d[1] - MATCH_PX <= truth[3]
+        && truth[1] <= d[3] + MATCH_PX
+}
+
+fn score(cell: &mut Cell, truth: &[([f32; 4], bool)], found: &[[f32; 4]], dropped: usize) {
+    cell.dies += 1;
+    for (b, inspectable) in truth {
+        if *inspectable {
+            cell.defects += 1;
+            cell.found += found.iter().any(|d| near(b, d)) as usize;
+        }
+    }
+    let false_ones = found
+        .iter()
+        .filter(|d| !truth.iter().any(|(b, _)| near(b, d)))
+        .count();
+    cell.false_detections += false_ones + dropped;
+}
+
+/// The naive baseline: pixels where both |T − L| and |T − R| exceed a
+/// fixed threshold, without alignment, grouped 8-connected; groups of at
+/// least 2 pixels (today's minimum area) are detections (bboxes,
+/// inclusive-exclusive like the detector's).
+pub fn naive_detect(t: &[u8], l: &[u8], r: &[u8], width: usize) -> Vec<[f32; 4]> {
+    let flagged: Vec<bool> = t
+        .iter()
+        .zip(l)
+        .zip(r)
+        .map(|((&t, &l), &r)| t.abs_diff(l) > NAIVE_THRESHOLD && t.abs_diff(r) > NAIVE_THRESHOLD)
+        .collect();
+    let height = t.len() / width;
+    let mut seen = vec![false; flagged.len()];
+    let mut boxes = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..flagged.len() {
+        if !flagged[start] || seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        stack.push(start);
+        let (mut x0, mut y0, mut x1, mut y1, mut area) = (usize::MAX, usize::MAX, 0, 0, 0);
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % width, i / width);
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
+            area += 1;
+            for ny in y.saturating_sub(1)..(y + 2).min(height) {
+                for nx in x.saturating_sub(1)..(x + 2).min(width) {
+                    let j = ny * width + nx;
+                    if flagged[j] && !seen[j] {
+                        seen[j] = true;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        if area >= 2 {
+            boxes.push([x0 as f32, y0 as f32, x1 as f32, y1 as f32]);
+        }
+    }
+    boxes
+}
+
+impl Sensitivity {
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "sensitivity: realistic simulator, {SIZE}² px, stage error ±{SHIFT_PX} px, gain ±{:.0} %, \
+             offset ±15, grain and edge roughness; {} die triplets per cell\n",
+            GAIN_DRIFT * 100.0,
+            self.dies
+        );
+        for (name, cells) in [
+            ("today's detector (DetectParams::default())", &self.detector),
+            (
+                "naive baseline (|T−L|, |T−R| > 24, no alignment)",
+                &self.naive,
+            ),
+        ] {
+            s += &format!("{name}\n  σ \\ contrast");
+            for c in CONTRASTS {
+                s += &format!("  {c:>13}");
+            }
+            s += "\n";
+            for sigma in SIGMAS {
+                s += &format!("  {sigma:>12}");
+                for c in cells.iter().filter(|c| c.sigma == sigma) {
+                    s += &format!("  {:>5.2} / {:>5.1}", c.recall(), c.false_per_die());
+                }
+                s += "\n";
+            }
+        }
+        s + "  (each cell: recall / false detections per die)"
+    }
+
+    pub fn to_json(&self) -> Value {
+        let cells = |cells: &[Cell]| -> Vec<Value> {
+            cells
+                .iter()
+                .map(|c| {
+                    json!({
+                        "sigma": c.sigma,
+                        "contrast": c.contrast,
+                        "defects": c.defects,
+                        "recall": (c.recall() * 1000.0).round() / 1000.0,
+                        "false_per_die": (c.false_per_die() * 1000.0).round() / 1000.0,
+                    })
+                })
+                .collect()
+        };
+        json!({
+            "benchmark": "sensitivity",
+            "frame_px": SIZE,
+            "stage_error_px": SHIFT_PX,
+            "gain_drift": (GAIN_DRIFT as f64 * 1000.0).round() / 1000.0,
+            "dies_per_cell": self.dies,
+            "detector": cells(&self.detector),
+            "naive": cells(&self.naive),
+        })
+    }
+
+    /// Text then JSON (or only JSON), as every `bench` command prints.
+    pub fn print(&self, json_only: bool) -> Result<(), crate::cli::out::OutputFailed> {
+        if !json_only {
+            crate::outln!("{}", self.to_text())?;
+        }
+        crate::outln!("{}", self.to_json())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn naive_detector_reports_a_spot_in_t_only_and_not_a_neighbours() {
+        let w = 32;
+        let flat = vec![100u8; w * w];
+        let mut t = flat.clone();
+        for (x, y) in [(10, 10), (11, 10), (10, 11)] {
+            t[y * w + x] = 160;
+        }
+        let mut l = flat.clone();
+        l[20 * w + 20] = 200;
+        l[20 * w + 21] = 200;
+        assert_eq!(
+            naive_detect(&t, &l, &flat, w),
+            vec![[10.0, 10.0, 12.0, 12.0]]
+        );
+        // The spot in L differs from T on one side only: not reported.
+        assert!(naive_detect(&flat, &l, &flat, w).is_empty());
+    }
+
+    #[test]
+    fn scoring_counts_only_inspectable_truth_and_unmatched_detections() {
+        let mut cell = Cell::default();
+        let truth = [
+            ([10.0, 10.0, 14.0, 14.0], true),
+            ([50.0, 50.0, 52.0, 52.0], false),
+        ];
+        let found = [
+            [12.0, 12.0, 13.0, 13.0],
+            [51.0, 51.0, 52.0, 52.0],
+            [90.0, 90.0, 91.0, 91.0],
+        ];
+        score(&mut cell, &truth, &found, 2);
+        assert_eq!((cell.defects, cell.found), (1, 1));
+        // The far one and the 2 dropped; the one on non-inspectable truth
+        // is not false.
+        assert_eq!(cell.false_detections, 3);
+        assert_eq!(cell.dies, 1);
+    }
+}
