@@ -111,11 +111,11 @@ fn ctrl_c_stops_and_twice_aborts() {
         "{text}"
     );
 
-    // A camera at 5 frames/s: the die in hand takes 200 ms, so the second
+    // A camera at 1 frame/s: the die in hand takes up to 1 s, so the second
     // press (30 ms later) lands while the run is still stopping. At 60
     // frames/s a stop can finish first, and the run then ends stopped.
     let mut child = waferscope(&d, "full-300mm.toml", false)
-        .args(["--sim-fps", "5"])
+        .args(["--sim-fps", "1"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -506,7 +506,9 @@ fn teach_keeps_a_golden_the_run_then_uses_and_a_misfit_one_is_refused_naming_it(
     let golden_dir = d.join("golden");
     let recipe = root().join("assets/recipes/sampled-200mm.toml");
     let out = Command::new(env!("CARGO_BIN_EXE_waferscope"))
-        .args(["teach", "--dies", "5", "--recipe"])
+        // Another wafer seed than the run's: a run that re-taught would
+        // write a different golden.
+        .args(["teach", "--dies", "5", "--seed", "7", "--recipe"])
         .arg(&recipe)
         .arg("--golden-dir")
         .arg(&golden_dir)

@@ -181,7 +181,7 @@ fn run_on_small_disk(d: &Path) -> (i32, String) {
     let script = format!(
         "mount -t tmpfs -o size=1m tmpfs '{m}' || exit 97; '{bin}' run --fast --lot LOT-D --wafer W02 \
          --recipe '{root}/assets/recipes/full-300mm.toml' --alarms '{root}/assets/alarms.toml' \
-         --db '{m}/results.db' --thumbnail-dir '{d}/thumbs' --log-dir '{d}/logs' 2>&1; echo \"rc=$?\"",
+         --db '{m}/results.db' --thumbnail-dir '{d}/thumbs' --log-dir '{d}/logs' --golden-dir '{d}/golden' 2>&1; echo \"rc=$?\"",
         m = mnt.display(),
         d = d.display(),
         root = root.display(),

@@ -216,7 +216,7 @@ impl RunEngine {
                     self.answer(reply, r);
                 }
                 Request::Teach { dies, reply } => {
-                    let r = self.teach(dies);
+                    let r = self.teach(dies).await;
                     self.answer(reply, r);
                 }
                 Request::Command { cmd, reply } => {
@@ -288,13 +288,17 @@ impl RunEngine {
         }
     }
 
-    fn teach(&mut self, dies: usize) -> Result<(), String> {
-        if !matches!(self.snap.state, RunState::Idle | RunState::Ready) {
+    /// Teaches only when READY: the recipe is loaded and the interlocks
+    /// hold (a wafer is held, illumination at its setpoint), as for a run;
+    /// a golden imaged from an empty chuck would be kept for every run.
+    async fn teach(&mut self, dies: usize) -> Result<(), String> {
+        if self.snap.state != RunState::Ready {
             return Err(format!(
-                "cannot teach a golden die while {}",
+                "cannot teach a golden die while {}: load the recipe (READY) first",
                 self.snap.state.label()
             ));
         }
+        self.interlocks().await?;
         let Some((recipe, _)) = &self.loaded else {
             return Err("load the recipe to teach its golden die first".into());
         };

@@ -76,8 +76,9 @@ pub struct SimMachine {
     /// Taught golden dies are kept here, one per recipe
     /// (`store::golden`); `None` keeps them in memory for this tool's life.
     pub golden_dir: Option<PathBuf>,
-    /// Goldens taught while `golden_dir` is `None`, by recipe id.
-    taught: std::collections::HashMap<String, Arc<[u8]>>,
+    /// Goldens taught while `golden_dir` is `None`, by recipe id and
+    /// content hash (a revised recipe of the same id is taught anew).
+    taught: std::collections::HashMap<(String, String), Arc<[u8]>>,
 }
 
 /// What the UI reads of a running pipeline.
@@ -221,7 +222,7 @@ impl MachineControl for SimMachine {
 
     fn teach_golden(&mut self, recipe: &ValidRecipe, dies: usize) -> Result<TaughtGolden> {
         let wafer = self.wafer_for(recipe);
-        let golden = teach_on(&wafer, &recipe.plan, dies)?;
+        let golden = teach_on(&wafer, &teaching_dies(recipe), dies)?;
         self.keep_golden(recipe, &golden)?;
         Ok(golden)
     }
@@ -248,10 +249,10 @@ impl SimMachine {
             if let Some(px) = load_golden(dir, id, recipe.image_px, recipe.image_px)? {
                 return Ok(px.into());
             }
-        } else if let Some(px) = self.taught.get(id) {
+        } else if let Some(px) = self.taught.get(&(id.clone(), recipe.hash.clone())) {
             return Ok(Arc::clone(px));
         }
-        let golden = teach_on(wafer, &recipe.plan, DEFAULT_TEACH_DIES)?;
+        let golden = teach_on(wafer, &teaching_dies(recipe), DEFAULT_TEACH_DIES)?;
         tracing::info!(
             recipe = %id,
             dies = golden.dies,
@@ -267,8 +268,22 @@ impl SimMachine {
             tracing::info!(recipe = %id, path = %path.display(), "golden die saved");
         }
         let px: Arc<[u8]> = golden.pixels.clone().into();
-        self.taught.insert(id.clone(), Arc::clone(&px));
+        if self.golden_dir.is_none() {
+            self.taught
+                .insert((id.clone(), recipe.hash.clone()), Arc::clone(&px));
+        }
         Ok(px)
+    }
+}
+
+/// The dies a golden is taught from: the recipe's plan, or every die of
+/// the wafer when the plan is too short to outvote a defect (a recipe may
+/// list a single die).
+fn teaching_dies(recipe: &ValidRecipe) -> Vec<u32> {
+    if recipe.plan.len() >= DEFAULT_TEACH_DIES {
+        recipe.plan.clone()
+    } else {
+        recipe.sites.iter().map(|s| s.index).collect()
     }
 }
 

@@ -32,7 +32,7 @@ pub fn save_golden(
     crate::store::dirs::ensure_writable_dir(dir, "the golden die directory")?;
     let path = golden_path(dir, recipe_id);
     let tmp = path.with_extension(format!("png.tmp-{}", std::process::id()));
-    image::save_buffer_with_format(
+    let written = image::save_buffer_with_format(
         &tmp,
         pixels,
         width,
@@ -40,7 +40,17 @@ pub fn save_golden(
         image::ExtendedColorType::L8,
         image::ImageFormat::Png,
     )
-    .with_context(|| format!("{}: cannot write the golden die", tmp.display()))?;
+    .with_context(|| format!("{}: cannot write the golden die", tmp.display()))
+    .and_then(|()| {
+        // On disk before it replaces the previous golden.
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("{}: cannot flush the golden die", tmp.display()))
+    });
+    if let Err(e) = written {
+        std::fs::remove_file(&tmp).ok(); // a partial file is of no use
+        return Err(e);
+    }
     std::fs::rename(&tmp, &path).map_err(|e| {
         std::fs::remove_file(&tmp).ok();
         anyhow!(
@@ -61,7 +71,12 @@ pub fn load_golden(
     height: u32,
 ) -> Result<Option<Vec<u8>>> {
     let path = golden_path(dir, recipe_id);
-    if !path.exists() {
+    // An unreadable directory is an error, not "no golden" (which would
+    // teach a new one over it).
+    if !path
+        .try_exists()
+        .with_context(|| format!("{}: cannot look for the golden die", path.display()))?
+    {
         return Ok(None);
     }
     let img = image::open(&path)
