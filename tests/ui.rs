@@ -129,7 +129,9 @@ fn an_operator_runs_pauses_sees_a_suspension_acknowledges_and_aborts() {
             .and_then(|mut r| r.read().value.entry(1031).map(|e| e.state))
             == Some(waferscope::monitor::AlarmState::AckActive)
     });
-    assert!(has(&h, "○ ACK ACTIVE"));
+    // The window shows it on a later frame (it redraws on its own clock,
+    // which a loaded machine delays).
+    wait_for(&mut h, "ACK ACTIVE shown", |h| has(h, "○ ACK ACTIVE"));
 
     // Abort with a reason.
     h.get_by_label("Abort").click();
