@@ -60,6 +60,35 @@ impl Drop for Tool {
     }
 }
 
+/// The simulated I/O, its monitor (2 ms polls), the alarm definitions and
+/// the alarm service (journal in `dir`) every engine here reads.
+fn monitor_and_alarms(
+    dir: &std::path::Path,
+) -> (
+    Arc<SimIoFaults>,
+    Monitor,
+    Arc<[waferscope::monitor::AlarmDef]>,
+    AlarmService,
+) {
+    let io = SimIoFaults::new();
+    let monitor = Monitor::start(
+        Box::new(SimIo::new(io.clone())),
+        MonitorConfig::uniform(Duration::from_millis(2)),
+    );
+    let defs_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/alarms.toml");
+    let defs: Arc<[_]> = load_alarms(&defs_path).unwrap().into();
+    let alarms = AlarmService::start(
+        defs.clone(),
+        &content_hash("test"),
+        Journal::open(&dir.join("journal.db")).unwrap(),
+        monitor.snapshots.reader().unwrap(),
+        monitor.epoch,
+        Duration::from_millis(2),
+    )
+    .unwrap();
+    (io, monitor, defs, alarms)
+}
+
 fn tool(name: &str, fps: Option<f64>) -> Tool {
     tool_with(name, fps, |_, _| {})
 }
@@ -83,22 +112,7 @@ fn tool_with_store(
 ) -> Tool {
     let dir = std::env::temp_dir().join(format!("waferscope-run-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let io = SimIoFaults::new();
-    let monitor = Monitor::start(
-        Box::new(SimIo::new(io.clone())),
-        MonitorConfig::uniform(Duration::from_millis(2)),
-    );
-    let defs_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/alarms.toml");
-    let defs: Arc<[_]> = load_alarms(&defs_path).unwrap().into();
-    let alarms = AlarmService::start(
-        defs.clone(),
-        &content_hash("test"),
-        Journal::open(&dir.join("journal.db")).unwrap(),
-        monitor.snapshots.reader().unwrap(),
-        monitor.epoch,
-        Duration::from_millis(2),
-    )
-    .unwrap();
+    let (io, monitor, defs, alarms) = monitor_and_alarms(&dir);
     let mut machine = SimMachine::fast(9);
     machine.camera_fps = fps;
     machine.workers = Some(1);
@@ -707,22 +721,7 @@ fn a_camera_that_stops_mid_die_faults_the_run_naming_die_and_thread() {
 fn a_picture_late_by_a_scheduler_hiccup_waits_for_the_next_and_a_hung_one_refuses() {
     let dir = std::env::temp_dir().join(format!("waferscope-run-{}-late", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let io = SimIoFaults::new();
-    let monitor = Monitor::start(
-        Box::new(SimIo::new(io.clone())),
-        MonitorConfig::uniform(Duration::from_millis(2)),
-    );
-    let defs_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/alarms.toml");
-    let defs: Arc<[_]> = load_alarms(&defs_path).unwrap().into();
-    let alarms = AlarmService::start(
-        defs.clone(),
-        &content_hash("test"),
-        Journal::open(&dir.join("journal.db")).unwrap(),
-        monitor.snapshots.reader().unwrap(),
-        monitor.epoch,
-        Duration::from_millis(2),
-    )
-    .unwrap();
+    let (_io, monitor, defs, alarms) = monitor_and_alarms(&dir);
     let mut real = monitor.snapshots.reader().unwrap();
     wait("monitor live", || real.read().value.all_live());
     // The engine reads the machine through a cell this test publishes to:
