@@ -9,11 +9,9 @@ cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
 # KLARF read back by two independent readers (PyPI, pinned, in a venv).
 ./scripts/klarf-interop.sh
-# Model-check hot's own concurrency. Own target dir: the cfg flag rebuilds
-# every crate and must not invalidate the normal build; without the GUI,
-# whose crates have nothing to do with src/hot.
-RUSTFLAGS="--cfg waferscope_loom" CARGO_TARGET_DIR=target/loom \
-  cargo test --release --no-default-features --lib loom_tests
+# Model-check hot's own concurrency. The `loom` feature rebuilds only this
+# crate: the dependencies are the test build's, already compiled above.
+cargo test --features loom --lib loom_tests
 # The hot unit tests under valgrind: an uninitialised byte behind a safe
 # reference (e.g. a pool buffer read before any camera wrote it) fails the
 # suite here even where it happens to read as zero natively. About 10 s.

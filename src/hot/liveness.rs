@@ -256,7 +256,7 @@ pub fn join_named<T>(name: &str, handle: JoinHandle<T>) -> Result<T, String> {
         .map_err(|p| format!("thread {name} died: {}", panic_message(p.as_ref())))
 }
 
-#[cfg(all(test, not(waferscope_loom)))]
+#[cfg(all(test, not(feature = "loom")))]
 mod tests {
     use super::*;
 

@@ -67,7 +67,7 @@ struct Buffer {
     layout: Layout,
     /// Under loom, records every access so the model checker can prove no
     /// two leases touch one buffer without a happens-before edge.
-    #[cfg(waferscope_loom)]
+    #[cfg(feature = "loom")]
     access: loom::cell::UnsafeCell<()>,
 }
 
@@ -94,7 +94,7 @@ impl Buffer {
         Self {
             ptr,
             layout,
-            #[cfg(waferscope_loom)]
+            #[cfg(feature = "loom")]
             access: loom::cell::UnsafeCell::new(()),
         }
     }
@@ -110,13 +110,13 @@ impl Drop for Buffer {
 }
 
 /// The free list: indices of buffers nobody holds.
-#[cfg(not(waferscope_loom))]
+#[cfg(not(feature = "loom"))]
 struct FreeList {
     tx: crossbeam_channel::Sender<u32>,
     rx: crossbeam_channel::Receiver<u32>,
 }
 
-#[cfg(not(waferscope_loom))]
+#[cfg(not(feature = "loom"))]
 impl FreeList {
     fn new(n: usize) -> Self {
         let (tx, rx) = crossbeam_channel::bounded(n);
@@ -144,10 +144,10 @@ impl FreeList {
 /// Loom cannot see inside crossbeam, so under the model checker the free
 /// list is a loom mutex: the checker then explores every interleaving of
 /// our own lease/return/drop protocol around it.
-#[cfg(waferscope_loom)]
+#[cfg(feature = "loom")]
 struct FreeList(loom::sync::Mutex<Vec<u32>>);
 
-#[cfg(waferscope_loom)]
+#[cfg(feature = "loom")]
 impl FreeList {
     fn new(n: usize) -> Self {
         Self(loom::sync::Mutex::new(Vec::with_capacity(n)))
@@ -335,7 +335,7 @@ impl Frame {
 
     pub fn data(&self) -> &[u8] {
         let buf = self.buffer();
-        #[cfg(waferscope_loom)]
+        #[cfg(feature = "loom")]
         buf.access.with(|_| ());
         // SAFETY: this lease holds `index` exclusively (the free list hands
         // each index to one taker and it is pushed back only in our Drop), so
@@ -349,7 +349,7 @@ impl Frame {
 
     pub fn data_mut(&mut self) -> &mut [u8] {
         let buf = self.buffer();
-        #[cfg(waferscope_loom)]
+        #[cfg(feature = "loom")]
         buf.access.with_mut(|_| ());
         // SAFETY: as in `data`, and `&mut self` makes this the only borrow of
         // the lease, hence of the bytes.
@@ -366,7 +366,7 @@ impl Drop for Frame {
     }
 }
 
-#[cfg(all(test, not(waferscope_loom)))]
+#[cfg(all(test, not(feature = "loom")))]
 mod tests {
     use super::*;
 
@@ -402,7 +402,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, waferscope_loom))]
+#[cfg(all(test, feature = "loom"))]
 mod loom_tests {
     use super::*;
 
