@@ -47,7 +47,7 @@ fn missing_field() {
 fn unknown_key() {
     assert_eq!(
         err(&full().replace("threshold = 24", "threshold = 24\nthreshhold = 20")),
-        "line 18: unknown field `threshhold`, expected one of `threshold`, `min_defect_px`, `golden_tolerance`, `classes`"
+        "line 18: unknown field `threshhold`, expected one of `threshold`, `min_defect_px`, `golden_tolerance`, `classes`, `max_shift_px`, `min_align_confidence`, `threshold_mode`, `threshold_sigma`, `threshold_floor`"
     );
 }
 

@@ -3,11 +3,14 @@
 
 pub mod acquire;
 pub mod align;
+pub mod care;
 pub mod classify;
 pub mod detect;
 pub mod display;
 pub mod gate;
 pub mod label;
+pub mod noise;
+pub mod normalise;
 pub mod result;
 pub mod telemetry;
 pub mod thumbnails;
@@ -17,10 +20,10 @@ pub mod worker;
 pub use acquire::Trigger;
 pub use align::Profiles;
 pub use classify::ClassRules;
-pub use detect::{DetectParams, Detector, Reference};
+pub use detect::{DetectParams, Detector, Reference, ThresholdMode};
 pub use display::{DisplayFrame, DisplayImage};
 pub use gate::DieGate;
-pub use result::{Defect, DefectClass, DieResult, Polarity, MAX_DEFECTS_PER_DIE};
+pub use result::{Defect, DefectClass, DieResult, Polarity, ReferenceMode, MAX_DEFECTS_PER_DIE};
 pub use telemetry::PipelineTelemetry;
 pub use thumbnails::{thumbnail_channel, Crop, ThumbnailFeed, ThumbnailTap};
 pub use wiring::{Pipeline, PipelineConfig, ResultSink};

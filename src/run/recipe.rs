@@ -2,7 +2,7 @@
 //! file, the field, the value and what is allowed; unknown keys are errors.
 
 use crate::machine::{die_grid_offset, DieSite, Notch, WaferGeometry};
-use crate::pipeline::{ClassRules, DetectParams};
+use crate::pipeline::{ClassRules, DetectParams, ThresholdMode};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use std::path::Path;
@@ -53,10 +53,40 @@ pub struct InspectionSection {
     pub golden_tolerance: u32,
     #[serde(default)]
     pub classes: ClassSection,
+    /// Largest stage repeat error searched when aligning dies, pixels.
+    #[serde(default = "default_max_shift_px")]
+    pub max_shift_px: u32,
+    /// Below this alignment confidence (0 to 1) a die is reported as
+    /// `alignment_untrusted` with no defects.
+    #[serde(default = "default_min_align_confidence")]
+    pub min_align_confidence: f64,
+    /// "grey": `threshold` grey levels; "sigma": `threshold_sigma` × the
+    /// die's estimated noise σ, at least `threshold_floor`.
+    #[serde(default = "default_threshold_mode")]
+    pub threshold_mode: String,
+    #[serde(default = "default_threshold_sigma")]
+    pub threshold_sigma: f64,
+    #[serde(default = "default_threshold_floor")]
+    pub threshold_floor: u32,
 }
 
 fn default_golden_tolerance() -> u32 {
     10
+}
+fn default_max_shift_px() -> u32 {
+    DetectParams::default().max_shift_px
+}
+fn default_min_align_confidence() -> f64 {
+    DetectParams::default().min_align_confidence as f64
+}
+fn default_threshold_mode() -> String {
+    "grey".into()
+}
+fn default_threshold_sigma() -> f64 {
+    DetectParams::default().threshold_sigma as f64
+}
+fn default_threshold_floor() -> u32 {
+    DetectParams::default().threshold_floor as u32
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -263,6 +293,41 @@ fn validate(recipe: Recipe, text: &str) -> Result<ValidRecipe> {
         60.0,
         "grey levels",
     )?;
+    in_range(
+        "inspection.max_shift_px",
+        i.max_shift_px as f64,
+        1.0,
+        crate::pipeline::align::MAX_SUPPORTED_SHIFT as f64,
+        "px",
+    )?;
+    in_range(
+        "inspection.min_align_confidence",
+        i.min_align_confidence,
+        0.0,
+        1.0,
+        "",
+    )?;
+    let threshold_mode = match i.threshold_mode.as_str() {
+        "grey" => ThresholdMode::Grey,
+        "sigma" => ThresholdMode::Sigma,
+        other => {
+            bail!("field `inspection.threshold_mode`: \"{other}\" is not one of grey, sigma")
+        }
+    };
+    in_range(
+        "inspection.threshold_sigma",
+        i.threshold_sigma,
+        1.0,
+        50.0,
+        "σ",
+    )?;
+    in_range(
+        "inspection.threshold_floor",
+        i.threshold_floor as f64,
+        1.0,
+        200.0,
+        "grey levels",
+    )?;
     let c = &i.classes;
     in_range(
         "inspection.classes.scratch_min_length_px",
@@ -312,6 +377,11 @@ fn validate(recipe: Recipe, text: &str) -> Result<ValidRecipe> {
         threshold: i.threshold as u8,
         min_area: i.min_defect_px,
         golden_tolerance: i.golden_tolerance as u8,
+        max_shift_px: i.max_shift_px,
+        min_align_confidence: i.min_align_confidence as f32,
+        threshold_mode,
+        threshold_sigma: i.threshold_sigma as f32,
+        threshold_floor: i.threshold_floor as u8,
         class_rules: ClassRules {
             scratch_min_length_px: c.scratch_min_length_px,
             residue_max_contrast: c.residue_max_contrast as f32,

@@ -1,0 +1,191 @@
+use super::*;
+use crate::machine::sim::pattern::{render_die, BACKGROUND};
+
+#[test]
+fn weights_sum_to_256_for_any_shift() {
+    for i in -40..40 {
+        let s = i as f32 * 0.037;
+        let r = Resample::new((s, -s * 1.3));
+        assert_eq!(r.w.iter().map(|&v| v as u32).sum::<u32>(), 256, "{s}");
+    }
+}
+
+const SIZE: u32 = 1024;
+
+/// A die image with its profiles.
+struct Die {
+    pixels: Vec<u8>,
+    profiles: Profiles,
+}
+
+impl Die {
+    fn rendered(shift: (f64, f64), noise: f32, seed: u64) -> Self {
+        let mut pixels = vec![0u8; (SIZE * SIZE) as usize];
+        render_die(&mut pixels, SIZE, SIZE, shift, noise, seed);
+        Self::from_pixels(pixels)
+    }
+
+    fn from_pixels(pixels: Vec<u8>) -> Self {
+        let mut profiles = Profiles::new(SIZE, SIZE);
+        profiles.compute(&pixels);
+        Self { pixels, profiles }
+    }
+
+    /// T' = gain · T + offset, as a brighter or darker die images.
+    fn with_levels(mut self, gain: f32, offset: f32) -> Self {
+        for p in self.pixels.iter_mut() {
+            *p = (*p as f32 * gain + offset).round().clamp(0.0, 255.0) as u8;
+        }
+        Self::from_pixels(self.pixels)
+    }
+
+    /// Adds `contrast` to a `side` × `side` square at (x, y).
+    fn with_defect(mut self, (x, y): (usize, usize), side: usize, contrast: f32) -> Self {
+        for yy in y..y + side {
+            for xx in x..x + side {
+                let p = &mut self.pixels[yy * SIZE as usize + xx];
+                *p = (*p as f32 + contrast).round().clamp(0.0, 255.0) as u8;
+            }
+        }
+        Self::from_pixels(self.pixels)
+    }
+
+    fn reference(&self) -> Reference<'_> {
+        Reference::die(&self.pixels, &self.profiles)
+    }
+}
+
+/// Whether a defect lies within 3 px of the square at (x, y).
+fn found_at(out: &DieResult, (x, y): (usize, usize), side: usize) -> bool {
+    out.defects().iter().any(|d| {
+        let b = d.bbox.map(|v| v as usize);
+        b[0] <= x + side + 3 && x <= b[2] + 3 && b[1] <= y + side + 3 && y <= b[3] + 3
+    })
+}
+
+/// A flat stretch of background in the unshifted die (inside the vertical
+/// line field's gaps is too narrow; the street-free area left of the
+/// pads is not flat either): found by looking.
+fn background_spot(die: &[u8], side: usize) -> (usize, usize) {
+    let w = SIZE as usize;
+    for y in (200..800).step_by(7) {
+        for x in (200..800).step_by(5) {
+            let flat = (y..y + side + 4).all(|yy| {
+                (x..x + side + 4).all(|xx| (die[yy * w + xx] as f32 - BACKGROUND).abs() < 1.0)
+            });
+            if flat {
+                return (x + 2, y + 2);
+            }
+        }
+    }
+    panic!("no flat background in the die");
+}
+
+#[test]
+fn large_stage_errors_and_brightness_differences_give_no_false_defects() {
+    let clean = Die::rendered((0.0, 0.0), 0.0, 0);
+    let spot = background_spot(&clean.pixels, 5);
+    let left = Die::rendered((37.3, -52.6), 3.0, 2);
+    // A defect in the right neighbour only: never reported in T.
+    let right = Die::rendered((-63.2, 12.4), 3.0, 3).with_defect((300, 600), 6, 80.0);
+    for (gain, offset) in [(1.1, 15.0), (0.9, 15.0), (1.1, -15.0), (0.9, -15.0)] {
+        let test = Die::rendered((0.0, 0.0), 3.0, 1)
+            .with_levels(gain, offset)
+            .with_defect(spot, 5, 30.0);
+        let mut det = Detector::new(SIZE, SIZE, DetectParams::default());
+        let mut out = DieResult::default();
+        det.inspect(
+            test.reference(),
+            left.reference(),
+            right.reference(),
+            None,
+            &mut out,
+        );
+        assert!(!out.alignment_untrusted, "{out:?}");
+        assert_eq!(out.reference_mode, ReferenceMode::DieToDie);
+        assert!(
+            (out.shift_left.0 - 37.3).abs() < 0.2,
+            "{:?}",
+            out.shift_left
+        );
+        assert!(
+            (out.shift_right.1 - 12.4).abs() < 0.2,
+            "{:?}",
+            out.shift_right
+        );
+        assert!((out.gain_left.0 - gain).abs() < 0.03, "{:?}", out.gain_left);
+        assert_eq!(
+            out.count,
+            1,
+            "gain {gain} offset {offset}: {:?}",
+            out.defects()
+        );
+        assert!(found_at(&out, spot, 5), "{:?}", out.defects());
+        assert_eq!(out.defects()[0].polarity, Polarity::Bright);
+    }
+}
+
+#[test]
+fn an_untrustworthy_alignment_reports_the_die_not_a_flood_of_defects() {
+    // Featureless dies: nothing to align on.
+    let flat = |seed: u64| {
+        let mut z = seed;
+        let pixels = (0..SIZE * SIZE)
+            .map(|_| {
+                z = crate::machine::sim::pattern::mix(z.wrapping_add(0x9E37_79B9_7F4A_7C15));
+                (100 + (z >> 61)) as u8
+            })
+            .collect();
+        Die::from_pixels(pixels)
+    };
+    let test = flat(1).with_defect((500, 500), 8, 60.0);
+    let (left, right) = (flat(2), flat(3));
+    let mut det = Detector::new(SIZE, SIZE, DetectParams::default());
+    let mut out = DieResult::default();
+    det.inspect(
+        test.reference(),
+        left.reference(),
+        right.reference(),
+        None,
+        &mut out,
+    );
+    assert!(out.alignment_untrusted);
+    assert!(out.align_confidence_left < 0.3, "{out:?}");
+    assert_eq!((out.count, out.flagged_pixels), (0, 0));
+
+    // A pattern die against a featureless one: the same.
+    let die = Die::rendered((0.0, 0.0), 3.0, 4);
+    out.clear(0);
+    det.inspect_against(die.reference(), left.reference(), &mut out);
+    assert!(out.alignment_untrusted);
+    assert_eq!(out.count, 0);
+}
+
+#[test]
+fn one_reference_modes_compare_with_that_reference_alone() {
+    let clean = Die::rendered((0.0, 0.0), 0.0, 0);
+    let spot = background_spot(&clean.pixels, 4);
+    let golden_pixels = clean.pixels.clone();
+    let golden_profiles = clean.profiles.clone();
+    let test =
+        Die::rendered((-20.4, 31.7), 2.0, 1).with_defect((spot.0 - 20, spot.1 + 32), 4, 60.0);
+    let mut det = Detector::new(SIZE, SIZE, DetectParams::default());
+    let mut out = DieResult::default();
+    det.inspect_against(
+        test.reference(),
+        Reference::golden(&golden_pixels, &golden_profiles),
+        &mut out,
+    );
+    assert_eq!(out.reference_mode, ReferenceMode::DieToGolden);
+    assert_eq!(out.count, 1, "{:?}", out.defects());
+    assert!(
+        (out.shift_left.0 - 20.4).abs() < 0.2,
+        "{:?}",
+        out.shift_left
+    );
+    let reference = Die::rendered((0.0, 0.0), 2.0, 7);
+    out.clear(0);
+    det.inspect_against(test.reference(), reference.reference(), &mut out);
+    assert_eq!(out.reference_mode, ReferenceMode::DieToReference);
+    assert_eq!(out.count, 1, "{:?}", out.defects());
+}
