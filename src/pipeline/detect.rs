@@ -27,7 +27,7 @@ use super::align::{align, Alignment, Profiles, DEFAULT_MAX_SHIFT};
 use super::classify::{classify, ClassRules, Shape};
 use super::label::Labeler;
 use super::noise::{NoiseEstimator, NOISE_ROW_STEP};
-use super::normalise::{estimate_levels, LevelMap, LEVEL_BIAS, LEVEL_ONE};
+use super::normalise::{LevelMap, LevelStats, BLOCK_ROWS, LEVEL_BAND_STEP, LEVEL_BIAS, LEVEL_ONE};
 use super::result::{Defect, DieResult, Polarity, ReferenceMode};
 
 /// How the flagging threshold is set.
@@ -45,7 +45,7 @@ pub enum ThresholdMode {
 /// this fraction of the pixel threshold. Averaging four pixels halves the
 /// noise; the rest of the margin keeps false detections rare (measured in
 /// `tests::sigma_mode_finds_faint_defects_without_nuisance`).
-pub const BOX_THRESHOLD_RATIO: f32 = 0.5;
+pub const BOX_THRESHOLD_RATIO: f32 = 0.24;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetectParams {
@@ -319,7 +319,7 @@ impl Detector {
             return;
         }
         let levels = |r: &Reference, s: &Resample| {
-            estimate_levels(test.pixels, r.pixels, w, (s.ix, s.iy), (x0, x1), (y0, y1))
+            estimate_levels(test.pixels, r.pixels, w, s, (x0, x1), (y0, y1))
         };
         let ml = levels(&left, &rl);
         let mr = if right.same_image(&left) {
@@ -419,7 +419,7 @@ impl Detector {
                             test.pixels,
                             g.pixels,
                             w,
-                            (rg.ix, rg.iy),
+                            &rg,
                             (gx0, gx1),
                             (gy0, gy1),
                         ),
@@ -501,6 +501,31 @@ impl Detector {
         }
         sigma
     }
+}
+
+/// How `reference`, displaced by `resample`, maps onto `test` over T's
+/// region `xs` × `ys` (see `normalise`), at the nearest whole-pixel shift
+/// (the region, valid for the bilinear footprint of the floor shift, is
+/// valid for it).
+fn estimate_levels(
+    test: &[u8],
+    reference: &[u8],
+    width: usize,
+    resample: &Resample,
+    (x0, x1): (usize, usize),
+    (y0, y1): (usize, usize),
+) -> LevelMap {
+    let ix = resample.ix + (resample.w[1] + resample.w[3] >= 128) as i32;
+    let iy = resample.iy + (resample.w[2] + resample.w[3] >= 128) as i32;
+    let n = x1.saturating_sub(x0);
+    let mut stats = LevelStats::default();
+    for band in (y0..y1.saturating_sub(BLOCK_ROWS)).step_by(LEVEL_BAND_STEP) {
+        stats.add_band((band..band + BLOCK_ROWS).map(|y| {
+            let r = (y as i32 + iy) as usize * width + (x0 as i32 + ix) as usize;
+            (&test[y * width + x0..][..n], &reference[r..][..n])
+        }));
+    }
+    stats.finish()
 }
 
 /// Whether at least half of a component's area also differs from the

@@ -3,11 +3,11 @@
 //! test. Each reference is mapped onto T as T ≈ gain · R + offset, estimated
 //! per die and applied in the comparison kernel in fixed point.
 //!
-//! The estimate matches the mean and standard deviation of T and R over the
-//! region they share, on block means (16 px of every 16th row) rather than
-//! pixels: averaging 16 pixels divides the noise variance by 16, so a
-//! noisier T than R (a noise-free golden die, say) does not read as gain,
-//! and a few defects move a few blocks out of tens of thousands.
+//! The estimate is a least-squares line through pairs of block means of T
+//! and the aligned R (16 × 8 px blocks in bands of rows every 32 rows) over
+//! the region they share, rather than pixels: averaging 128 pixels divides
+//! the noise variance by 128, so noise does not flatten the slope, and a
+//! few defects move a few blocks out of thousands.
 
 /// Gain limits accepted; a wider estimate is clamped (the die is then more
 /// likely to show differences, which is right: it is not like its
@@ -24,7 +24,6 @@ pub const LEVEL_ONE: u16 = 128;
 pub const LEVEL_BIAS: u16 = (MAX_OFFSET as u16) * LEVEL_ONE;
 
 const BLOCK: usize = 16;
-const ROW_STEP: usize = 16;
 
 /// T ≈ gain · R + offset, and its Q7 fixed-point form for the kernel.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,53 +70,71 @@ impl LevelMap {
     }
 }
 
-/// Estimates how `reference` maps onto `test` over T's region
-/// `x0..x1` × `y0..y1`, the reference displaced by the integer shift
-/// (`ix`, `iy`) (which must keep the region inside it). Never allocates.
-#[allow(clippy::too_many_arguments)]
-pub fn estimate_levels(
-    test: &[u8],
-    reference: &[u8],
-    width: usize,
-    (ix, iy): (i32, i32),
-    (x0, x1): (usize, usize),
-    (y0, y1): (usize, usize),
-) -> LevelMap {
-    let (mut n, mut st, mut stt, mut sr, mut srr) = (0u64, 0u64, 0u64, 0u64, 0u64);
-    let len = (x1.saturating_sub(x0) / BLOCK) * BLOCK;
-    if len == 0 {
-        return LevelMap::default();
-    }
-    for y in (y0..y1).step_by(ROW_STEP) {
-        let t = &test[y * width + x0..][..len];
-        let ry = (y as i32 + iy) as usize;
-        let rx = (x0 as i32 + ix) as usize;
-        let r = &reference[ry * width + rx..][..len];
-        for (bt, br) in t.chunks_exact(BLOCK).zip(r.chunks_exact(BLOCK)) {
-            let a = bt.iter().map(|&p| p as u64).sum::<u64>();
-            let b = br.iter().map(|&p| p as u64).sum::<u64>();
-            n += 1;
-            st += a;
-            stt += a * a;
-            sr += b;
-            srr += b * b;
+/// Sums for the least-squares line of T's block means on R's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LevelStats {
+    n: u64,
+    st: f64,
+    sr: f64,
+    str_: f64,
+    srr: f64,
+}
+
+/// Blocks are `BLOCK` px wide and `BLOCK_ROWS` rows tall, in bands of
+/// rows every `LEVEL_BAND_STEP` rows (a quarter of the die is read).
+pub const BLOCK_ROWS: usize = 8;
+pub const LEVEL_BAND_STEP: usize = 32;
+/// Widest image: sizes the per-band block sums (on the stack).
+const MAX_BLOCKS: usize = 4096 / BLOCK;
+
+impl LevelStats {
+    /// Adds the blocks of one band: `t_rows` and `r_rows` give the
+    /// `BLOCK_ROWS` rows of T and of R at the nearest whole-pixel shift
+    /// (equal lengths). Tall blocks keep the pairing honest: a whole-pixel
+    /// pairing of single rows, or a bilinear resampling that blurs R but
+    /// not T, moved the slope by percents on a die of fine lines.
+    pub fn add_band<'a>(&mut self, rows: impl Iterator<Item = (&'a [u8], &'a [u8])>) {
+        let mut sums_t = [0u32; MAX_BLOCKS];
+        let mut sums_r = [0u32; MAX_BLOCKS];
+        let mut blocks = 0;
+        for (t, r) in rows {
+            blocks = (t.len().min(r.len()) / BLOCK).min(MAX_BLOCKS);
+            let len = blocks * BLOCK;
+            for (k, (bt, br)) in t[..len]
+                .chunks_exact(BLOCK)
+                .zip(r[..len].chunks_exact(BLOCK))
+                .enumerate()
+            {
+                sums_t[k] += bt.iter().map(|&p| p as u32).sum::<u32>();
+                sums_r[k] += br.iter().map(|&p| p as u32).sum::<u32>();
+            }
+        }
+        for (&a, &b) in sums_t[..blocks].iter().zip(&sums_r[..blocks]) {
+            let (a, b) = (a as f64, b as f64);
+            self.n += 1;
+            self.st += a;
+            self.sr += b;
+            self.str_ += a * b;
+            self.srr += b * b;
         }
     }
-    if n < 2 {
-        return LevelMap::default();
+
+    /// T ≈ gain · R + offset; the identity with too little to go on.
+    pub fn finish(&self) -> LevelMap {
+        if self.n < 2 {
+            return LevelMap::default();
+        }
+        let nf = self.n as f64;
+        let (mt, mr) = (self.st / nf, self.sr / nf);
+        let cov = self.str_ / nf - mt * mr;
+        let var_r = (self.srr / nf - mr * mr).max(0.0);
+        // Block means carry 1/128 of the noise variance: no dilution of
+        // the slope worth the name.
+        let gain = if var_r > 1.0 { cov / var_r } else { 1.0 };
+        // Block sums: divide by the block's pixels for grey levels.
+        let offset = (mt - gain * mr) / (BLOCK * BLOCK_ROWS) as f64;
+        LevelMap::new(gain as f32, offset as f32)
     }
-    let nf = n as f64;
-    let (mt, mr) = (st as f64 / nf, sr as f64 / nf);
-    let var_t = (stt as f64 / nf - mt * mt).max(0.0);
-    let var_r = (srr as f64 / nf - mr * mr).max(0.0);
-    // Block sums: divide by BLOCK for grey levels.
-    let gain = if var_r > 1.0 && var_t > 1.0 {
-        (var_t / var_r).sqrt()
-    } else {
-        1.0
-    };
-    let offset = (mt - gain * mr) / BLOCK as f64;
-    LevelMap::new(gain as f32, offset as f32)
 }
 
 #[cfg(test)]
@@ -136,7 +153,13 @@ mod tests {
         for p in t.iter_mut() {
             *p = (*p as f32 * 1.1 + 15.0).min(255.0) as u8;
         }
-        let m = estimate_levels(&t, &r, size as usize, (0, 0), (0, 512), (0, 512));
+        let mut stats = LevelStats::default();
+        for y in (0..512 - BLOCK_ROWS).step_by(LEVEL_BAND_STEP) {
+            stats.add_band(
+                (y..y + BLOCK_ROWS).map(|y| (&t[y * 512..][..512], &r[y * 512..][..512])),
+            );
+        }
+        let m = stats.finish();
         assert!((m.gain - 1.1).abs() < 0.02, "{m:?}");
         assert!((m.offset - 15.0).abs() < 3.0, "{m:?}");
     }
