@@ -24,6 +24,7 @@
 //! pixels (normally < 1 %) go to the sparse labeller.
 
 use super::align::{align, Alignment, Profiles, DEFAULT_MAX_SHIFT};
+use super::care::{CareAreas, CareMap, CareRule, MAX_CARE_AREAS};
 use super::classify::{classify, ClassRules, Shape};
 use super::label::Labeler;
 use super::noise::{NoiseEstimator, NOISE_ROW_STEP};
@@ -68,6 +69,8 @@ pub struct DetectParams {
     /// Lowest threshold sigma mode may set, grey levels (a die with almost
     /// no noise would otherwise flag quantisation).
     pub threshold_floor: u8,
+    /// Regions with their own threshold or "don't care", image pixels.
+    pub care_areas: CareAreas,
 }
 
 impl Default for DetectParams {
@@ -82,6 +85,7 @@ impl Default for DetectParams {
             threshold_mode: ThresholdMode::Grey,
             threshold_sigma: 5.0,
             threshold_floor: 8,
+            care_areas: CareAreas::default(),
         }
     }
 }
@@ -213,6 +217,8 @@ pub struct Detector {
     flag_row: Vec<u8>,
     noise: NoiseEstimator,
     labeler: Labeler,
+    /// The care areas as a per-pixel map, built once from `params`.
+    care_map: CareMap,
 }
 
 /// One reference as the kernel uses it.
@@ -236,6 +242,7 @@ impl Detector {
             flag_row: vec![0; width as usize],
             noise: NoiseEstimator::new(),
             labeler: Labeler::new(max_runs, 4096),
+            care_map: CareMap::new(&params.care_areas, width as usize, height as usize),
         }
     }
 
@@ -350,23 +357,46 @@ impl Detector {
         };
         let n = x1 - x0;
 
-        // Thresholds of this die.
-        let (pixel_threshold, box_threshold) = match self.params.threshold_mode {
-            ThresholdMode::Grey => (self.params.threshold as f32, None),
-            ThresholdMode::Sigma => {
-                let sigma = self.image_sigma(test.pixels, &[lp, rp], (x0, n), (y0, y1));
-                out.noise_sigma = sigma;
-                let t = (self.params.threshold_sigma * sigma)
-                    .max(self.params.threshold_floor as f32)
-                    .min(254.0);
-                (t, Some(t * BOX_THRESHOLD_RATIO))
-            }
+        // Thresholds of this die: (pixel, box sum) per care area, 0 being
+        // the rest of the die. σ is estimated when anything uses it.
+        let areas = self.params.care_areas;
+        let uses_sigma = self.params.threshold_mode == ThresholdMode::Sigma
+            || areas
+                .as_slice()
+                .iter()
+                .any(|a| matches!(a.rule, CareRule::Sigma(_)));
+        let sigma = if uses_sigma {
+            let sigma = self.image_sigma(test.pixels, &[lp, rp], (x0, n), (y0, y1));
+            out.noise_sigma = sigma;
+            sigma
+        } else {
+            0.0
         };
-        out.threshold_used = pixel_threshold;
-        // Strictly above a whole number of grey levels.
-        let pixel_threshold = pixel_threshold.floor() as u16;
-        // The box test compares a sum of four pixels.
-        let box_sum_threshold = box_threshold.map_or(u16::MAX, |t| (4.0 * t).floor() as u16);
+        let floor = self.params.threshold_floor as f32;
+        // Strictly above a whole number of grey levels; the box compares a
+        // sum of four pixels with its fraction of the pixel threshold.
+        let grey = |t: f32| (t.floor().min(255.0) as u16, u16::MAX);
+        let by_sigma = |k: f32| {
+            let t = (k * sigma).max(floor).min(254.0);
+            (
+                t.floor() as u16,
+                (4.0 * t * BOX_THRESHOLD_RATIO).floor() as u16,
+            )
+        };
+        let default_thresholds = match self.params.threshold_mode {
+            ThresholdMode::Grey => grey(self.params.threshold as f32),
+            ThresholdMode::Sigma => by_sigma(self.params.threshold_sigma),
+        };
+        out.threshold_used = default_thresholds.0 as f32;
+        let pixel_threshold = default_thresholds.0;
+        let mut thresholds = [default_thresholds; MAX_CARE_AREAS + 1];
+        for (k, a) in areas.as_slice().iter().enumerate() {
+            thresholds[k + 1] = match a.rule {
+                CareRule::DontCare => (u16::MAX, u16::MAX),
+                CareRule::Grey(g) => grey(g as f32),
+                CareRule::Sigma(k) => by_sigma(k),
+            };
+        }
 
         self.labeler.reset();
         self.previous_signed_row.fill(0);
@@ -377,13 +407,22 @@ impl Detector {
             let signed = &mut self.signed_row[..n];
             signed_difference_row(t, l, &lp, r, &rp, signed);
             let flags = &mut self.flag_row[..n];
-            let any = flag_row(
-                signed,
-                &self.previous_signed_row[..n],
-                pixel_threshold,
-                box_sum_threshold,
-                flags,
-            );
+            let previous = &self.previous_signed_row[..n];
+            let spans = self.care_map.row(y);
+            let any = if spans.is_empty() {
+                let (p, b) = thresholds[0];
+                flag_span(signed, previous, 0..n, p, b, flags)
+            } else {
+                let mut any = false;
+                for span in spans {
+                    let (a, b) = ((span.x0 as usize).max(x0), (span.x1 as usize).min(x1));
+                    if a < b {
+                        let (p, bx) = thresholds[span.area as usize];
+                        any |= flag_span(signed, previous, a - x0..b - x0, p, bx, flags);
+                    }
+                }
+                any
+            };
             if any {
                 self.labeler.add_row(y as u16, x0 as u16, flags, 0);
             }
@@ -612,29 +651,33 @@ fn signed_difference_row(
     }
 }
 
-/// Flags of one row for the labeller: the magnitude (≥ 1) of each pixel
-/// whose signed difference exceeds `pixel_threshold`, or whose 2×2 box
-/// (this and the next pixel, this and the previous row) sums beyond
+/// Flags of one span of a row for the labeller: the magnitude (≥ 1) of
+/// each pixel whose signed difference exceeds `pixel_threshold`, or whose
+/// 2×2 box (this and the next pixel, this and the previous row) sums beyond
 /// `box_sum_threshold` (`u16::MAX`: off); 0 elsewhere. Bright and dark
 /// pixels cancel in the box, so only a sign-consistent cluster adds up.
-/// Returns whether anything was flagged.
+/// Returns whether anything in the span was flagged.
 #[inline(never)]
-fn flag_row(
+fn flag_span(
     signed: &[i16],
     previous: &[i16],
+    span: std::ops::Range<usize>,
     pixel_threshold: u16,
     box_sum_threshold: u16,
     out: &mut [u8],
 ) -> bool {
     let n = out.len();
-    if n == 0 {
+    let (start, end) = (span.start, span.end.min(n));
+    if start >= end {
         return false;
     }
-    let m = n - 1;
-    let (c0, c1, p0, p1) = (&signed[..m], &signed[1..n], &previous[..m], &previous[1..n]);
-    let flags = &mut out[..m];
+    // Pixels with a right neighbour get the box.
+    let m = end.min(n - 1).max(start);
+    let (c0, c1) = (&signed[start..m], &signed[start + 1..m + 1]);
+    let (p0, p1) = (&previous[start..m], &previous[start + 1..m + 1]);
+    let flags = &mut out[start..m];
     let mut any = 0u8;
-    for i in 0..m {
+    for i in 0..flags.len() {
         let magnitude = c0[i].unsigned_abs();
         let box_sum = (c0[i] + c1[i] + p0[i] + p1[i]).unsigned_abs();
         let flagged = magnitude > pixel_threshold || box_sum > box_sum_threshold;
@@ -642,14 +685,16 @@ fn flag_row(
         flags[i] = if flagged { value } else { 0 };
         any |= flags[i];
     }
-    // The last pixel has no box.
-    let magnitude = signed[m].unsigned_abs();
-    out[m] = if magnitude > pixel_threshold {
-        magnitude.clamp(1, 255) as u8
-    } else {
-        0
-    };
-    any |= out[m];
+    if m < end {
+        // The row's last pixel has no box.
+        let magnitude = signed[m].unsigned_abs();
+        out[m] = if magnitude > pixel_threshold {
+            magnitude.clamp(1, 255) as u8
+        } else {
+            0
+        };
+        any |= out[m];
+    }
     any != 0
 }
 

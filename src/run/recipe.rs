@@ -2,6 +2,7 @@
 //! file, the field, the value and what is allowed; unknown keys are errors.
 
 use crate::machine::{die_grid_offset, DieSite, Notch, WaferGeometry};
+use crate::pipeline::care::{CareAreas, CareRule, MAX_CARE_AREAS};
 use crate::pipeline::{ClassRules, DetectParams, ThresholdMode};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
@@ -68,6 +69,29 @@ pub struct InspectionSection {
     pub threshold_sigma: f64,
     #[serde(default = "default_threshold_floor")]
     pub threshold_floor: u32,
+    /// Regions with their own threshold, or "don't care". Where areas
+    /// overlap, the later one in the list wins.
+    #[serde(default)]
+    pub care_areas: Vec<CareAreaSection>,
+}
+
+/// `[[inspection.care_areas]]`: a rectangle of the die in µm (origin at the
+/// die's lower-left corner, y up, as defect positions are reported) and
+/// exactly one of `threshold` (grey levels), `threshold_sigma` (k of k·σ)
+/// or `dont_care = true`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CareAreaSection {
+    pub x_um: f64,
+    pub y_um: f64,
+    pub width_um: f64,
+    pub height_um: f64,
+    #[serde(default)]
+    pub threshold: Option<u32>,
+    #[serde(default)]
+    pub threshold_sigma: Option<f64>,
+    #[serde(default)]
+    pub dont_care: bool,
 }
 
 fn default_golden_tolerance() -> u32 {
@@ -373,7 +397,64 @@ fn validate(recipe: Recipe, text: &str) -> Result<ValidRecipe> {
             (w.die_size_um[1] / o.pixel_um).round()
         );
     }
+    let mut care_areas = CareAreas::default();
+    if i.care_areas.len() > MAX_CARE_AREAS {
+        bail!(
+            "field `inspection.care_areas`: {} areas; at most {MAX_CARE_AREAS}",
+            i.care_areas.len()
+        );
+    }
+    for (k, a) in i.care_areas.iter().enumerate() {
+        let field = |name: &str| format!("inspection.care_areas[{k}].{name}");
+        for (name, v) in [("width_um", a.width_um), ("height_um", a.height_um)] {
+            if v.is_nan() || v <= 0.0 {
+                bail!("field `{}`: {v} µm must be > 0", field(name));
+            }
+        }
+        for (name, v, size) in [
+            ("x_um", a.x_um, w.die_size_um[0]),
+            ("y_um", a.y_um, w.die_size_um[1]),
+        ] {
+            in_range(&field(name), v, 0.0, size, "µm")?;
+        }
+        for (name, end, size) in [
+            ("width_um", a.x_um + a.width_um, w.die_size_um[0]),
+            ("height_um", a.y_um + a.height_um, w.die_size_um[1]),
+        ] {
+            if end > size {
+                bail!(
+                    "field `{}`: the area ends at {end} µm, outside the die ({size} µm, wafer.die_size_um)",
+                    field(name)
+                );
+            }
+        }
+        let rule = match (a.threshold, a.threshold_sigma, a.dont_care) {
+            (Some(t), None, false) => {
+                in_range(&field("threshold"), t as f64, 4.0, 250.0, "grey levels")?;
+                CareRule::Grey(t as u8)
+            }
+            (None, Some(k), false) => {
+                in_range(&field("threshold_sigma"), k, 1.0, 50.0, "σ")?;
+                CareRule::Sigma(k as f32)
+            }
+            (None, None, true) => CareRule::DontCare,
+            _ => bail!(
+                "field `inspection.care_areas[{k}]`: give exactly one of threshold, threshold_sigma, dont_care = true"
+            ),
+        };
+        let area = CareAreas::area_from_um(
+            (a.x_um, a.y_um, a.width_um, a.height_um),
+            o.pixel_um,
+            image_px as u32,
+            rule,
+        );
+        // Capacity checked above.
+        if care_areas.push(area).is_err() {
+            bail!("field `inspection.care_areas`: at most {MAX_CARE_AREAS}");
+        }
+    }
     let detect = DetectParams {
+        care_areas,
         threshold: i.threshold as u8,
         min_area: i.min_defect_px,
         golden_tolerance: i.golden_tolerance as u8,

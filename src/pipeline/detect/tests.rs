@@ -279,3 +279,87 @@ fn sigma_mode_finds_faint_defects_without_nuisance() {
         assert!(false_per_die <= 0.1, "σ {sigma}: {false_per_die} per die");
     }
 }
+
+#[test]
+fn care_areas_set_their_own_threshold_or_hide_defects() {
+    use crate::pipeline::care::{CareArea, CareAreas, CareRule};
+    let clean = Die::rendered((0.0, 0.0), 0.0, 0);
+    let spot = background_spot(&clean.pixels, 6);
+    let (sx, sy) = (spot.0 as u16, spot.1 as u16);
+    // A 30-grey defect at the spot, with an area around it.
+    let around = |x: u16, y: u16, rule| CareArea {
+        x0: x - 10,
+        y0: y - 10,
+        x1: x + 16,
+        y1: y + 16,
+        rule,
+    };
+    let left = Die::rendered((3.2, -1.4), 2.0, 2);
+    let right = Die::rendered((-2.5, 2.1), 2.0, 3);
+    let test = Die::rendered((0.0, 0.0), 2.0, 1).with_defect(spot, 5, 30.0);
+    let inspect = |areas: CareAreas| {
+        let params = DetectParams {
+            care_areas: areas,
+            ..DetectParams::default()
+        };
+        let mut det = Detector::new(SIZE, SIZE, params);
+        let mut out = DieResult::default();
+        det.inspect(
+            test.reference(),
+            left.reference(),
+            right.reference(),
+            None,
+            &mut out,
+        );
+        out
+    };
+    assert!(found_at(&inspect(CareAreas::default()), spot, 5));
+
+    let mut dont_care = CareAreas::default();
+    dont_care.push(around(sx, sy, CareRule::DontCare)).unwrap();
+    let out = inspect(dont_care);
+    assert_eq!(
+        (out.count, out.flagged_pixels),
+        (0, 0),
+        "{:?}",
+        out.defects()
+    );
+
+    let mut strict = CareAreas::default();
+    strict.push(around(sx, sy, CareRule::Grey(40))).unwrap();
+    assert_eq!(inspect(strict).count, 0);
+
+    // Overlapping areas: the later wins.
+    let mut later_wins = CareAreas::default();
+    later_wins.push(around(sx, sy, CareRule::DontCare)).unwrap();
+    later_wins.push(around(sx, sy, CareRule::Grey(20))).unwrap();
+    assert!(found_at(&inspect(later_wins), spot, 5));
+
+    // A don't-care column through a defect splits it: the halves are not
+    // joined through pixels that are never flagged.
+    let wide = Die::rendered((0.0, 0.0), 2.0, 1).with_defect(spot, 6, 60.0);
+    let mut strip = CareAreas::default();
+    strip
+        .push(CareArea {
+            x0: sx + 2,
+            y0: 0,
+            x1: sx + 4,
+            y1: SIZE as u16,
+            rule: CareRule::DontCare,
+        })
+        .unwrap();
+    let params = DetectParams {
+        care_areas: strip,
+        ..DetectParams::default()
+    };
+    let mut det = Detector::new(SIZE, SIZE, params);
+    let mut out = DieResult::default();
+    det.inspect(
+        wide.reference(),
+        left.reference(),
+        right.reference(),
+        None,
+        &mut out,
+    );
+    assert_eq!(out.count, 2, "{:?}", out.defects());
+}
