@@ -397,6 +397,15 @@ fn validate(recipe: Recipe, text: &str) -> Result<ValidRecipe> {
             (w.die_size_um[1] / o.pixel_um).round()
         );
     }
+    // The coarse search compares profiles over the part every candidate
+    // shift overlaps; beyond a quarter of the image too little is left.
+    if i.max_shift_px > image_px as u32 / 4 {
+        bail!(
+            "field `inspection.max_shift_px`: {} px is more than a quarter of the {} px image",
+            i.max_shift_px,
+            image_px
+        );
+    }
     let mut care_areas = CareAreas::default();
     if i.care_areas.len() > MAX_CARE_AREAS {
         bail!(
