@@ -5,6 +5,7 @@ pub mod acquire;
 pub mod align;
 pub mod care;
 pub mod classify;
+mod compare;
 pub mod detect;
 pub mod display;
 pub mod gate;
