@@ -47,7 +47,7 @@ fn missing_field() {
 fn unknown_key() {
     assert_eq!(
         err(&full().replace("threshold = 24", "threshold = 24\nthreshhold = 20")),
-        "line 18: unknown field `threshhold`, expected one of `threshold`, `min_defect_px`, `golden_tolerance`, `classes`"
+        "line 18: unknown field `threshhold`, expected one of `threshold`, `min_defect_px`, `golden_tolerance`, `classes`, `max_shift_px`, `min_align_confidence`, `threshold_mode`, `threshold_sigma`, `threshold_floor`, `care_areas`"
     );
 }
 
@@ -143,4 +143,67 @@ fn errors_from_a_file_name_the_file() {
         )
     );
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn care_areas_are_read_and_checked_field_by_field() {
+    let with = |areas: &str| {
+        full().replace(
+            "[inspection.classes]",
+            &format!("{areas}\n[inspection.classes]"),
+        )
+    };
+    let area = |body: &str| format!("[[inspection.care_areas]]\n{body}\n");
+    let ok = with(
+        &(area("x_um = 0.0\ny_um = 0.0\nwidth_um = 1000.0\nheight_um = 500.0\ndont_care = true")
+            + &area(
+                "x_um = 100.0\ny_um = 100.0\nwidth_um = 50.0\nheight_um = 50.0\nthreshold = 60",
+            )),
+    );
+    let r = parse(&ok).unwrap();
+    assert_eq!(r.detect.care_areas.as_slice().len(), 2);
+    let third =
+        area("x_um = 10.0\ny_um = 10.0\nwidth_um = 0.0\nheight_um = 5.0\nthreshold_sigma = 4.0");
+    let text = with(
+        &(area("x_um = 0.0\ny_um = 0.0\nwidth_um = 10.0\nheight_um = 10.0\ndont_care = true")
+            .repeat(2)
+            + &third),
+    );
+    assert_eq!(
+        err(&text),
+        "field `inspection.care_areas[2].width_um`: 0 µm must be > 0"
+    );
+    let both = with(&area("x_um = 0.0\ny_um = 0.0\nwidth_um = 10.0\nheight_um = 10.0\nthreshold = 30\ndont_care = true"));
+    assert_eq!(
+        err(&both),
+        "field `inspection.care_areas[0]`: give exactly one of threshold, threshold_sigma, dont_care = true"
+    );
+    let outside = with(&area(
+        "x_um = 0.0\ny_um = 0.0\nwidth_um = 99999.0\nheight_um = 10.0\ndont_care = true",
+    ));
+    assert!(
+        err(&outside).starts_with(
+            "field `inspection.care_areas[0].width_um`: the area ends at 99999 µm, outside the die"
+        ),
+        "{}",
+        err(&outside)
+    );
+    let sigma = full().replace(
+        "threshold = 24\n",
+        "threshold = 24\nthreshold_mode = \"sigma\"\nthreshold_sigma = 4.5\n",
+    );
+    let r = parse(&sigma).unwrap();
+    assert_eq!(
+        r.detect.threshold_mode,
+        waferscope::pipeline::ThresholdMode::Sigma
+    );
+    assert_eq!(r.detect.threshold_sigma, 4.5);
+    let bad_mode = full().replace(
+        "threshold = 24\n",
+        "threshold = 24\nthreshold_mode = \"percent\"\n",
+    );
+    assert_eq!(
+        err(&bad_mode),
+        "field `inspection.threshold_mode`: \"percent\" is not one of grey, sigma"
+    );
 }

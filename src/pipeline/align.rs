@@ -1,13 +1,27 @@
 //! Die-to-die alignment from intensity projections.
 //!
 //! Each frame's column and row sums are computed once (one pass, vectorised)
-//! when it arrives. Aligning two dies is then 1-D work: an integer search on
-//! the profiles, then Lucas–Kanade refinement to a sub-pixel shift. Summing
-//! 2048 rows averages noise away, so the shift is good to a few hundredths
-//! of a pixel on patterned dies.
+//! when it arrives, with a ÷4 decimated copy. Aligning two dies is then 1-D
+//! work: a coarse search on the decimated profiles over the whole stage
+//! repeat error (±`max_shift` px, default 64), an integer search at full
+//! resolution around 4 × the coarse result, then Lucas–Kanade refinement to a
+//! sub-pixel shift. Summing many rows averages noise away, so the shift is
+//! good to a few hundredths of a pixel on patterned dies.
+//!
+//! Every estimate comes with a confidence in [0, 1]: how well the profiles
+//! match at the optimum (normalised correlation), how unique that optimum is
+//! (a periodic or featureless die has other minima nearly as deep) and how
+//! many bands agree. A die whose alignment is not trustworthy is reported as
+//! such instead of being compared (see `Detector`).
 
-/// Largest misalignment searched, pixels.
-pub const MAX_SHIFT: i32 = 8;
+/// Default largest misalignment searched, pixels (stage repeat error).
+pub const DEFAULT_MAX_SHIFT: u32 = 64;
+
+/// Largest `max_shift` a recipe may ask for; sizes the coarse cost table.
+pub const MAX_SUPPORTED_SHIFT: u32 = 256;
+
+/// Decimation of the coarse profiles.
+pub const DECIMATION: usize = 4;
 
 /// Profiles are taken over this many bands: column sums over horizontal
 /// bands of rows, row sums over vertical strips of columns. Each band gives
@@ -15,12 +29,17 @@ pub const MAX_SHIFT: i32 = 8;
 /// distorts one band's profile does not move the result.
 pub const BANDS: usize = 4;
 
-/// Column and row intensity sums of one frame, per band. Allocated once per
-/// slot.
+/// Coarse shifts searched either side of zero at most (decimated pixels).
+const MAX_COARSE: usize = MAX_SUPPORTED_SHIFT as usize / DECIMATION + 2;
+
+/// Column and row intensity sums of one frame, per band, standardised, and
+/// their ÷`DECIMATION` copies. Allocated once per slot.
 #[derive(Debug, Clone)]
 pub struct Profiles {
     pub cols: [Vec<f32>; BANDS],
     pub rows: [Vec<f32>; BANDS],
+    pub coarse_cols: [Vec<f32>; BANDS],
+    pub coarse_rows: [Vec<f32>; BANDS],
     col_acc: Vec<u32>,
 }
 
@@ -30,13 +49,15 @@ impl Profiles {
         Self {
             cols: std::array::from_fn(|_| vec![0.0; w]),
             rows: std::array::from_fn(|_| vec![0.0; h]),
+            coarse_cols: std::array::from_fn(|_| vec![0.0; w / DECIMATION]),
+            coarse_rows: std::array::from_fn(|_| vec![0.0; h / DECIMATION]),
             col_acc: vec![0; w],
         }
     }
 
-    /// Recomputes the profiles of `img`, each normalised to mean 1 so a
-    /// global illumination change does not look like a shift. One pass;
-    /// never allocates.
+    /// Recomputes the profiles of `img`, each standardised (zero mean, unit
+    /// variance) so a gain or offset difference between dies does not look
+    /// like a shift. One pass; never allocates.
     pub fn compute(&mut self, img: &[u8]) {
         let w = self.cols[0].len();
         let h = self.rows[0].len();
@@ -58,29 +79,100 @@ impl Profiles {
             }
         }
         for p in self.cols.iter_mut().chain(self.rows.iter_mut()) {
-            normalise(p);
+            standardise(p);
+        }
+        let fine = self.cols.iter().chain(self.rows.iter());
+        let coarse = self
+            .coarse_cols
+            .iter_mut()
+            .chain(self.coarse_rows.iter_mut());
+        for (c, f) in coarse.zip(fine) {
+            for (v, group) in c.iter_mut().zip(f.chunks_exact(DECIMATION)) {
+                *v = group.iter().sum::<f32>() / DECIMATION as f32;
+            }
         }
     }
 }
 
-fn normalise(p: &mut [f32]) {
-    let mean = p.iter().sum::<f32>() / p.len().max(1) as f32;
-    if mean > 0.0 {
-        p.iter_mut().for_each(|v| *v /= mean);
+fn standardise(p: &mut [f32]) {
+    let n = p.len().max(1) as f32;
+    let mean = p.iter().sum::<f32>() / n;
+    let var = p.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    // A perfectly flat profile stays all zeros: its alignment confidence
+    // comes out 0.
+    let scale = if var > 1e-12 { 1.0 / var.sqrt() } else { 0.0 };
+    p.iter_mut().for_each(|v| *v = (*v - mean) * scale);
+}
+
+/// A shift estimate with its confidence.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Alignment {
+    /// (dx, dy) such that `reference(x + dx, y + dy) ≈ test(x, y)`.
+    pub shift: (f32, f32),
+    /// In [0, 1]; the lower of the two axes.
+    pub confidence: f32,
+}
+
+/// Shift (dx, dy) such that `reference(x + dx, y + dy) ≈ test(x, y)`,
+/// searched over ±`DEFAULT_MAX_SHIFT`.
+pub fn estimate_shift(test: &Profiles, reference: &Profiles) -> (f32, f32) {
+    align(test, reference, DEFAULT_MAX_SHIFT).shift
+}
+
+/// Aligns `reference` to `test` over ±`max_shift` px (clamped to a quarter
+/// of the image and to `MAX_SUPPORTED_SHIFT`). Never allocates.
+pub fn align(test: &Profiles, reference: &Profiles, max_shift: u32) -> Alignment {
+    let axis = |t: &[Vec<f32>; BANDS],
+                r: &[Vec<f32>; BANDS],
+                ct: &[Vec<f32>; BANDS],
+                cr: &[Vec<f32>; BANDS]| {
+        let estimates: [Estimate1d; BANDS] =
+            std::array::from_fn(|k| shift_1d(&t[k], &r[k], &ct[k], &cr[k], max_shift));
+        combine_bands(&estimates)
+    };
+    let (dx, cx) = axis(
+        &test.cols,
+        &reference.cols,
+        &test.coarse_cols,
+        &reference.coarse_cols,
+    );
+    let (dy, cy) = axis(
+        &test.rows,
+        &reference.rows,
+        &test.coarse_rows,
+        &reference.coarse_rows,
+    );
+    Alignment {
+        shift: (dx, dy),
+        confidence: cx.min(cy),
     }
 }
 
-/// Shift (dx, dy) such that `reference(x + dx, y + dy) ≈ test(x, y)`.
-pub fn estimate_shift(test: &Profiles, reference: &Profiles) -> (f32, f32) {
-    let per_band = |t: &[Vec<f32>; BANDS], r: &[Vec<f32>; BANDS]| {
-        let mut s: [f32; BANDS] = std::array::from_fn(|k| shift_1d(&t[k], &r[k]));
-        s.sort_by(f32::total_cmp);
-        (s[BANDS / 2 - 1] + s[BANDS / 2]) / 2.0
+/// Median shift of the bands, and a confidence: the median band confidence
+/// scaled by the fraction of bands that agree with the median within a
+/// pixel — zero unless most bands agree (a die whose bands disagree has no
+/// single shift).
+fn combine_bands(estimates: &[Estimate1d; BANDS]) -> (f32, f32) {
+    let mut shifts: [f32; BANDS] = std::array::from_fn(|k| estimates[k].shift);
+    let mut confidences: [f32; BANDS] = std::array::from_fn(|k| estimates[k].confidence);
+    shifts.sort_by(f32::total_cmp);
+    confidences.sort_by(f32::total_cmp);
+    let shift = (shifts[BANDS / 2 - 1] + shifts[BANDS / 2]) / 2.0;
+    let confidence = (confidences[BANDS / 2 - 1] + confidences[BANDS / 2]) / 2.0;
+    let agreeing = shifts.iter().filter(|s| (*s - shift).abs() <= 1.0).count();
+    let agreement = if agreeing * 2 > BANDS {
+        agreeing as f32 / BANDS as f32
+    } else {
+        0.0
     };
-    (
-        per_band(&test.cols, &reference.cols),
-        per_band(&test.rows, &reference.rows),
-    )
+    (shift, confidence * agreement)
+}
+
+/// One band's 1-D shift estimate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate1d {
+    pub shift: f32,
+    pub confidence: f32,
 }
 
 /// Linear interpolation of `p` at fractional index `x` (clamped).
@@ -91,30 +183,82 @@ fn sample(p: &[f32], x: f32) -> f32 {
     p[i] * (1.0 - f) + p[i + 1] * f
 }
 
-/// 1-D shift d minimising Σ (t[x] − r[x + d])².
-pub fn shift_1d(t: &[f32], r: &[f32]) -> f32 {
+/// Mean squared difference of `t[x]` and `r[x + d]` over a range that is
+/// the same for every `d` searched, so costs compare.
+fn cost(t: &[f32], r: &[f32], range: std::ops::Range<usize>, d: i32) -> f32 {
+    let n = range.len().max(1) as f32;
+    let off = (range.start as i32 + d) as usize;
+    let (t, r) = (&t[range.clone()], &r[off..off + range.len()]);
+    t.iter().zip(r).map(|(a, b)| (a - b) * (a - b)).sum::<f32>() / n
+}
+
+/// 1-D shift d minimising Σ (t[x] − r[x + d])² over |d| ≤ `max_shift`:
+/// coarse on the decimated profiles `ct`, `cr`, then integer and sub-pixel
+/// at full resolution.
+pub fn shift_1d(t: &[f32], r: &[f32], ct: &[f32], cr: &[f32], max_shift: u32) -> Estimate1d {
     let n = t.len().min(r.len());
-    let m = MAX_SHIFT as usize + 2;
-    if n <= 2 * m + 4 {
-        return 0.0;
-    }
-    let range = m..n - m;
-    let cost = |d: i32| -> f32 {
-        range
-            .clone()
-            .map(|x| {
-                let e = t[x] - r[(x as i32 + d) as usize];
-                e * e
-            })
-            .sum()
+    let nothing = Estimate1d {
+        shift: 0.0,
+        confidence: 0.0,
     };
-    let mut best = (0, f32::INFINITY);
-    for d in -MAX_SHIFT..=MAX_SHIFT {
+    let max_shift = max_shift.min(MAX_SUPPORTED_SHIFT).min(n as u32 / 4) as i32;
+    let m = max_shift as usize + 2;
+    if n <= 2 * m + 8 || ct.len().min(cr.len()) < 8 {
+        return nothing;
+    }
+
+    // Coarse: every shift of the decimated profiles. Its cost curve also
+    // tells how unique the optimum is.
+    let nc = ct.len().min(cr.len());
+    let mc = (max_shift as usize).div_ceil(DECIMATION) + 1;
+    let mc = mc.min(MAX_COARSE).min((nc - 4) / 2);
+    let coarse_range = mc..nc - mc;
+    let mut costs = [f32::INFINITY; 2 * MAX_COARSE + 1];
+    let costs = &mut costs[..2 * mc + 1];
+    for (i, c) in costs.iter_mut().enumerate() {
+        *c = cost(ct, cr, coarse_range.clone(), i as i32 - mc as i32);
+    }
+    let best_i = (0..costs.len())
+        .min_by(|&a, &b| costs[a].total_cmp(&costs[b]))
+        .unwrap_or(mc);
+    let best_coarse = costs[best_i];
+    // The deepest other local minimum at least two coarse steps away (or
+    // the worst cost when there is none): as deep as the best on a periodic
+    // or featureless die.
+    let mut rival = costs.iter().copied().fold(0.0f32, f32::max);
+    for i in 0..costs.len() {
+        let left = if i > 0 { costs[i - 1] } else { f32::INFINITY };
+        let right = costs.get(i + 1).copied().unwrap_or(f32::INFINITY);
+        if i.abs_diff(best_i) >= 2 && costs[i] <= left && costs[i] <= right {
+            rival = rival.min(costs[i]);
+        }
+    }
+    // A rival minimum at twice the best cost is already unambiguous: the
+    // residual there is pattern, not noise.
+    let uniqueness = if rival > f32::EPSILON {
+        (2.0 * (1.0 - best_coarse / rival)).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let coarse_shift = (best_i as i32 - mc as i32) * DECIMATION as i32;
+
+    // Integer search at full resolution around the coarse optimum.
+    let range = m..n - m;
+    let cost = |d: i32| cost(t, r, range.clone(), d);
+    let span = DECIMATION as i32 - 1;
+    let lo = (coarse_shift - span).max(-max_shift);
+    let hi = (coarse_shift + span).min(max_shift);
+    let mut best = (coarse_shift.clamp(-max_shift, max_shift), f32::INFINITY);
+    for d in lo..=hi {
         let c = cost(d);
         if c < best.1 {
             best = (d, c);
         }
     }
+    // Standardised profiles: a cost of 0 is a perfect match, 2 is no
+    // correlation at all.
+    let correlation = (1.0 - best.1 / 2.0).clamp(0.0, 1.0);
+
     // Start from the parabola through the integer costs around the best
     // shift: starting on an integer would put Gauss–Newton on a kink of the
     // piecewise-linear interpolant, where the slope of the wrong side can
@@ -150,7 +294,10 @@ pub fn shift_1d(t: &[f32], r: &[f32]) -> f32 {
             break;
         }
     }
-    d.clamp(-(MAX_SHIFT as f32), MAX_SHIFT as f32)
+    Estimate1d {
+        shift: d.clamp(-(max_shift as f32), max_shift as f32),
+        confidence: correlation * uniqueness,
+    }
 }
 
 #[cfg(test)]
@@ -158,23 +305,97 @@ mod tests {
     use super::*;
     use crate::machine::sim::pattern::render_die;
 
+    fn aligned(size: u32, shift: (f64, f64), noise: f32) -> Alignment {
+        let n = (size * size) as usize;
+        let (mut t, mut r) = (vec![0u8; n], vec![0u8; n]);
+        render_die(&mut t, size, size, (0.0, 0.0), noise, 1);
+        render_die(&mut r, size, size, shift, noise, 2);
+        let (mut pt, mut pr) = (Profiles::new(size, size), Profiles::new(size, size));
+        pt.compute(&t);
+        pr.compute(&r);
+        align(&pt, &pr, DEFAULT_MAX_SHIFT)
+    }
+
     #[test]
     fn recovers_sub_pixel_shifts_of_the_die_pattern() {
-        let (w, h) = (512u32, 512u32);
-        let mut t = vec![0u8; 512 * 512];
-        let mut r = vec![0u8; 512 * 512];
         for &(sx, sy) in &[(0.3, -0.7), (-1.4, 1.1), (2.0, 0.0), (0.05, 0.5)] {
-            render_die(&mut t, w, h, (0.0, 0.0), 2.0, 1);
-            render_die(&mut r, w, h, (sx, sy), 2.0, 2);
-            let (mut pt, mut pr) = (Profiles::new(w, h), Profiles::new(w, h));
-            pt.compute(&t);
-            pr.compute(&r);
-            let (dx, dy) = estimate_shift(&pt, &pr);
+            let a = aligned(512, (sx, sy), 2.0);
+            let (dx, dy) = a.shift;
             // The estimate minimises the residual after bilinear resampling,
             // which blurs the reference; for this pattern that optimum lies
             // within 0.15 px of the rendered shift.
             assert!((dx - sx as f32).abs() < 0.15, "dx {dx} vs {sx}");
             assert!((dy - sy as f32).abs() < 0.15, "dy {dy} vs {sy}");
+            assert!(a.confidence > 0.5, "confidence {}", a.confidence);
         }
+    }
+
+    #[test]
+    fn recovers_stage_repeat_errors_of_tens_of_pixels() {
+        for &(sx, sy) in &[(37.3, -52.6), (-63.2, 12.4), (-20.5, 61.7), (5.0, -40.0)] {
+            for noise in [3.0, 12.0] {
+                let a = aligned(1024, (sx, sy), noise);
+                let (dx, dy) = a.shift;
+                assert!((dx - sx as f32).abs() < 0.2, "dx {dx} vs {sx}, σ {noise}");
+                assert!((dy - sy as f32).abs() < 0.2, "dy {dy} vs {sy}, σ {noise}");
+                assert!(a.confidence > 0.5, "confidence {} σ {noise}", a.confidence);
+            }
+        }
+    }
+
+    fn confidence_of(t: &[u8], r: &[u8], size: u32) -> f32 {
+        let (mut pt, mut pr) = (Profiles::new(size, size), Profiles::new(size, size));
+        pt.compute(t);
+        pr.compute(r);
+        align(&pt, &pr, DEFAULT_MAX_SHIFT).confidence
+    }
+
+    /// Seeded noise of about `sigma` around `level` (sum of uniforms).
+    fn noisy_flat(size: u32, level: f32, sigma: f32, seed: u64) -> Vec<u8> {
+        let mut z = seed;
+        (0..size * size)
+            .map(|_| {
+                let mut s = 0.0;
+                for _ in 0..4 {
+                    z = crate::machine::sim::pattern::mix(z.wrapping_add(0x9E37_79B9_7F4A_7C15));
+                    s += (z >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                }
+                (level + s * sigma * 1.73).clamp(0.0, 255.0) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_featureless_pair_has_no_confidence() {
+        let size = 512;
+        let (t, r) = (
+            noisy_flat(size, 100.0, 4.0, 1),
+            noisy_flat(size, 100.0, 4.0, 2),
+        );
+        let c = confidence_of(&t, &r, size);
+        assert!(c < 0.2, "confidence {c}");
+        let flat = vec![90u8; (size * size) as usize];
+        assert_eq!(confidence_of(&flat, &flat, size), 0.0);
+    }
+
+    #[test]
+    fn a_periodic_pattern_without_landmarks_has_no_confidence() {
+        // Vertical and horizontal stripes of period 20 px: shifts of 20, 40
+        // and 60 px match as well as the true one.
+        let size = 512u32;
+        let stripes = |shift: usize| -> Vec<u8> {
+            (0..size as usize * size as usize)
+                .map(|i| {
+                    let (x, y) = (i % size as usize + shift, i / size as usize + shift);
+                    if (x % 20 < 8) ^ (y % 20 < 8) {
+                        180
+                    } else {
+                        60
+                    }
+                })
+                .collect()
+        };
+        let c = confidence_of(&stripes(0), &stripes(3), size);
+        assert!(c < 0.2, "confidence {c}");
     }
 }

@@ -91,6 +91,40 @@ impl Defect {
     }
 }
 
+/// What the die under test was compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum ReferenceMode {
+    /// Both row neighbours; a pixel must differ from both.
+    #[default]
+    DieToDie = 0,
+    /// Two references of which the golden die stands in for a missing
+    /// neighbour, or arbitrates where both neighbours differ from T.
+    DieToDieGoldenArbitrated = 1,
+    /// The golden die alone (no neighbour, e.g. a sampled plan).
+    DieToGolden = 2,
+    /// One reference image given by the caller (no arbitration).
+    DieToReference = 3,
+}
+
+impl ReferenceMode {
+    pub const ALL: [ReferenceMode; 4] = [
+        Self::DieToDie,
+        Self::DieToDieGoldenArbitrated,
+        Self::DieToGolden,
+        Self::DieToReference,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DieToDie => "die-to-die",
+            Self::DieToDieGoldenArbitrated => "die-to-die+golden",
+            Self::DieToGolden => "die-to-golden",
+            Self::DieToReference => "die-to-reference",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct DieResult {
     pub die_index: u32,
@@ -114,6 +148,24 @@ pub struct DieResult {
     /// Whether a side was the golden reference (edge die).
     pub golden_left: bool,
     pub golden_right: bool,
+    /// What T was compared with.
+    pub reference_mode: ReferenceMode,
+    /// Alignment confidence of each reference, 0 to 1 (in single-reference
+    /// modes both hold the one reference's).
+    pub align_confidence_left: f32,
+    pub align_confidence_right: f32,
+    /// A reference's alignment confidence was below the recipe's minimum:
+    /// the die was not compared and reports no defects (a misaligned
+    /// comparison would report the pattern itself as defects).
+    pub alignment_untrusted: bool,
+    /// Brightness mapping of each reference onto T: T ≈ gain · R + offset.
+    pub gain_left: (f32, f32),
+    pub gain_right: (f32, f32),
+    /// Robust estimate of the image noise σ (grey levels) from the
+    /// difference image; 0 when not estimated (grey threshold mode).
+    pub noise_sigma: f32,
+    /// The pixel threshold applied outside care areas, grey levels.
+    pub threshold_used: f32,
     pub inspect_ns: u64,
 }
 
@@ -132,6 +184,14 @@ impl Default for DieResult {
             shift_right: (0.0, 0.0),
             golden_left: false,
             golden_right: false,
+            reference_mode: ReferenceMode::DieToDie,
+            align_confidence_left: 0.0,
+            align_confidence_right: 0.0,
+            alignment_untrusted: false,
+            gain_left: (1.0, 0.0),
+            gain_right: (1.0, 0.0),
+            noise_sigma: 0.0,
+            threshold_used: 0.0,
             inspect_ns: 0,
         }
     }
@@ -150,6 +210,13 @@ impl DieResult {
         self.runs_overflowed = false;
         self.arbitrated = 0;
         self.capture_failed = false;
+        self.alignment_untrusted = false;
+        self.align_confidence_left = 0.0;
+        self.align_confidence_right = 0.0;
+        self.gain_left = (1.0, 0.0);
+        self.gain_right = (1.0, 0.0);
+        self.noise_sigma = 0.0;
+        self.threshold_used = 0.0;
     }
 
     /// Keeps only the defects for which `keep` holds, in order, in place.

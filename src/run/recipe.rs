@@ -2,7 +2,8 @@
 //! file, the field, the value and what is allowed; unknown keys are errors.
 
 use crate::machine::{die_grid_offset, DieSite, Notch, WaferGeometry};
-use crate::pipeline::{ClassRules, DetectParams};
+use crate::pipeline::care::{CareAreas, CareRule, MAX_CARE_AREAS};
+use crate::pipeline::{ClassRules, DetectParams, ThresholdMode};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use std::path::Path;
@@ -53,10 +54,63 @@ pub struct InspectionSection {
     pub golden_tolerance: u32,
     #[serde(default)]
     pub classes: ClassSection,
+    /// Largest stage repeat error searched when aligning dies, pixels.
+    #[serde(default = "default_max_shift_px")]
+    pub max_shift_px: u32,
+    /// Below this alignment confidence (0 to 1) a die is reported as
+    /// `alignment_untrusted` with no defects.
+    #[serde(default = "default_min_align_confidence")]
+    pub min_align_confidence: f64,
+    /// "grey": `threshold` grey levels; "sigma": `threshold_sigma` × the
+    /// die's estimated noise σ, at least `threshold_floor`.
+    #[serde(default = "default_threshold_mode")]
+    pub threshold_mode: String,
+    #[serde(default = "default_threshold_sigma")]
+    pub threshold_sigma: f64,
+    #[serde(default = "default_threshold_floor")]
+    pub threshold_floor: u32,
+    /// Regions with their own threshold, or "don't care". Where areas
+    /// overlap, the later one in the list wins.
+    #[serde(default)]
+    pub care_areas: Vec<CareAreaSection>,
+}
+
+/// `[[inspection.care_areas]]`: a rectangle of the die in µm (origin at the
+/// die's lower-left corner, y up, as defect positions are reported) and
+/// exactly one of `threshold` (grey levels), `threshold_sigma` (k of k·σ)
+/// or `dont_care = true`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CareAreaSection {
+    pub x_um: f64,
+    pub y_um: f64,
+    pub width_um: f64,
+    pub height_um: f64,
+    #[serde(default)]
+    pub threshold: Option<u32>,
+    #[serde(default)]
+    pub threshold_sigma: Option<f64>,
+    #[serde(default)]
+    pub dont_care: bool,
 }
 
 fn default_golden_tolerance() -> u32 {
     10
+}
+fn default_max_shift_px() -> u32 {
+    DetectParams::default().max_shift_px
+}
+fn default_min_align_confidence() -> f64 {
+    DetectParams::default().min_align_confidence as f64
+}
+fn default_threshold_mode() -> String {
+    "grey".into()
+}
+fn default_threshold_sigma() -> f64 {
+    DetectParams::default().threshold_sigma as f64
+}
+fn default_threshold_floor() -> u32 {
+    DetectParams::default().threshold_floor as u32
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -265,6 +319,41 @@ fn validate(recipe: Recipe, text: &str) -> Result<ValidRecipe> {
         60.0,
         "grey levels",
     )?;
+    in_range(
+        "inspection.max_shift_px",
+        i.max_shift_px as f64,
+        1.0,
+        crate::pipeline::align::MAX_SUPPORTED_SHIFT as f64,
+        "px",
+    )?;
+    in_range(
+        "inspection.min_align_confidence",
+        i.min_align_confidence,
+        0.0,
+        1.0,
+        "",
+    )?;
+    let threshold_mode = match i.threshold_mode.as_str() {
+        "grey" => ThresholdMode::Grey,
+        "sigma" => ThresholdMode::Sigma,
+        other => {
+            bail!("field `inspection.threshold_mode`: \"{other}\" is not one of grey, sigma")
+        }
+    };
+    in_range(
+        "inspection.threshold_sigma",
+        i.threshold_sigma,
+        1.0,
+        50.0,
+        "σ",
+    )?;
+    in_range(
+        "inspection.threshold_floor",
+        i.threshold_floor as f64,
+        1.0,
+        200.0,
+        "grey levels",
+    )?;
     let c = &i.classes;
     in_range(
         "inspection.classes.scratch_min_length_px",
@@ -310,10 +399,81 @@ fn validate(recipe: Recipe, text: &str) -> Result<ValidRecipe> {
             (w.die_size_um[1] / o.pixel_um).round()
         );
     }
+    // The coarse search compares profiles over the part every candidate
+    // shift overlaps; beyond a quarter of the image too little is left.
+    if i.max_shift_px > image_px as u32 / 4 {
+        bail!(
+            "field `inspection.max_shift_px`: {} px is more than a quarter of the {} px image",
+            i.max_shift_px,
+            image_px
+        );
+    }
+    let mut care_areas = CareAreas::default();
+    if i.care_areas.len() > MAX_CARE_AREAS {
+        bail!(
+            "field `inspection.care_areas`: {} areas; at most {MAX_CARE_AREAS}",
+            i.care_areas.len()
+        );
+    }
+    for (k, a) in i.care_areas.iter().enumerate() {
+        let field = |name: &str| format!("inspection.care_areas[{k}].{name}");
+        for (name, v) in [("width_um", a.width_um), ("height_um", a.height_um)] {
+            if v.is_nan() || v <= 0.0 {
+                bail!("field `{}`: {v} µm must be > 0", field(name));
+            }
+        }
+        for (name, v, size) in [
+            ("x_um", a.x_um, w.die_size_um[0]),
+            ("y_um", a.y_um, w.die_size_um[1]),
+        ] {
+            in_range(&field(name), v, 0.0, size, "µm")?;
+        }
+        for (name, end, size) in [
+            ("width_um", a.x_um + a.width_um, w.die_size_um[0]),
+            ("height_um", a.y_um + a.height_um, w.die_size_um[1]),
+        ] {
+            if end > size {
+                bail!(
+                    "field `{}`: the area ends at {end} µm, outside the die ({size} µm, wafer.die_size_um)",
+                    field(name)
+                );
+            }
+        }
+        let rule = match (a.threshold, a.threshold_sigma, a.dont_care) {
+            (Some(t), None, false) => {
+                in_range(&field("threshold"), t as f64, 4.0, 250.0, "grey levels")?;
+                CareRule::Grey(t as u8)
+            }
+            (None, Some(k), false) => {
+                in_range(&field("threshold_sigma"), k, 1.0, 50.0, "σ")?;
+                CareRule::Sigma(k as f32)
+            }
+            (None, None, true) => CareRule::DontCare,
+            _ => bail!(
+                "field `inspection.care_areas[{k}]`: give exactly one of threshold, threshold_sigma, dont_care = true"
+            ),
+        };
+        let area = CareAreas::area_from_um(
+            (a.x_um, a.y_um, a.width_um, a.height_um),
+            o.pixel_um,
+            image_px as u32,
+            rule,
+        );
+        // Capacity checked above.
+        if care_areas.push(area).is_err() {
+            bail!("field `inspection.care_areas`: at most {MAX_CARE_AREAS}");
+        }
+    }
     let detect = DetectParams {
+        care_areas,
         threshold: i.threshold as u8,
         min_area: i.min_defect_px,
         golden_tolerance: i.golden_tolerance as u8,
+        max_shift_px: i.max_shift_px,
+        min_align_confidence: i.min_align_confidence as f32,
+        threshold_mode,
+        threshold_sigma: i.threshold_sigma as f32,
+        threshold_floor: i.threshold_floor as u8,
         class_rules: ClassRules {
             scratch_min_length_px: c.scratch_min_length_px,
             residue_max_contrast_ratio: c.residue_max_contrast_ratio as f32,

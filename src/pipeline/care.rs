@@ -1,0 +1,199 @@
+//! Care areas: rectangles of the die with their own threshold, or where
+//! nothing is reported ("don't care") — how a recipe tunes sensitivity per
+//! region (dense arrays, logos, test structures).
+//!
+//! The recipe's rectangles (µm) arrive here in image pixels as a
+//! fixed-capacity `Copy` list, so `DetectParams` stays `Copy`. When a
+//! `Detector` is built, they are turned once into a per-pixel map of area
+//! numbers, stored run-length per row (`CareMap`): the kernel then applies
+//! each area's threshold to whole spans of a row, which keeps it
+//! vectorised. Where areas overlap, the later one in the list wins.
+
+/// Care areas a recipe may list.
+pub const MAX_CARE_AREAS: usize = 32;
+
+/// What applies inside a care area.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum CareRule {
+    /// Nothing is flagged: defects there are not reported and blobs do not
+    /// join through the area.
+    #[default]
+    DontCare,
+    /// A threshold in grey levels.
+    Grey(u8),
+    /// k of a k·σ threshold (σ estimated per die).
+    Sigma(f32),
+}
+
+/// A rectangle of image pixels, `x0..x1` × `y0..y1` (exclusive ends, y
+/// down), with its rule.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CareArea {
+    pub x0: u16,
+    pub y0: u16,
+    pub x1: u16,
+    pub y1: u16,
+    pub rule: CareRule,
+}
+
+/// Up to `MAX_CARE_AREAS` care areas, in recipe order.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CareAreas {
+    areas: [CareArea; MAX_CARE_AREAS],
+    count: u8,
+}
+
+impl CareAreas {
+    /// Adds an area; `Err` with the capacity when full.
+    pub fn push(&mut self, area: CareArea) -> Result<(), usize> {
+        if self.count as usize == MAX_CARE_AREAS {
+            return Err(MAX_CARE_AREAS);
+        }
+        self.areas[self.count as usize] = area;
+        self.count += 1;
+        Ok(())
+    }
+
+    pub fn as_slice(&self) -> &[CareArea] {
+        &self.areas[..self.count as usize]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Converts a rectangle in die µm (origin lower-left, y up, as
+    /// `Defect::position_um`) to the pixels it touches in an image of
+    /// `image_px` × `image_px`, clamped to the image.
+    pub fn area_from_um(
+        (x_um, y_um, width_um, height_um): (f64, f64, f64, f64),
+        pixel_um: f64,
+        image_px: u32,
+        rule: CareRule,
+    ) -> CareArea {
+        let n = image_px as f64;
+        let px = |v: f64| v.clamp(0.0, n) as u16;
+        CareArea {
+            x0: px((x_um / pixel_um).floor()),
+            x1: px(((x_um + width_um) / pixel_um).ceil()),
+            y0: px((n - (y_um + height_um) / pixel_um).floor()),
+            y1: px((n - y_um / pixel_um).ceil()),
+            rule,
+        }
+    }
+}
+
+/// A span `x0..x1` of one row and its area number (0: outside every care
+/// area; k: `CareAreas::as_slice()[k - 1]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub x0: u16,
+    pub x1: u16,
+    pub area: u8,
+}
+
+/// The per-pixel area map, run-length per row. Built once per detector.
+#[derive(Debug, Clone, Default)]
+pub struct CareMap {
+    spans: Vec<Span>,
+    /// Row y's spans are `spans[row_start[y]..row_start[y + 1]]`.
+    row_start: Vec<u32>,
+}
+
+impl CareMap {
+    /// Paints the areas in order (later wins) and run-length encodes each
+    /// row. Empty when there are no areas (the whole die uses the default).
+    pub fn new(areas: &CareAreas, width: usize, height: usize) -> Self {
+        if areas.is_empty() {
+            return Self::default();
+        }
+        let mut spans = Vec::new();
+        let mut row_start = Vec::with_capacity(height + 1);
+        let mut row = vec![0u8; width];
+        for y in 0..height {
+            row.fill(0);
+            for (k, a) in areas.as_slice().iter().enumerate() {
+                if (a.y0 as usize..a.y1 as usize).contains(&y) {
+                    let (x0, x1) = ((a.x0 as usize).min(width), (a.x1 as usize).min(width));
+                    row[x0..x1.max(x0)].fill(k as u8 + 1);
+                }
+            }
+            row_start.push(spans.len() as u32);
+            let mut x = 0;
+            while x < width {
+                let area = row[x];
+                let start = x;
+                while x < width && row[x] == area {
+                    x += 1;
+                }
+                spans.push(Span {
+                    x0: start as u16,
+                    x1: x as u16,
+                    area,
+                });
+            }
+        }
+        row_start.push(spans.len() as u32);
+        Self { spans, row_start }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.row_start.is_empty()
+    }
+
+    /// The spans of row `y` (empty map: none).
+    pub fn row(&self, y: usize) -> &[Span] {
+        if self.is_empty() {
+            return &[];
+        }
+        &self.spans[self.row_start[y] as usize..self.row_start[y + 1] as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_areas_win_and_rows_are_run_length_encoded() {
+        let mut areas = CareAreas::default();
+        let rect = |x0, y0, x1, y1, rule| CareArea {
+            x0,
+            y0,
+            x1,
+            y1,
+            rule,
+        };
+        areas.push(rect(2, 0, 8, 2, CareRule::Grey(50))).unwrap();
+        areas.push(rect(6, 1, 10, 3, CareRule::DontCare)).unwrap();
+        let map = CareMap::new(&areas, 12, 4);
+        let spans = |y| {
+            map.row(y)
+                .iter()
+                .map(|s| (s.x0, s.x1, s.area))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(spans(0), [(0, 2, 0), (2, 8, 1), (8, 12, 0)]);
+        assert_eq!(spans(1), [(0, 2, 0), (2, 6, 1), (6, 10, 2), (10, 12, 0)]);
+        assert_eq!(spans(2), [(0, 6, 0), (6, 10, 2), (10, 12, 0)]);
+        assert_eq!(spans(3), [(0, 12, 0)]);
+        assert!(CareMap::new(&CareAreas::default(), 12, 4).row(0).is_empty());
+    }
+
+    #[test]
+    fn micrometres_map_to_pixels_with_y_up() {
+        // 10 µm pixels, 100 px image: a 50 × 20 µm area at (100, 30) µm
+        // covers columns 10..15 and, counted from the top, rows 95..97.
+        let a = CareAreas::area_from_um((100.0, 30.0, 50.0, 20.0), 10.0, 100, CareRule::DontCare);
+        assert_eq!((a.x0, a.x1, a.y0, a.y1), (10, 15, 95, 97));
+    }
+
+    #[test]
+    fn capacity_is_reported_not_grown() {
+        let mut areas = CareAreas::default();
+        for _ in 0..MAX_CARE_AREAS {
+            areas.push(CareArea::default()).unwrap();
+        }
+        assert_eq!(areas.push(CareArea::default()), Err(MAX_CARE_AREAS));
+    }
+}
