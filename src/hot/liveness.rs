@@ -284,17 +284,32 @@ mod tests {
 
     #[test]
     fn a_busy_thread_without_beats_reads_stalled_and_an_idle_one_does_not() {
+        // Hand-shakes rather than sleeps, so a loaded machine that starts
+        // the thread late cannot read a state the test did not set up.
+        let (beaten_tx, beaten_rx) = std::sync::mpsc::channel::<()>();
+        let (busy_done_tx, busy_done_rx) = std::sync::mpsc::channel::<()>();
+        let (idle_tx, idle_rx) = std::sync::mpsc::channel::<()>();
         let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
         let (h, health) = spawn_watched("test-stalls", Duration::from_millis(20), move |me| {
             me.beat();
-            // Busy without beating: a stall.
-            std::thread::sleep(Duration::from_millis(60));
+            beaten_tx.send(()).unwrap();
+            // Busy without beating (blocked, but not declared idle): a stall.
+            busy_done_rx.recv().ok();
             me.idle();
+            idle_tx.send(()).unwrap();
             go_rx.recv().ok();
         })
         .unwrap();
-        std::thread::sleep(Duration::from_millis(40));
-        assert!(matches!(health.state(), ThreadState::Stalled { .. }));
+        beaten_rx.recv().unwrap();
+        // Stalled once 20 ms pass without a beat; bounded wait.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !matches!(health.state(), ThreadState::Stalled { .. }) {
+            assert!(std::time::Instant::now() < deadline, "never read stalled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        busy_done_tx.send(()).unwrap();
+        idle_rx.recv().unwrap();
+        // Idle is never a stall, however long it lasts.
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(health.state(), ThreadState::Idle);
         go_tx.send(()).unwrap();
