@@ -223,12 +223,24 @@ fn manhattan_die((dx, dy): (i32, i32), seed: u64) -> Vec<u8> {
             })
             .sum::<f32>()
     };
+    // Logic, not an array: line widths and contacts vary from cell to
+    // cell, as on a real die, so the layout has one registration (a
+    // strictly periodic one is reported as untrusted alignment).
+    let cell = |k: i32, salt: i32| {
+        (k.wrapping_mul(7919) ^ salt)
+            .wrapping_mul(104_729)
+            .rem_euclid(97)
+    };
     let mut img = Vec::with_capacity((W * W) as usize);
     for y in 0..W as i32 {
         for x in 0..W as i32 {
             let (u, v) = (x + dx, y + dy);
-            let line = u.rem_euclid(24) < 6 || v.rem_euclid(32) < 5;
-            let contact = (u.rem_euclid(24) - 15).abs() <= 2 && (v.rem_euclid(32) - 18).abs() <= 2;
+            let (cu, cv) = (u.div_euclid(24), v.div_euclid(32));
+            let line =
+                u.rem_euclid(24) < 3 + cell(cu, 1) % 6 || v.rem_euclid(32) < 2 + cell(cv, 2) % 6;
+            let contact = cell(cu * 31 + cv, 3) % 3 != 0
+                && (u.rem_euclid(24) - 15).abs() <= 2
+                && (v.rem_euclid(32) - 18).abs() <= 2;
             let base = if contact {
                 200.0
             } else if line {

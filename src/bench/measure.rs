@@ -42,6 +42,8 @@ pub fn median_ns_per_op(samples: usize, batch_ms: f64, mut op: impl FnMut()) -> 
 pub struct Report {
     title: String,
     rows: Vec<(String, f64, String)>,
+    /// Facts that are words, not figures (e.g. which kernel ran).
+    texts: Vec<(String, String)>,
 }
 
 impl Report {
@@ -49,7 +51,12 @@ impl Report {
         Self {
             title: title.to_owned(),
             rows: Vec::new(),
+            texts: Vec::new(),
         }
+    }
+
+    pub fn add_text(&mut self, name: &str, value: &str) {
+        self.texts.push((name.to_owned(), value.to_owned()));
     }
 
     pub fn add(&mut self, name: &str, value: f64, unit: &str) {
@@ -63,6 +70,9 @@ impl Report {
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("benchmark".into(), Value::from(self.title.clone()));
+        for (name, value) in &self.texts {
+            m.insert(name.clone(), Value::from(value.clone()));
+        }
         for (name, value, unit) in &self.rows {
             let key = if unit.is_empty() {
                 name.clone()
@@ -75,8 +85,17 @@ impl Report {
     }
 
     pub fn to_text(&self) -> String {
-        let width = self.rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let width = self
+            .rows
+            .iter()
+            .map(|r| r.0.len())
+            .chain(self.texts.iter().map(|t| t.0.len()))
+            .max()
+            .unwrap_or(0);
         let mut s = format!("{}\n", self.title);
+        for (name, value) in &self.texts {
+            s += &format!("  {name:<width$}  {value:>14}\n");
+        }
         for (name, value, unit) in &self.rows {
             s += &format!("  {name:<width$}  {:>14.3} {unit}\n", value);
         }

@@ -3,15 +3,102 @@
 
 use super::{median_ns_per_op, Report};
 use crate::hot::{alloc_count, FrameGeometry, FramePool};
-use crate::machine::sim::{SimCamera, SimWafer};
+use crate::machine::sim::{RealisticImaging, SimCamera, SimRealism, SimWafer};
 use crate::machine::{Notch, SimFaults, WaferGeometry};
 use crate::pipeline::{
-    DetectParams, Detector, DieResult, Pipeline, PipelineConfig, Profiles, Reference,
+    DetectParams, Detector, DieResult, Pipeline, PipelineConfig, Profiles, Reference, ThresholdMode,
 };
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The per-die work on dies imaged like a real tool's (independent noise,
+/// ±10 % gain, ±15 grey levels offset, ±32 px stage repeat error, grain;
+/// see `SimRealism::realistic`), thresholds at k·σ: what a die costs
+/// when the alignment search and the noise estimate have real work to do.
+fn realistic_per_die_work(r: &mut Report, size: u32) -> anyhow::Result<()> {
+    let wafer = Arc::new(bench_wafer(size, 2));
+    // Stage error ±32 px per die: neighbours up to ±64 px apart, the
+    // detector's default search.
+    let imaging = RealisticImaging {
+        stage_repeat_px: 32.0,
+        ..RealisticImaging::default()
+    };
+    let mut camera = SimCamera::with_realism(
+        wafer.clone(),
+        SimRealism::Realistic(imaging),
+        Arc::new(SimFaults::default()),
+    );
+    let row = wafer
+        .sites
+        .windows(3)
+        .position(|w| w[0].row == w[2].row && (w[0].col - w[2].col).abs() == 2)
+        .ok_or_else(|| anyhow::anyhow!("no row of three dies on the bench wafer"))?;
+    let pool = FramePool::new(3, FrameGeometry::gray8(size, size));
+    let mut frames3: Vec<_> = (0..3)
+        .map(|_| pool.try_lease().expect("3 buffers"))
+        .collect();
+    for (k, f) in frames3.iter_mut().enumerate() {
+        camera.capture(wafer.sites[row + k].index, f)?;
+    }
+    let profiles: Vec<Profiles> = frames3
+        .iter()
+        .map(|f| {
+            let mut p = Profiles::new(size, size);
+            p.compute(f.data());
+            p
+        })
+        .collect();
+    let params = DetectParams {
+        threshold_mode: ThresholdMode::Sigma,
+        ..DetectParams::default()
+    };
+    let mut det = Detector::new(size, size, params);
+    let mut out = DieResult::default();
+    let mut test_profiles = Profiles::new(size, size);
+    let ns = median_ns_per_op(7, 50.0, || {
+        out.clear(0);
+        test_profiles.compute(black_box(frames3[1].data()));
+        det.inspect(
+            Reference::die(frames3[1].data(), &test_profiles),
+            Reference::die(frames3[0].data(), &profiles[0]),
+            Reference::die(frames3[2].data(), &profiles[2]),
+            None,
+            &mut out,
+        );
+    });
+    // A die not compared would time the alignment alone.
+    anyhow::ensure!(
+        !out.alignment_untrusted,
+        "the realistic timed die's alignment is untrusted (confidence {:.2}/{:.2}): \
+         the figure would not include the comparison",
+        out.align_confidence_left,
+        out.align_confidence_right
+    );
+    let pixels = size as f64 * size as f64;
+    r.add(
+        "realistic_sigma_per_die_work_per_core",
+        pixels / ns * 1e3,
+        "MPix_per_s",
+    );
+    r.add(
+        "realistic_sigma_flagged_pixels",
+        100.0 * out.flagged_pixels as f64 / pixels,
+        "percent",
+    );
+    r.add(
+        "realistic_sigma_align_confidence",
+        out.align_confidence_left.min(out.align_confidence_right) as f64,
+        "",
+    );
+    r.add(
+        "realistic_sigma_threshold",
+        out.threshold_used as f64,
+        "grey_levels",
+    );
+    Ok(())
+}
 
 /// A 300 mm wafer whose dies image at `size`² pixels of 5 µm.
 pub fn bench_wafer(size: u32, seed: u64) -> SimWafer {
@@ -71,7 +158,25 @@ pub fn run(frames: u64, size: u32) -> anyhow::Result<Report> {
     let mut golden_profiles = Profiles::new(size, size);
     golden_profiles.compute(&golden);
     let mut det = Detector::new(size, size, DetectParams::default());
+    r.add_text("kernel_isa", det.kernel_isa());
     let mut out = DieResult::default();
+    // The die's whole share of the per-die work: the profiles of the die
+    // under test (each frame's are computed once, on arrival), then
+    // alignment search against both neighbours, brightness normalisation,
+    // comparison, labelling and classification.
+    let mut test_profiles = Profiles::new(size, size);
+    let per_die_ns = median_ns_per_op(7, 50.0, || {
+        out.clear(0);
+        test_profiles.compute(black_box(frames3[1].data()));
+        det.inspect(
+            Reference::die(frames3[1].data(), &test_profiles),
+            Reference::die(frames3[0].data(), &profiles[0]),
+            Reference::die(frames3[2].data(), &profiles[2]),
+            Some(Reference::golden(&golden, &golden_profiles)),
+            &mut out,
+        );
+    });
+    // The same without the profiles (precomputed outside the timer).
     let detect_ns = median_ns_per_op(7, 50.0, || {
         out.clear(0);
         det.inspect(
@@ -92,11 +197,17 @@ pub fn run(frames: u64, size: u32) -> anyhow::Result<Report> {
         "percent",
     );
     r.add(
-        "detect_only_per_core",
+        "per_die_work_per_core",
+        pixels / per_die_ns * 1e3,
+        "MPix_per_s",
+    );
+    r.add(
+        "detect_excluding_profiles_per_core",
         pixels / detect_ns * 1e3,
         "MPix_per_s",
     );
     r.add("profiles_per_core", pixels / profile_ns * 1e3, "MPix_per_s");
+    realistic_per_die_work(&mut r, size)?;
     let src = frames3[1].data().to_vec();
     let mut dst = vec![0u8; src.len()];
     let memcpy_ns = median_ns_per_op(7, 50.0, || {

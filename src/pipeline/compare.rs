@@ -4,6 +4,7 @@
 //! that the compiler vectorises. `detect` drives them per die.
 
 use super::normalise::{LevelMap, LevelStats, BLOCK_ROWS, LEVEL_BAND_STEP, LEVEL_BIAS, LEVEL_ONE};
+use super::simd::dispatch;
 
 /// Integer offset and 8.8 bilinear weights of one aligned reference.
 #[derive(Debug, Clone, Copy)]
@@ -164,6 +165,29 @@ pub(super) fn differs_from(
     count * 2 >= area
 }
 
+dispatch!(
+    /// See `signed_difference_body`.
+    signed_difference_row => signed_difference_body(
+        t: &[u8], l: [&[u8]; 4], lp: &Prepared, r: [&[u8]; 4], rp: &Prepared, out: &mut [i16]
+    ) -> ()
+);
+
+dispatch!(
+    /// See `flag_span_body`.
+    flag_span => flag_span_body(
+        signed: &[i16], previous: &[i16], span: std::ops::Range<usize>,
+        pixel_threshold: u16, box_sum_threshold: u16, out: &mut [u8]
+    ) -> bool
+);
+
+dispatch!(
+    /// See `flag_row_body`.
+    flag_row => flag_row_body(
+        t: &[u8], l: [&[u8]; 4], lp: &Prepared, r: [&[u8]; 4], rp: &Prepared,
+        pixel_threshold: u16, out: &mut [u8]
+    ) -> bool
+);
+
 /// One row of the signed, sign-consistent distance of T outside both
 /// references: positive when T is brighter than the brightest of each
 /// reference's 2×2 bilinear footprint, negative when darker than the
@@ -174,8 +198,8 @@ pub(super) fn differs_from(
 /// footprint min/max work in byte lanes, the mapping in unsigned 16-bit
 /// Q7 lanes (the bias keeps negative offsets unsigned); every slice has the
 /// same length, so the loop has no bounds checks and vectorises.
-#[inline(never)]
-pub(super) fn signed_difference_row(
+#[inline(always)]
+fn signed_difference_body(
     t: &[u8],
     l: [&[u8]; 4],
     lp: &Prepared,
@@ -184,27 +208,110 @@ pub(super) fn signed_difference_row(
     out: &mut [i16],
 ) {
     let n = out.len();
-    let (t, l0, l1, l2, l3) = (&t[..n], &l[0][..n], &l[1][..n], &l[2][..n], &l[3][..n]);
-    let (r0, r1, r2, r3) = (&r[0][..n], &r[1][..n], &r[2][..n], &r[3][..n]);
-    let (gain_l, offset_l) = (lp.levels.gain_q7, lp.levels.offset_q7_biased);
-    let (gain_r, offset_r) = (rp.levels.gain_q7, rp.levels.offset_q7_biased);
-    let tol_l = lp.tolerance as u16 * LEVEL_ONE;
-    let tol_r = rp.tolerance as u16 * LEVEL_ONE;
-    let half = LEVEL_ONE / 2;
-    for i in 0..n {
-        let tv = t[i] as u16 * LEVEL_ONE + LEVEL_BIAS;
-        let lmin = l0[i].min(l1[i]).min(l2[i].min(l3[i])) as u16 * gain_l + offset_l;
-        let lmax = l0[i].max(l1[i]).max(l2[i].max(l3[i])) as u16 * gain_l + offset_l;
-        let rmin = r0[i].min(r1[i]).min(r2[i].min(r3[i])) as u16 * gain_r + offset_r;
-        let rmax = r0[i].max(r1[i]).max(r2[i].max(r3[i])) as u16 * gain_r + offset_r;
-        let bright_l = tv.saturating_sub(lmax).saturating_sub(tol_l);
-        let dark_l = lmin.saturating_sub(tv).saturating_sub(tol_l);
-        let bright_r = tv.saturating_sub(rmax).saturating_sub(tol_r);
-        let dark_r = rmin.saturating_sub(tv).saturating_sub(tol_r);
-        let bright = (bright_l.min(bright_r) + half) >> 7;
-        let dark = (dark_l.min(dark_r) + half) >> 7;
-        out[i] = bright as i16 - dark as i16;
+    let k = Kernel::new(t, l, lp, r, rp, n);
+    for (i, o) in out.iter_mut().enumerate() {
+        let (bright, dark) = k.beyond(i);
+        *o = bright as i16 - dark as i16;
     }
+}
+
+/// The distances of T beyond both references, per pixel, on equal-length
+/// row slices (so the loops using it have no bounds checks).
+struct Kernel<'a> {
+    t: &'a [u8],
+    l: [&'a [u8]; 4],
+    r: [&'a [u8]; 4],
+    gain_l: u16,
+    offset_l: u16,
+    gain_r: u16,
+    offset_r: u16,
+    tol_l: u16,
+    tol_r: u16,
+}
+
+impl<'a> Kernel<'a> {
+    #[inline(always)]
+    fn new(
+        t: &'a [u8],
+        l: [&'a [u8]; 4],
+        lp: &Prepared,
+        r: [&'a [u8]; 4],
+        rp: &Prepared,
+        n: usize,
+    ) -> Self {
+        Self {
+            t: &t[..n],
+            l: [&l[0][..n], &l[1][..n], &l[2][..n], &l[3][..n]],
+            r: [&r[0][..n], &r[1][..n], &r[2][..n], &r[3][..n]],
+            gain_l: lp.levels.gain_q7,
+            offset_l: lp.levels.offset_q7_biased,
+            gain_r: rp.levels.gain_q7,
+            offset_r: rp.levels.offset_q7_biased,
+            tol_l: lp.tolerance as u16 * LEVEL_ONE,
+            tol_r: rp.tolerance as u16 * LEVEL_ONE,
+        }
+    }
+
+    /// (bright, dark) grey levels of T beyond both references at `i`; at
+    /// most one is non-zero.
+    #[inline(always)]
+    fn beyond(&self, i: usize) -> (u16, u16) {
+        let (l, r) = (&self.l, &self.r);
+        let tv = self.t[i] as u16 * LEVEL_ONE + LEVEL_BIAS;
+        let lmin = l[0][i].min(l[1][i]).min(l[2][i].min(l[3][i])) as u16;
+        let lmax = l[0][i].max(l[1][i]).max(l[2][i].max(l[3][i])) as u16;
+        let rmin = r[0][i].min(r[1][i]).min(r[2][i].min(r[3][i])) as u16;
+        let rmax = r[0][i].max(r[1][i]).max(r[2][i].max(r[3][i])) as u16;
+        let (lmin, lmax) = (
+            lmin * self.gain_l + self.offset_l,
+            lmax * self.gain_l + self.offset_l,
+        );
+        let (rmin, rmax) = (
+            rmin * self.gain_r + self.offset_r,
+            rmax * self.gain_r + self.offset_r,
+        );
+        let bright_l = tv.saturating_sub(lmax).saturating_sub(self.tol_l);
+        let dark_l = lmin.saturating_sub(tv).saturating_sub(self.tol_l);
+        let bright_r = tv.saturating_sub(rmax).saturating_sub(self.tol_r);
+        let dark_r = rmin.saturating_sub(tv).saturating_sub(self.tol_r);
+        let half = LEVEL_ONE / 2;
+        (
+            (bright_l.min(bright_r) + half) >> 7,
+            (dark_l.min(dark_r) + half) >> 7,
+        )
+    }
+}
+
+/// One row of flags for the labeller without the signed row, for dies
+/// whose thresholds are all per pixel (no 2×2 box): the magnitude (≥ 1) of
+/// each pixel beyond both references by more than `pixel_threshold`, 0
+/// elsewhere; the same flags `signed_difference_body` + `flag_span_body`
+/// give with the box off, in one pass. Returns whether any pixel is
+/// flagged.
+#[inline(always)]
+fn flag_row_body(
+    t: &[u8],
+    l: [&[u8]; 4],
+    lp: &Prepared,
+    r: [&[u8]; 4],
+    rp: &Prepared,
+    pixel_threshold: u16,
+    out: &mut [u8],
+) -> bool {
+    let n = out.len();
+    let k = Kernel::new(t, l, lp, r, rp, n);
+    let mut any = 0u8;
+    for (i, o) in out.iter_mut().enumerate() {
+        let (bright, dark) = k.beyond(i);
+        let magnitude = bright.max(dark);
+        *o = if magnitude > pixel_threshold {
+            magnitude.min(255) as u8
+        } else {
+            0
+        };
+        any |= *o;
+    }
+    any != 0
 }
 
 /// Flags of one span of a row for the labeller: the magnitude (≥ 1) of
@@ -213,8 +320,8 @@ pub(super) fn signed_difference_row(
 /// `box_sum_threshold` (`u16::MAX`: off); 0 elsewhere. Bright and dark
 /// pixels cancel in the box, so only a sign-consistent cluster adds up.
 /// Returns whether anything in the span was flagged.
-#[inline(never)]
-pub(super) fn flag_span(
+#[inline(always)]
+fn flag_span_body(
     signed: &[i16],
     previous: &[i16],
     span: std::ops::Range<usize>,
@@ -252,4 +359,118 @@ pub(super) fn flag_span(
         any |= out[m];
     }
     any != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::normalise::LevelMap;
+    use crate::pipeline::simd::Isa;
+
+    /// Deterministic bytes (splitmix-style), so failures reproduce.
+    fn bytes(n: usize, seed: u64) -> Vec<u8> {
+        let mut z = seed;
+        (0..n)
+            .map(|_| {
+                z = crate::machine::sim::pattern::mix(z.wrapping_add(0x9E37_79B9_7F4A_7C15));
+                (z >> 56) as u8
+            })
+            .collect()
+    }
+
+    fn prepared(pixels: &[u8], gain: f32, offset: f32, tolerance: u8) -> Prepared<'_> {
+        Prepared {
+            pixels,
+            resample: Resample::new((0.0, 0.0)),
+            levels: LevelMap::new(gain, offset),
+            tolerance,
+        }
+    }
+
+    /// Rows of every length around the vector widths, with gains and
+    /// offsets at the limits: the AVX2 copy, the baseline copy and the
+    /// one-pass flag kernel agree bit for bit with the two-pass flags.
+    #[test]
+    fn both_instruction_sets_and_the_one_pass_kernel_give_the_same_flags() {
+        let (detected, baseline) = (Isa::detect(), Isa::baseline());
+        let cases = [
+            (1.0, 0.0, 0, 1.0, 0.0, 0),
+            (1.25, 40.0, 0, 0.8, -40.0, 10),
+            (0.8, -40.0, 25, 1.1, 15.0, 0),
+        ];
+        for n in [1usize, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 200, 2048] {
+            for (seed, &(gl, ol, tl, gr, or, tr)) in cases.iter().enumerate() {
+                let seed = seed as u64 * 1000 + n as u64;
+                let t = bytes(n, seed);
+                let l: Vec<Vec<u8>> = (0..4).map(|k| bytes(n, seed + 10 + k)).collect();
+                let r: Vec<Vec<u8>> = (0..4).map(|k| bytes(n, seed + 20 + k)).collect();
+                let (lp, rp) = (prepared(&l[0], gl, ol, tl), prepared(&r[0], gr, or, tr));
+                let lrows = [&l[0][..], &l[1][..], &l[2][..], &l[3][..]];
+                let rrows = [&r[0][..], &r[1][..], &r[2][..], &r[3][..]];
+                let mut signed = [vec![0i16; n], vec![0i16; n]];
+                for (isa, out) in [detected, baseline].into_iter().zip(signed.iter_mut()) {
+                    signed_difference_row(isa, &t, lrows, &lp, rrows, &rp, out);
+                }
+                assert_eq!(signed[0], signed[1], "signed rows, n {n}");
+                let previous = bytes(n, seed + 30)
+                    .iter()
+                    .map(|&v| v as i16 - 128)
+                    .collect::<Vec<_>>();
+                for threshold in [0u16, 5, 24, 254] {
+                    let mut two_pass = vec![0u8; n];
+                    let any2 = flag_span(
+                        baseline,
+                        &signed[1],
+                        &previous,
+                        0..n,
+                        threshold,
+                        u16::MAX,
+                        &mut two_pass,
+                    );
+                    for isa in [detected, baseline] {
+                        let mut box_flags = vec![0u8; n];
+                        let (b1, b2) = (threshold / 2, threshold.saturating_mul(3));
+                        for b in [b1, b2] {
+                            let mut reference = vec![0u8; n];
+                            flag_span_body(
+                                &signed[1],
+                                &previous,
+                                0..n,
+                                threshold,
+                                b,
+                                &mut reference,
+                            );
+                            flag_span(
+                                isa,
+                                &signed[1],
+                                &previous,
+                                0..n,
+                                threshold,
+                                b,
+                                &mut box_flags,
+                            );
+                            assert_eq!(box_flags, reference, "box flags, n {n}, {}", isa.name());
+                        }
+                        let mut one_pass = vec![0u8; n];
+                        let any1 =
+                            flag_row(isa, &t, lrows, &lp, rrows, &rp, threshold, &mut one_pass);
+                        // The same pixels flagged; the one-pass value is the
+                        // pixel's own distance (the two-pass one may carry
+                        // its box's mean, which is off here).
+                        for i in 0..n {
+                            let own = signed[1][i].unsigned_abs().min(255) as u8;
+                            let want = if two_pass[i] != 0 { own.max(1) } else { 0 };
+                            assert_eq!(
+                                one_pass[i],
+                                want,
+                                "flag {i}, n {n}, thr {threshold}, {}",
+                                isa.name()
+                            );
+                        }
+                        assert_eq!(any1, any2);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -26,14 +26,16 @@
 use super::align::{align, Alignment, Profiles, DEFAULT_MAX_SHIFT};
 use super::care::{CareAreas, CareMap, CareRule, MAX_CARE_AREAS};
 use super::classify::{classify, ClassRules};
-use super::features::DefectFeatures;
 use super::compare::{
-    differs_from, estimate_levels, flag_span, overlap, signed_difference_row, Prepared, Resample,
+    differs_from, estimate_levels, flag_row, flag_span, overlap, signed_difference_row, Prepared,
+    Resample,
 };
+use super::features::DefectFeatures;
 use super::label::Labeler;
 use super::noise::{NoiseEstimator, NOISE_ROW_STEP};
 use super::result::{Defect, DieResult, Polarity, ReferenceMode};
 use super::scratch_merge::{merge_scratch_fragments, ScratchMergeRules};
+use super::simd::Isa;
 
 /// How the flagging threshold is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -139,6 +141,8 @@ pub struct Detector {
     labeler: Labeler,
     /// The care areas as a per-pixel map, built once from `params`.
     care_map: CareMap,
+    /// Which compiled copy of the row kernels runs.
+    isa: Isa,
 }
 
 impl Detector {
@@ -154,7 +158,14 @@ impl Detector {
             noise: NoiseEstimator::new(),
             labeler: Labeler::new(max_runs, 4096),
             care_map: CareMap::new(&params.care_areas, width as usize, height as usize),
+            isa: Isa::detect(),
         }
+    }
+
+    /// The instruction set the row kernels use on this CPU ("avx2" or
+    /// "baseline"), for benchmark reports.
+    pub fn kernel_isa(&self) -> &'static str {
+        self.isa.name()
     }
 
     /// Inspects `test` against `left` and `right`, writing into `out`. The
@@ -311,33 +322,68 @@ impl Detector {
 
         self.labeler.reset();
         self.previous_signed_row.fill(0);
+        // Without a 2×2 box anywhere, flags come straight from the kernel;
+        // the box needs the signed rows.
+        let uses_box = thresholds[..=areas.as_slice().len()]
+            .iter()
+            .any(|&(_, b)| b != u16::MAX);
+        let isa = self.isa;
         for y in y0..y1 {
             let t = &test.pixels[y * w + x0..][..n];
             let l = lp.resample.rows(lp.pixels, w, y, x0, n);
             let r = rp.resample.rows(rp.pixels, w, y, x0, n);
-            let signed = &mut self.signed_row[..n];
-            signed_difference_row(t, l, &lp, r, &rp, signed);
             let flags = &mut self.flag_row[..n];
-            let previous = &self.previous_signed_row[..n];
             let spans = self.care_map.row(y);
-            let any = if spans.is_empty() {
-                let (p, b) = thresholds[0];
-                flag_span(signed, previous, 0..n, p, b, flags)
-            } else {
-                let mut any = false;
-                for span in spans {
-                    let (a, b) = ((span.x0 as usize).max(x0), (span.x1 as usize).min(x1));
-                    if a < b {
-                        let (p, bx) = thresholds[span.area as usize];
-                        any |= flag_span(signed, previous, a - x0..b - x0, p, bx, flags);
+            let any = if !uses_box {
+                if spans.is_empty() {
+                    flag_row(isa, t, l, &lp, r, &rp, thresholds[0].0, flags)
+                } else {
+                    flags.fill(0);
+                    let mut any = false;
+                    for span in spans {
+                        let (a, b) = ((span.x0 as usize).max(x0), (span.x1 as usize).min(x1));
+                        let (p, _) = thresholds[span.area as usize];
+                        if a < b && p != u16::MAX {
+                            let (a, b) = (a - x0, b - x0);
+                            let sub = |rows: [&'a [u8]; 4]| rows.map(|row| &row[a..b]);
+                            any |= flag_row(
+                                isa,
+                                &t[a..b],
+                                sub(l),
+                                &lp,
+                                sub(r),
+                                &rp,
+                                p,
+                                &mut flags[a..b],
+                            );
+                        }
                     }
+                    any
                 }
+            } else {
+                let signed = &mut self.signed_row[..n];
+                signed_difference_row(isa, t, l, &lp, r, &rp, signed);
+                let previous = &self.previous_signed_row[..n];
+                let any = if spans.is_empty() {
+                    let (p, b) = thresholds[0];
+                    flag_span(isa, signed, previous, 0..n, p, b, flags)
+                } else {
+                    let mut any = false;
+                    for span in spans {
+                        let (a, b) = ((span.x0 as usize).max(x0), (span.x1 as usize).min(x1));
+                        if a < b {
+                            let (p, bx) = thresholds[span.area as usize];
+                            any |= flag_span(isa, signed, previous, a - x0..b - x0, p, bx, flags);
+                        }
+                    }
+                    any
+                };
+                std::mem::swap(&mut self.signed_row, &mut self.previous_signed_row);
                 any
             };
             if any {
                 self.labeler.add_row(y as u16, x0 as u16, flags, 0);
             }
-            std::mem::swap(&mut self.signed_row, &mut self.previous_signed_row);
         }
         out.flagged_pixels = self.labeler.flagged;
         let overflowed_runs = self.labeler.overflowed;

@@ -93,6 +93,13 @@ impl Labeler {
         self.row_start = self.runs.len();
         let mut x = 0;
         while x < diff.len() {
+            // Nearly every pixel is unflagged: skip 32 at a time.
+            if let Some(block) = diff.get(x..x + 32) {
+                if block.iter().copied().max().unwrap_or(0) <= threshold {
+                    x += 32;
+                    continue;
+                }
+            }
             if diff[x] <= threshold {
                 x += 1;
                 continue;

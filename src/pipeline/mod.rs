@@ -15,6 +15,7 @@ pub mod noise;
 pub mod normalise;
 pub mod result;
 pub mod scratch_merge;
+pub(crate) mod simd;
 pub mod teach;
 pub mod telemetry;
 pub mod thumbnails;

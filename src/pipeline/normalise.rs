@@ -4,7 +4,7 @@
 //! per die and applied in the comparison kernel in fixed point.
 //!
 //! The estimate is a least-squares line through pairs of block means of T
-//! and the aligned R (16 × 8 px blocks in bands of rows every 32 rows) over
+//! and the aligned R (16 × 8 px blocks in bands of rows every 64 rows) over
 //! the region they share, rather than pixels: averaging 128 pixels divides
 //! the noise variance by 128, so noise does not flatten the slope, and a
 //! few defects move a few blocks out of thousands.
@@ -81,9 +81,10 @@ pub struct LevelStats {
 }
 
 /// Blocks are `BLOCK` px wide and `BLOCK_ROWS` rows tall, in bands of
-/// rows every `LEVEL_BAND_STEP` rows (a quarter of the die is read).
+/// rows every `LEVEL_BAND_STEP` rows (an eighth of the die is read:
+/// 2048² px give 4,096 blocks, plenty for two parameters).
 pub const BLOCK_ROWS: usize = 8;
-pub const LEVEL_BAND_STEP: usize = 32;
+pub const LEVEL_BAND_STEP: usize = 64;
 /// Widest image: sizes the per-band block sums (on the stack).
 const MAX_BLOCKS: usize = 4096 / BLOCK;
 
