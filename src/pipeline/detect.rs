@@ -26,10 +26,10 @@
 use super::align::{align, Alignment, Profiles, DEFAULT_MAX_SHIFT};
 use super::care::{CareAreas, CareMap, CareRule, MAX_CARE_AREAS};
 use super::classify::{classify, ClassRules};
-use super::features::DefectFeatures;
 use super::compare::{
     differs_from, estimate_levels, flag_span, overlap, signed_difference_row, Prepared, Resample,
 };
+use super::features::DefectFeatures;
 use super::label::Labeler;
 use super::noise::{NoiseEstimator, NOISE_ROW_STEP};
 use super::result::{Defect, DieResult, Polarity, ReferenceMode};
@@ -155,6 +155,14 @@ impl Detector {
             labeler: Labeler::new(max_runs, 4096),
             care_map: CareMap::new(&params.care_areas, width as usize, height as usize),
         }
+    }
+
+    /// Replaces the care map built from `params.care_areas` with `map`,
+    /// whose area numbers index `params.care_areas` (e.g. `CareMap::with_mask`,
+    /// which adds a mask image's don't-care pixels).
+    pub fn set_care_map(&mut self, map: CareMap) {
+        debug_assert!(map.is_empty() || map.rows() == self.height);
+        self.care_map = map;
     }
 
     /// Inspects `test` against `left` and `right`, writing into `out`. The
