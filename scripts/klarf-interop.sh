@@ -35,6 +35,22 @@ PY
 "$BIN" export --db truncated.db --run 2 --format klarf18 --out klarf/truncated_v18.klarf > /dev/null
 grep -q "^TruncatedDieList" klarf/truncated.klarf
 "$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" truncated.db 2 klarf/truncated.klarf klarf/truncated_v18.klarf
+# Repeaters (a defect at one in-die position on many dies): marked in a
+# copy of run 2's record (its first defect on each of three dies),
+# exported again and read back; the extra RepeaterList record is skipped by
+# klarf-reader and read by klarfio, and the defect rows are unchanged.
+cp waferscope.db repeaters.db
+"$VENV/bin/python" - <<'PY'
+import sqlite3
+c = sqlite3.connect("repeaters.db")
+c.execute("""UPDATE defects SET repeater = 3 WHERE run = 2 AND defect_no = 1 AND die_index IN
+             (SELECT die_index FROM dies WHERE run = 2 AND defect_count > 0 ORDER BY plan_pos LIMIT 3)""")
+c.commit()
+PY
+"$BIN" export --db repeaters.db --run 2 --format klarf12 --out klarf/repeaters.klarf > /dev/null
+"$BIN" export --db repeaters.db --run 2 --format klarf18 --out klarf/repeaters_v18.klarf > /dev/null
+grep -q "^RepeaterList" klarf/repeaters.klarf
+"$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" repeaters.db 2 klarf/repeaters.klarf klarf/repeaters_v18.klarf
 # Negative control: the same KLARF with the leading space of every data row
 # removed must fail the check (klarf-reader then silently reads 0 defects).
 sed 's/^ //' klarf/LOT-IO_W11_run1.klarf > klarf/broken.klarf

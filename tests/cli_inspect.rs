@@ -432,7 +432,7 @@ fn the_reference_mode_is_chosen_by_the_images_given_and_reported() {
 }
 
 #[test]
-fn the_mask_drops_only_defects_lying_in_dont_care() {
+fn the_mask_suppresses_only_defects_lying_in_dont_care() {
     let d = dir("mask");
     let files = write_set(&d, &manhattan_set(true));
     let (t, g) = (&files[0][0], &files[3][0]);
@@ -455,7 +455,96 @@ fn the_mask_drops_only_defects_lying_in_dont_care() {
     let kept = defects_of(&v);
     assert_eq!(kept.len(), 1, "{v}");
     assert!((kept[0].0 - 600).abs() <= 10, "{kept:?}");
-    assert_eq!(v["masked_out"], 1);
+    // masked_out: the differing pixels the mask kept from flagging, here
+    // the dropped particle's (a disc of radius 3 is 29 pixels).
+    let masked_out = v["masked_out"].as_u64().unwrap();
+    assert!((20..=60).contains(&masked_out), "{v}");
+    std::fs::remove_dir_all(d).ok();
+}
+
+/// The mask is applied per pixel inside the detector: a scratch reaching
+/// into don't-care is reported only over its cared-for part, and a scratch
+/// cut by a masked band is two defects. (Dropping whole defects after
+/// detection kept the first whole and the second as one.)
+#[test]
+fn masked_pixels_neither_flag_nor_join_defects() {
+    let d = dir("mask-core");
+    let (t, g, mask) = (d.join("t.png"), d.join("g.png"), d.join("mask.png"));
+    // Dark scratches two pixels thick from x = 40 to 340: at y = 300 and
+    // y = 100, on the simulator's die (384 px).
+    let mut test = die((0.3, -0.4), 1);
+    for x in 40..340u32 {
+        for y in [300u32, 301, 100, 101] {
+            test[(y * SIZE + x) as usize] = 0;
+        }
+    }
+    save(&t, test, SIZE, SIZE);
+    save(&g, die((-0.5, 0.2), 2), SIZE, SIZE);
+    let json = |extra: &[(&str, &Path)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_waferscope"));
+        c.args(["inspect", "--json"])
+            .arg("--die")
+            .arg(&t)
+            .arg("--reference")
+            .arg(&g);
+        for (flag, p) in extra {
+            c.arg(flag).arg(p);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let long = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        v["defects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["area_px"].as_u64().unwrap() >= 40)
+            .cloned()
+            .collect()
+    };
+    let unmasked = json(&[]);
+    assert_eq!(long(&unmasked).len(), 2, "{unmasked}");
+    assert_eq!(unmasked["masked_out"], 0);
+    // Don't care: x ≥ 200 on every row, and the band x = 120..160 of rows
+    // 90..110 (cutting the upper scratch wider than scratch merging
+    // bridges).
+    let care: Vec<u8> = (0..SIZE * SIZE)
+        .map(|i| {
+            let (x, y) = (i % SIZE, i / SIZE);
+            if x >= 200 || ((120..160).contains(&x) && (90..110).contains(&y)) {
+                0
+            } else {
+                255
+            }
+        })
+        .collect();
+    save(&mask, care, SIZE, SIZE);
+    let v = json(&[("--mask", &mask)]);
+    let defects = long(&v);
+    let y = |d: &serde_json::Value| d["y_px"].as_f64().unwrap();
+    let right_end =
+        |d: &serde_json::Value| d["x_px"].as_f64().unwrap() + d["width_um"].as_f64().unwrap() / 2.0;
+    // Lower scratch: one defect, ending where the mask begins.
+    let lower: Vec<_> = defects.iter().filter(|d| y(d) > 250.0).collect();
+    assert_eq!(lower.len(), 1, "{v}");
+    assert!(right_end(lower[0]) <= 201.0, "{v}");
+    assert!(lower[0]["area_px"].as_u64().unwrap() <= 2 * 162, "{v}");
+    // Upper scratch: 40..120 and 160..200, each its own defect.
+    let upper: Vec<_> = defects.iter().filter(|d| y(d) < 150.0).collect();
+    assert_eq!(upper.len(), 2, "{v}");
+    assert!(upper.iter().all(|d| right_end(d) <= 201.0), "{v}");
+    // What the mask kept from flagging: both scratches' masked parts.
+    let masked_out = v["masked_out"].as_u64().unwrap();
+    assert!(masked_out >= 2 * (140 + 140 + 40) - 40, "{v}");
+    assert_eq!(
+        masked_out + v["flagged_pixels"].as_u64().unwrap(),
+        unmasked["flagged_pixels"].as_u64().unwrap()
+    );
     std::fs::remove_dir_all(d).ok();
 }
 

@@ -9,6 +9,7 @@ use waferscope::machine::sim::{SimCamera, SimStage, SimWafer};
 use waferscope::machine::{Notch, SimFaults, WaferGeometry};
 use waferscope::pipeline::{
     DetectParams, Detector, DieResult, Pipeline, PipelineConfig, Profiles, Reference,
+    ReferenceMode, ReferenceSource,
 };
 
 const SIZE: u32 = 384;
@@ -314,4 +315,83 @@ fn a_panicking_worker_reads_dead_and_finish_reports_it() {
         "{err}"
     );
     assert_eq!(pool.in_use(), 0, "the dead worker's frames went back");
+}
+
+/// Die-to-golden and die-to-reference: every die is inspected, as it
+/// arrives, against that one image alone (the same result as
+/// `inspect_against` directly), and says so in its result.
+#[test]
+fn a_single_reference_recipe_compares_every_die_with_that_image() {
+    let w = wafer(5);
+    let mut cam = SimCamera::new(w.clone(), 2.0, Arc::new(SimFaults::default()));
+    let golden = cam.golden();
+    // A reference image that is not the golden die: die 0 as imaged.
+    let pool = waferscope::hot::FramePool::new(w.sites.len() + 1, FrameGeometry::gray8(SIZE, SIZE));
+    let mut f = pool.try_lease().unwrap();
+    cam.capture(w.sites[0].index, &mut f).unwrap();
+    let reference: Arc<[u8]> = f.data().to_vec().into();
+    drop(f);
+    let dies: Vec<u32> = w.sites.iter().map(|s| s.index).take(12).collect();
+    for (source, mode) in [
+        (ReferenceSource::DieToGolden, ReferenceMode::DieToGolden),
+        (
+            ReferenceSource::DieToReference(reference.clone()),
+            ReferenceMode::DieToReference,
+        ),
+    ] {
+        let results: Collected = Arc::default();
+        let sink = results.clone();
+        let p = Pipeline::start(
+            PipelineConfig {
+                workers: 2,
+                pool_frames: 9,
+                reference: source.clone(),
+                ..PipelineConfig::default()
+            },
+            Box::new(SimCamera::new(
+                w.clone(),
+                2.0,
+                Arc::new(SimFaults::default()),
+            )),
+            None,
+            w.sites.clone().into(),
+            golden.clone(),
+            Box::new(move |r| sink.lock().unwrap().push(*r)),
+        );
+        for &d in &dies {
+            p.inspect(d);
+        }
+        p.finish().unwrap();
+        let mut got = results.lock().unwrap().clone();
+        got.sort_by_key(|r| r.die_index);
+        assert_eq!(got.len(), dies.len(), "{source:?}");
+        let image: &[u8] = match &source {
+            ReferenceSource::DieToReference(px) => &px[..],
+            _ => &golden[..],
+        };
+        let mut rp = Profiles::new(SIZE, SIZE);
+        rp.compute(image);
+        let r = if mode == ReferenceMode::DieToGolden {
+            Reference::golden(image, &rp)
+        } else {
+            Reference::die(image, &rp)
+        };
+        let mut det = Detector::new(SIZE, SIZE, DetectParams::default());
+        for res in &got {
+            assert_eq!(res.reference_mode, mode, "die {}", res.die_index);
+            let mut f = pool.try_lease().unwrap();
+            cam.capture(res.die_index, &mut f).unwrap();
+            let mut tp = Profiles::new(SIZE, SIZE);
+            tp.compute(f.data());
+            let mut expect = DieResult::default();
+            expect.clear(res.die_index);
+            det.inspect_against(Reference::die(f.data(), &tp), r, &mut expect);
+            assert_eq!(
+                res.defects(),
+                expect.defects(),
+                "die {} {source:?}",
+                res.die_index
+            );
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! the exact error naming the file, the field, the value and the range.
 
 use std::path::{Path, PathBuf};
+use waferscope::pipeline::ReferenceSource;
 use waferscope::run::recipe::{load, parse};
 
 fn asset(name: &str) -> PathBuf {
@@ -47,7 +48,7 @@ fn missing_field() {
 fn unknown_key() {
     assert_eq!(
         err(&full().replace("threshold = 24", "threshold = 24\nthreshhold = 20")),
-        "line 18: unknown field `threshhold`, expected one of `threshold`, `min_defect_px`, `golden_tolerance`, `classes`, `max_shift_px`, `min_align_confidence`, `threshold_mode`, `threshold_sigma`, `threshold_floor`, `care_areas`"
+        "line 18: unknown field `threshhold`, expected one of `threshold`, `min_defect_px`, `golden_tolerance`, `classes`, `max_shift_px`, `min_align_confidence`, `threshold_mode`, `threshold_sigma`, `threshold_floor`, `care_areas`, `reference`, `reference_image`"
     );
 }
 
@@ -206,4 +207,131 @@ fn care_areas_are_read_and_checked_field_by_field() {
         err(&bad_mode),
         "field `inspection.threshold_mode`: \"percent\" is not one of grey, sigma"
     );
+}
+
+fn sampled() -> String {
+    std::fs::read_to_string(asset("sampled-200mm.toml")).unwrap()
+}
+
+/// `sampled-200mm.toml` with `lines` added to its [inspection] section.
+fn sampled_with(lines: &str) -> String {
+    sampled().replace(
+        "min_defect_px = 3\n",
+        &format!("min_defect_px = 3\n{lines}\n"),
+    )
+}
+
+#[test]
+fn the_reference_mode_is_chosen_by_the_recipe() {
+    assert!(matches!(
+        parse(&sampled()).unwrap().reference,
+        ReferenceSource::DieToDie
+    ));
+    assert!(matches!(
+        parse(&sampled_with("reference = \"die_to_golden\""))
+            .unwrap()
+            .reference,
+        ReferenceSource::DieToGolden
+    ));
+    assert_eq!(
+        err(&sampled_with("reference = \"die_to_mars\"")),
+        "field `inspection.reference`: \"die_to_mars\" is not one of die_to_die, die_to_golden, die_to_reference"
+    );
+    assert_eq!(
+        err(&sampled_with("reference = \"die_to_reference\"")),
+        "field `inspection.reference_image`: required when inspection.reference is \"die_to_reference\" (a grayscale PNG or TIFF of one die, relative to the recipe file)"
+    );
+    assert_eq!(
+        err(&sampled_with("reference_image = \"ref.png\"")),
+        "field `inspection.reference_image`: only used when inspection.reference is \"die_to_reference\", not \"die_to_die\""
+    );
+}
+
+#[test]
+fn a_reference_image_is_read_relative_to_the_recipe_and_checked_for_size() {
+    let d = std::env::temp_dir().join(format!("waferscope-recipe-ref-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("images")).unwrap();
+    // The sampled recipe images each die as 512 × 512 px.
+    let px: Vec<u8> = (0..512 * 512).map(|i| (i % 251) as u8).collect();
+    image::save_buffer(
+        d.join("images/ref.png"),
+        &px,
+        512,
+        512,
+        image::ExtendedColorType::L8,
+    )
+    .unwrap();
+    image::save_buffer(
+        d.join("images/small.png"),
+        &px[..300 * 200],
+        300,
+        200,
+        image::ExtendedColorType::L8,
+    )
+    .unwrap();
+    let recipe = d.join("ref.toml");
+    let write = |image: &str| {
+        std::fs::write(
+            &recipe,
+            sampled_with(&format!(
+                "reference = \"die_to_reference\"\nreference_image = \"{image}\""
+            )),
+        )
+        .unwrap()
+    };
+    write("images/ref.png");
+    // Loaded from another working directory: the path is the recipe's.
+    let r = load(&recipe).unwrap();
+    match &r.reference {
+        ReferenceSource::DieToReference(loaded) => assert_eq!(&loaded[..], &px[..]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.reference_note(), None, "one reference for every die");
+
+    write("images/small.png");
+    let e = format!("{:#}", load(&recipe).unwrap_err());
+    assert!(e.starts_with(&format!("{}: ", recipe.display())), "{e}");
+    assert!(
+        e.contains(&format!(
+            "field `inspection.reference_image`: {} is 300×200 pixels; this recipe images each die as 512×512 px",
+            d.join("images/small.png").display()
+        )),
+        "{e}"
+    );
+    write("images/missing.png");
+    let e = format!("{:#}", load(&recipe).unwrap_err());
+    assert!(
+        e.contains("field `inspection.reference_image`") && e.contains("missing.png"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn a_sampled_die_to_die_plan_says_how_many_dies_go_die_to_golden() {
+    let s = load(&asset("sampled-200mm.toml")).unwrap();
+    // Every 4th die of the scan order: no die has a row neighbour planned.
+    assert_eq!(s.dies_short_of_neighbours(), (s.plan.len(), 0));
+    assert_eq!(
+        s.reference_note().unwrap(),
+        format!(
+            "reference die_to_die: {n} of {n} planned dies have no row neighbour in the plan and will be inspected die-to-golden (the golden die alone)",
+            n = s.plan.len()
+        )
+    );
+    // A full plan: only the dies alone in their row (the top and bottom
+    // rows of the 300 mm wafer have one each).
+    let f = load(&asset("full-300mm.toml")).unwrap();
+    assert!(
+        f.reference_note().unwrap().starts_with(&format!(
+            "reference die_to_die: 2 of {} planned dies have no row neighbour",
+            f.plan.len()
+        )),
+        "{:?}",
+        f.reference_note()
+    );
+    // Die-to-golden chosen on purpose: nothing to warn about.
+    let g = parse(&sampled_with("reference = \"die_to_golden\"")).unwrap();
+    assert_eq!(g.reference_note(), None);
 }

@@ -772,3 +772,57 @@ fn a_picture_late_by_a_scheduler_hiccup_waits_for_the_next_and_a_hung_one_refuse
     drop(rt);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A defect of the reticle, on every 7th die at one in-die spot, is found
+/// as a repeater when the run ends: stored with its die count, and sent to
+/// whoever follows the run (the wafer map) before the run's end.
+#[test]
+fn a_reticle_defect_is_marked_as_a_repeater_when_the_run_ends() {
+    let t = tool_with("repeaters", None, |m, _| {
+        m.reticle_defect = Some((200.0, 300.0, 3.0, 7));
+    });
+    let mut events = t.engine.events.subscribe();
+    t.start();
+    t.wait_state(RunState::Complete);
+    let run = t.run();
+    let reticle_dies = run
+        .dies
+        .iter()
+        .filter(|d| d.inspected && d.die_index % 7 == 0)
+        .count();
+    assert!(reticle_dies >= 5, "{reticle_dies}");
+    // Each repeater is a reticle die's defect near the spot; the group
+    // spans most of those dies (a die's stage error moves its defect by a
+    // pixel or two, which may put one outside the tolerance).
+    assert!(
+        run.repeaters.len() * 4 >= reticle_dies * 3,
+        "{} of {reticle_dies}: {:?}",
+        run.repeaters.len(),
+        run.repeaters
+    );
+    for m in &run.repeaters {
+        assert_eq!(m.die_index % 7, 0, "{m:?}");
+        assert!(m.dies as usize >= run.repeaters.len() / 2, "{m:?}");
+        let d = &run
+            .dies
+            .iter()
+            .find(|d| d.die_index == m.die_index)
+            .unwrap()
+            .defects[m.defect_no as usize - 1];
+        assert!(
+            (d.x_px - 200.0).abs() < 4.0 && (d.y_px - 300.0).abs() < 4.0,
+            "{d:?}"
+        );
+    }
+    let mut sent = None;
+    let mut ended_after = false;
+    while let Ok(e) = events.try_recv() {
+        match e {
+            waferscope::run::RunEvent::Repeaters { marks } => sent = Some(marks),
+            waferscope::run::RunEvent::Ended { .. } => ended_after = sent.is_some(),
+            _ => {}
+        }
+    }
+    assert_eq!(sent.as_ref(), Some(&run.repeaters));
+    assert!(ended_after, "repeaters are sent before the run's end");
+}

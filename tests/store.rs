@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use waferscope::pipeline::{Defect, DefectClass, DieResult};
+use waferscope::pipeline::{Defect, DefectClass, DieResult, ReferenceMode};
 use waferscope::store::export::{export_run, Format};
 use waferscope::store::query::{list_runs, load_run};
 use waferscope::store::{db, ExitStatus, RunIdentity, RunLayout, RunStart, RunStore, SqliteStore};
@@ -200,7 +200,7 @@ fn files_that_are_not_ours_are_refused_and_left_untouched() {
     let e = format!("{:#}", SqliteStore::open(&newer).err().unwrap());
     assert!(
         e.ends_with(
-            "database schema version 99 is newer than this program's 2; use a newer waferscope"
+            "database schema version 99 is newer than this program's 3; use a newer waferscope"
         ),
         "{e}"
     );
@@ -332,5 +332,134 @@ fn export_to_a_read_only_or_full_directory_fails_cleanly() {
     // The database is intact.
     let conn = db::open(&db).unwrap();
     assert_eq!(load_run(&conn, 1).unwrap().defects.len(), 180);
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn each_die_keeps_how_it_was_inspected() {
+    let d = dir("how");
+    let path = d.join("results.db");
+    let mut store = SqliteStore::open(&path).unwrap();
+    let id = store.begin(&start()).unwrap();
+    let mut golden = die(0, 1);
+    golden.reference_mode = ReferenceMode::DieToGolden;
+    golden.align_confidence_left = 0.8;
+    golden.align_confidence_right = 0.6;
+    golden.noise_sigma = 2.5;
+    golden.threshold_used = 24.0;
+    store.record_die(id, &golden).unwrap();
+    let mut untrusted = die(1, 0);
+    untrusted.reference_mode = ReferenceMode::DieToDieGoldenArbitrated;
+    untrusted.alignment_untrusted = true;
+    untrusted.align_confidence_left = 0.1;
+    untrusted.align_confidence_right = 0.9;
+    store.record_die(id, &untrusted).unwrap();
+    store.mark_not_inspected(id, &[2]).unwrap();
+    store
+        .end(id, ExitStatus::Complete, "", 1_795_690_700_000)
+        .unwrap();
+    drop(store);
+    let e = load_run(&db::open(&path).unwrap(), id as i64).unwrap();
+    let how: Vec<_> = e
+        .dies
+        .iter()
+        .map(|d| {
+            (
+                d.reference_mode.as_deref(),
+                d.align_confidence.map(|c| (c * 100.0).round() / 100.0),
+                d.alignment_untrusted,
+                d.noise_sigma,
+                d.threshold_used,
+            )
+        })
+        .collect();
+    assert_eq!(
+        how,
+        [
+            (
+                Some("die-to-golden"),
+                Some(0.6),
+                Some(false),
+                Some(2.5),
+                Some(24.0)
+            ),
+            (
+                Some("die-to-die+golden"),
+                Some(0.1),
+                Some(true),
+                Some(0.0),
+                Some(0.0)
+            ),
+            (None, None, None, None, None),
+        ]
+    );
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn repeaters_of_a_run_are_stored_with_their_count_and_exported() {
+    use waferscope::run::repeaters::mark_run_repeaters;
+    let d = dir("repeaters");
+    let path = d.join("results.db");
+    let mut store = SqliteStore::open(&path).unwrap();
+    let id = store.begin(&start()).unwrap();
+    // Every die has a defect at the same spot (100, 900) px; die 2 one more
+    // 100 µm away, on that die alone.
+    store.record_die(id, &die(0, 1)).unwrap();
+    store.record_die(id, &die(1, 1)).unwrap();
+    store.record_die(id, &die(2, 2)).unwrap();
+    store.confirm(id).unwrap();
+    let marks = mark_run_repeaters(&mut store, id, 10.0).unwrap();
+    assert_eq!(marks.len(), 3, "{marks:?}");
+    assert!(marks.iter().all(|m| m.defect_no == 1 && m.dies == 3));
+    store
+        .end(id, ExitStatus::Complete, "", 1_795_690_700_000)
+        .unwrap();
+    drop(store);
+    let conn = db::open(&path).unwrap();
+    let e = load_run(&conn, id as i64).unwrap();
+    let repeaters: Vec<_> = e
+        .defects
+        .iter()
+        .map(|f| (f.die_index, f.defect_no, f.repeater))
+        .collect();
+    assert_eq!(repeaters, [(0, 1, 3), (1, 1, 3), (2, 1, 3), (2, 2, 0)]);
+    // KLARF: DEFECTIDs 1..3 are the repeater rows, in both versions; the
+    // defect rows keep their 17 columns.
+    let k12 = export_run(&path, id as i64, Format::Klarf12, Some(&d)).unwrap();
+    let text = std::fs::read_to_string(k12).unwrap();
+    assert!(
+        text.contains("RepeaterSpec 2 DEFECTID NDIES;\nRepeaterList\n 1 3\n 2 3\n 3 3;\n"),
+        "{text}"
+    );
+    assert!(text.contains("DefectRecordSpec 17 "));
+    let k18 = export_run(&path, id as i64, Format::Klarf18, Some(&d)).unwrap();
+    let text = std::fs::read_to_string(k18).unwrap();
+    assert!(text.contains("List RepeaterList"), "{text}");
+    assert!(text.contains("          3 3;\n"), "{text}");
+    let csv = export_run(&path, id as i64, Format::Csv, Some(&d)).unwrap();
+    let csv = std::fs::read_to_string(csv).unwrap();
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(",class,repeater_dies,reference_mode"));
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(",particle,3,die-to-die"),
+        "{csv}"
+    );
+    std::fs::remove_dir_all(d).ok();
+}
+
+#[test]
+fn a_run_without_repeaters_writes_no_repeater_record() {
+    let d = dir("no-repeaters");
+    let path = recorded(&d);
+    let text =
+        std::fs::read_to_string(export_run(&path, 1, Format::Klarf12, Some(&d)).unwrap()).unwrap();
+    assert!(!text.contains("Repeater"));
     std::fs::remove_dir_all(d).ok();
 }

@@ -98,6 +98,15 @@ fn an_operator_runs_pauses_sees_a_suspension_acknowledges_and_aborts() {
     wait_for(&mut h, "dies advancing", |h| dies_done(h) >= 2);
     let first = dies_done(&h);
     wait_for(&mut h, "more dies", |h| dies_done(h) > first);
+    // A sampled plan leaves every die without row neighbours: the map says
+    // so, and marks the dies compared with the golden die alone.
+    assert!(
+        has(&h, "Note: reference die_to_die: "),
+        "the load note is shown"
+    );
+    wait_for(&mut h, "reference legend", |h| {
+        has(h, "Compared with: die-to-golden (filled corner ■) ")
+    });
 
     h.get_by_label("Pause").click();
     wait_for(&mut h, "PAUSED", |h| has(h, "⏸ PAUSED"));
@@ -357,4 +366,68 @@ fn an_engineer_teaches_the_loaded_recipes_golden_die_from_the_window() {
         "{golden:?}"
     );
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// The wafer map panel alone, on a sampled plan's results: the load note,
+/// the reference legend with counts per kind, untrusted alignment, and a
+/// repeater with its die count.
+#[test]
+fn the_wafer_map_shows_what_each_die_was_compared_with_and_repeaters() {
+    use waferscope::pipeline::{Defect, DieResult, ReferenceMode};
+    use waferscope::store::record::RepeaterMark;
+    use waferscope::ui::wafer_map::{self, WaferMapState};
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let recipe =
+        waferscope::run::recipe::load(&root.join("assets/recipes/sampled-200mm.toml")).unwrap();
+    let mut map = WaferMapState::for_recipe(&recipe);
+    map.restart(1);
+    for (k, &die) in recipe.plan.iter().enumerate().take(8) {
+        let mut r = DieResult::default();
+        r.clear(die);
+        // As the worker reports a die without neighbours; the last one
+        // could not be aligned.
+        r.reference_mode = ReferenceMode::DieToGolden;
+        r.golden_left = true;
+        r.golden_right = true;
+        r.alignment_untrusted = k == 7;
+        if k < 4 {
+            r.push(Defect {
+                x_px: 100.0,
+                y_px: 100.0,
+                bbox: [98, 98, 102, 102],
+                area_px: 12,
+                ..Defect::default()
+            });
+        }
+        map.apply(&r);
+    }
+    let marks: Vec<RepeaterMark> = recipe.plan[..4]
+        .iter()
+        .map(|&die| RepeaterMark {
+            die_index: die,
+            defect_no: 1,
+            dies: 4,
+        })
+        .collect();
+    map.apply_repeaters(&marks);
+    let mut h = Harness::builder()
+        .with_size([1000.0, 900.0])
+        .with_context_setup(waferscope::ui::app::setup)
+        .build_ui_state(
+            |ui, map: &mut WaferMapState| {
+                let mut out = Vec::new();
+                wafer_map::ui(ui, map, &mut out);
+            },
+            map,
+        );
+    h.run_steps(2);
+    let label = |text: &str| h.query_all_by_label_contains(text).next().is_some();
+    assert!(label(&format!(
+        "Note: reference die_to_die: {n} of {n} planned dies have no row neighbour in the plan and will be inspected die-to-golden",
+        n = recipe.plan.len()
+    )));
+    assert!(label(
+        "Compared with: die-to-golden (filled corner ■) 8; alignment untrusted, not compared (crossed out) 1"
+    ));
+    assert!(label("4 REPEATER defects (ringed, on 4 dies)"));
 }

@@ -1,8 +1,10 @@
 //! `waferscope inspect`: run the detector on die images (PNG or TIFF,
 //! 8- or 16-bit grayscale) against two neighbours, a reference image, or
-//! both, optionally restricted by a care mask.
+//! both, optionally restricted by a care mask, which the detector applies
+//! per pixel (masked pixels neither flag nor join defects).
 
 use super::image_input::{load_raw, RawImage, Samples, SixteenToEight};
+use crate::pipeline::care::CareMap;
 use crate::pipeline::{DetectParams, Detector, DieResult, Profiles, Reference};
 use anyhow::{bail, Result};
 use serde_json::json;
@@ -151,23 +153,6 @@ fn load_mask(path: &Path, die: &Path, w: u32, h: u32) -> Result<Vec<bool>> {
     })
 }
 
-/// Drops the defects that lie entirely in don't-care pixels: those whose
-/// whole bounding box is don't-care (so none of their pixels is cared
-/// for). A defect reaching into a care area is kept whole. This is the
-/// command's own, after-the-fact use of the mask; the detector core
-/// applies care areas per pixel, with their own thresholds, when given a
-/// care map.
-fn drop_masked(out: &mut DieResult, care: &[bool], width: u32) -> u32 {
-    let w = width as usize;
-    out.retain(|d| {
-        (d.bbox[1] as usize..d.bbox[3] as usize).any(|y| {
-            care[y * w + d.bbox[0] as usize..y * w + d.bbox[2] as usize]
-                .iter()
-                .any(|&c| c)
-        })
-    })
-}
-
 pub fn run(args: &InspectArgs) -> Result<()> {
     let (mode, named) = roles(args)?;
     if let Some(b) = args.bits {
@@ -212,29 +197,47 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             p
         })
         .collect();
-    let mut det = Detector::new(
-        w,
-        h,
-        DetectParams {
-            threshold: args.threshold,
-            ..DetectParams::default()
-        },
-    );
-    let mut out = DieResult::default();
+    let params = DetectParams {
+        threshold: args.threshold,
+        ..DetectParams::default()
+    };
     let refer = |k: usize| Reference::die(&images[k].pixels, &profiles[k]);
-    match mode {
-        // Until the core has a single-reference method: the reference as
-        // both neighbours (the minimum over two identical differences is
-        // the one difference). The threshold applies as given, without the
-        // golden tolerance: the user chose this reference to compare with.
-        ReferenceMode::DieToReference => det.inspect(refer(0), refer(1), refer(1), None, &mut out),
-        ReferenceMode::DieToDie => det.inspect(refer(0), refer(1), refer(2), None, &mut out),
+    let inspect = |det: &mut Detector, out: &mut DieResult| match mode {
+        // The reference as given, without the golden tolerance: the user
+        // chose this reference to compare with.
+        ReferenceMode::DieToReference => det.inspect_against(refer(0), refer(1), out),
+        ReferenceMode::DieToDie => det.inspect(refer(0), refer(1), refer(2), None, out),
         ReferenceMode::DieToDieWithGolden => {
             let golden = Reference::golden(&images[3].pixels, &profiles[3]);
-            det.inspect(refer(0), refer(1), refer(2), Some(golden), &mut out)
+            det.inspect(refer(0), refer(1), refer(2), Some(golden), out)
         }
-    }
-    let masked_out = care.as_deref().map_or(0, |c| drop_masked(&mut out, c, w));
+    };
+    let mut out = DieResult::default();
+    let masked_out = match &care {
+        None => {
+            inspect(&mut Detector::new(w, h, params), &mut out);
+            0
+        }
+        Some(care) => {
+            // The mask's don't-care pixels are one more don't-care area of
+            // the detector's care map: they never flag, so a defect there
+            // is not found and a blob does not join across them.
+            let mut masked = params;
+            let map = CareMap::with_mask(&mut masked.care_areas, care, w as usize, h as usize)
+                .map_err(|n| {
+                    anyhow::anyhow!("the mask needs a care area and all {n} are in use")
+                })?;
+            let mut det = Detector::new(w, h, masked);
+            det.set_care_map(map);
+            inspect(&mut det, &mut out);
+            // What the mask suppressed: the pixels that differ beyond the
+            // threshold inside it (the same comparison without the mask
+            // flags exactly those more).
+            let mut unmasked = DieResult::default();
+            inspect(&mut Detector::new(w, h, params), &mut unmasked);
+            unmasked.flagged_pixels.saturating_sub(out.flagged_pixels)
+        }
+    };
     print_result(args, mode, masked_out, &out, w, h)?;
     Ok(())
 }
@@ -292,7 +295,7 @@ fn print_result(
         crate::outln!("{doc}")?;
     } else {
         crate::outln!(
-            "{} ({}): {} defect(s), {} flagged pixel(s), {masked_out} in don't-care; left shift ({:.2}, {:.2}) px, right shift ({:.2}, {:.2}) px",
+            "{} ({}): {} defect(s), {} flagged pixel(s), {masked_out} differing pixel(s) in don't-care not flagged; left shift ({:.2}, {:.2}) px, right shift ({:.2}, {:.2}) px",
             args.die.display(),
             mode.name(),
             out.count as u32 + out.dropped,

@@ -4,7 +4,7 @@
 pub mod export;
 #[cfg(feature = "gui")]
 pub mod gui;
-pub mod image_input;
+pub use crate::store::image_input;
 pub mod inspect;
 pub mod out;
 pub mod run;

@@ -242,6 +242,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         args.slot,
         dies
     )?;
+    if let Some(note) = recipe.reference_note() {
+        crate::errln!("note: {note}");
+    }
     if let Err(why) = handle
         .load(recipe, identity)
         .and_then(|_| handle.command(RunCommand::Start))

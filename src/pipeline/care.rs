@@ -8,6 +8,11 @@
 //! numbers, stored run-length per row (`CareMap`): the kernel then applies
 //! each area's threshold to whole spans of a row, which keeps it
 //! vectorised. Where areas overlap, the later one in the list wins.
+//!
+//! A mask image (`waferscope inspect --mask`) joins the same map: its
+//! don't-care pixels become spans of one more, don't-care, area, painted
+//! last (`CareMap::with_mask`), so masked pixels neither flag nor join
+//! blobs, exactly like a recipe's don't-care rectangle.
 
 /// Care areas a recipe may list.
 pub const MAX_CARE_AREAS: usize = 32;
@@ -107,6 +112,31 @@ impl CareMap {
         if areas.is_empty() {
             return Self::default();
         }
+        Self::paint(areas, width, height, None)
+    }
+
+    /// The areas as `new` paints them, then every pixel whose `cared` value
+    /// (row-major, `width` × `height`, e.g. a mask image's non-zero pixels)
+    /// is false painted don't-care, over any area. The don't-care area is
+    /// added to `areas` (an empty rectangle whose number the mask's spans
+    /// carry), so `areas` is what the detector's parameters must hold.
+    /// `Err` with the capacity when `areas` is already full.
+    pub fn with_mask(
+        areas: &mut CareAreas,
+        cared: &[bool],
+        width: usize,
+        height: usize,
+    ) -> Result<Self, usize> {
+        assert_eq!(cared.len(), width * height, "mask of another size");
+        areas.push(CareArea {
+            rule: CareRule::DontCare,
+            ..CareArea::default()
+        })?;
+        let mask_area = areas.as_slice().len() as u8;
+        Ok(Self::paint(areas, width, height, Some((cared, mask_area))))
+    }
+
+    fn paint(areas: &CareAreas, width: usize, height: usize, mask: Option<(&[bool], u8)>) -> Self {
         let mut spans = Vec::new();
         let mut row_start = Vec::with_capacity(height + 1);
         let mut row = vec![0u8; width];
@@ -116,6 +146,13 @@ impl CareMap {
                 if (a.y0 as usize..a.y1 as usize).contains(&y) {
                     let (x0, x1) = ((a.x0 as usize).min(width), (a.x1 as usize).min(width));
                     row[x0..x1.max(x0)].fill(k as u8 + 1);
+                }
+            }
+            if let Some((cared, area)) = mask {
+                for (px, &c) in row.iter_mut().zip(&cared[y * width..][..width]) {
+                    if !c {
+                        *px = area;
+                    }
                 }
             }
             row_start.push(spans.len() as u32);
@@ -139,6 +176,11 @@ impl CareMap {
 
     pub fn is_empty(&self) -> bool {
         self.row_start.is_empty()
+    }
+
+    /// Rows mapped (0 when empty).
+    pub fn rows(&self) -> usize {
+        self.row_start.len().saturating_sub(1)
     }
 
     /// The spans of row `y` (empty map: none).
@@ -178,6 +220,55 @@ mod tests {
         assert_eq!(spans(2), [(0, 6, 0), (6, 10, 2), (10, 12, 0)]);
         assert_eq!(spans(3), [(0, 12, 0)]);
         assert!(CareMap::new(&CareAreas::default(), 12, 4).row(0).is_empty());
+    }
+
+    #[test]
+    fn a_mask_paints_dont_care_over_the_areas_as_one_more_area() {
+        let mut areas = CareAreas::default();
+        areas
+            .push(CareArea {
+                x0: 0,
+                y0: 0,
+                x1: 4,
+                y1: 2,
+                rule: CareRule::Grey(40),
+            })
+            .unwrap();
+        // 6 × 2: columns 3 and 4 of row 0, column 0 of row 1 masked.
+        let cared = [
+            true, true, true, false, false, true, //
+            false, true, true, true, true, true,
+        ];
+        let map = CareMap::with_mask(&mut areas, &cared, 6, 2).unwrap();
+        assert_eq!(areas.as_slice().len(), 2);
+        assert_eq!(areas.as_slice()[1].rule, CareRule::DontCare);
+        let spans = |y| {
+            map.row(y)
+                .iter()
+                .map(|s| (s.x0, s.x1, s.area))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(spans(0), [(0, 3, 1), (3, 5, 2), (5, 6, 0)]);
+        assert_eq!(spans(1), [(0, 1, 2), (1, 4, 1), (4, 6, 0)]);
+        // A mask that cares everywhere changes nothing but the list.
+        let mut none = CareAreas::default();
+        let all = CareMap::with_mask(&mut none, &[true; 12], 6, 2).unwrap();
+        assert_eq!(
+            all.row(1),
+            [Span {
+                x0: 0,
+                x1: 6,
+                area: 0
+            }]
+        );
+        let mut full = CareAreas::default();
+        for _ in 0..MAX_CARE_AREAS {
+            full.push(CareArea::default()).unwrap();
+        }
+        assert_eq!(
+            CareMap::with_mask(&mut full, &[true; 12], 6, 2).unwrap_err(),
+            MAX_CARE_AREAS
+        );
     }
 
     #[test]

@@ -168,6 +168,14 @@ impl Detector {
         self.isa.name()
     }
 
+    /// Replaces the care map built from `params.care_areas` with `map`,
+    /// whose area numbers index `params.care_areas` (e.g. `CareMap::with_mask`,
+    /// which adds a mask image's don't-care pixels).
+    pub fn set_care_map(&mut self, map: CareMap) {
+        debug_assert!(map.is_empty() || map.rows() == self.height);
+        self.care_map = map;
+    }
+
     /// Inspects `test` against `left` and `right`, writing into `out`. The
     /// golden die, when given, arbitrates where both references differ
     /// from T.

@@ -33,3 +33,4 @@ pub use result::{Defect, DefectClass, DieResult, Polarity, ReferenceMode, MAX_DE
 pub use telemetry::PipelineTelemetry;
 pub use thumbnails::{thumbnail_channel, Crop, ThumbnailFeed, ThumbnailTap};
 pub use wiring::{Pipeline, PipelineConfig, ResultSink};
+pub use worker::ReferenceSource;

@@ -46,10 +46,13 @@ impl Isa {
 macro_rules! dispatch {
     ($(#[$doc:meta])* $name:ident => $body:ident ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
         $(#[$doc])*
+        // A row kernel takes its rows and parameters one by one, plus `isa`.
+        #[allow(clippy::too_many_arguments)]
         pub(crate) fn $name(isa: $crate::pipeline::simd::Isa, $($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             if isa.is_avx2() {
                 #[target_feature(enable = "avx2")]
+                #[allow(clippy::too_many_arguments)]
                 unsafe fn avx2($($arg: $ty),*) -> $ret {
                     $body($($arg),*)
                 }

@@ -8,7 +8,7 @@ use super::gate::DieGate;
 use super::result::DieResult;
 use super::telemetry::PipelineTelemetry;
 use super::thumbnails::ThumbnailTap;
-use super::worker::{WorkItem, Worker};
+use super::worker::{ReferenceSource, WorkItem, Worker};
 use crate::hot::{
     alloc_count, join_named, prime_channel, prime_thread, spawn_watched, Frame, FramePool,
     ThreadHealth, ThreadState,
@@ -26,6 +26,8 @@ pub struct PipelineConfig {
     /// Frame buffers; at least 3 per worker (its window) plus 2.
     pub pool_frames: usize,
     pub params: DetectParams,
+    /// What every die is compared with (the recipe's `reference`).
+    pub reference: ReferenceSource,
     /// Live-view display buffer fed by the detection workers.
     pub display: Option<Arc<DisplayFrame>>,
     /// A pipeline thread busy this long without a beat reads "stalled" (a
@@ -47,6 +49,7 @@ impl Default for PipelineConfig {
             workers,
             pool_frames: 3 * workers + 4,
             params: DetectParams::default(),
+            reference: ReferenceSource::DieToDie,
             display: None,
             stall_after: Duration::from_secs(1),
             stop_deadline: Duration::from_secs(5),
@@ -159,6 +162,7 @@ impl Pipeline {
                 Arc::clone(&telemetry),
                 res_tx.clone(),
             )
+            .with_reference(&cfg.reference)
             .with_thumbnails(thumbnails.clone())
             .with_display(cfg.display.clone())
             .with_faults(cfg.faults.clone());

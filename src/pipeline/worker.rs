@@ -1,7 +1,9 @@
-//! A detection worker: keeps a sliding window of up to three consecutive
-//! dies of a row (left neighbour, die under test, right neighbour) and
-//! inspects each die once both its neighbours have arrived, or the golden
-//! die stands in for a missing one.
+//! A detection worker. Die-to-die (the default), it keeps a sliding window
+//! of up to three consecutive dies of a row (left neighbour, die under
+//! test, right neighbour) and inspects each die once both its neighbours
+//! have arrived, or the golden die stands in for a missing one. Die-to-golden
+//! and die-to-reference (the recipe's choice), it inspects each die as it
+//! arrives against that one image, whose profiles are computed once.
 
 use super::detect::{Detector, Reference};
 use super::display::DisplayFrame;
@@ -14,6 +16,47 @@ use crate::machine::{DieSite, SimFaults};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// What the recipe compares every die with.
+#[derive(Clone, Default)]
+pub enum ReferenceSource {
+    /// Both row neighbours; the golden die stands in for a missing one and
+    /// arbitrates where both neighbours differ from the die.
+    #[default]
+    DieToDie,
+    /// The taught golden die alone, for every die.
+    DieToGolden,
+    /// A reference image given with the recipe (8-bit, the image size),
+    /// for every die.
+    DieToReference(Arc<[u8]>),
+}
+
+impl ReferenceSource {
+    /// The recipe's spelling.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::DieToDie => "die_to_die",
+            Self::DieToGolden => "die_to_golden",
+            Self::DieToReference(_) => "die_to_reference",
+        }
+    }
+}
+
+impl std::fmt::Debug for ReferenceSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::DieToReference(px) => write!(f, "DieToReference({} px)", px.len()),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// The single image `inspect_against` uses, with its profiles.
+struct SingleReference {
+    /// `None`: the golden die.
+    pixels: Option<Arc<[u8]>>,
+    profiles: Option<Profiles>,
+}
 
 pub enum WorkItem {
     Frame(Frame),
@@ -32,6 +75,9 @@ pub struct Worker {
     width: usize,
     golden: Arc<[u8]>,
     golden_profiles: Profiles,
+    /// Set for die-to-golden and die-to-reference: every die is inspected
+    /// against this one image as it arrives.
+    single: Option<SingleReference>,
     detector: Detector,
     slots: [Slot; 3],
     prev: Option<usize>,
@@ -62,6 +108,7 @@ impl Worker {
             width: width as usize,
             golden,
             golden_profiles,
+            single: None,
             detector,
             slots: std::array::from_fn(|_| Slot {
                 frame: None,
@@ -76,6 +123,28 @@ impl Worker {
             display: None,
             faults: None,
         }
+    }
+
+    /// What every die is compared with (default: die-to-die). The
+    /// reference image's profiles are computed here, once.
+    pub fn with_reference(mut self, source: &ReferenceSource) -> Self {
+        self.single = match source {
+            ReferenceSource::DieToDie => None,
+            ReferenceSource::DieToGolden => Some(SingleReference {
+                pixels: None,
+                profiles: None,
+            }),
+            ReferenceSource::DieToReference(px) => {
+                let (w, h) = (self.width as u32, (px.len() / self.width.max(1)) as u32);
+                let mut profiles = Profiles::new(w, h);
+                profiles.compute(px);
+                Some(SingleReference {
+                    pixels: Some(Arc::clone(px)),
+                    profiles: Some(profiles),
+                })
+            }
+        };
+        self
     }
 
     /// Offer each inspected die to the live view.
@@ -129,6 +198,12 @@ impl Worker {
         let slot = &mut self.slots[free];
         slot.profiles.compute(frame.data());
         slot.frame = Some(frame);
+        if self.single.is_some() {
+            // One reference for every die: nothing to wait for.
+            self.inspect(free, None, None);
+            self.release(Some(free));
+            return;
+        }
         match self.cur {
             Some(cur) if self.site(cur).is_row_neighbour_of(self.site(free)) => {
                 self.inspect(cur, self.prev, Some(free));
@@ -196,13 +271,22 @@ impl Worker {
             &self.slots[test].profiles,
         );
         self.result.clear(t_site.index);
-        self.detector.inspect(
-            t,
-            reference(left),
-            reference(right),
-            Some(golden),
-            &mut self.result,
-        );
+        match &self.single {
+            None => self.detector.inspect(
+                t,
+                reference(left),
+                reference(right),
+                Some(golden),
+                &mut self.result,
+            ),
+            Some(SingleReference {
+                pixels: Some(px),
+                profiles: Some(p),
+            }) => self
+                .detector
+                .inspect_against(t, Reference::die(px, p), &mut self.result),
+            Some(_) => self.detector.inspect_against(t, golden, &mut self.result),
+        }
         if let Some(d) = &self.display {
             d.offer(t.pixels, self.width, t_site.index, self.result.defects());
         }

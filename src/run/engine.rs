@@ -275,6 +275,10 @@ impl RunEngine {
         self.snap.exit = None;
         self.snap.cause = FixedText::default();
         self.snap.not_exported = FixedText::default();
+        // A sampled plan does not switch to the golden die silently.
+        if let Some(note) = recipe.reference_note() {
+            tracing::warn!(recipe = %recipe.recipe.id, "{note}");
+        }
         self.loaded = Some((recipe, identity));
         match self.interlocks().await {
             Ok(()) => {
@@ -861,6 +865,28 @@ impl RunEngine {
             Outcome::Aborted(r) => (ExitStatus::Aborted, r, RunState::Aborted),
             Outcome::Faulted(r) => (ExitStatus::Faulted, r, RunState::Faulted),
         };
+        // Repeaters (reticle defects) over the whole run, once its results
+        // are committed and before the record is closed and exported, so
+        // the KLARF carries them. A failure is reported with the exports:
+        // the results themselves are recorded. Not for a faulted run, whose
+        // record may be incomplete (or its store unwritable).
+        let mut repeaters_failed = None;
+        if let (Some((recipe, _)), false) = (&self.loaded, status == ExitStatus::Faulted) {
+            let pixel_um = recipe.recipe.optics.pixel_um;
+            match super::repeaters::mark_run_repeaters(&mut *self.store, run_id, pixel_um) {
+                Ok(marks) => {
+                    if !marks.is_empty() {
+                        tracing::info!(
+                            run_id,
+                            defects = marks.len(),
+                            "repeaters: defects at the same in-die position on many dies"
+                        );
+                    }
+                    let _ = self.events.send(RunEvent::Repeaters { marks });
+                }
+                Err(e) => repeaters_failed = Some(format!("repeater analysis: {e:#}")),
+            }
+        }
         let not_inspected: Vec<u32> = w
             .plan
             .iter()
@@ -884,7 +910,7 @@ impl RunEngine {
         // Exports: the results are recorded either way; a failure is the
         // operator's to know (console, run record, exit code), and can be
         // repeated with `waferscope export`.
-        let mut not_exported = Vec::new();
+        let mut not_exported: Vec<String> = repeaters_failed.into_iter().collect();
         match self.store.finalize(run_id) {
             Ok(files) => {
                 for f in files {

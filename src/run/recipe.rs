@@ -3,10 +3,10 @@
 
 use crate::machine::{die_grid_offset, DieSite, Notch, WaferGeometry};
 use crate::pipeline::care::{CareAreas, CareRule, MAX_CARE_AREAS};
-use crate::pipeline::{ClassRules, DetectParams, ThresholdMode};
+use crate::pipeline::{ClassRules, DetectParams, ReferenceSource, ThresholdMode};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +73,15 @@ pub struct InspectionSection {
     /// overlap, the later one in the list wins.
     #[serde(default)]
     pub care_areas: Vec<CareAreaSection>,
+    /// What each die is compared with: "die_to_die" (both row neighbours,
+    /// the golden die for a missing one), "die_to_golden" (the taught
+    /// golden die alone) or "die_to_reference" (`reference_image` alone).
+    #[serde(default = "default_reference")]
+    pub reference: String,
+    /// For "die_to_reference": a grayscale PNG or TIFF of one die at the
+    /// recipe's image size, relative to the recipe file.
+    #[serde(default)]
+    pub reference_image: Option<String>,
 }
 
 /// `[[inspection.care_areas]]`: a rectangle of the die in µm (origin at the
@@ -102,6 +111,9 @@ fn default_max_shift_px() -> u32 {
 }
 fn default_min_align_confidence() -> f64 {
     DetectParams::default().min_align_confidence as f64
+}
+fn default_reference() -> String {
+    "die_to_die".into()
 }
 fn default_threshold_mode() -> String {
     "grey".into()
@@ -154,6 +166,9 @@ pub struct ValidRecipe {
     /// Image width and height: the die at this pixel size.
     pub image_px: u32,
     pub detect: DetectParams,
+    /// What each die is compared with (`inspection.reference`), with the
+    /// reference image loaded for "die_to_reference".
+    pub reference: ReferenceSource,
     /// Content hash of the recipe file (FNV-1a 64, hex).
     pub hash: String,
 }
@@ -170,23 +185,51 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-/// Reads and validates a recipe file.
+/// Reads and validates a recipe file. A reference image is found relative
+/// to the recipe file's directory.
 pub fn load(path: &Path) -> Result<ValidRecipe> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow!("{}: cannot read the recipe: {e}", path.display()))?;
-    parse(&text).map_err(|e| anyhow!("{}: {e:#}", path.display()))
+    let dir = path.parent().unwrap_or(Path::new(""));
+    parse_in(&text, dir).map_err(|e| anyhow!("{}: {e:#}", path.display()))
 }
 
-/// Parses and validates recipe text.
+/// Parses and validates recipe text (a reference image relative to the
+/// current directory).
 pub fn parse(text: &str) -> Result<ValidRecipe> {
+    parse_in(text, Path::new(""))
+}
+
+/// Parses and validates recipe text whose relative paths (the reference
+/// image) are relative to `dir`.
+pub fn parse_in(text: &str, dir: &Path) -> Result<ValidRecipe> {
     let recipe: Recipe = toml::from_str(text).map_err(|e| match e.span() {
         Some(span) => anyhow!("line {}: {}", line_of(text, span.start), e.message()),
         None => anyhow!("{}", e.message()),
     })?;
-    validate(recipe, text)
+    validate(recipe, text, dir)
 }
 
-fn validate(recipe: Recipe, text: &str) -> Result<ValidRecipe> {
+/// Loads `inspection.reference_image` (8-bit, or 16-bit brought to 8 bits
+/// by the fewest bits that hold its largest value) and checks its size.
+fn load_reference_image(path: &Path, image_px: u32) -> Result<std::sync::Arc<[u8]>> {
+    use crate::store::image_input::{load_raw, SixteenToEight};
+    let field = "field `inspection.reference_image`";
+    let raw = load_raw(path).map_err(|e| anyhow!("{field}: {e:#}"))?;
+    if (raw.width, raw.height) != (image_px, image_px) {
+        bail!(
+            "{field}: {} is {}×{} pixels; this recipe images each die as {image_px}×{image_px} px (wafer.die_size_um / optics.pixel_um)",
+            path.display(),
+            raw.width,
+            raw.height
+        );
+    }
+    let reduce = SixteenToEight::choose(None, raw.max_value());
+    let (pixels, _) = reduce.apply(raw);
+    Ok(pixels.into())
+}
+
+fn validate(recipe: Recipe, text: &str, dir: &Path) -> Result<ValidRecipe> {
     if recipe.id.trim().is_empty() || recipe.id.len() > 64 {
         bail!("field `id`: \"{}\" must be 1 to 64 characters", recipe.id);
     }
@@ -464,6 +507,23 @@ fn validate(recipe: Recipe, text: &str) -> Result<ValidRecipe> {
             bail!("field `inspection.care_areas`: at most {MAX_CARE_AREAS}");
         }
     }
+    let reference = match (i.reference.as_str(), &i.reference_image) {
+        ("die_to_die", None) => ReferenceSource::DieToDie,
+        ("die_to_golden", None) => ReferenceSource::DieToGolden,
+        ("die_to_reference", Some(p)) => {
+            let path: PathBuf = dir.join(p);
+            ReferenceSource::DieToReference(load_reference_image(&path, image_px as u32)?)
+        }
+        ("die_to_reference", None) => bail!(
+            "field `inspection.reference_image`: required when inspection.reference is \"die_to_reference\" (a grayscale PNG or TIFF of one die, relative to the recipe file)"
+        ),
+        (m @ ("die_to_die" | "die_to_golden"), Some(_)) => bail!(
+            "field `inspection.reference_image`: only used when inspection.reference is \"die_to_reference\", not \"{m}\""
+        ),
+        (other, _) => bail!(
+            "field `inspection.reference`: \"{other}\" is not one of die_to_die, die_to_golden, die_to_reference"
+        ),
+    };
     let detect = DetectParams {
         care_areas,
         threshold: i.threshold as u8,
@@ -488,6 +548,7 @@ fn validate(recipe: Recipe, text: &str) -> Result<ValidRecipe> {
         sites,
         plan,
         detect,
+        reference,
         recipe,
     })
 }
@@ -513,6 +574,48 @@ impl ValidRecipe {
                 })
                 .collect(),
         }
+    }
+
+    /// Dies of the plan without a row neighbour in the plan, and dies with
+    /// only one (a sampled or listed plan). Die-to-die, the first are
+    /// inspected die-to-golden (the golden die alone) and the second with
+    /// the golden die for the missing side. Zero for the other modes.
+    pub fn dies_short_of_neighbours(&self) -> (usize, usize) {
+        if !matches!(self.reference, ReferenceSource::DieToDie) {
+            return (0, 0);
+        }
+        let planned: std::collections::HashSet<(i32, i32)> = self
+            .plan
+            .iter()
+            .map(|&i| (self.sites[i as usize].col, self.sites[i as usize].row))
+            .collect();
+        let (mut none, mut one) = (0, 0);
+        for &(c, r) in &planned {
+            let n = [(c - 1, r), (c + 1, r)]
+                .iter()
+                .filter(|p| planned.contains(p))
+                .count();
+            match n {
+                0 => none += 1,
+                1 => one += 1,
+                _ => {}
+            }
+        }
+        (none, one)
+    }
+
+    /// What loading this recipe must say about its references: how many
+    /// dies a die-to-die recipe will in fact inspect die-to-golden because
+    /// the plan leaves them without row neighbours. `None` when every die
+    /// has at least one neighbour.
+    pub fn reference_note(&self) -> Option<String> {
+        let (none, _) = self.dies_short_of_neighbours();
+        (none > 0).then(|| {
+            format!(
+                "reference die_to_die: {none} of {} planned dies have no row neighbour in the plan and will be inspected die-to-golden (the golden die alone)",
+                self.plan.len()
+            )
+        })
     }
 
     /// Reads a recipe file with context for the caller.

@@ -159,6 +159,45 @@ pub fn find_repeaters(
     groups
 }
 
+/// Repeater analysis of a recorded run, at its end: every listed defect of
+/// an inspected die, at its in-die position, grouped by `find_repeaters`
+/// with the rules for the run's pixel size; each member of a group is
+/// stored with the group's die count. Returns the marks (empty when the
+/// run has no repeater).
+pub fn mark_run_repeaters(
+    store: &mut dyn crate::store::RunStore,
+    run: u64,
+    pixel_um: f64,
+) -> anyhow::Result<Vec<crate::store::record::RepeaterMark>> {
+    let (positions, inspected) = store.defect_positions(run)?;
+    let at: Vec<DefectAt> = positions
+        .iter()
+        .enumerate()
+        .map(|(k, p)| DefectAt {
+            id: k as u64,
+            die_index: p.die_index,
+            x_um: p.x_um,
+            y_um: p.y_um,
+        })
+        .collect();
+    let groups = find_repeaters(&at, inspected, &RepeaterRules::for_pixel_size(pixel_um));
+    let mut marks = Vec::new();
+    for g in &groups {
+        for &id in &g.members {
+            let p = positions[id as usize];
+            marks.push(crate::store::record::RepeaterMark {
+                die_index: p.die_index,
+                defect_no: p.defect_no,
+                dies: g.die_count,
+            });
+        }
+    }
+    if !marks.is_empty() {
+        store.mark_repeaters(run, &marks)?;
+    }
+    Ok(marks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

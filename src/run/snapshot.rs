@@ -65,6 +65,11 @@ pub enum RunEvent {
     Resumed {
         after_ms: u64,
     },
+    /// Repeater analysis at the end of the run (before `Ended`): every
+    /// defect that repeats at one in-die position, with its die count.
+    Repeaters {
+        marks: Vec<crate::store::record::RepeaterMark>,
+    },
     Ended {
         status: ExitStatus,
         reason: String,

@@ -76,6 +76,9 @@ pub struct SimMachine {
     /// Taught golden dies are kept here, one per recipe
     /// (`store::golden`); `None` keeps them in memory for this tool's life.
     pub golden_dir: Option<PathBuf>,
+    /// A reticle defect on the simulated wafer: (x, y, radius) in pixels
+    /// and every how many dies (see `SimWafer::add_reticle_defect`).
+    pub reticle_defect: Option<(f32, f32, f32, u32)>,
     /// Goldens taught while `golden_dir` is `None`, by recipe id and
     /// content hash (a revised recipe of the same id is taught anew).
     taught: std::collections::HashMap<(String, String), Arc<[u8]>>,
@@ -118,6 +121,7 @@ impl SimMachine {
             captures_at_safe: Arc::new(AtomicU64::new(0)),
             stop_deadline: PipelineConfig::default().stop_deadline,
             golden_dir: None,
+            reticle_defect: None,
             taught: Default::default(),
         }
     }
@@ -145,7 +149,13 @@ impl MachineControl for SimMachine {
         if let Some(fps) = self.camera_fps {
             camera = camera.with_frame_rate(fps);
         }
-        let golden = self.golden_for(recipe, &wafer)?;
+        // A die-to-reference recipe compares with its own image only: no
+        // golden die is taught for it (the image stands in where the
+        // pipeline wants one).
+        let golden = match &recipe.reference {
+            crate::pipeline::ReferenceSource::DieToReference(px) => Arc::clone(px),
+            _ => self.golden_for(recipe, &wafer)?,
+        };
         let stage = SimStage::new(
             400.0,
             Duration::from_millis(2),
@@ -160,6 +170,7 @@ impl MachineControl for SimMachine {
         ));
         let mut cfg = PipelineConfig {
             params: recipe.detect,
+            reference: recipe.reference.clone(),
             display: Some(display.clone()),
             stop_deadline: self.stop_deadline,
             faults: Some(self.device_faults.clone()),
@@ -231,12 +242,16 @@ impl MachineControl for SimMachine {
 impl SimMachine {
     fn wafer_for(&self, recipe: &ValidRecipe) -> Arc<SimWafer> {
         let frame = FrameGeometry::gray8(recipe.image_px, recipe.image_px);
-        Arc::new(SimWafer::with_sites(
+        let mut wafer = SimWafer::with_sites(
             recipe.geometry,
             frame,
             self.wafer_seed,
             recipe.sites.clone(),
-        ))
+        );
+        if let Some((x, y, r, every)) = self.reticle_defect {
+            wafer.add_reticle_defect(x, y, r, every);
+        }
+        Arc::new(wafer)
     }
 
     /// The golden die a run of `recipe` compares against: the one taught

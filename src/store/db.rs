@@ -88,6 +88,20 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE dies ADD COLUMN not_listed INTEGER NOT NULL DEFAULT 0;
     UPDATE dies SET not_listed = defect_count - 64, defect_count = 64 WHERE defect_count > 64;
     ",
+    // 3: how each die was inspected (what it was compared with, the lower
+    // alignment confidence of its references, whether that was too low to
+    // compare, the noise σ and the threshold applied), NULL for dies not
+    // inspected and for runs recorded before; and per defect the number of
+    // dies a repeater (a defect at the same in-die position on many dies)
+    // spans, 0 for none.
+    "
+    ALTER TABLE dies ADD COLUMN reference_mode TEXT;
+    ALTER TABLE dies ADD COLUMN align_confidence REAL;
+    ALTER TABLE dies ADD COLUMN alignment_untrusted INTEGER;
+    ALTER TABLE dies ADD COLUMN noise_sigma REAL;
+    ALTER TABLE dies ADD COLUMN threshold_used REAL;
+    ALTER TABLE defects ADD COLUMN repeater INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The schema version this build writes.
@@ -254,4 +268,64 @@ pub fn recover(conn: &Connection, now_unix_ms: i64) -> Result<Vec<i64>> {
 /// `PRAGMA integrity_check`: "ok" or what is wrong.
 pub fn integrity(conn: &Connection) -> Result<String> {
     Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database as a version-2 build left it: one run, two dies, one
+    /// defect.
+    fn version_2(path: &Path) {
+        let c = Connection::open(path).unwrap();
+        for sql in &MIGRATIONS[..2] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.execute_batch(
+            "PRAGMA user_version = 2;
+             INSERT INTO lots (id, lot_id) VALUES (1, 'LOT-OLD');
+             INSERT INTO wafers (id, lot, wafer_id, slot) VALUES (1, 1, 'W01', 1);
+             INSERT INTO runs (id, wafer, recipe_id, recipe_hash, operator, state, started_unix_ms,
+                 ended_unix_ms, exit_status, reason, diameter_mm, pitch_x_um, pitch_y_um, die_x_um,
+                 die_y_um, offset_x_um, offset_y_um, notch, pixel_um, image_px)
+             VALUES (1, 1, 'R', 'h', 'op', 'closed', 1000, 2000, 'complete', '', 200, 8100, 8100,
+                 8000, 8000, 0, 0, 'down', 15.625, 512);
+             INSERT INTO dies (run, die_index, plan_pos, col, row, status, defect_count, not_listed)
+             VALUES (1, 4, 0, 0, 0, 'inspected', 1, 0), (1, 8, 1, 1, 0, 'not inspected', 0, 0);
+             INSERT INTO defects (run, die_index, defect_no, x_px, y_px, x_um, y_um, width_um,
+                 height_um, area_px, area_um2, peak_diff, mean_diff, polarity, class_number, class)
+             VALUES (1, 4, 1, 10, 20, 156.25, 7687.5, 31.25, 31.25, 4, 976.5625, 90, 60, 'bright', 1,
+                 'particle');",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_version_2_database_migrates_keeping_its_rows() {
+        let d = std::env::temp_dir().join(format!("waferscope-db-v2-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("old.db");
+        version_2(&path);
+        let conn = open(&path).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 3);
+        let e = super::super::query::load_run(&conn, 1).unwrap();
+        assert_eq!(e.run.lot, "LOT-OLD");
+        let dies: Vec<_> = e
+            .dies
+            .iter()
+            .map(|d| (d.die_index, d.status.as_str(), d.reference_mode.clone()))
+            .collect();
+        assert_eq!(dies, [(4, "inspected", None), (8, "not inspected", None)]);
+        assert_eq!(e.defects.len(), 1);
+        assert_eq!(
+            (e.defects[0].class.as_str(), e.defects[0].repeater),
+            ("particle", 0)
+        );
+        assert_eq!(integrity(&conn).unwrap(), "ok");
+        std::fs::remove_dir_all(d).ok();
+    }
 }

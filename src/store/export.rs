@@ -84,11 +84,13 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// Defects of a run as CSV, with wafer-absolute positions.
+/// Defects of a run as CSV, with wafer-absolute positions, the dies a
+/// repeater group spans (0: not a repeater) and what the die was compared
+/// with.
 pub fn defects_csv(e: &RunExport) -> String {
     let l = &e.layout;
     let mut s = String::from(
-        "run,lot,wafer,slot,die_index,col,row,defect_no,x_um,y_um,wafer_x_um,wafer_y_um,width_um,height_um,area_um2,peak_diff,polarity,class_number,class\n",
+        "run,lot,wafer,slot,die_index,col,row,defect_no,x_um,y_um,wafer_x_um,wafer_y_um,width_um,height_um,area_um2,peak_diff,polarity,class_number,class,repeater_dies,reference_mode\n",
     );
     for d in &e.defects {
         let die = e.dies.iter().find(|x| x.die_index == d.die_index);
@@ -96,7 +98,7 @@ pub fn defects_csv(e: &RunExport) -> String {
         let ox = col as f64 * l.die_pitch_um.0 - l.die_size_um.0 / 2.0 + l.grid_offset_um.0;
         let oy = row as f64 * l.die_pitch_um.1 - l.die_size_um.1 / 2.0 + l.grid_offset_um.1;
         s += &format!(
-            "{},{},{},{},{},{col},{row},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{},{}\n",
+            "{},{},{},{},{},{col},{row},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{}\n",
             e.run.id,
             csv_field(&e.run.lot),
             csv_field(&e.run.wafer),
@@ -113,7 +115,9 @@ pub fn defects_csv(e: &RunExport) -> String {
             d.peak_diff,
             d.polarity,
             d.class_number,
-            d.class
+            d.class,
+            d.repeater,
+            die.and_then(|x| x.reference_mode.as_deref()).unwrap_or("")
         );
     }
     s

@@ -13,6 +13,11 @@
 //! them. The defects found but not listed are stated per die in an extra
 //! record, `TruncatedDieList` (XINDEX YINDEX NOTLISTED), written only when
 //! some die is truncated; readers skip records they do not know.
+//!
+//! Repeaters (a defect at the same in-die position on many dies, found
+//! when the run ended) go the same way, in an extra record written only
+//! when the run has some: `RepeaterList` (DEFECTID NDIES), NDIES being the
+//! dies the defect's group spans. The defect rows keep their 17 columns.
 
 use super::query::RunExport;
 use crate::pipeline::DefectClass;
@@ -38,6 +43,8 @@ struct Facts {
     defective_dies: usize,
     /// (XINDEX, YINDEX, defects found but not listed) of truncated dies.
     truncated: Vec<(i32, i32, i64)>,
+    /// (DEFECTID, dies of its group) of every repeater defect.
+    repeaters: Vec<(usize, u32)>,
 }
 
 fn facts(e: &RunExport) -> Facts {
@@ -68,7 +75,15 @@ fn facts(e: &RunExport) -> Facts {
         .filter(|d| d.truncated())
         .map(|d| (d.col - cmin, d.row - rmin, d.not_listed))
         .collect();
+    let repeaters = e
+        .defects
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.repeater > 0)
+        .map(|(i, d)| (i + 1, d.repeater))
+        .collect();
     Facts {
+        repeaters,
         truncated,
         cmin,
         rmin,
@@ -229,6 +244,14 @@ pub fn klarf_12(e: &RunExport, now_unix_ms: i64) -> String {
             let _ = writeln!(w, " {x} {y} {n}{end}");
         }
     }
+    if !f.repeaters.is_empty() {
+        let _ = writeln!(w, "RepeaterSpec 2 DEFECTID NDIES;");
+        let _ = writeln!(w, "RepeaterList");
+        for (i, (id, n)) in f.repeaters.iter().enumerate() {
+            let end = if i + 1 == f.repeaters.len() { ";" } else { "" };
+            let _ = writeln!(w, " {id} {n}{end}");
+        }
+    }
     let _ = writeln!(w, "SummarySpec 5 TESTNO NDEFECT DEFDENSITY NDIE NDEFDIE;");
     let _ = writeln!(w, "SummaryList");
     let _ = writeln!(
@@ -374,6 +397,18 @@ pub fn klarf_18(e: &RunExport, now_unix_ms: i64) -> String {
         let _ = writeln!(w, "        {{");
         for (x, y, n) in &f.truncated {
             let _ = writeln!(w, "          {x} {y} {n};");
+        }
+        let _ = writeln!(w, "        }}");
+        let _ = writeln!(w, "      }}");
+    }
+    if !f.repeaters.is_empty() {
+        let _ = writeln!(w, "      List RepeaterList");
+        let _ = writeln!(w, "      {{");
+        let _ = writeln!(w, "        Columns 2 {{ int32 DEFECTID, int32 NDIES }}");
+        let _ = writeln!(w, "        Data {}", f.repeaters.len());
+        let _ = writeln!(w, "        {{");
+        for (id, n) in &f.repeaters {
+            let _ = writeln!(w, "          {id} {n};");
         }
         let _ = writeln!(w, "        }}");
         let _ = writeln!(w, "      }}");

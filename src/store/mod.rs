@@ -5,6 +5,7 @@ pub mod db;
 pub mod dirs;
 pub mod export;
 pub mod golden;
+pub mod image_input;
 pub mod klarf;
 pub mod lock;
 pub mod query;

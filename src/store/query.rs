@@ -58,6 +58,17 @@ pub struct DieRow {
     /// Defects found beyond the per-die capacity and not listed: the die's
     /// list is truncated when this is above 0.
     pub not_listed: i64,
+    /// What the die was compared with (`ReferenceMode::name`); `None` when
+    /// it was not inspected, or recorded before schema version 3.
+    pub reference_mode: Option<String>,
+    /// The lower alignment confidence of its references, 0 to 1.
+    pub align_confidence: Option<f64>,
+    /// Alignment too poor to compare: the die reports no defects.
+    pub alignment_untrusted: Option<bool>,
+    /// Estimated image noise σ, grey levels (0: not estimated).
+    pub noise_sigma: Option<f64>,
+    /// The pixel threshold applied outside care areas, grey levels.
+    pub threshold_used: Option<f64>,
 }
 
 impl DieRow {
@@ -84,6 +95,9 @@ pub struct DefectRow {
     pub polarity: String,
     pub class_number: u32,
     pub class: String,
+    /// Dies a repeater group at this in-die position spans (a reticle
+    /// defect), found when the run ended; 0 when the defect is not one.
+    pub repeater: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -177,7 +191,11 @@ pub fn load_run(conn: &Connection, id: i64) -> Result<RunExport> {
         },
     )?;
     let dies: Vec<DieRow> = conn
-        .prepare("SELECT die_index, col, row, status, defect_count, not_listed FROM dies WHERE run = ?1 ORDER BY plan_pos")?
+        .prepare(
+            "SELECT die_index, col, row, status, defect_count, not_listed, reference_mode, align_confidence,
+                    alignment_untrusted, noise_sigma, threshold_used
+             FROM dies WHERE run = ?1 ORDER BY plan_pos",
+        )?
         .query_map([id], |r| {
             Ok(DieRow {
                 die_index: r.get(0)?,
@@ -186,13 +204,18 @@ pub fn load_run(conn: &Connection, id: i64) -> Result<RunExport> {
                 status: r.get(3)?,
                 defect_count: r.get(4)?,
                 not_listed: r.get(5)?,
+                reference_mode: r.get(6)?,
+                align_confidence: r.get(7)?,
+                alignment_untrusted: r.get(8)?,
+                noise_sigma: r.get(9)?,
+                threshold_used: r.get(10)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
     let defects = conn
         .prepare(
             "SELECT f.die_index, f.defect_no, f.x_px, f.y_px, f.x_um, f.y_um, f.width_um, f.height_um, f.area_px,
-                    f.area_um2, f.peak_diff, f.mean_diff, f.polarity, f.class_number, f.class
+                    f.area_um2, f.peak_diff, f.mean_diff, f.polarity, f.class_number, f.class, f.repeater
              FROM defects f JOIN dies d ON d.run = f.run AND d.die_index = f.die_index
              WHERE f.run = ?1 ORDER BY d.plan_pos, f.defect_no",
         )?
@@ -213,6 +236,7 @@ pub fn load_run(conn: &Connection, id: i64) -> Result<RunExport> {
                 polarity: r.get(12)?,
                 class_number: r.get(13)?,
                 class: r.get(14)?,
+                repeater: r.get(15)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;

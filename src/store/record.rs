@@ -61,6 +61,26 @@ pub struct RunStart {
     pub layout: RunLayout,
 }
 
+/// A listed defect of a run and where it lies in its die: what repeater
+/// analysis needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DefectPosition {
+    pub die_index: u32,
+    /// 1-based, as stored.
+    pub defect_no: u32,
+    /// From the die origin (lower-left corner), y up, µm.
+    pub x_um: f64,
+    pub y_um: f64,
+}
+
+/// A defect found to be a repeater: the number of dies its group spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepeaterMark {
+    pub die_index: u32,
+    pub defect_no: u32,
+    pub dies: u32,
+}
+
 pub trait RunStore: Send {
     /// Opens a run record; returns its id.
     fn begin(&mut self, start: &RunStart) -> Result<u64>;
@@ -85,6 +105,16 @@ pub trait RunStore: Send {
     fn finalize(&mut self, _run: u64) -> Result<Vec<std::path::PathBuf>> {
         Ok(Vec::new())
     }
+    /// Every listed defect of the run with its in-die position, and how
+    /// many dies were inspected (after `confirm`). A store that keeps no
+    /// defects has none.
+    fn defect_positions(&mut self, _run: u64) -> Result<(Vec<DefectPosition>, u32)> {
+        Ok((Vec::new(), 0))
+    }
+    /// Records which defects are repeaters and on how many dies.
+    fn mark_repeaters(&mut self, _run: u64, _marks: &[RepeaterMark]) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +124,8 @@ pub struct DieRecord {
     pub defects: Vec<Defect>,
     /// Defects found beyond the per-die capacity, not listed.
     pub not_listed: u32,
+    /// What the die was compared with (for an inspected die).
+    pub reference_mode: Option<crate::pipeline::ReferenceMode>,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +135,8 @@ pub struct MemoryRun {
     pub dies: Vec<DieRecord>,
     pub end: Option<(ExitStatus, String)>,
     pub export_error: Option<String>,
+    /// Repeater defects found when the run ended.
+    pub repeaters: Vec<RepeaterMark>,
 }
 
 /// Runs kept in memory (tests, and until the SQLite store is configured).
@@ -129,6 +163,7 @@ impl RunStore for MemoryStore {
             dies: Vec::new(),
             end: None,
             export_error: None,
+            repeaters: Vec::new(),
         });
         Ok(id)
     }
@@ -139,6 +174,7 @@ impl RunStore for MemoryStore {
             inspected: !r.capture_failed,
             defects: r.defects().to_vec(),
             not_listed: r.dropped,
+            reference_mode: (!r.capture_failed).then_some(r.reference_mode),
         });
         Ok(())
     }
@@ -151,6 +187,7 @@ impl RunStore for MemoryStore {
                 inspected: false,
                 defects: Vec::new(),
                 not_listed: 0,
+                reference_mode: None,
             });
         }
         Ok(())
@@ -163,6 +200,30 @@ impl RunStore for MemoryStore {
 
     fn export_failed(&mut self, run: u64, why: &str) -> Result<()> {
         self.run(run)?.export_error = Some(why.to_owned());
+        Ok(())
+    }
+
+    fn defect_positions(&mut self, run: u64) -> Result<(Vec<DefectPosition>, u32)> {
+        let r = self.run(run)?;
+        let (pixel_um, image_px) = (r.start.layout.pixel_um, r.start.layout.image_px);
+        let mut positions = Vec::new();
+        for die in r.dies.iter().filter(|d| d.inspected) {
+            for (n, d) in die.defects.iter().enumerate() {
+                let (x_um, y_um) = d.position_um(pixel_um, image_px);
+                positions.push(DefectPosition {
+                    die_index: die.die_index,
+                    defect_no: n as u32 + 1,
+                    x_um,
+                    y_um,
+                });
+            }
+        }
+        let inspected = r.dies.iter().filter(|d| d.inspected).count() as u32;
+        Ok((positions, inspected))
+    }
+
+    fn mark_repeaters(&mut self, run: u64, marks: &[RepeaterMark]) -> Result<()> {
+        self.run(run)?.repeaters = marks.to_vec();
         Ok(())
     }
 }
@@ -199,5 +260,15 @@ impl<S: RunStore + ?Sized> RunStore for std::sync::Arc<std::sync::Mutex<S>> {
     }
     fn finalize(&mut self, run: u64) -> Result<Vec<std::path::PathBuf>> {
         self.lock().unwrap_or_else(|e| e.into_inner()).finalize(run)
+    }
+    fn defect_positions(&mut self, run: u64) -> Result<(Vec<DefectPosition>, u32)> {
+        self.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .defect_positions(run)
+    }
+    fn mark_repeaters(&mut self, run: u64, marks: &[RepeaterMark]) -> Result<()> {
+        self.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .mark_repeaters(run, marks)
     }
 }

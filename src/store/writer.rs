@@ -11,7 +11,7 @@
 
 use super::db;
 use super::lock::StationLock;
-use super::record::{ExitStatus, RunStart, RunStore};
+use super::record::{DefectPosition, ExitStatus, RepeaterMark, RunStart, RunStore};
 use crate::monitor::alarm_engine::unix_ms_now;
 use crate::pipeline::DieResult;
 use anyhow::{anyhow, Context, Result};
@@ -29,6 +29,7 @@ enum Msg {
     NotInspected(u64, Vec<u32>),
     End(u64, ExitStatus, String, i64, Reply<()>),
     ExportFailed(u64, String, Reply<()>),
+    Repeaters(u64, Vec<RepeaterMark>, Reply<()>),
     Flush(Reply<()>),
     MaxPages(u64, Reply<u64>),
 }
@@ -226,6 +227,48 @@ impl RunStore for SqliteStore {
     fn export_failed(&mut self, run: u64, why: &str) -> Result<()> {
         self.ask(|r| Msg::ExportFailed(run, why.to_owned(), r))
     }
+    fn defect_positions(&mut self, run: u64) -> Result<(Vec<DefectPosition>, u32)> {
+        self.flush()?;
+        // A reader beside the writer's connection (WAL), as export does.
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("{}: reading run {run}'s defects", self.path.display()))?;
+        let read = || -> rusqlite::Result<(Vec<DefectPosition>, u32)> {
+            let positions = conn
+                .prepare(
+                    "SELECT f.die_index, f.defect_no, f.x_um, f.y_um FROM defects f
+                     JOIN dies d ON d.run = f.run AND d.die_index = f.die_index
+                     WHERE f.run = ?1 AND d.status = 'inspected' ORDER BY d.plan_pos, f.defect_no",
+                )?
+                .query_map([run as i64], |r| {
+                    Ok(DefectPosition {
+                        die_index: r.get(0)?,
+                        defect_no: r.get(1)?,
+                        x_um: r.get(2)?,
+                        y_um: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let inspected: u32 = conn.query_row(
+                "SELECT COUNT(*) FROM dies WHERE run = ?1 AND status = 'inspected'",
+                [run as i64],
+                |r| r.get(0),
+            )?;
+            Ok((positions, inspected))
+        };
+        read().map_err(|e| {
+            anyhow!(
+                "{}: reading run {run}'s defects: {}",
+                self.path.display(),
+                describe(&e)
+            )
+        })
+    }
+    fn mark_repeaters(&mut self, run: u64, marks: &[RepeaterMark]) -> Result<()> {
+        self.ask(|r| Msg::Repeaters(run, marks.to_vec(), r))
+    }
     fn finalize(&mut self, run: u64) -> Result<Vec<PathBuf>> {
         let Some(dir) = self.klarf_dir.clone() else {
             return Ok(Vec::new());
@@ -330,6 +373,14 @@ fn writer(
                             params![*run as i64, why],
                         )?;
                     }
+                    Msg::Repeaters(run, marks, _) => {
+                        let mut st = tx.prepare_cached(
+                            "UPDATE defects SET repeater = ?4 WHERE run = ?1 AND die_index = ?2 AND defect_no = ?3",
+                        )?;
+                        for m in marks {
+                            st.execute(params![*run as i64, m.die_index, m.defect_no, m.dies])?;
+                        }
+                    }
                     Msg::MaxPages(..) | Msg::Flush(_) => {}
                 }
             }
@@ -378,7 +429,9 @@ fn writer(
                     };
                     reply(to, r);
                 }
-                Msg::ExportFailed(_, _, to) | Msg::Flush(to) => reply(to, outcome.clone()),
+                Msg::ExportFailed(_, _, to) | Msg::Repeaters(_, _, to) | Msg::Flush(to) => {
+                    reply(to, outcome.clone())
+                }
                 Msg::MaxPages(pages, to) => {
                     let r = conn
                         .pragma_update_and_check(None, "max_page_count", pages as i64, |r| {
@@ -524,15 +577,24 @@ fn record_die(
     } else {
         "inspected"
     };
+    // How the die was inspected; nothing for a die that was not imaged.
+    let inspected = !r.capture_failed;
     tx.prepare_cached(
-        "UPDATE dies SET status = ?3, defect_count = ?4, not_listed = ?5 WHERE run = ?1 AND die_index = ?2",
+        "UPDATE dies SET status = ?3, defect_count = ?4, not_listed = ?5, reference_mode = ?6,
+            align_confidence = ?7, alignment_untrusted = ?8, noise_sigma = ?9, threshold_used = ?10
+         WHERE run = ?1 AND die_index = ?2",
     )?
     .execute(params![
         run as i64,
         r.die_index,
         status,
         r.defects().len() as i64,
-        r.dropped as i64
+        r.dropped as i64,
+        inspected.then(|| r.reference_mode.name()),
+        inspected.then(|| r.align_confidence_left.min(r.align_confidence_right) as f64),
+        inspected.then_some(r.alignment_untrusted),
+        inspected.then_some(r.noise_sigma as f64),
+        inspected.then_some(r.threshold_used as f64),
     ])?;
     let mut st = tx.prepare_cached(
         "INSERT OR REPLACE INTO defects (run, die_index, defect_no, x_px, y_px, x_um, y_um, width_um, height_um,

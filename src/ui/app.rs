@@ -90,6 +90,7 @@ impl StationApp {
             match self.events.try_recv() {
                 Ok(RunEvent::Started { run_id, .. }) => self.map.restart(run_id),
                 Ok(RunEvent::DieDone { result, .. }) => self.map.apply(&result),
+                Ok(RunEvent::Repeaters { marks }) => self.map.apply_repeaters(&marks),
                 Ok(RunEvent::Ended { .. }) => self.map.finish(),
                 Ok(_) => {}
                 Err(broadcast::error::TryRecvError::Lagged(n)) => {

@@ -1,12 +1,16 @@
 //! The wafer map: wafer outline with notch, the die grid shaded by state,
 //! defects as markers by class (shape and legend, not colour alone), hover
-//! for attributes, click a die to open its defect gallery; and the
-//! defects-per-wafer trend of recent runs.
+//! for attributes, click a die to open its defect gallery; what each
+//! inspected die was compared with (a corner flag or bar per reference
+//! mode, a cross for untrusted alignment, and a text legend with counts);
+//! repeaters ringed with their die count; and the defects-per-wafer trend
+//! of recent runs.
 
 use super::command::UiCommand;
 use crate::machine::DieSite;
-use crate::pipeline::{DefectClass, DieResult};
+use crate::pipeline::{DefectClass, DieResult, ReferenceMode};
 use crate::run::ValidRecipe;
+use crate::store::record::RepeaterMark;
 use egui::{Color32, Ui};
 use egui_plot::{Corner, Legend, Line, MarkerShape, Plot, PlotPoints, Points, Polygon};
 
@@ -31,7 +35,66 @@ pub struct MapDefect {
     pub area_um2: f64,
     pub size_um: (f64, f64),
     pub peak: u8,
+    /// Dies its repeater group spans (found when the run ended); 0: not a
+    /// repeater.
+    pub repeater: u32,
 }
+
+/// What an inspected die was compared with, as the map draws it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DieReference {
+    /// As stored with the die's result.
+    pub mode: ReferenceMode,
+    /// The golden die stood in for a missing neighbour.
+    pub golden_side: bool,
+    /// Alignment too poor to compare: no defects reported for the die.
+    pub untrusted: bool,
+}
+
+/// How the map tells references apart (the golden die as a mere arbiter
+/// between two neighbours is plain die-to-die).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    BothNeighbours,
+    NeighbourAndGolden,
+    GoldenOnly,
+    ReferenceImage,
+}
+
+impl RefKind {
+    pub const ALL: [RefKind; 4] = [
+        Self::BothNeighbours,
+        Self::NeighbourAndGolden,
+        Self::GoldenOnly,
+        Self::ReferenceImage,
+    ];
+
+    /// The legend's name, with the marker drawn.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::BothNeighbours => "die-to-die (plain)",
+            Self::NeighbourAndGolden => {
+                "die-to-die, golden for a missing neighbour (outlined corner)"
+            }
+            Self::GoldenOnly => "die-to-golden (filled corner ■)",
+            Self::ReferenceImage => "die-to-reference (bar along the top)",
+        }
+    }
+}
+
+impl DieReference {
+    pub fn kind(&self) -> RefKind {
+        match self.mode {
+            ReferenceMode::DieToGolden => RefKind::GoldenOnly,
+            ReferenceMode::DieToReference => RefKind::ReferenceImage,
+            _ if self.golden_side => RefKind::NeighbourAndGolden,
+            _ => RefKind::BothNeighbours,
+        }
+    }
+}
+
+/// The legend name of dies whose alignment was not trusted.
+pub const UNTRUSTED_LABEL: &str = "alignment untrusted, not compared (crossed out)";
 
 /// The map of the current (or last) run, fed by die results.
 #[derive(Default)]
@@ -48,6 +111,11 @@ pub struct WaferMapState {
     /// listed) of every truncated die: their lists are incomplete, and the
     /// map says so.
     pub truncated: Vec<(u32, u32)>,
+    /// What each site's die was compared with, once inspected.
+    pub references: Vec<Option<DieReference>>,
+    /// What loading the recipe said about its references (a die-to-die
+    /// recipe whose plan leaves dies without neighbours).
+    pub reference_note: Option<String>,
     pub selected: Option<u32>,
     pub run_id: u64,
 }
@@ -69,6 +137,8 @@ impl WaferMapState {
             marks,
             defects: Vec::new(),
             truncated: Vec::new(),
+            references: vec![None; r.sites.len()],
+            reference_note: r.reference_note(),
             selected: None,
             run_id: 0,
         }
@@ -83,6 +153,7 @@ impl WaferMapState {
         }
         self.defects.clear();
         self.truncated.clear();
+        self.references.iter_mut().for_each(|r| *r = None);
         self.selected = None;
     }
 
@@ -97,6 +168,13 @@ impl WaferMapState {
         } else {
             DieMark::Clean
         };
+        if let Some(slot) = self.references.get_mut(r.die_index as usize) {
+            *slot = (!r.capture_failed).then_some(DieReference {
+                mode: r.reference_mode,
+                golden_side: r.golden_left || r.golden_right,
+                untrusted: r.alignment_untrusted,
+            });
+        }
         self.truncated.retain(|t| t.0 != r.die_index);
         if r.dropped > 0 {
             self.truncated.push((r.die_index, r.dropped));
@@ -115,7 +193,68 @@ impl WaferMapState {
                     d.height_px() as f64 * self.pixel_um,
                 ),
                 peak: d.peak_diff,
+                repeater: 0,
             });
+        }
+    }
+
+    /// The run's repeater analysis: marks each listed defect that repeats.
+    pub fn apply_repeaters(&mut self, marks: &[RepeaterMark]) {
+        for m in marks {
+            if let Some(d) = self
+                .defects
+                .iter_mut()
+                .find(|d| d.die_index == m.die_index && d.defect_no == m.defect_no)
+            {
+                d.repeater = m.dies;
+            }
+        }
+    }
+
+    /// Repeater defects on the map, and the distinct die counts of their
+    /// groups (most widespread first).
+    pub fn repeaters(&self) -> (usize, Vec<u32>) {
+        let mut counts: Vec<u32> = self
+            .defects
+            .iter()
+            .filter(|d| d.repeater > 0)
+            .map(|d| d.repeater)
+            .collect();
+        let n = counts.len();
+        counts.sort_unstable();
+        counts.dedup();
+        counts.reverse();
+        (n, counts)
+    }
+
+    /// Inspected dies per kind of reference (in `RefKind::ALL` order), and
+    /// dies with untrusted alignment.
+    pub fn reference_counts(&self) -> ([usize; 4], usize) {
+        let mut by_kind = [0; 4];
+        let mut untrusted = 0;
+        for r in self.references.iter().flatten() {
+            by_kind[r.kind() as usize] += 1;
+            untrusted += r.untrusted as usize;
+        }
+        (by_kind, untrusted)
+    }
+
+    /// The text legend of references: every kind in use, with its marker
+    /// and how many dies; "" before any die is inspected.
+    pub fn reference_legend(&self) -> String {
+        let (by_kind, untrusted) = self.reference_counts();
+        let mut parts: Vec<String> = RefKind::ALL
+            .iter()
+            .filter(|k| by_kind[**k as usize] > 0)
+            .map(|k| format!("{} {}", k.label(), by_kind[*k as usize]))
+            .collect();
+        if untrusted > 0 {
+            parts.push(format!("{UNTRUSTED_LABEL} {untrusted}"));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("Compared with: {}", parts.join("; "))
         }
     }
 
@@ -147,13 +286,32 @@ impl WaferMapState {
     /// and whether (and by how much) the list is truncated.
     pub fn die_details(&self, die: u32) -> String {
         let listed = self.listed(die);
-        match self.not_listed(die) {
+        let base = match self.not_listed(die) {
             Some(more) => format!(
                 "Die {die}: {listed} defects listed, TRUNCATED: {more} more found, not listed (per-die capacity {})",
                 crate::pipeline::MAX_DEFECTS_PER_DIE
             ),
             None => format!("Die {die}: {listed} defects"),
-        }
+        };
+        let reference = match self.references.get(die as usize).copied().flatten() {
+            Some(r) if r.untrusted => format!(
+                "; reference {}: ALIGNMENT UNTRUSTED, not compared",
+                r.mode.name()
+            ),
+            Some(r) => format!("; reference {}", r.mode.name()),
+            None => String::new(),
+        };
+        let repeaters = self
+            .defects
+            .iter()
+            .filter(|d| d.die_index == die && d.repeater > 0)
+            .count();
+        let repeaters = if repeaters > 0 {
+            format!("; {repeaters} REPEATER defects")
+        } else {
+            String::new()
+        };
+        format!("{base}{reference}{repeaters}")
     }
 
     /// The summary line above the map.
@@ -172,6 +330,14 @@ impl WaferMapState {
                 " listed; {} dies TRUNCATED ({} more defects found, not listed)",
                 self.truncated.len(),
                 self.total_not_listed()
+            );
+        }
+        let (repeaters, counts) = self.repeaters();
+        if repeaters > 0 {
+            let on: Vec<String> = counts.iter().map(|c| c.to_string()).collect();
+            s += &format!(
+                "; {repeaters} REPEATER defects (ringed, on {} dies)",
+                on.join(", ")
             );
         }
         s
@@ -211,6 +377,13 @@ pub fn ui(ui: &mut Ui, map: &WaferMapState, out: &mut Vec<UiCommand>) {
         return;
     }
     ui.label(map.summary());
+    if let Some(note) = &map.reference_note {
+        ui.label(format!("Note: {note}"));
+    }
+    let legend = map.reference_legend();
+    if !legend.is_empty() {
+        ui.label(legend);
+    }
     if let Some(d) = map.selected {
         ui.label(map.die_details(d));
     }
@@ -225,8 +398,13 @@ pub fn ui(ui: &mut Ui, map: &WaferMapState, out: &mut Vec<UiCommand>) {
                 .iter()
                 .find(|d| (d.x_mm - position.x).abs() < 1e-6 && (d.y_mm - position.y).abs() < 1e-6)
                 .map(|d| {
+                    let repeater = if d.repeater > 0 {
+                        format!("\nREPEATER on {} dies", d.repeater)
+                    } else {
+                        String::new()
+                    };
                     format!(
-                        "die {} defect {}\n{} {:.0}×{:.0} µm, area {:.0} µm²\npeak {}\nat ({:.2}, {:.2}) mm",
+                        "die {} defect {}\n{} {:.0}×{:.0} µm, area {:.0} µm²\npeak {}\nat ({:.2}, {:.2}) mm{repeater}",
                         d.die_index,
                         d.defect_no,
                         d.class.name(),
@@ -293,6 +471,67 @@ pub fn ui(ui: &mut Ui, map: &WaferMapState, out: &mut Vec<UiCommand>) {
                 )
                 .fill_color(fill)
                 .stroke(stroke),
+            );
+        }
+        // What each die was compared with: a flag in its upper-left corner
+        // (shape and fill, not colour), a cross over the die when its
+        // alignment was not trusted. Plain die-to-die has no flag.
+        let ink = Color32::from_gray(30);
+        for (s, r) in map.sites.iter().zip(&map.references) {
+            let Some(r) = r else { continue };
+            let (x, y) = (s.origin_um.0 / 1000.0, s.origin_um.1 / 1000.0);
+            let (fx, fy) = (sx * 0.4, sy * 0.4);
+            let top = y + sy;
+            let corner = vec![[x, top], [x + fx, top], [x, top - fy]];
+            let name = r.kind().label();
+            match r.kind() {
+                RefKind::BothNeighbours => {}
+                RefKind::GoldenOnly => pu.polygon(
+                    Polygon::new(name, corner)
+                        .fill_color(ink)
+                        .stroke(egui::Stroke::new(1.0, ink)),
+                ),
+                RefKind::NeighbourAndGolden => pu.polygon(
+                    Polygon::new(name, corner)
+                        .fill_color(Color32::TRANSPARENT)
+                        .stroke(egui::Stroke::new(1.0, ink)),
+                ),
+                RefKind::ReferenceImage => pu.polygon(
+                    Polygon::new(
+                        name,
+                        vec![
+                            [x, top],
+                            [x + sx, top],
+                            [x + sx, top - fy / 3.0],
+                            [x, top - fy / 3.0],
+                        ],
+                    )
+                    .fill_color(ink)
+                    .stroke(egui::Stroke::new(1.0, ink)),
+                ),
+            }
+            if r.untrusted {
+                let stroke = egui::Stroke::new(2.0, Color32::BLACK);
+                pu.line(Line::new(UNTRUSTED_LABEL, vec![[x, y], [x + sx, y + sy]]).stroke(stroke));
+                pu.line(Line::new(UNTRUSTED_LABEL, vec![[x, y + sy], [x + sx, y]]).stroke(stroke));
+            }
+        }
+        // Repeaters: a ring around each member, one legend entry per die
+        // count.
+        let (_, counts) = map.repeaters();
+        for n in counts {
+            let pts: Vec<[f64; 2]> = map
+                .defects
+                .iter()
+                .filter(|d| d.repeater == n)
+                .map(|d| [d.x_mm, d.y_mm])
+                .collect();
+            pu.points(
+                Points::new(format!("repeater on {n} dies (ring)"), pts)
+                    .shape(MarkerShape::Circle)
+                    .color(Color32::BLACK)
+                    .radius(7.0)
+                    .filled(false),
             );
         }
         for c in DefectClass::ALL {

@@ -68,7 +68,20 @@ def expected(db, run):
             "SELECT col, row, not_listed FROM dies WHERE run = ? AND not_listed > 0", (run,)
         )
     )
+    # Repeaters: (DEFECTID in export order, dies of the group).
+    repeaters = [
+        [i + 1, n]
+        for i, (n,) in enumerate(
+            c.execute(
+                """SELECT f.repeater FROM defects f JOIN dies d ON d.run = f.run AND d.die_index = f.die_index
+                   WHERE f.run = ? ORDER BY d.plan_pos, f.defect_no""",
+                (run,),
+            ).fetchall()
+        )
+        if n > 0
+    ]
     return {
+        "repeaters": repeaters,
         "truncated": truncated,
         "defects": defects,
         "ndie": ndie,
@@ -135,6 +148,10 @@ def main():
     if "TruncatedDieShortList" in data:
         rows = rows + [data["TruncatedDieShortList"]]
     check(sorted([int(v) for v in r] for r in rows) == exp["truncated"], f"klarfio 1.2: truncated dies {rows} != {exp['truncated']}")
+    rows = data.get("RepeaterList", {}).get("Data", [])
+    if "RepeaterShortList" in data:
+        rows = rows + [data["RepeaterShortList"]]
+    check(sorted([int(v) for v in r] for r in rows) == exp["repeaters"], f"klarfio 1.2: repeaters {rows} != {exp['repeaters']}")
     summary = data["SummaryShortList"]
     check(summary[1] == len(exp["defects"]) and summary[3] == exp["ndie"] and summary[4] == exp["ndefdie"], f"klarfio 1.2: summary {summary}")
 
@@ -159,6 +176,8 @@ def main():
     compare("klarfio 1.8", exp, got)
     rows = wr.get("TruncatedDieList", {}).get("Data", [])
     check(sorted([int(v) for v in r] for r in rows) == exp["truncated"], f"klarfio 1.8: truncated dies {rows} != {exp['truncated']}")
+    rows = wr.get("RepeaterList", {}).get("Data", [])
+    check(sorted([int(v) for v in r] for r in rows) == exp["repeaters"], f"klarfio 1.8: repeaters {rows} != {exp['repeaters']}")
     srow = wr["SummaryList"]["Data"][0]
     check(srow[1] == len(exp["defects"]) and srow[3] == exp["ndie"] and srow[4] == exp["ndefdie"], f"klarfio 1.8: summary {srow}")
     check(wr["SlotNumber"] == [exp["slot"]], "klarfio 1.8: slot")

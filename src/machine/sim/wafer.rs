@@ -42,6 +42,27 @@ impl SimWafer {
         wafer
     }
 
+    /// A reticle defect: the same bright disc of radius `r` px at pattern
+    /// position (`cx`, `cy`) on every die whose index is a multiple of
+    /// `every` (a reticle that exposes `every` dies at once prints it into
+    /// one of them): what repeater analysis finds.
+    pub fn add_reticle_defect(&mut self, cx: f32, cy: f32, r: f32, every: u32) {
+        let every = every.max(1);
+        for (site, defects) in self.sites.iter().zip(self.defects.iter_mut()) {
+            if site.index % every == 0 {
+                defects.push(GtDefect {
+                    kind: SimDefectKind::Particle,
+                    shape: Shape::Disc {
+                        cx,
+                        cy,
+                        r,
+                        value: 255.0,
+                    },
+                });
+            }
+        }
+    }
+
     /// µm per image pixel (the die image spans the die).
     pub fn pixel_um(&self) -> f64 {
         self.geometry.die_size_um.0 / self.frame.width as f64

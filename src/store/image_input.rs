@@ -1,6 +1,6 @@
-//! Reading inspection images for `waferscope inspect`: PNG and TIFF, told
-//! apart by their first bytes (not the file name), 8- or 16-bit grayscale.
-//! Every error names the file.
+//! Reading inspection images (`waferscope inspect`, a recipe's reference
+//! image): PNG and TIFF, told apart by their first bytes (not the file
+//! name), 8- or 16-bit grayscale. Every error names the file.
 
 use anyhow::{anyhow, bail, Context, Result};
 use image::DynamicImage;
