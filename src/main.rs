@@ -159,7 +159,9 @@ enum Command {
         fps: f64,
     },
     /// Inspect a die image against its neighbours and/or a reference image
-    /// (PNG or TIFF, 8- or 16-bit grayscale, told apart by content).
+    /// (PNG or TIFF, 8- or 16-bit grayscale, told apart by content). A die
+    /// that cannot be registered with its references (untrusted alignment)
+    /// is reported as such and exits 2.
     Inspect {
         /// The die under test.
         #[arg(long)]

@@ -609,3 +609,46 @@ fn bad_tiffs_and_masks_are_refused_with_the_file_named() {
     );
     std::fs::remove_dir_all(d).ok();
 }
+
+#[test]
+fn a_die_that_cannot_be_registered_is_an_error_not_a_clean_die() {
+    // A strict array (stripes of period 20 both ways): shifts of whole
+    // periods match as well as the true one, so no registration is
+    // trustworthy.
+    let d = dir("periodic");
+    let stripes = |shift: u32| -> Vec<u8> {
+        (0..W * W)
+            .map(|i| {
+                let (x, y) = (i % W + shift, i / W + shift);
+                if (x % 20 < 8) ^ (y % 20 < 8) {
+                    180
+                } else {
+                    60
+                }
+            })
+            .collect()
+    };
+    let (t, r) = (d.join("t.png"), d.join("r.png"));
+    let mut die = stripes(0);
+    paint_particle(&mut die, 60, 90);
+    save(&t, die, W, W);
+    save(&r, stripes(3), W, W);
+    let out = run_inspect(&[("--die", &t), ("--reference", &r)], &["--json"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["alignment_untrusted"], true, "{v}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("t.png") && stderr.contains("not trustworthy"),
+        "{stderr}"
+    );
+    // The logic-layout die of the other tests registers: exit 0, trusted.
+    let set = manhattan_set(false);
+    let files = write_set(&d, &set);
+    let ok = run_inspect(
+        &[("--die", &files[0][0]), ("--reference", &files[3][0])],
+        &["--json"],
+    );
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    assert_eq!(json_of(&ok)["alignment_untrusted"], false);
+}

@@ -34,6 +34,9 @@ pub struct Cell {
     pub found: usize,
     pub false_detections: usize,
     pub dies: usize,
+    /// Dies not compared because their alignment was not trustworthy
+    /// (their defects count as missed, and they report no false ones).
+    pub untrusted: usize,
 }
 
 impl Cell {
@@ -125,6 +128,7 @@ pub fn run(dies: usize) -> anyhow::Result<Sensitivity> {
                     None,
                     &mut out,
                 );
+                cell.untrusted += out.alignment_untrusted as usize;
                 let truth = truth_in_test(&cam, [t, l, r]);
                 let boxes: Vec<[f32; 4]> = out
                     .defects()
@@ -278,6 +282,14 @@ impl Sensitivity {
                 s += "\n";
             }
         }
+        s += "dies with untrusted alignment (not compared), per σ row:\n";
+        for sigma in SIGMAS {
+            s += &format!("  {sigma:>12}");
+            for c in self.detector.iter().filter(|c| c.sigma == sigma) {
+                s += &format!("  {:>13}", format!("{} / {}", c.untrusted, self.dies));
+            }
+            s += "\n";
+        }
         s + "  (each cell: recall / false detections per die)"
     }
 
@@ -292,6 +304,7 @@ impl Sensitivity {
                         "defects": c.defects,
                         "recall": (c.recall() * 1000.0).round() / 1000.0,
                         "false_per_die": (c.false_per_die() * 1000.0).round() / 1000.0,
+                        "untrusted_dies": c.untrusted,
                     })
                 })
                 .collect()

@@ -239,6 +239,17 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         }
     };
     print_result(args, mode, masked_out, &out, w, h)?;
+    // "0 defects" from a die that was never compared would read as a clean
+    // die: an untrustworthy alignment is a failure of the input, named.
+    if out.alignment_untrusted {
+        anyhow::bail!(
+            "{}: the alignment with its reference(s) is not trustworthy (confidence {:.2} left, {:.2} right; the recipe's minimum is {:.2}), so the die was not compared and no defects are reported; a strictly periodic die, or dies further apart than the search, cannot be registered",
+            args.die.display(),
+            out.align_confidence_left,
+            out.align_confidence_right,
+            params.min_align_confidence
+        );
+    }
     Ok(())
 }
 
@@ -291,6 +302,9 @@ fn print_result(
             "defects": defects,
             "reference_mode": mode.name(),
             "masked_out": masked_out,
+            "alignment_untrusted": out.alignment_untrusted,
+            "align_confidence_left": out.align_confidence_left,
+            "align_confidence_right": out.align_confidence_right,
         });
         crate::outln!("{doc}")?;
     } else {

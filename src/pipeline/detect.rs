@@ -371,6 +371,14 @@ impl Detector {
             } else {
                 let signed = &mut self.signed_row[..n];
                 signed_difference_row(isa, t, l, &lp, r, &rp, signed);
+                // Don't-care pixels hold no difference: a box beside one
+                // (its right neighbour, the row above) must not see it.
+                for span in spans {
+                    let (a, b) = ((span.x0 as usize).max(x0), (span.x1 as usize).min(x1));
+                    if a < b && thresholds[span.area as usize] == (u16::MAX, u16::MAX) {
+                        signed[a - x0..b - x0].fill(0);
+                    }
+                }
                 let previous = &self.previous_signed_row[..n];
                 let any = if spans.is_empty() {
                     let (p, b) = thresholds[0];

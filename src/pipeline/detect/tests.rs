@@ -325,6 +325,41 @@ fn care_areas_set_their_own_threshold_or_hide_defects() {
         out.defects()
     );
 
+    // With k·σ thresholds the 2×2 box reads each pixel's right and upper
+    // neighbours: a don't-care area exactly on the defect must not leak
+    // into the boxes along its left and lower edges.
+    let mut exact = CareAreas::default();
+    exact
+        .push(CareArea {
+            x0: sx,
+            y0: sy,
+            x1: sx + 5,
+            y1: sy + 5,
+            rule: CareRule::DontCare,
+        })
+        .unwrap();
+    let params = DetectParams {
+        care_areas: exact,
+        threshold_mode: ThresholdMode::Sigma,
+        threshold_floor: 20,
+        ..DetectParams::default()
+    };
+    let mut det = Detector::new(SIZE, SIZE, params);
+    let mut out = DieResult::default();
+    det.inspect(
+        test.reference(),
+        left.reference(),
+        right.reference(),
+        None,
+        &mut out,
+    );
+    assert_eq!(
+        (out.count, out.flagged_pixels),
+        (0, 0),
+        "{:?}",
+        out.defects()
+    );
+
     let mut strict = CareAreas::default();
     strict.push(around(sx, sy, CareRule::Grey(40))).unwrap();
     assert_eq!(inspect(strict).count, 0);
