@@ -2,7 +2,7 @@
 //! end, with its parts measured alone beside memcpy of the same bytes.
 
 use super::{median_ns_per_op, Report};
-use crate::hot::{alloc_count, FrameGeometry, FramePool};
+use crate::hot::{alloc_count, Frame, FrameGeometry, FramePool};
 use crate::machine::sim::{RealisticImaging, SimCamera, SimRealism, SimWafer};
 use crate::machine::{Notch, SimFaults, WaferGeometry};
 use crate::pipeline::{
@@ -42,32 +42,14 @@ fn realistic_per_die_work(r: &mut Report, size: u32) -> anyhow::Result<()> {
     for (k, f) in frames3.iter_mut().enumerate() {
         camera.capture(wafer.sites[row + k].index, f)?;
     }
-    let profiles: Vec<Profiles> = frames3
-        .iter()
-        .map(|f| {
-            let mut p = Profiles::new(size, size);
-            p.compute(f.data());
-            p
-        })
-        .collect();
+    let profiles = profiles_of(&frames3, size);
     let params = DetectParams {
         threshold_mode: ThresholdMode::Sigma,
         ..DetectParams::default()
     };
     let mut det = Detector::new(size, size, params);
     let mut out = DieResult::default();
-    let mut test_profiles = Profiles::new(size, size);
-    let ns = median_ns_per_op(7, 50.0, || {
-        out.clear(0);
-        test_profiles.compute(black_box(frames3[1].data()));
-        det.inspect(
-            Reference::die(frames3[1].data(), &test_profiles),
-            Reference::die(frames3[0].data(), &profiles[0]),
-            Reference::die(frames3[2].data(), &profiles[2]),
-            None,
-            &mut out,
-        );
-    });
+    let ns = per_die_work_ns(size, &mut det, &frames3, &profiles, None, &mut out);
     // A die not compared would time the alignment alone.
     anyhow::ensure!(
         !out.alignment_untrusted,
@@ -98,6 +80,44 @@ fn realistic_per_die_work(r: &mut Report, size: u32) -> anyhow::Result<()> {
         "grey_levels",
     );
     Ok(())
+}
+
+/// Each frame's profiles, computed once (as the acquisition does).
+fn profiles_of(frames: &[Frame], size: u32) -> Vec<Profiles> {
+    frames
+        .iter()
+        .map(|f| {
+            let mut p = Profiles::new(size, size);
+            p.compute(f.data());
+            p
+        })
+        .collect()
+}
+
+/// Median ns of the die's whole share of the per-die work on the middle
+/// of `frames` (left, test, right): the profiles of the die under test
+/// (each frame's are computed once, on arrival), then everything
+/// `inspect` does against both neighbours (and `golden`, if given).
+fn per_die_work_ns(
+    size: u32,
+    det: &mut Detector,
+    frames: &[Frame],
+    profiles: &[Profiles],
+    golden: Option<Reference>,
+    out: &mut DieResult,
+) -> f64 {
+    let mut test_profiles = Profiles::new(size, size);
+    median_ns_per_op(7, 50.0, || {
+        out.clear(0);
+        test_profiles.compute(black_box(frames[1].data()));
+        det.inspect(
+            Reference::die(frames[1].data(), &test_profiles),
+            Reference::die(frames[0].data(), &profiles[0]),
+            Reference::die(frames[2].data(), &profiles[2]),
+            golden,
+            out,
+        );
+    })
 }
 
 /// A 300 mm wafer whose dies image at `size`² pixels of 5 µm.
@@ -146,36 +166,22 @@ pub fn run(frames: u64, size: u32) -> anyhow::Result<Report> {
         camera.capture(wafer.sites[row].index, &mut frames3[0]).ok();
     });
     r.add("render_per_frame", render_ns / 1e6, "ms");
-    let profiles: Vec<Profiles> = frames3
-        .iter()
-        .map(|f| {
-            let mut p = Profiles::new(size, size);
-            p.compute(f.data());
-            p
-        })
-        .collect();
+    let profiles = profiles_of(&frames3, size);
     let golden = camera.golden();
     let mut golden_profiles = Profiles::new(size, size);
     golden_profiles.compute(&golden);
     let mut det = Detector::new(size, size, DetectParams::default());
     r.add_text("kernel_isa", det.kernel_isa());
     let mut out = DieResult::default();
-    // The die's whole share of the per-die work: the profiles of the die
-    // under test (each frame's are computed once, on arrival), then
-    // alignment search against both neighbours, brightness normalisation,
-    // comparison, labelling and classification.
-    let mut test_profiles = Profiles::new(size, size);
-    let per_die_ns = median_ns_per_op(7, 50.0, || {
-        out.clear(0);
-        test_profiles.compute(black_box(frames3[1].data()));
-        det.inspect(
-            Reference::die(frames3[1].data(), &test_profiles),
-            Reference::die(frames3[0].data(), &profiles[0]),
-            Reference::die(frames3[2].data(), &profiles[2]),
-            Some(Reference::golden(&golden, &golden_profiles)),
-            &mut out,
-        );
-    });
+    // The die's whole share of the per-die work (see `per_die_work_ns`).
+    let per_die_ns = per_die_work_ns(
+        size,
+        &mut det,
+        &frames3,
+        &profiles,
+        Some(Reference::golden(&golden, &golden_profiles)),
+        &mut out,
+    );
     // The same without the profiles (precomputed outside the timer).
     let detect_ns = median_ns_per_op(7, 50.0, || {
         out.clear(0);

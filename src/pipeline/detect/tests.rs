@@ -297,11 +297,7 @@ fn care_areas_set_their_own_threshold_or_hide_defects() {
     let left = Die::rendered((3.2, -1.4), 2.0, 2);
     let right = Die::rendered((-2.5, 2.1), 2.0, 3);
     let test = Die::rendered((0.0, 0.0), 2.0, 1).with_defect(spot, 5, 30.0);
-    let inspect = |areas: CareAreas| {
-        let params = DetectParams {
-            care_areas: areas,
-            ..DetectParams::default()
-        };
+    let inspect_with = |params: DetectParams| {
         let mut det = Detector::new(SIZE, SIZE, params);
         let mut out = DieResult::default();
         det.inspect(
@@ -312,6 +308,12 @@ fn care_areas_set_their_own_threshold_or_hide_defects() {
             &mut out,
         );
         out
+    };
+    let inspect = |areas: CareAreas| {
+        inspect_with(DetectParams {
+            care_areas: areas,
+            ..DetectParams::default()
+        })
     };
     assert!(found_at(&inspect(CareAreas::default()), spot, 5));
 
@@ -338,21 +340,12 @@ fn care_areas_set_their_own_threshold_or_hide_defects() {
             rule: CareRule::DontCare,
         })
         .unwrap();
-    let params = DetectParams {
+    let out = inspect_with(DetectParams {
         care_areas: exact,
         threshold_mode: ThresholdMode::Sigma,
         threshold_floor: 20,
         ..DetectParams::default()
-    };
-    let mut det = Detector::new(SIZE, SIZE, params);
-    let mut out = DieResult::default();
-    det.inspect(
-        test.reference(),
-        left.reference(),
-        right.reference(),
-        None,
-        &mut out,
-    );
+    });
     assert_eq!(
         (out.count, out.flagged_pixels),
         (0, 0),
