@@ -7,16 +7,15 @@
 //! its last snapshot (3 periods, with a scheduling allowance). The engine
 //! applies the rule at every loop of its die walk.
 
+mod common;
+use common::monitor_and_alarms;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use waferscope::hot::{LatestReader, ThreadState};
-use waferscope::machine::sim::{SimIo, SimIoFaults};
-use waferscope::monitor::alarm_defs::load as load_alarms;
 use waferscope::monitor::quality::out_of_date_after_ns;
 use waferscope::monitor::{
-    content_hash, AlarmDef, AlarmService, AlarmSnapshot, AlarmState, Journal, MachineSnapshot,
-    Monitor, MonitorConfig, Quality,
+    AlarmDef, AlarmService, AlarmSnapshot, AlarmState, Journal, MachineSnapshot, Monitor, Quality,
 };
 use waferscope::run::safety::{interlock_failures_at, suspend_cause_at, SafetyLimits};
 use waferscope::run::{
@@ -69,22 +68,7 @@ impl Drop for Tool {
 fn tool(name: &str) -> Tool {
     let dir = std::env::temp_dir().join(format!("waferscope-live-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let io = SimIoFaults::new();
-    let monitor = Monitor::start(
-        Box::new(SimIo::new(io)),
-        MonitorConfig::uniform(Duration::from_millis(2)),
-    );
-    let defs_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/alarms.toml");
-    let defs: Arc<[_]> = load_alarms(&defs_path).unwrap().into();
-    let alarms = AlarmService::start(
-        defs.clone(),
-        &content_hash("test"),
-        Journal::open(&dir.join("journal.db")).unwrap(),
-        monitor.snapshots.reader().unwrap(),
-        monitor.epoch,
-        Duration::from_millis(2),
-    )
-    .unwrap();
+    let (_io, monitor, defs, alarms) = monitor_and_alarms(&dir);
     let mut machine = SimMachine::fast(9);
     // Paced, so the run is still going when the producer is killed.
     machine.camera_fps = Some(100.0);

@@ -3,13 +3,14 @@
 //! vacuum loss → Aborted with partial results; Stop keeps every result;
 //! faults; interlocks; refusals.
 
+mod common;
+use common::monitor_and_alarms;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use waferscope::machine::sim::{SimIo, SimIoFaults};
+use waferscope::machine::sim::SimIoFaults;
 use waferscope::machine::{Signal, Subsystem};
-use waferscope::monitor::alarm_defs::load as load_alarms;
-use waferscope::monitor::{content_hash, AlarmService, Journal, Monitor, MonitorConfig};
+use waferscope::monitor::{AlarmService, Monitor};
 use waferscope::run::record::MemoryRun;
 use waferscope::run::{
     EngineConfig, EngineHandle, ExitStatus, MemoryStore, RunCommand, RunEngine, RunIdentity,
@@ -58,35 +59,6 @@ impl Drop for Tool {
     fn drop(&mut self) {
         std::fs::remove_dir_all(&self.dir).ok();
     }
-}
-
-/// The simulated I/O, its monitor (2 ms polls), the alarm definitions and
-/// the alarm service (journal in `dir`) every engine here reads.
-fn monitor_and_alarms(
-    dir: &std::path::Path,
-) -> (
-    Arc<SimIoFaults>,
-    Monitor,
-    Arc<[waferscope::monitor::AlarmDef]>,
-    AlarmService,
-) {
-    let io = SimIoFaults::new();
-    let monitor = Monitor::start(
-        Box::new(SimIo::new(io.clone())),
-        MonitorConfig::uniform(Duration::from_millis(2)),
-    );
-    let defs_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/alarms.toml");
-    let defs: Arc<[_]> = load_alarms(&defs_path).unwrap().into();
-    let alarms = AlarmService::start(
-        defs.clone(),
-        &content_hash("test"),
-        Journal::open(&dir.join("journal.db")).unwrap(),
-        monitor.snapshots.reader().unwrap(),
-        monitor.epoch,
-        Duration::from_millis(2),
-    )
-    .unwrap();
-    (io, monitor, defs, alarms)
 }
 
 fn tool(name: &str, fps: Option<f64>) -> Tool {

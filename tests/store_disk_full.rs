@@ -3,13 +3,12 @@
 //! before the failure is in the file, with its defects; the file is
 //! intact; and `waferscope run` on a full disk exits FAULTED (5).
 
+mod common;
+use common::monitor_and_alarms;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use waferscope::machine::sim::{SimIo, SimIoFaults};
-use waferscope::monitor::alarm_defs::load as load_alarms;
-use waferscope::monitor::{content_hash, AlarmService, Journal, Monitor, MonitorConfig};
 use waferscope::run::{
     EngineConfig, ExitStatus, RunCommand, RunEngine, RunEvent, RunIdentity, RunState, SimMachine,
 };
@@ -54,22 +53,7 @@ fn wait(what: &str, mut f: impl FnMut() -> bool) {
 fn a_database_that_fills_mid_run_faults_it_and_keeps_what_was_committed() {
     let d = dir("engine");
     let db_path = d.join("results.db");
-    let io = SimIoFaults::new();
-    let monitor = Monitor::start(
-        Box::new(SimIo::new(io)),
-        MonitorConfig::uniform(Duration::from_millis(2)),
-    );
-    let defs_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/alarms.toml");
-    let defs: Arc<[_]> = load_alarms(&defs_path).unwrap().into();
-    let alarms = AlarmService::start(
-        defs.clone(),
-        &content_hash("test"),
-        Journal::open(&d.join("journal.db")).unwrap(),
-        monitor.snapshots.reader().unwrap(),
-        monitor.epoch,
-        Duration::from_millis(2),
-    )
-    .unwrap();
+    let (_io, monitor, defs, alarms) = monitor_and_alarms(&d);
     let mut machine = SimMachine::fast(9);
     // Paced, so the run is still going when the disk fills.
     machine.camera_fps = Some(100.0);
