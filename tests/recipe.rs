@@ -37,6 +37,23 @@ fn the_sample_recipes_load() {
 }
 
 #[test]
+fn edge_tolerance_and_box_ratio_reach_the_detector() {
+    let r = parse(&full().replace(
+        "threshold = 24",
+        "threshold = 24\nedge_tolerance = 0.15\nbox_threshold_ratio = 0.36",
+    ))
+    .unwrap();
+    assert_eq!(r.detect.edge_tolerance, 0.15);
+    assert_eq!(r.detect.box_threshold_ratio, 0.36);
+    let defaults = parse(&full()).unwrap();
+    assert_eq!(defaults.detect.edge_tolerance, 0.0);
+    assert_eq!(
+        defaults.detect.box_threshold_ratio,
+        waferscope::pipeline::detect::BOX_THRESHOLD_RATIO
+    );
+}
+
+#[test]
 fn missing_field() {
     assert_eq!(
         err(&full().replace("threshold = 24\n", "")),
@@ -48,7 +65,7 @@ fn missing_field() {
 fn unknown_key() {
     assert_eq!(
         err(&full().replace("threshold = 24", "threshold = 24\nthreshhold = 20")),
-        "line 18: unknown field `threshhold`, expected one of `threshold`, `min_defect_px`, `golden_tolerance`, `classes`, `max_shift_px`, `min_align_confidence`, `threshold_mode`, `threshold_sigma`, `threshold_floor`, `care_areas`, `reference`, `reference_image`"
+        "line 18: unknown field `threshhold`, expected one of `threshold`, `min_defect_px`, `golden_tolerance`, `classes`, `max_shift_px`, `min_align_confidence`, `threshold_mode`, `threshold_sigma`, `threshold_floor`, `edge_tolerance`, `box_threshold_ratio`, `care_areas`, `reference`, `reference_image`"
     );
 }
 
@@ -57,6 +74,17 @@ fn out_of_range_values() {
     assert_eq!(
         err(&full().replace("threshold = 24", "threshold = 300")),
         "field `inspection.threshold`: 300 grey levels is outside the allowed range 4 to 200 grey levels"
+    );
+    assert_eq!(
+        err(&full().replace("threshold = 24", "threshold = 24\nedge_tolerance = 1.5")),
+        "field `inspection.edge_tolerance`: 1.5 is outside the allowed range 0 to 1"
+    );
+    assert_eq!(
+        err(&full().replace(
+            "threshold = 24",
+            "threshold = 24\nbox_threshold_ratio = 0.05"
+        )),
+        "field `inspection.box_threshold_ratio`: 0.05 is outside the allowed range 0.1 to 1"
     );
     assert_eq!(
         err(&full().replace("diameter_mm = 300", "diameter_mm = 250")),

@@ -97,6 +97,9 @@ pub(super) struct Prepared<'a> {
     pub(super) resample: Resample,
     pub(super) levels: LevelMap,
     pub(super) tolerance: u8,
+    /// Extra tolerance per grey level of the footprint's own range, Q7
+    /// (`DetectParams::edge_tolerance` × 128).
+    pub(super) edge_q7: u16,
 }
 
 /// How `reference`, displaced by `resample`, maps onto `test` over T's
@@ -152,12 +155,15 @@ pub(super) fn differs_from(
                 p[(gy + 1) * w + gx],
                 p[(gy + 1) * w + gx + 1],
             ];
-            let lo = g.levels.apply(s.iter().copied().min().unwrap_or(0) as f32);
-            let hi = g
-                .levels
-                .apply(s.iter().copied().max().unwrap_or(255) as f32);
+            let (min, max) = (
+                s.iter().copied().min().unwrap_or(0),
+                s.iter().copied().max().unwrap_or(255),
+            );
+            let lo = g.levels.apply(min as f32);
+            let hi = g.levels.apply(max as f32);
+            let edge = (max - min) as f32 * g.edge_q7 as f32 / LEVEL_ONE as f32;
             let tv = t[y * w + x] as f32;
-            if (tv - hi).max(lo - tv) > thr as f32 {
+            if (tv - hi).max(lo - tv) - edge > thr as f32 {
                 count += 1;
             }
         }
@@ -227,6 +233,8 @@ struct Kernel<'a> {
     offset_r: u16,
     tol_l: u16,
     tol_r: u16,
+    edge_l: u16,
+    edge_r: u16,
 }
 
 impl<'a> Kernel<'a> {
@@ -249,6 +257,8 @@ impl<'a> Kernel<'a> {
             offset_r: rp.levels.offset_q7_biased,
             tol_l: lp.tolerance as u16 * LEVEL_ONE,
             tol_r: rp.tolerance as u16 * LEVEL_ONE,
+            edge_l: lp.edge_q7,
+            edge_r: rp.edge_q7,
         }
     }
 
@@ -262,6 +272,11 @@ impl<'a> Kernel<'a> {
         let lmax = l[0][i].max(l[1][i]).max(l[2][i].max(l[3][i])) as u16;
         let rmin = r[0][i].min(r[1][i]).min(r[2][i].min(r[3][i])) as u16;
         let rmax = r[0][i].max(r[1][i]).max(r[2][i].max(r[3][i])) as u16;
+        // At an edge the footprint spans dark to bright; rough edges and
+        // the last fraction of misregistration move T by a fraction of
+        // that span (≤ 255 × 128: no overflow).
+        let tol_l = self.tol_l + (lmax - lmin) * self.edge_l;
+        let tol_r = self.tol_r + (rmax - rmin) * self.edge_r;
         let (lmin, lmax) = (
             lmin * self.gain_l + self.offset_l,
             lmax * self.gain_l + self.offset_l,
@@ -270,10 +285,10 @@ impl<'a> Kernel<'a> {
             rmin * self.gain_r + self.offset_r,
             rmax * self.gain_r + self.offset_r,
         );
-        let bright_l = tv.saturating_sub(lmax).saturating_sub(self.tol_l);
-        let dark_l = lmin.saturating_sub(tv).saturating_sub(self.tol_l);
-        let bright_r = tv.saturating_sub(rmax).saturating_sub(self.tol_r);
-        let dark_r = rmin.saturating_sub(tv).saturating_sub(self.tol_r);
+        let bright_l = tv.saturating_sub(lmax).saturating_sub(tol_l);
+        let dark_l = lmin.saturating_sub(tv).saturating_sub(tol_l);
+        let bright_r = tv.saturating_sub(rmax).saturating_sub(tol_r);
+        let dark_r = rmin.saturating_sub(tv).saturating_sub(tol_r);
         let half = LEVEL_ONE / 2;
         (
             (bright_l.min(bright_r) + half) >> 7,
@@ -364,6 +379,26 @@ fn flag_span_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pixel on an edge (footprint 50..150) 10 grey beyond it: flagged
+    /// at threshold 5 without edge tolerance; with 0.25 (25 of the span of
+    /// 100) it is not; a flat footprint gets no tolerance at all.
+    #[test]
+    fn edge_tolerance_scales_with_the_footprints_span() {
+        let flags = |t: u8, rows: [u8; 4], edge_q7: u16| {
+            let row = |v: u8| vec![v; 1];
+            let (r0, r1, r2, r3) = (row(rows[0]), row(rows[1]), row(rows[2]), row(rows[3]));
+            let refs = [&r0[..], &r1[..], &r2[..], &r3[..]];
+            let p = prepared(&r0, 1.0, 0.0, 0, edge_q7);
+            let mut out = [0u8; 1];
+            flag_row(Isa::detect(), &[t], refs, &p, refs, &p, 5, &mut out);
+            out[0]
+        };
+        assert_eq!(flags(160, [50, 150, 50, 150], 0), 10);
+        assert_eq!(flags(160, [50, 150, 50, 150], 32), 0);
+        assert_eq!(flags(40, [50, 150, 50, 150], 32), 0);
+        assert_eq!(flags(110, [100, 100, 100, 100], 32), 10);
+    }
     use crate::pipeline::normalise::LevelMap;
     use crate::pipeline::simd::Isa;
 
@@ -378,12 +413,19 @@ mod tests {
             .collect()
     }
 
-    fn prepared(pixels: &[u8], gain: f32, offset: f32, tolerance: u8) -> Prepared<'_> {
+    fn prepared(
+        pixels: &[u8],
+        gain: f32,
+        offset: f32,
+        tolerance: u8,
+        edge_q7: u16,
+    ) -> Prepared<'_> {
         Prepared {
             pixels,
             resample: Resample::new((0.0, 0.0)),
             levels: LevelMap::new(gain, offset),
             tolerance,
+            edge_q7,
         }
     }
 
@@ -393,18 +435,24 @@ mod tests {
     #[test]
     fn both_instruction_sets_and_the_one_pass_kernel_give_the_same_flags() {
         let (detected, baseline) = (Isa::detect(), Isa::baseline());
+        // (gain, offset, tolerance) of L and R, and the edge tolerance
+        // (Q7, up to its limit of 1.0).
         let cases = [
-            (1.0, 0.0, 0, 1.0, 0.0, 0),
-            (1.25, 40.0, 0, 0.8, -40.0, 10),
-            (0.8, -40.0, 25, 1.1, 15.0, 0),
+            (1.0, 0.0, 0, 1.0, 0.0, 0, 0),
+            (1.25, 40.0, 0, 0.8, -40.0, 10, 19),
+            (0.8, -40.0, 25, 1.1, 15.0, 0, 128),
+            (1.25, 40.0, 60, 1.25, 40.0, 60, 128),
         ];
         for n in [1usize, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 200, 2048] {
-            for (seed, &(gl, ol, tl, gr, or, tr)) in cases.iter().enumerate() {
+            for (seed, &(gl, ol, tl, gr, or, tr, edge)) in cases.iter().enumerate() {
                 let seed = seed as u64 * 1000 + n as u64;
                 let t = bytes(n, seed);
                 let l: Vec<Vec<u8>> = (0..4).map(|k| bytes(n, seed + 10 + k)).collect();
                 let r: Vec<Vec<u8>> = (0..4).map(|k| bytes(n, seed + 20 + k)).collect();
-                let (lp, rp) = (prepared(&l[0], gl, ol, tl), prepared(&r[0], gr, or, tr));
+                let (lp, rp) = (
+                    prepared(&l[0], gl, ol, tl, edge),
+                    prepared(&r[0], gr, or, tr, edge),
+                );
                 let lrows = [&l[0][..], &l[1][..], &l[2][..], &l[3][..]];
                 let rrows = [&r[0][..], &r[1][..], &r[2][..], &r[3][..]];
                 let mut signed = [vec![0i16; n], vec![0i16; n]];

@@ -69,6 +69,15 @@ pub struct InspectionSection {
     pub threshold_sigma: f64,
     #[serde(default = "default_threshold_floor")]
     pub threshold_floor: u32,
+    /// Tolerance at edges, as a fraction (0 to 1) of the reference's local
+    /// edge contrast: absorbs line-edge roughness (see
+    /// `DetectParams::edge_tolerance`). 0 is off.
+    #[serde(default)]
+    pub edge_tolerance: f64,
+    /// Sigma mode: the 2×2 box flags above this fraction of the pixel
+    /// threshold (see `DetectParams::box_threshold_ratio`).
+    #[serde(default = "default_box_threshold_ratio")]
+    pub box_threshold_ratio: f64,
     /// Regions with their own threshold, or "don't care". Where areas
     /// overlap, the later one in the list wins.
     #[serde(default)]
@@ -120,6 +129,9 @@ fn default_threshold_mode() -> String {
 }
 fn default_threshold_sigma() -> f64 {
     DetectParams::default().threshold_sigma as f64
+}
+fn default_box_threshold_ratio() -> f64 {
+    DetectParams::default().box_threshold_ratio as f64
 }
 fn default_threshold_floor() -> u32 {
     DetectParams::default().threshold_floor as u32
@@ -175,7 +187,12 @@ pub struct ValidRecipe {
 
 fn in_range(field: &str, v: f64, lo: f64, hi: f64, unit: &str) -> Result<()> {
     if !(v >= lo && v <= hi) {
-        bail!("field `{field}`: {v} {unit} is outside the allowed range {lo} to {hi} {unit}");
+        let unit = if unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {unit}")
+        };
+        bail!("field `{field}`: {v}{unit} is outside the allowed range {lo} to {hi}{unit}");
     }
     Ok(())
 }
@@ -397,6 +414,14 @@ fn validate(recipe: Recipe, text: &str, dir: &Path) -> Result<ValidRecipe> {
         200.0,
         "grey levels",
     )?;
+    in_range("inspection.edge_tolerance", i.edge_tolerance, 0.0, 1.0, "")?;
+    in_range(
+        "inspection.box_threshold_ratio",
+        i.box_threshold_ratio,
+        0.1,
+        1.0,
+        "",
+    )?;
     let c = &i.classes;
     in_range(
         "inspection.classes.scratch_min_length_px",
@@ -534,6 +559,8 @@ fn validate(recipe: Recipe, text: &str, dir: &Path) -> Result<ValidRecipe> {
         threshold_mode,
         threshold_sigma: i.threshold_sigma as f32,
         threshold_floor: i.threshold_floor as u8,
+        edge_tolerance: i.edge_tolerance as f32,
+        box_threshold_ratio: i.box_threshold_ratio as f32,
         class_rules: ClassRules {
             scratch_min_length_px: c.scratch_min_length_px,
             residue_max_contrast_ratio: c.residue_max_contrast_ratio as f32,
