@@ -7,7 +7,8 @@
 
 use super::pipeline::bench_wafer;
 use crate::hot::{FrameGeometry, FramePool};
-use crate::machine::sim::{RealisticImaging, SimCamera, SimRealism};
+use crate::machine::sim::pattern::render_die;
+use crate::machine::sim::{GtDefect, RealisticImaging, SimCamera, SimRealism};
 use crate::machine::SimFaults;
 #[cfg(test)]
 use crate::pipeline::detect::BOX_THRESHOLD_RATIO;
@@ -39,6 +40,12 @@ pub struct Cell {
     /// Dies not compared because their alignment was not trustworthy
     /// (their defects count as missed, and they report no false ones).
     pub untrusted: usize,
+    /// Defects not counted because the camera clipped them: a particle or
+    /// pattern defect on a bright via that a die's gain and offset take
+    /// to 255 keeps less than half its contrast in the image (a +80 on
+    /// 225 at gain 1.1 and offset +15 keeps 12). No detector can see what
+    /// the image does not hold.
+    pub clipped: usize,
 }
 
 impl Cell {
@@ -122,6 +129,9 @@ struct Bench {
     det: Detector,
     profiles: Vec<Profiles>,
     out: DieResult,
+    /// The test die's clean render, to tell which defects the camera
+    /// clipped.
+    clean: Vec<u8>,
 }
 
 impl Bench {
@@ -131,6 +141,7 @@ impl Bench {
             det: Detector::new(SIZE, SIZE, params),
             profiles: (0..3).map(|_| Profiles::new(SIZE, SIZE)).collect(),
             out: DieResult::default(),
+            clean: vec![0; (SIZE * SIZE) as usize],
         }
     }
 
@@ -175,7 +186,8 @@ impl Bench {
                 out,
             );
             cell.untrusted += out.alignment_untrusted as usize;
-            let truth = truth_in_test(&cam, [t, l, r]);
+            let (truth, clipped) = truth_in_test(&cam, [t, l, r], &mut self.clean);
+            cell.clipped += clipped;
             let boxes: Vec<[f32; 4]> = out
                 .defects()
                 .iter()
@@ -209,23 +221,54 @@ fn triplets(wafer: &crate::machine::sim::SimWafer, n: usize) -> Vec<[u32; 3]> {
     all.into_iter().step_by(step).take(n).collect()
 }
 
-/// The test die's defects in its image, each with whether all three dies
-/// image that part of the die (only those count for recall).
-fn truth_in_test(cam: &SimCamera, [t, l, r]: [u32; 3]) -> Vec<([f32; 4], bool)> {
+/// The test die's defects in its image, each with whether it counts for
+/// recall (all three dies image that part of the die, and the camera did
+/// not clip it: see `Cell::clipped`), and how many were clipped.
+fn truth_in_test(
+    cam: &SimCamera,
+    [t, l, r]: [u32; 3],
+    clean: &mut [u8],
+) -> (Vec<([f32; 4], bool)>, usize) {
     let st = cam.shift_of(t);
     let (sl, sr) = (cam.shift_of(l), cam.shift_of(r));
     let n = SIZE as f32;
     let seen = |b: [f32; 4], s: (f32, f32)| {
         b[0] + s.0 >= 1.0 && b[1] + s.1 >= 1.0 && b[2] + s.0 <= n - 1.0 && b[3] + s.1 <= n - 1.0
     };
-    cam.truth_of(t)
+    render_die(clean, SIZE, SIZE, (st.0 as f64, st.1 as f64), 0.0, 0);
+    let imaging = cam.imaging_of(t);
+    let clipped = |d: &GtDefect| -> bool {
+        let (Some(im), Some(((cx, cy), delta))) = (imaging, d.compact_contrast()) else {
+            return false;
+        };
+        let (x, y) = ((cx + st.0) as usize, (cy + st.1) as usize);
+        let Some(&under) = clean.get(y * SIZE as usize + x.min(SIZE as usize - 1)) else {
+            return false;
+        };
+        kept_contrast(under, delta, im.gain, im.offset).abs() < 0.5 * delta.abs()
+    };
+    let mut n_clipped = 0;
+    let truth = cam
+        .truth_of(t)
         .iter()
         .map(|d| {
             let b = d.bbox();
             let in_test = [b[0] + st.0, b[1] + st.1, b[2] + st.0, b[3] + st.1];
-            (in_test, seen(b, st) && seen(b, sl) && seen(b, sr))
+            let inspectable = seen(b, st) && seen(b, sl) && seen(b, sr);
+            let is_clipped = inspectable && clipped(d);
+            n_clipped += is_clipped as usize;
+            (in_test, inspectable && !is_clipped)
         })
-        .collect()
+        .collect();
+    (truth, n_clipped)
+}
+
+/// The contrast left in the image of a defect of `delta` grey levels on a
+/// surface of grey level `under`, after the painting's and the camera's
+/// clipping to 0..=255 at this gain and offset.
+fn kept_contrast(under: u8, delta: f32, gain: f32, offset: f32) -> f32 {
+    let image = |v: f32| (gain * v.clamp(0.0, 255.0) + offset).clamp(0.0, 255.0);
+    image(under as f32 + delta) - image(under as f32)
 }
 
 fn near(truth: &[f32; 4], d: &[f32; 4]) -> bool {
@@ -325,6 +368,14 @@ impl Sensitivity {
                 s += "\n";
             }
         }
+        s += "defects the camera clipped (not counted), per σ row:\n";
+        for sigma in SIGMAS {
+            s += &format!("  {sigma:>12}");
+            for c in self.detector.iter().filter(|c| c.sigma == sigma) {
+                s += &format!("  {:>13}", c.clipped);
+            }
+            s += "\n";
+        }
         s += "dies with untrusted alignment (not compared), per σ row:\n";
         for sigma in SIGMAS {
             s += &format!("  {sigma:>12}");
@@ -348,6 +399,7 @@ impl Sensitivity {
                         "recall": (c.recall() * 1000.0).round() / 1000.0,
                         "false_per_die": (c.false_per_die() * 1000.0).round() / 1000.0,
                         "untrusted_dies": c.untrusted,
+                        "clipped_defects": c.clipped,
                     })
                 })
                 .collect()
@@ -418,6 +470,18 @@ mod tests {
         assert!(without_edge >= 10, "rough edges: {without_edge}");
         assert!(default_box >= 3, "grain: {default_box}");
         assert!(tuned <= 2, "tuned: {tuned}");
+    }
+
+    #[test]
+    fn the_camera_clips_bright_defects_on_bright_vias_only() {
+        // +80 on a via of 225 at gain 1.1, offset +15: both image at 255.
+        assert_eq!(kept_contrast(225, 80.0, 1.1, 15.0), 0.0);
+        // At gain 0.95, offset 0: 213.75 → 242.25, 28.5 of 80 left.
+        assert!((kept_contrast(225, 80.0, 0.95, 0.0) - 28.5).abs() < 0.01);
+        // The same defect dark, or on background, keeps nearly all of it
+        // (the via itself images at 255, so dark keeps 80.5).
+        assert!((kept_contrast(225, -80.0, 1.1, 15.0) + 80.5).abs() < 0.6);
+        assert!((kept_contrast(60, 80.0, 1.1, 15.0) - 88.0).abs() < 0.6);
     }
 
     #[test]

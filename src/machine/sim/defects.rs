@@ -91,6 +91,22 @@ pub struct GtDefect {
 }
 
 impl GtDefect {
+    /// A compact defect of set contrast (a `Spot` or a `Patch`): its centre
+    /// in pattern pixels and its signed contrast.
+    pub fn compact_contrast(&self) -> Option<((f32, f32), f32)> {
+        match self.shape {
+            Shape::Spot { cx, cy, delta, .. } => Some(((cx, cy), delta)),
+            Shape::Patch {
+                x0,
+                y0,
+                x1,
+                y1,
+                delta,
+            } => Some((((x0 + x1) / 2.0, (y0 + y1) / 2.0), delta)),
+            _ => None,
+        }
+    }
+
     /// Bounding box [x0, y0, x1, y1] in pattern pixels.
     pub fn bbox(&self) -> [f32; 4] {
         match self.shape {
