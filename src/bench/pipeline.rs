@@ -6,7 +6,7 @@ use crate::hot::{alloc_count, Frame, FrameGeometry, FramePool};
 use crate::machine::sim::{RealisticImaging, SimCamera, SimRealism, SimWafer};
 use crate::machine::{Notch, SimFaults, WaferGeometry};
 use crate::pipeline::{
-    DetectParams, Detector, DieResult, Pipeline, PipelineConfig, Profiles, Reference, ThresholdMode,
+    DetectParams, Detector, DieResult, Pipeline, PipelineConfig, Profiles, Reference,
 };
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 /// The per-die work on dies imaged like a real tool's (independent noise,
 /// ±10 % gain, ±15 grey levels offset, ±32 px stage repeat error, grain;
-/// see `SimRealism::realistic`), thresholds at k·σ: what a die costs
+/// see `SimRealism::realistic`), with the sensitivity table's recipe
+/// (thresholds at k·σ, 2×2 box, edge tolerance): what a die costs
 /// when the alignment search and the noise estimate have real work to do.
 fn realistic_per_die_work(r: &mut Report, size: u32) -> anyhow::Result<()> {
     let wafer = Arc::new(bench_wafer(size, 2));
@@ -43,11 +44,10 @@ fn realistic_per_die_work(r: &mut Report, size: u32) -> anyhow::Result<()> {
         camera.capture(wafer.sites[row + k].index, f)?;
     }
     let profiles = profiles_of(&frames3, size);
-    let params = DetectParams {
-        threshold_mode: ThresholdMode::Sigma,
-        ..DetectParams::default()
-    };
-    let mut det = Detector::new(size, size, params);
+    // The recipe of the sensitivity table (k·σ thresholds, the 2×2 box,
+    // edge tolerance): the settings whose recall and nuisance rate
+    // BENCHMARKS.md reports are the ones timed here.
+    let mut det = Detector::new(size, size, super::sensitivity::detector_params());
     let mut out = DieResult::default();
     let ns = per_die_work_ns(size, &mut det, &frames3, &profiles, None, &mut out);
     // A die not compared would time the alignment alone.
