@@ -140,3 +140,101 @@ fn acquisition_detection_and_handoffs_allocate_nothing_after_warm_up() {
     drain.join().unwrap();
     assert_eq!(pool.in_use(), 0, "every frame returned to the pool");
 }
+
+/// The per-die steps issue 11 added allocate nothing either, once the
+/// detector exists: on realistic dies (stage error of tens of pixels,
+/// gain and offset, grain), the coarse alignment search, normalisation,
+/// the k·σ noise estimate, the 2×2 box, edge tolerance and care areas
+/// (a don't-care and a k·σ area), against both neighbours and against a
+/// single reference (`inspect_against`), counted on this thread.
+#[test]
+fn the_detectors_new_steps_allocate_nothing() {
+    use waferscope::hot::FramePool;
+    use waferscope::machine::sim::{RealisticImaging, SimRealism};
+    use waferscope::pipeline::care::{CareArea, CareAreas, CareRule};
+    use waferscope::pipeline::{
+        DetectParams, Detector, DieResult, Profiles, Reference, ThresholdMode,
+    };
+
+    let size = 512u32;
+    let geometry = WaferGeometry {
+        diameter_mm: 200.0,
+        die_pitch_um: (16_000.0, 16_000.0),
+        die_size_um: (15_800.0, 15_800.0),
+        edge_exclusion_mm: 3.0,
+        notch: Notch::Down,
+    };
+    let wafer = Arc::new(SimWafer::new(geometry, FrameGeometry::gray8(size, size), 3));
+    let imaging = RealisticImaging {
+        stage_repeat_px: 24.0,
+        ..RealisticImaging::default()
+    };
+    let mut camera = SimCamera::with_realism(
+        wafer.clone(),
+        SimRealism::Realistic(imaging),
+        Arc::new(SimFaults::default()),
+    );
+    let row = wafer
+        .sites
+        .windows(3)
+        .position(|w| w[0].row == w[2].row && (w[0].col - w[2].col).abs() == 2)
+        .expect("a row of three dies");
+    let pool = FramePool::new(3, FrameGeometry::gray8(size, size));
+    let mut frames: Vec<_> = (0..3).map(|_| pool.try_lease().unwrap()).collect();
+    let mut profiles: Vec<Profiles> = (0..3).map(|_| Profiles::new(size, size)).collect();
+    for k in 0..3 {
+        camera
+            .capture(wafer.sites[row + k].index, &mut frames[k])
+            .unwrap();
+        profiles[k].compute(frames[k].data());
+    }
+    let mut areas = CareAreas::default();
+    let area = |x0, y0, rule| CareArea {
+        x0,
+        y0,
+        x1: x0 + 100,
+        y1: y0 + 80,
+        rule,
+    };
+    areas.push(area(40, 40, CareRule::DontCare)).unwrap();
+    areas.push(area(250, 300, CareRule::Sigma(7.0))).unwrap();
+    let mut det = Detector::new(
+        size,
+        size,
+        DetectParams {
+            threshold_mode: ThresholdMode::Sigma,
+            edge_tolerance: 0.15,
+            care_areas: areas,
+            ..DetectParams::default()
+        },
+    );
+    let mut out = DieResult::default();
+    let mut test_profiles = Profiles::new(size, size);
+    let mut work = |out: &mut DieResult| {
+        let (l, t, r) = (frames[0].data(), frames[1].data(), frames[2].data());
+        test_profiles.compute(t);
+        out.clear(1);
+        det.inspect(
+            Reference::die(t, &test_profiles),
+            Reference::die(l, &profiles[0]),
+            Reference::die(r, &profiles[2]),
+            Some(Reference::golden(l, &profiles[0])),
+            out,
+        );
+        assert!(!out.alignment_untrusted, "{out:?}");
+        assert!(out.noise_sigma > 0.0, "the k·σ estimate ran");
+        out.clear(1);
+        det.inspect_against(
+            Reference::die(t, &test_profiles),
+            Reference::die(r, &profiles[2]),
+            out,
+        );
+        assert!(!out.alignment_untrusted, "{out:?}");
+    };
+    work(&mut out);
+    let before = alloc_count::thread_allocations();
+    for _ in 0..20 {
+        work(&mut out);
+    }
+    assert_eq!(alloc_count::thread_allocations() - before, 0);
+}
