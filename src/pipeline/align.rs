@@ -232,24 +232,43 @@ pub fn align(test: &Profiles, reference: &Profiles, max_shift: u32) -> Alignment
     }
 }
 
-/// Median shift of the bands, and a confidence: the median band confidence
-/// scaled by the fraction of bands that agree with the median within a
-/// pixel — zero unless most bands agree (a die whose bands disagree has no
-/// single shift).
+/// The shift the bands' evidence supports, and a confidence. Real dies are
+/// not uniform: lines running along an axis carry nothing about it, so in
+/// a die of quadrants only the bands through the right quadrant register
+/// it, and a band over a periodic array may pick a wrong period. So the
+/// bands vote with their confidences: each band's shift gathers the
+/// confidence of every band within a pixel of it; the best-supported
+/// cluster wins, its shift is their confidence-weighted mean, and the
+/// confidence is the evidence of that cluster combined (independent bands
+/// agreeing: 1 − Π(1 − cₖ)) times 2s − 1 for the share s of all the
+/// evidence that agrees with it (1 unanimous, 0 split evenly between two
+/// shifts). A distorted band (a scratch across it) that disagrees
+/// lowers the confidence by its own weight; bands that agree weakly
+/// strengthen each other.
 fn combine_bands(estimates: &[Estimate1d; BANDS]) -> (f32, f32) {
-    let mut shifts: [f32; BANDS] = std::array::from_fn(|k| estimates[k].shift);
-    let mut confidences: [f32; BANDS] = std::array::from_fn(|k| estimates[k].confidence);
-    shifts.sort_by(f32::total_cmp);
-    confidences.sort_by(f32::total_cmp);
-    let shift = (shifts[BANDS / 2 - 1] + shifts[BANDS / 2]) / 2.0;
-    let confidence = (confidences[BANDS / 2 - 1] + confidences[BANDS / 2]) / 2.0;
-    let agreeing = shifts.iter().filter(|s| (*s - shift).abs() <= 1.0).count();
-    let agreement = if agreeing * 2 > BANDS {
-        agreeing as f32 / BANDS as f32
-    } else {
-        0.0
+    let total: f32 = estimates.iter().map(|e| e.confidence).sum();
+    let cluster = |k: usize| {
+        estimates
+            .iter()
+            .filter(move |e| (e.shift - estimates[k].shift).abs() <= 1.0)
     };
-    (shift, confidence * agreement)
+    let support = |k: usize| cluster(k).map(|e| e.confidence).sum::<f32>();
+    let best = (0..BANDS)
+        .max_by(|&a, &b| support(a).total_cmp(&support(b)))
+        .unwrap_or(0);
+    let agreeing = support(best);
+    if total <= f32::EPSILON || agreeing <= f32::EPSILON {
+        // No band has evidence: the median shift, with no confidence.
+        let mut all: [f32; BANDS] = std::array::from_fn(|k| estimates[k].shift);
+        all.sort_by(f32::total_cmp);
+        return ((all[BANDS / 2 - 1] + all[BANDS / 2]) / 2.0, 0.0);
+    }
+    let shift = cluster(best).map(|e| e.shift * e.confidence).sum::<f32>() / agreeing;
+    let combined = 1.0 - cluster(best).map(|e| 1.0 - e.confidence).product::<f32>();
+    // Unanimous evidence keeps the combined confidence; evidence split
+    // evenly between two shifts (a die that registers two ways) has none.
+    let share = agreeing / total;
+    (shift, combined * (2.0 * share - 1.0).max(0.0))
 }
 
 /// One band's 1-D shift estimate.
@@ -532,6 +551,41 @@ mod tests {
         assert!(c < 0.2, "confidence {c}");
         let flat = vec![90u8; (size * size) as usize];
         assert_eq!(confidence_of(&flat, &flat, size), 0.0);
+    }
+
+    fn bands(v: [(f32, f32); BANDS]) -> [Estimate1d; BANDS] {
+        v.map(|(shift, confidence)| Estimate1d { shift, confidence })
+    }
+
+    /// Band estimates read off the independent generator's dies (quadrants
+    /// of lines along one axis, and a contact array): the bands that see
+    /// the registration win over a minority, or agree weakly and together
+    /// are trusted. Under the earlier rule (median of all bands, a
+    /// majority within a pixel) every one of these came out 0.
+    #[test]
+    fn bands_vote_with_their_confidence() {
+        // Two bands over a contact array pick a period 50 px off.
+        let (s, c) = combine_bands(&bands([
+            (18.04, 0.29),
+            (18.26, 1.0),
+            (67.82, 0.33),
+            (67.84, 0.2),
+        ]));
+        assert!((s - 18.2).abs() < 0.1 && c > 0.4, "{s} {c}");
+        // Three bands agree, each weakly.
+        let (s, c) = combine_bands(&bands([
+            (26.07, 0.29),
+            (26.06, 0.25),
+            (26.05, 0.30),
+            (75.5, 0.02),
+        ]));
+        assert!((s - 26.06).abs() < 0.02 && c > 0.5, "{s} {c}");
+        // Evidence split evenly between two shifts: not to be trusted.
+        let (_, c) = combine_bands(&bands([(10.0, 0.9), (10.2, 0.9), (40.0, 0.9), (40.1, 0.9)]));
+        assert!(c < 0.05, "{c}");
+        // No evidence anywhere.
+        let (_, c) = combine_bands(&bands([(3.0, 0.0), (9.0, 0.0), (-4.0, 0.0), (1.0, 0.0)]));
+        assert_eq!(c, 0.0);
     }
 
     #[test]
