@@ -7,8 +7,10 @@
 
 mod independent_images;
 
-use independent_images::{die_triplet, GenParams, Truth};
-use waferscope::pipeline::{Defect, DetectParams, Detector, DieResult, Profiles, Reference};
+use independent_images::{die_triplet, GenParams, Kind, Truth};
+use waferscope::pipeline::{
+    Defect, DefectClass, DetectParams, Detector, DieResult, Profiles, Reference,
+};
 
 const MATCH_PX: f64 = 3.0;
 
@@ -24,9 +26,25 @@ struct Score {
     detections: usize,
     true_detections: usize,
     neighbour_reported: usize,
+    /// Per expected class: (defects found, classified as that class) by
+    /// the largest detection matching each.
+    classes: std::collections::BTreeMap<&'static str, (usize, usize)>,
+}
+
+/// The class the detector should give each kind of defect.
+fn expected_class(kind: Kind) -> DefectClass {
+    match kind {
+        Kind::BrightParticle | Kind::DarkParticle => DefectClass::Particle,
+        Kind::Scratch => DefectClass::Scratch,
+        Kind::MissingContact | Kind::Bridge => DefectClass::Pattern,
+    }
 }
 
 impl Score {
+    fn class_accuracy(&self, class: DefectClass) -> Option<f64> {
+        let (found, right) = *self.classes.get(class.name())?;
+        Some(right as f64 / found.max(1) as f64)
+    }
     fn recall(&self) -> f64 {
         self.found as f64 / self.truths.max(1) as f64
     }
@@ -83,8 +101,21 @@ fn score_triplets(p: &GenParams, params: DetectParams, seeds: std::ops::Range<u6
             }
         }
         for g in &truth.test {
-            if out.defects().iter().any(|d| near(&g.bbox_in_image, d)) {
+            let largest = out
+                .defects()
+                .iter()
+                .filter(|d| near(&g.bbox_in_image, d))
+                .max_by_key(|d| d.area_px);
+            if let Some(d) = largest {
                 score.found += 1;
+                let want = expected_class(g.kind);
+                let entry = score.classes.entry(want.name()).or_default();
+                entry.0 += 1;
+                if d.class == want {
+                    entry.1 += 1;
+                } else {
+                    eprintln!("seed {seed}: {:?} classified {:?}", g.kind, d.class);
+                }
             } else {
                 eprintln!(
                     "seed {seed}: missed {:?} contrast {:.0} at {:?}",
@@ -103,6 +134,12 @@ fn score_triplets(p: &GenParams, params: DetectParams, seeds: std::ops::Range<u6
         score.detections,
         score.neighbour_reported
     );
+    for (class, (found, right)) in &score.classes {
+        println!(
+            "class {class:<8} found {found:>3} classified correctly {right:>3} ({:.1} %)",
+            100.0 * *right as f64 / (*found).max(1) as f64
+        );
+    }
     score
 }
 
@@ -142,6 +179,10 @@ fn moderate() -> GenParams {
 fn todays_detector_meets_issue_11_on_moderate_independent_images() {
     let s = score_triplets(&moderate(), DetectParams::default(), 0..30);
     assert_acceptance(&s);
+    // Issue 11: scratch ≥ 95 %. (Pattern defects — missing contacts and
+    // bridges — are mostly called particles: see BENCHMARKS.md.)
+    let scratch = s.class_accuracy(DefectClass::Scratch).unwrap_or(0.0);
+    assert!(scratch >= 0.95, "scratch {scratch:.3}: {s:?}");
 }
 
 /// Issue 11's full difficulty: ±64 px stage error, ±10 % gain, ±15 offset,
