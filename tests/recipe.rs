@@ -316,6 +316,25 @@ fn a_reference_image_is_read_relative_to_the_recipe_and_checked_for_size() {
         other => panic!("{other:?}"),
     }
     assert_eq!(r.reference_note(), None, "one reference for every die");
+    // A different reference image under the same recipe text is a
+    // different recipe: the run record's hash says so.
+    let mut other = px.clone();
+    other[1000] ^= 1;
+    image::save_buffer(
+        d.join("images/ref.png"),
+        &other,
+        512,
+        512,
+        image::ExtendedColorType::L8,
+    )
+    .unwrap();
+    let r2 = load(&recipe).unwrap();
+    assert_ne!(r.hash, r2.hash, "the reference image is in the hash");
+    assert_eq!(
+        load(&recipe).unwrap().hash,
+        r2.hash,
+        "and the hash is stable"
+    );
 
     write("images/small.png");
     let e = format!("{:#}", load(&recipe).unwrap_err());

@@ -261,9 +261,15 @@ impl Journal {
 /// FNV-1a of the definitions file's text: a stable content hash without a
 /// dependency.
 pub fn content_hash(text: &str) -> String {
+    content_hash_of(&[text.as_bytes()])
+}
+
+/// `content_hash` of `parts` one after the other (a single part hashes as
+/// `content_hash` of it).
+pub fn content_hash_of(parts: &[&[u8]]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= b as u64;
+    for b in parts.iter().flat_map(|p| p.iter()) {
+        h ^= *b as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")

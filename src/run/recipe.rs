@@ -181,7 +181,8 @@ pub struct ValidRecipe {
     /// What each die is compared with (`inspection.reference`), with the
     /// reference image loaded for "die_to_reference".
     pub reference: ReferenceSource,
-    /// Content hash of the recipe file (FNV-1a 64, hex).
+    /// Content hash of the recipe file and, for "die_to_reference", of its
+    /// reference image's pixels (FNV-1a 64, hex).
     pub hash: String,
 }
 
@@ -569,7 +570,14 @@ fn validate(recipe: Recipe, text: &str, dir: &Path) -> Result<ValidRecipe> {
         },
     };
     Ok(ValidRecipe {
-        hash: crate::monitor::content_hash(text),
+        // The reference image is part of the recipe: a run record's hash
+        // must change when it does, as when the text does.
+        hash: match &reference {
+            ReferenceSource::DieToReference(px) => {
+                crate::monitor::journal::content_hash_of(&[text.as_bytes(), px])
+            }
+            _ => crate::monitor::content_hash(text),
+        },
         image_px: image_px as u32,
         geometry,
         sites,
