@@ -419,7 +419,24 @@ fn the_reference_mode_is_chosen_by_the_images_given_and_reported() {
         &["--json"],
     ));
     assert_eq!(both["reference_mode"], "die-to-die+golden");
-    assert_eq!(defects_of(&both), defects_of(&neighbours));
+    // The same defects; with the reference image the die is registered,
+    // so positions are the reference's (die) coordinates: the neighbours'
+    // image positions moved by the die's offset.
+    assert_eq!(neighbours["die_registered"], false);
+    assert_eq!(both["die_registered"], true);
+    let offset = |k: usize| both["die_offset_px"][k].as_f64().unwrap();
+    let (a, b) = (&neighbours["defects"], &both["defects"]);
+    assert_eq!(a.as_array().unwrap().len(), b.as_array().unwrap().len());
+    for (da, db) in a.as_array().unwrap().iter().zip(b.as_array().unwrap()) {
+        assert_eq!(da["class"], db["class"]);
+        for (k, axis) in ["x_px", "y_px"].into_iter().enumerate() {
+            let moved = da[axis].as_f64().unwrap() + offset(k);
+            assert!(
+                (moved - db[axis].as_f64().unwrap()).abs() < 0.05,
+                "{da} {db}"
+            );
+        }
+    }
 
     let one_side = run_inspect(&[("--die", t), ("--left", l)], &[]);
     assert!(!one_side.status.success());

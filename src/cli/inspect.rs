@@ -305,6 +305,11 @@ fn print_result(
             "alignment_untrusted": out.alignment_untrusted,
             "align_confidence_left": out.align_confidence_left,
             "align_confidence_right": out.align_confidence_right,
+            // Defect x_px / y_px (and µm) are in die coordinates: T's image
+            // moved by this offset when a reference image registered the
+            // die; T's image otherwise.
+            "die_registered": out.die_registered,
+            "die_offset_px": [out.die_offset_px.0, out.die_offset_px.1],
         });
         crate::outln!("{doc}")?;
     } else {

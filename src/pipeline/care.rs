@@ -183,6 +183,61 @@ impl CareMap {
         self.row_start.len().saturating_sub(1)
     }
 
+    /// The most spans any row has (0 when empty).
+    pub fn max_row_spans(&self) -> usize {
+        self.row_start
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as usize)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The spans of T's image row `y` when T's pixel (x, y) is the die's
+    /// pixel (x + dx, y + dy) (the map is in die coordinates; a stage
+    /// error moves the die in the image), into `out` (cleared; capacity
+    /// `max_row_spans() + 2` keeps this allocation-free). Pixels that fall
+    /// outside the die use the default area (0). Empty map: `out` stays
+    /// empty.
+    pub fn row_shifted(&self, y: usize, (dx, dy): (i32, i32), width: usize, out: &mut Vec<Span>) {
+        out.clear();
+        if self.is_empty() || width == 0 {
+            return;
+        }
+        let w = width as i32;
+        let outside = |x0: i32, x1: i32| Span {
+            x0: x0.clamp(0, w) as u16,
+            x1: x1.clamp(0, w) as u16,
+            area: 0,
+        };
+        let die_y = y as i64 + dy as i64;
+        if die_y < 0 || die_y >= self.rows() as i64 {
+            out.push(outside(0, w));
+            return;
+        }
+        let mut covered = 0;
+        for s in self.row(die_y as usize) {
+            let (x0, x1) = (
+                (s.x0 as i32 - dx).clamp(0, w),
+                (s.x1 as i32 - dx).clamp(0, w),
+            );
+            if x0 < x1 {
+                if covered == 0 && x0 > 0 {
+                    out.push(outside(0, x0));
+                }
+                out.push(Span {
+                    x0: x0 as u16,
+                    x1: x1 as u16,
+                    area: s.area,
+                });
+                covered = x1;
+            }
+        }
+        if covered < w {
+            let start = out.last().map_or(0, |s| s.x1 as i32);
+            out.push(outside(start, w));
+        }
+    }
+
     /// The spans of row `y` (empty map: none).
     pub fn row(&self, y: usize) -> &[Span] {
         if self.is_empty() {
@@ -195,6 +250,67 @@ impl CareMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A map shifted by a stage error: the area moves with the die, the
+    /// pixels that came in from outside the die are the default area, and
+    /// every pixel of the row is covered exactly once.
+    #[test]
+    fn a_shifted_row_moves_the_areas_and_covers_the_row() {
+        let mut areas = CareAreas::default();
+        areas
+            .push(CareArea {
+                x0: 10,
+                y0: 5,
+                x1: 20,
+                y1: 8,
+                rule: CareRule::DontCare,
+            })
+            .unwrap();
+        let map = CareMap::new(&areas, 40, 12);
+        let mut out = Vec::with_capacity(map.max_row_spans() + 2);
+        let cover = |out: &[Span]| {
+            assert_eq!(out.first().unwrap().x0, 0);
+            assert_eq!(out.last().unwrap().x1, 40);
+            assert!(out.windows(2).all(|w| w[0].x1 == w[1].x0), "{out:?}");
+        };
+        // T's pixel (x, y) is the die's (x + 6, y - 2): image row 8 is die
+        // row 6, and the area (die x 10..20) sits at image x 4..14.
+        map.row_shifted(8, (6, -2), 40, &mut out);
+        cover(&out);
+        assert!(
+            out.contains(&Span {
+                x0: 4,
+                x1: 14,
+                area: 1
+            }),
+            "{out:?}"
+        );
+        // Image row 2 is die row 0: no area.
+        map.row_shifted(2, (6, -2), 40, &mut out);
+        assert!(out.iter().all(|s| s.area == 0));
+        // Shifted left by 30: the die's last 10 columns, then outside.
+        map.row_shifted(6, (30, 0), 40, &mut out);
+        cover(&out);
+        assert_eq!(
+            out.last().unwrap(),
+            &Span {
+                x0: 10,
+                x1: 40,
+                area: 0
+            }
+        );
+        // Rows beyond the die are all default.
+        map.row_shifted(11, (0, 5), 40, &mut out);
+        assert_eq!(
+            out,
+            vec![Span {
+                x0: 0,
+                x1: 40,
+                area: 0
+            }]
+        );
+        assert!(out.capacity() >= map.max_row_spans() + 2);
+    }
 
     #[test]
     fn later_areas_win_and_rows_are_run_length_encoded() {

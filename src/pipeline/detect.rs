@@ -166,8 +166,12 @@ pub struct Detector {
     flag_row: Vec<u8>,
     noise: NoiseEstimator,
     labeler: Labeler,
-    /// The care areas as a per-pixel map, built once from `params`.
+    /// The care areas as a per-pixel map in die coordinates, built once
+    /// from `params`.
     care_map: CareMap,
+    /// The current row's care spans in T's image (the map moved by the
+    /// die's registration); capacity for any row.
+    care_spans: Vec<super::care::Span>,
     /// Which compiled copy of the row kernels runs.
     isa: Isa,
 }
@@ -175,7 +179,7 @@ pub struct Detector {
 impl Detector {
     pub fn new(width: u32, height: u32, params: DetectParams) -> Self {
         let max_runs = (width as usize * height as usize / 64).max(1024);
-        Self {
+        let mut det = Self {
             width: width as usize,
             height: height as usize,
             params,
@@ -185,8 +189,15 @@ impl Detector {
             noise: NoiseEstimator::new(),
             labeler: Labeler::new(max_runs, 4096),
             care_map: CareMap::new(&params.care_areas, width as usize, height as usize),
+            care_spans: Vec::new(),
             isa: Isa::detect(),
-        }
+        };
+        det.reserve_care_spans();
+        det
+    }
+
+    fn reserve_care_spans(&mut self) {
+        self.care_spans = Vec::with_capacity(self.care_map.max_row_spans() + 2);
     }
 
     /// The instruction set the row kernels use on this CPU ("avx2" or
@@ -201,6 +212,7 @@ impl Detector {
     pub fn set_care_map(&mut self, map: CareMap) {
         debug_assert!(map.is_empty() || map.rows() == self.height);
         self.care_map = map;
+        self.reserve_care_spans();
     }
 
     /// Inspects `test` against `left` and `right`, writing into `out`. The
@@ -277,6 +289,28 @@ impl Detector {
             out.alignment_untrusted = true;
             return;
         }
+        // Where the die sits in T's image: the golden die and a reference
+        // image are in die coordinates, so T's alignment to one of them
+        // registers T (T's pixel (x, y) is the die's (x + dx, y + dy)).
+        // Care areas are placed, and defects reported, in die coordinates;
+        // with only neighbours to go by, the image is taken as the die.
+        let golden_alignment =
+            golden.map(|g| align(test.profiles, g.profiles, self.params.max_shift_px));
+        let registration = if left.is_golden || mode == ReferenceMode::DieToReference {
+            Some(al.shift)
+        } else if right.is_golden {
+            Some(ar.shift)
+        } else {
+            golden_alignment
+                .filter(|a| a.confidence >= self.params.min_align_confidence)
+                .map(|a| a.shift)
+        };
+        out.die_registered = registration.is_some();
+        out.die_offset_px = registration.unwrap_or((0.0, 0.0));
+        let care_shift = (
+            out.die_offset_px.0.round() as i32,
+            out.die_offset_px.1.round() as i32,
+        );
         let (rl, rr) = (Resample::new(al.shift), Resample::new(ar.shift));
         let ((x0, x1), (y0, y1)) = overlap(&[rl, rr], w, h);
         if x0 + 2 > x1 || y0 >= y1 {
@@ -364,12 +398,15 @@ impl Detector {
             .iter()
             .any(|&(_, b)| b != u16::MAX);
         let isa = self.isa;
+        // Taken for the loop (no allocation: its capacity comes back).
+        let mut care_spans = std::mem::take(&mut self.care_spans);
         for y in y0..y1 {
             let t = &test.pixels[y * w + x0..][..n];
             let l = lp.resample.rows(lp.pixels, w, y, x0, n);
             let r = rp.resample.rows(rp.pixels, w, y, x0, n);
             let flags = &mut self.flag_row[..n];
-            let spans = self.care_map.row(y);
+            self.care_map.row_shifted(y, care_shift, w, &mut care_spans);
+            let spans = &care_spans[..];
             let any = if !uses_box {
                 if spans.is_empty() {
                     flag_row(isa, t, l, &lp, r, &rp, thresholds[0].0, flags)
@@ -429,6 +466,7 @@ impl Detector {
                 self.labeler.add_row(y as u16, x0 as u16, flags, 0);
             }
         }
+        self.care_spans = care_spans;
         out.flagged_pixels = self.labeler.flagged;
         let overflowed_runs = self.labeler.overflowed;
         let min_area = self.params.min_area;
@@ -446,7 +484,7 @@ impl Detector {
             // defects are the neighbours'.
             if let Some(g) = golden {
                 let prepared = *golden_prepared.get_or_insert_with(|| {
-                    let a = align(test.profiles, g.profiles, self.params.max_shift_px);
+                    let a = golden_alignment.unwrap_or_default();
                     if a.confidence < self.params.min_align_confidence {
                         return None;
                     }
@@ -512,6 +550,11 @@ impl Detector {
         }
         out.runs_overflowed = overflowed_runs || self.labeler.overflowed;
         merge_scratch_fragments(out, &ScratchMergeRules::default(), &self.params.class_rules);
+        let (dx, dy) = out.die_offset_px;
+        for d in &mut out.defects[..out.count as usize] {
+            d.x_px += dx;
+            d.y_px += dy;
+        }
     }
 
     /// Image noise σ of T, grey levels: the robust σ of T minus each

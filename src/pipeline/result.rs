@@ -55,13 +55,18 @@ pub enum Polarity {
     Dark,
 }
 
-/// One defect, in image pixels of the die under test (x right, y down).
+/// One defect of the die under test, in pixels (x right, y down).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Defect {
-    /// Centroid, pixels.
+    /// Centroid in die coordinates, pixels: T's image position moved by
+    /// the die's registration (`DieResult::die_offset_px`), so the same
+    /// place on every die has the same position whatever the stage error
+    /// (KLARF positions, repeaters, the map). Without a registration, T's
+    /// image position.
     pub x_px: f32,
     pub y_px: f32,
-    /// Bounding box, pixels, `x0..x1` and `y0..y1` exclusive ends.
+    /// Bounding box in T's image, pixels, `x0..x1` and `y0..y1` exclusive
+    /// ends (for cutting thumbnails and measuring size).
     pub bbox: [u16; 4],
     pub area_px: u32,
     pub peak_diff: u8,
@@ -166,6 +171,13 @@ pub struct DieResult {
     pub noise_sigma: f32,
     /// The pixel threshold applied outside care areas, grey levels.
     pub threshold_used: f32,
+    /// T's pixel (x, y) is the die's pixel (x + dx, y + dy): T's alignment
+    /// to the golden die or the reference image, which are in die
+    /// coordinates. (0, 0) when `die_registered` is false.
+    pub die_offset_px: (f32, f32),
+    /// Whether T was registered against the golden die or a reference
+    /// image (die-to-die alone has nothing in die coordinates to go by).
+    pub die_registered: bool,
     pub inspect_ns: u64,
 }
 
@@ -192,6 +204,8 @@ impl Default for DieResult {
             gain_right: (1.0, 0.0),
             noise_sigma: 0.0,
             threshold_used: 0.0,
+            die_offset_px: (0.0, 0.0),
+            die_registered: false,
             inspect_ns: 0,
         }
     }
@@ -217,6 +231,8 @@ impl DieResult {
         self.gain_right = (1.0, 0.0);
         self.noise_sigma = 0.0;
         self.threshold_used = 0.0;
+        self.die_offset_px = (0.0, 0.0);
+        self.die_registered = false;
     }
 
     /// Keeps only the defects for which `keep` holds, in order, in place.

@@ -103,8 +103,14 @@ impl ThumbnailTap {
                 continue;
             };
             let (cw, ch) = (THUMB.min(width), THUMB.min(height));
-            let x0 = (d.x_px as usize).saturating_sub(cw / 2).min(width - cw);
-            let y0 = (d.y_px as usize).saturating_sub(ch / 2).min(height - ch);
+            // Centred on the bbox, which is in this image (the centroid
+            // is in die coordinates).
+            let (cx, cy) = (
+                (d.bbox[0] as usize + d.bbox[2] as usize) / 2,
+                (d.bbox[1] as usize + d.bbox[3] as usize) / 2,
+            );
+            let x0 = cx.saturating_sub(cw / 2).min(width - cw);
+            let y0 = cy.saturating_sub(ch / 2).min(height - ch);
             for row in 0..ch {
                 let src = &img[(y0 + row) * width + x0..][..cw];
                 c.pixels[row * cw..(row + 1) * cw].copy_from_slice(src);
@@ -133,9 +139,12 @@ mod tests {
         let (tap, feed) = thumbnail_channel(2, 8);
         let (w, h) = (200usize, 100usize);
         let img: Vec<u8> = (0..w * h).map(|i| (i % 251) as u8).collect();
+        // Near the bottom-left corner of the image; the centroid (in die
+        // coordinates, here 20 px away) does not place the crop.
         let d = Defect {
-            x_px: 5.0,
-            y_px: 90.0,
+            x_px: 25.0,
+            y_px: 70.0,
+            bbox: [3, 88, 7, 92],
             ..Defect::default()
         };
         tap.capture(&img, w, h, 7, &[d, d, d]);

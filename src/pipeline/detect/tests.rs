@@ -391,3 +391,73 @@ fn care_areas_set_their_own_threshold_or_hide_defects() {
     );
     assert_eq!(out.count, 2, "{:?}", out.defects());
 }
+
+/// The die under test imaged 17 px right and 11 px up of its place (a
+/// stage repeat error): with the golden die (in die coordinates) given,
+/// the defect is reported at its place on the die, not in the image, and
+/// a care area — in die coordinates, as a recipe gives it — covers it
+/// there. Neighbours alone cannot tell where the die is: the image is
+/// taken as the die.
+#[test]
+fn defects_and_care_areas_are_in_die_coordinates_under_stage_error() {
+    use crate::pipeline::care::{CareArea, CareAreas, CareRule};
+    let golden = Die::rendered((0.0, 0.0), 0.0, 0);
+    let spot = background_spot(&golden.pixels, 6);
+    let stage = (17usize, 11usize);
+    let test = Die::rendered((stage.0 as f64, -(stage.1 as f64)), 2.0, 1).with_defect(
+        (spot.0 + stage.0, spot.1 - stage.1),
+        5,
+        40.0,
+    );
+    let left = Die::rendered((3.0, -2.0), 2.0, 2);
+    let right = Die::rendered((-4.0, 1.0), 2.0, 3);
+    let inspect = |params: DetectParams, with_golden: bool| {
+        let mut det = Detector::new(SIZE, SIZE, params);
+        let mut out = DieResult::default();
+        det.inspect(
+            test.reference(),
+            left.reference(),
+            right.reference(),
+            with_golden.then(|| Reference::golden(&golden.pixels, &golden.profiles)),
+            &mut out,
+        );
+        assert!(!out.alignment_untrusted);
+        out
+    };
+    let centre = (spot.0 as f32 + 2.5, spot.1 as f32 + 2.5);
+    let at = |out: &DieResult, (x, y): (f32, f32)| {
+        out.defects()
+            .iter()
+            .any(|d| (d.x_px - x).abs() < 1.5 && (d.y_px - y).abs() < 1.5)
+    };
+    let registered = inspect(DetectParams::default(), true);
+    assert!(registered.die_registered);
+    let (dx, dy) = registered.die_offset_px;
+    assert!(
+        (dx + 17.0).abs() < 0.2 && (dy - 11.0).abs() < 0.2,
+        "{dx} {dy}"
+    );
+    assert!(at(&registered, centre), "{:?}", registered.defects());
+    let unregistered = inspect(DetectParams::default(), false);
+    assert!(!unregistered.die_registered);
+    assert!(at(&unregistered, (centre.0 + 17.0, centre.1 - 11.0)));
+
+    let mut dont_care = CareAreas::default();
+    dont_care
+        .push(CareArea {
+            x0: spot.0 as u16 - 4,
+            y0: spot.1 as u16 - 4,
+            x1: spot.0 as u16 + 10,
+            y1: spot.1 as u16 + 10,
+            rule: CareRule::DontCare,
+        })
+        .unwrap();
+    let hidden = inspect(
+        DetectParams {
+            care_areas: dont_care,
+            ..DetectParams::default()
+        },
+        true,
+    );
+    assert_eq!(hidden.count, 0, "{:?}", hidden.defects());
+}
