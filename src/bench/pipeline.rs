@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 /// The per-die work on dies imaged like a real tool's (independent noise,
 /// ±10 % gain, ±15 grey levels offset, ±32 px stage repeat error, grain;
 /// see `SimRealism::realistic`), with the sensitivity table's recipe
-/// (thresholds at k·σ, 2×2 box, edge tolerance): what a die costs
+/// (thresholds at k·σ, 2×2 box, edge tolerance) and the taught golden die
+/// (registration and arbitration): what a die costs
 /// when the alignment search and the noise estimate have real work to do.
 fn realistic_per_die_work(r: &mut Report, size: u32) -> anyhow::Result<()> {
     let wafer = Arc::new(bench_wafer(size, 2));
@@ -49,8 +50,24 @@ fn realistic_per_die_work(r: &mut Report, size: u32) -> anyhow::Result<()> {
     // BENCHMARKS.md reports are the ones timed here.
     let mut det = Detector::new(size, size, super::sensitivity::detector_params());
     let mut out = DieResult::default();
-    let ns = per_die_work_ns(size, &mut det, &frames3, &profiles, None, &mut out);
+    // With the taught golden die, as the station passes it: it registers
+    // the die (care areas and positions in die coordinates) and arbitrates.
+    let golden = camera.golden();
+    let mut golden_profiles = Profiles::new(size, size);
+    golden_profiles.compute(&golden);
+    let ns = per_die_work_ns(
+        size,
+        &mut det,
+        &frames3,
+        &profiles,
+        Some(Reference::golden(&golden, &golden_profiles)),
+        &mut out,
+    );
     // A die not compared would time the alignment alone.
+    anyhow::ensure!(
+        out.die_registered,
+        "the realistic timed die was not registered against the golden die"
+    );
     anyhow::ensure!(
         !out.alignment_untrusted,
         "the realistic timed die's alignment is untrusted (confidence {:.2}/{:.2}): \
