@@ -223,6 +223,11 @@ fn the_detectors_new_steps_allocate_nothing() {
         );
         assert!(!out.alignment_untrusted, "{out:?}");
         assert!(out.noise_sigma > 0.0, "the k·σ estimate ran");
+        assert!(out.die_registered, "registered against the golden die");
+        assert!(
+            out.count as u32 + out.arbitrated > 0,
+            "components were labelled and judged"
+        );
         out.clear(1);
         det.inspect_against(
             Reference::die(t, &test_profiles),

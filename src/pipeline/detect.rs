@@ -84,8 +84,10 @@ pub struct DetectParams {
     /// roughness and the last fraction of a pixel of misregistration move
     /// an edge pixel by a fraction of the edge's contrast, which a flat
     /// threshold either reports or pays for with sensitivity everywhere.
-    /// 0 (off) by default; noisy recipes use ~0.25 (see `bench
-    /// sensitivity`). Flat regions are unaffected.
+    /// 0 (off) by default; the sensitivity table's recipe uses 0.15 (see `bench
+    /// sensitivity`). Flat regions are unaffected. The span is the
+    /// reference's own (before its gain is mapped onto T), which differs
+    /// from T's by the ±10 % gain at most.
     pub edge_tolerance: f32,
     /// Sigma mode's 2×2 box flags above this fraction of the pixel
     /// threshold (`BOX_THRESHOLD_RATIO` by default). Grain averages no
@@ -285,7 +287,8 @@ impl Detector {
         out.shift_right = ar.shift;
         out.align_confidence_left = al.confidence;
         out.align_confidence_right = ar.confidence;
-        if al.confidence.min(ar.confidence) < self.params.min_align_confidence {
+        let untrusted = |c: f32| c.is_nan() || c < self.params.min_align_confidence;
+        if untrusted(al.confidence) || untrusted(ar.confidence) {
             out.alignment_untrusted = true;
             return;
         }
@@ -370,7 +373,13 @@ impl Detector {
         // Strictly above a whole number of grey levels; the box compares a
         // sum of four pixels with its fraction of the pixel threshold.
         let grey = |t: f32| (t.floor().min(255.0) as u16, u16::MAX);
-        let box_ratio = self.params.box_threshold_ratio.clamp(0.0, 1.0);
+        // As the recipe allows (NaN: the default): a ratio near 0 would flag
+        // every box with any difference.
+        let box_ratio = if self.params.box_threshold_ratio.is_nan() {
+            BOX_THRESHOLD_RATIO
+        } else {
+            self.params.box_threshold_ratio.clamp(0.1, 1.0)
+        };
         let by_sigma = |k: f32| {
             let t = (k * sigma).max(floor).min(254.0);
             (t.floor() as u16, (4.0 * t * box_ratio).floor() as u16)
