@@ -380,6 +380,31 @@ fn flag_span_body(
 mod tests {
     use super::*;
 
+    /// Golden arbitration sees the same edge tolerance as the kernel: a
+    /// component 10 grey beyond an edge of the golden die (span 100)
+    /// differs from it at threshold 5 without tolerance, and not with
+    /// 0.25 of the span; on a flat golden it differs either way.
+    #[test]
+    fn golden_arbitration_applies_the_edge_tolerance() {
+        let w = 4;
+        // Columns 0-1 dark (50), 2-3 bright (150): every 2×2 footprint
+        // starting in column 1 spans the edge.
+        let edge: Vec<u8> = (0..w * w)
+            .map(|i| if i % w < 2 { 50 } else { 150 })
+            .collect();
+        let flat = vec![100u8; w * w];
+        let mut t = vec![100u8; w * w];
+        t[w + 1] = 160;
+        let differs = |golden: &[u8], t: &[u8], edge_q7: u16| {
+            let g = prepared(golden, 1.0, 0.0, 0, edge_q7);
+            differs_from(t, &g, w, w, [1, 1, 2, 2], 5, 1)
+        };
+        assert!(differs(&edge, &t, 0));
+        assert!(!differs(&edge, &t, 32));
+        t[w + 1] = 110;
+        assert!(differs(&flat, &t, 32));
+    }
+
     /// A pixel on an edge (footprint 50..150) 10 grey beyond it: flagged
     /// at threshold 5 without edge tolerance; with 0.25 (25 of the span of
     /// 100) it is not; a flat footprint gets no tolerance at all.
