@@ -297,8 +297,17 @@ impl Detector {
         // registers T (T's pixel (x, y) is the die's (x + dx, y + dy)).
         // Care areas are placed, and defects reported, in die coordinates;
         // with only neighbours to go by, the image is taken as the die.
-        let golden_alignment =
-            golden.map(|g| align(test.profiles, g.profiles, self.params.max_shift_px));
+        // An edge die's golden side is the golden die itself: its
+        // alignment is already measured.
+        let golden_alignment = golden.map(|g| {
+            if g.same_image(&left) {
+                al
+            } else if g.same_image(&right) {
+                ar
+            } else {
+                align(test.profiles, g.profiles, self.params.max_shift_px)
+            }
+        });
         let registration = if left.is_golden || mode == ReferenceMode::DieToReference {
             Some(al.shift)
         } else if right.is_golden {
