@@ -36,15 +36,20 @@ fn wait_for(count: &AtomicU64, target: u64) {
     }
 }
 
-#[test]
-fn acquisition_detection_and_handoffs_allocate_nothing_after_warm_up() {
-    let geometry = WaferGeometry {
+/// The 200 mm wafer both tests image.
+fn wafer_200mm() -> WaferGeometry {
+    WaferGeometry {
         diameter_mm: 200.0,
         die_pitch_um: (16_000.0, 16_000.0),
         die_size_um: (15_800.0, 15_800.0),
         edge_exclusion_mm: 3.0,
         notch: Notch::Down,
-    };
+    }
+}
+
+#[test]
+fn acquisition_detection_and_handoffs_allocate_nothing_after_warm_up() {
+    let geometry = wafer_200mm();
     let wafer = Arc::new(SimWafer::new(geometry, FrameGeometry::gray8(1024, 1024), 7));
     let dies = wafer.sites.len() as u64;
     let faults = Arc::new(SimFaults::default());
@@ -157,13 +162,7 @@ fn the_detectors_new_steps_allocate_nothing() {
     };
 
     let size = 512u32;
-    let geometry = WaferGeometry {
-        diameter_mm: 200.0,
-        die_pitch_um: (16_000.0, 16_000.0),
-        die_size_um: (15_800.0, 15_800.0),
-        edge_exclusion_mm: 3.0,
-        notch: Notch::Down,
-    };
+    let geometry = wafer_200mm();
     let wafer = Arc::new(SimWafer::new(geometry, FrameGeometry::gray8(size, size), 3));
     let imaging = RealisticImaging {
         stage_repeat_px: 24.0,
@@ -174,11 +173,7 @@ fn the_detectors_new_steps_allocate_nothing() {
         SimRealism::Realistic(imaging),
         Arc::new(SimFaults::default()),
     );
-    let row = wafer
-        .sites
-        .windows(3)
-        .position(|w| w[0].row == w[2].row && (w[0].col - w[2].col).abs() == 2)
-        .expect("a row of three dies");
+    let row = wafer.row_of_three(|_| true).expect("a row of three dies");
     let pool = FramePool::new(3, FrameGeometry::gray8(size, size));
     let mut frames: Vec<_> = (0..3).map(|_| pool.try_lease().unwrap()).collect();
     let mut profiles: Vec<Profiles> = (0..3).map(|_| Profiles::new(size, size)).collect();

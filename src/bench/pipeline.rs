@@ -33,17 +33,10 @@ fn realistic_per_die_work(r: &mut Report, size: u32) -> anyhow::Result<()> {
         Arc::new(SimFaults::default()),
     );
     let row = wafer
-        .sites
-        .windows(3)
-        .position(|w| w[0].row == w[2].row && (w[0].col - w[2].col).abs() == 2)
+        .row_of_three(|_| true)
         .ok_or_else(|| anyhow::anyhow!("no row of three dies on the bench wafer"))?;
     let pool = FramePool::new(3, FrameGeometry::gray8(size, size));
-    let mut frames3: Vec<_> = (0..3)
-        .map(|_| pool.try_lease().expect("3 buffers"))
-        .collect();
-    for (k, f) in frames3.iter_mut().enumerate() {
-        camera.capture(wafer.sites[row + k].index, f)?;
-    }
+    let frames3 = capture_row(&mut camera, &pool, &wafer, row)?;
     let profiles = profiles_of(&frames3, size);
     // The recipe of the sensitivity table (k·σ thresholds, the 2×2 box,
     // edge tolerance): the settings whose recall and nuisance rate
@@ -52,9 +45,7 @@ fn realistic_per_die_work(r: &mut Report, size: u32) -> anyhow::Result<()> {
     let mut out = DieResult::default();
     // With the taught golden die, as the station passes it: it registers
     // the die (care areas and positions in die coordinates) and arbitrates.
-    let golden = camera.golden();
-    let mut golden_profiles = Profiles::new(size, size);
-    golden_profiles.compute(&golden);
+    let (golden, golden_profiles) = golden_of(&camera, size);
     let ns = per_die_work_ns(
         size,
         &mut det,
@@ -97,6 +88,31 @@ fn realistic_per_die_work(r: &mut Report, size: u32) -> anyhow::Result<()> {
         "grey_levels",
     );
     Ok(())
+}
+
+/// The three dies of the row starting at `sites[row]`, imaged into frames
+/// leased from `pool` (left, middle, right).
+fn capture_row(
+    camera: &mut SimCamera,
+    pool: &FramePool,
+    wafer: &SimWafer,
+    row: usize,
+) -> anyhow::Result<Vec<Frame>> {
+    let mut frames: Vec<_> = (0..3)
+        .map(|_| pool.try_lease().expect("3 buffers"))
+        .collect();
+    for (k, f) in frames.iter_mut().enumerate() {
+        camera.capture(wafer.sites[row + k].index, f)?;
+    }
+    Ok(frames)
+}
+
+/// The camera's golden die with its profiles.
+fn golden_of(camera: &SimCamera, size: u32) -> (Arc<[u8]>, Profiles) {
+    let golden = camera.golden();
+    let mut profiles = Profiles::new(size, size);
+    profiles.compute(&golden);
+    (golden, profiles)
 }
 
 /// Each frame's profiles, computed once (as the acquisition does).
@@ -162,31 +178,18 @@ pub fn run(frames: u64, size: u32) -> anyhow::Result<Report> {
 
     // Parts alone, on this thread.
     let pool = FramePool::new(3, FrameGeometry::gray8(size, size));
+    // A die with defects between two neighbours, so the labeller and
+    // classifier are part of what is timed.
     let row = wafer
-        .sites
-        .windows(3)
-        .position(|w| {
-            // A die with defects between two neighbours, so the labeller and
-            // classifier are part of what is timed.
-            w[0].row == w[2].row
-                && (w[0].col - w[2].col).abs() == 2
-                && wafer.defects_of(w[1].index).len() >= 2
-        })
+        .row_of_three(|die| wafer.defects_of(die).len() >= 2)
         .ok_or_else(|| anyhow::anyhow!("no row of three dies on the bench wafer"))?;
-    let mut frames3: Vec<_> = (0..3)
-        .map(|_| pool.try_lease().expect("3 buffers"))
-        .collect();
-    for (k, f) in frames3.iter_mut().enumerate() {
-        camera.capture(wafer.sites[row + k].index, f)?;
-    }
+    let mut frames3 = capture_row(&mut camera, &pool, &wafer, row)?;
     let render_ns = median_ns_per_op(7, 50.0, || {
         camera.capture(wafer.sites[row].index, &mut frames3[0]).ok();
     });
     r.add("render_per_frame", render_ns / 1e6, "ms");
     let profiles = profiles_of(&frames3, size);
-    let golden = camera.golden();
-    let mut golden_profiles = Profiles::new(size, size);
-    golden_profiles.compute(&golden);
+    let (golden, golden_profiles) = golden_of(&camera, size);
     let mut det = Detector::new(size, size, DetectParams::default());
     r.add_text("kernel_isa", det.kernel_isa());
     let mut out = DieResult::default();

@@ -63,6 +63,16 @@ impl SimWafer {
         }
     }
 
+    /// Where in `sites` the first three consecutive sites are left
+    /// neighbour, middle and right neighbour in one row (either scan
+    /// direction) with `middle` true of the middle die's index: a die with
+    /// both neighbours, as benchmarks and tests time or inspect one.
+    pub fn row_of_three(&self, middle: impl Fn(u32) -> bool) -> Option<usize> {
+        self.sites.windows(3).position(|w| {
+            w[0].row == w[2].row && (w[0].col - w[2].col).abs() == 2 && middle(w[1].index)
+        })
+    }
+
     /// µm per image pixel (the die image spans the die).
     pub fn pixel_um(&self) -> f64 {
         self.geometry.die_size_um.0 / self.frame.width as f64
