@@ -55,6 +55,27 @@ impl Die {
     }
 }
 
+/// `test` inspected against `left` and `right` (the golden die
+/// arbitrating, if given) by a new detector with `params`.
+fn inspected(
+    params: DetectParams,
+    test: &Die,
+    left: &Die,
+    right: &Die,
+    golden: Option<&Die>,
+) -> DieResult {
+    let mut det = Detector::new(SIZE, SIZE, params);
+    let mut out = DieResult::default();
+    det.inspect(
+        test.reference(),
+        left.reference(),
+        right.reference(),
+        golden.map(|g| Reference::golden(&g.pixels, &g.profiles)),
+        &mut out,
+    );
+    out
+}
+
 /// Whether a defect lies within 3 px of the square at (x, y).
 fn found_at(out: &DieResult, (x, y): (usize, usize), side: usize) -> bool {
     out.defects().iter().any(|d| {
@@ -92,15 +113,7 @@ fn large_stage_errors_and_brightness_differences_give_no_false_defects() {
         let test = Die::rendered((0.0, 0.0), 3.0, 1)
             .with_levels(gain, offset)
             .with_defect(spot, 5, 30.0);
-        let mut det = Detector::new(SIZE, SIZE, DetectParams::default());
-        let mut out = DieResult::default();
-        det.inspect(
-            test.reference(),
-            left.reference(),
-            right.reference(),
-            None,
-            &mut out,
-        );
+        let out = inspected(DetectParams::default(), &test, &left, &right, None);
         assert!(!out.alignment_untrusted, "{out:?}");
         assert_eq!(out.reference_mode, ReferenceMode::DieToDie);
         assert!(
@@ -297,18 +310,7 @@ fn care_areas_set_their_own_threshold_or_hide_defects() {
     let left = Die::rendered((3.2, -1.4), 2.0, 2);
     let right = Die::rendered((-2.5, 2.1), 2.0, 3);
     let test = Die::rendered((0.0, 0.0), 2.0, 1).with_defect(spot, 5, 30.0);
-    let inspect_with = |params: DetectParams| {
-        let mut det = Detector::new(SIZE, SIZE, params);
-        let mut out = DieResult::default();
-        det.inspect(
-            test.reference(),
-            left.reference(),
-            right.reference(),
-            None,
-            &mut out,
-        );
-        out
-    };
+    let inspect_with = |params: DetectParams| inspected(params, &test, &left, &right, None);
     let inspect = |areas: CareAreas| {
         inspect_with(DetectParams {
             care_areas: areas,
@@ -380,15 +382,7 @@ fn care_areas_set_their_own_threshold_or_hide_defects() {
         care_areas: strip,
         ..DetectParams::default()
     };
-    let mut det = Detector::new(SIZE, SIZE, params);
-    let mut out = DieResult::default();
-    det.inspect(
-        wide.reference(),
-        left.reference(),
-        right.reference(),
-        None,
-        &mut out,
-    );
+    let out = inspected(params, &wide, &left, &right, None);
     assert_eq!(out.count, 2, "{:?}", out.defects());
 }
 
@@ -412,15 +406,7 @@ fn defects_and_care_areas_are_in_die_coordinates_under_stage_error() {
     let left = Die::rendered((3.0, -2.0), 2.0, 2);
     let right = Die::rendered((-4.0, 1.0), 2.0, 3);
     let inspect = |params: DetectParams, with_golden: bool| {
-        let mut det = Detector::new(SIZE, SIZE, params);
-        let mut out = DieResult::default();
-        det.inspect(
-            test.reference(),
-            left.reference(),
-            right.reference(),
-            with_golden.then(|| Reference::golden(&golden.pixels, &golden.profiles)),
-            &mut out,
-        );
+        let out = inspected(params, &test, &left, &right, with_golden.then_some(&golden));
         assert!(!out.alignment_untrusted);
         out
     };
