@@ -10,6 +10,7 @@ pub mod machine;
 pub mod monitor;
 pub mod pipeline;
 pub mod run;
+pub mod station;
 pub mod store;
 #[cfg(feature = "gui")]
 pub mod ui;

@@ -18,7 +18,8 @@ Exit codes:
   3  `run`: stopped by the operator (Ctrl-C)
   4  `run`: aborted (Ctrl-C twice, or a safety trip that cannot resume)
   5  `run`: faulted (the reason is printed and recorded with the run)
-  6  `run`: not ready (an interlock refused the start)
+  6  `run`: not ready (an interlock refused the start); `devices`: a device
+     did not answer
   7  `run`: completed and recorded, but its KLARF or thumbnails could not be
      written (the reason is printed and recorded; repeat with `export`)
   8  standard output was closed (e.g. `| head`) or could not be written";
@@ -31,6 +32,11 @@ Exit codes:
     after_help = EXIT_CODES
 )]
 struct Cli {
+    /// The machine: `sim` (the built-in simulated tool) or a machine
+    /// configuration file naming a driver per subsystem
+    /// (docs/machine-config.md). Used by the window and `run`.
+    #[arg(long, global = true, default_value = "sim")]
+    machine: String,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -132,7 +138,7 @@ enum Command {
     Teach {
         #[arg(long)]
         recipe: std::path::PathBuf,
-        #[arg(long, default_value_t = waferscope::run::station::DEFAULT_TEACH_DIES)]
+        #[arg(long, default_value_t = waferscope::run::machine::DEFAULT_TEACH_DIES)]
         dies: usize,
         #[arg(long, default_value = "golden")]
         golden_dir: std::path::PathBuf,
@@ -195,6 +201,18 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Validate a machine configuration file without connecting to
+    /// anything; prints which driver serves each subsystem.
+    CheckConfig {
+        /// The machine configuration (TOML).
+        path: std::path::PathBuf,
+    },
+    /// Connect to every device of a machine configuration once and report
+    /// each one's state and readings (exit 6 if any did not answer).
+    Devices {
+        /// The machine configuration (TOML), or `sim`.
+        path: std::path::PathBuf,
     },
     /// List the runs recorded in a results database.
     Runs {
@@ -290,12 +308,18 @@ fn fail(e: anyhow::Error) -> ! {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // Validated before anything starts: a bad file exits 2 naming the file
+    // and field. Only the commands that drive the machine read it.
+    let machine = || waferscope::machine::MachineConfig::from_arg(&cli.machine);
     match cli.command {
         #[cfg(not(feature = "gui"))]
         None => waferscope::cli::simulate::run(&Default::default()),
         #[cfg(feature = "gui")]
         None => waferscope::cli::gui::run(waferscope::cli::gui::GuiArgs {
-            station: Default::default(),
+            station: waferscope::station::StationConfig {
+                machine: machine()?,
+                ..Default::default()
+            },
             log_dir: "logs".into(),
             keep_days: waferscope::logging::DEFAULT_KEEP_DAYS,
             autostart: None,
@@ -316,7 +340,8 @@ fn run(cli: Cli) -> Result<()> {
             demo,
             exit_after,
         }) => waferscope::cli::gui::run(waferscope::cli::gui::GuiArgs {
-            station: waferscope::ui::StationConfig {
+            station: waferscope::station::StationConfig {
+                machine: machine()?,
                 db,
                 alarms,
                 recipes,
@@ -331,6 +356,13 @@ fn run(cli: Cli) -> Result<()> {
             demo,
             exit_after: exit_after.map(std::time::Duration::from_secs_f64),
         }),
+        Some(Command::CheckConfig { path }) => waferscope::cli::devices::check_config(&path),
+        Some(Command::Devices { path }) => {
+            if !waferscope::cli::devices::devices(&path)? {
+                std::process::exit(exit_code::NOT_READY);
+            }
+            Ok(())
+        }
         Some(Command::Runs { db }) => waferscope::cli::export::list(&db),
         Some(Command::Export {
             run,
@@ -357,6 +389,7 @@ fn run(cli: Cli) -> Result<()> {
             sim_fps,
         }) => {
             let args = waferscope::cli::run::RunArgs {
+                machine: machine()?,
                 sim_fps,
                 recipe,
                 lot,

@@ -61,7 +61,7 @@ fn score_wafer(seed: u64, score: &mut Score) {
     // The golden die is taught from dies of the wafer (the median of 5),
     // as on the tool: never the simulator's noise-free render.
     let plan: Vec<u32> = wafer.sites.iter().map(|s| s.index).collect();
-    let golden = waferscope::run::station::teach_on(&wafer, &plan, 5)
+    let golden = waferscope::run::machine::teach_on(&wafer, &plan, 5)
         .unwrap()
         .pixels;
     let mut golden_prof = Profiles::new(SIZE, SIZE);

@@ -8,7 +8,8 @@ use egui_kittest::Harness;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use waferscope::machine::{SIGNALS, SUBSYSTEMS};
-use waferscope::ui::{Station, StationApp, StationConfig};
+use waferscope::station::{Station, StationConfig};
+use waferscope::ui::StationApp;
 
 #[test]
 fn a_dead_poller_shows_every_row_lost_and_the_monitor_stopped_alarm() {
@@ -25,6 +26,7 @@ fn a_dead_poller_shows_every_row_lost_and_the_monitor_stopped_alarm() {
         paced: true,
         camera_fps: 60.0,
         resume_after: Duration::from_millis(300),
+        ..StationConfig::default()
     })
     .unwrap();
     let switch = station.monitor.panic_switch.clone();

@@ -45,7 +45,7 @@ struct Tool {
     /// last made safe.
     captures: Arc<waferscope::hot::Counter>,
     captures_at_safe: Arc<std::sync::atomic::AtomicU64>,
-    current: Arc<Mutex<Option<waferscope::run::station::LivePipeline>>>,
+    current: Arc<Mutex<Option<waferscope::run::machine::LivePipeline>>>,
     engine: EngineHandle,
     view: Mutex<waferscope::hot::LatestReader<waferscope::run::RunSnapshot>>,
     store: Arc<Mutex<MemoryStore>>,

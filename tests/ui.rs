@@ -9,8 +9,9 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use waferscope::station::{Station, StationConfig};
 use waferscope::ui::wafer_map::DieMark;
-use waferscope::ui::{Station, StationApp, StationConfig};
+use waferscope::ui::StationApp;
 
 fn app(name: &str) -> (StationApp, PathBuf) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -26,6 +27,7 @@ fn app(name: &str) -> (StationApp, PathBuf) {
         paced: true,
         camera_fps: 60.0,
         resume_after: Duration::from_millis(300),
+        ..StationConfig::default()
     })
     .unwrap();
     (StationApp::new(station).unwrap(), d)
@@ -213,6 +215,7 @@ fn app_in(d: &std::path::Path, thumbnails: PathBuf) -> StationApp {
         paced: false,
         camera_fps: 60.0,
         resume_after: Duration::from_millis(300),
+        ..StationConfig::default()
     })
     .unwrap();
     StationApp::new(station).unwrap()
@@ -230,7 +233,7 @@ fn the_run_history_is_the_newest_runs_with_a_note_not_the_whole_table() {
     use waferscope::store::{RunIdentity, RunLayout, RunStart, RunStore, SqliteStore};
     let d = fresh_dir("history");
     let mut store = SqliteStore::open(&d.join("station.db")).unwrap();
-    let runs = waferscope::ui::station::HISTORY_LIMIT as u64 + 25;
+    let runs = waferscope::station::HISTORY_LIMIT as u64 + 25;
     for n in 0..runs {
         let id = store
             .begin(&RunStart {
@@ -263,7 +266,7 @@ fn the_run_history_is_the_newest_runs_with_a_note_not_the_whole_table() {
     });
     {
         let history = h.state().station.history.lock().unwrap();
-        assert_eq!(history.runs.len(), waferscope::ui::station::HISTORY_LIMIT);
+        assert_eq!(history.runs.len(), waferscope::station::HISTORY_LIMIT);
         assert_eq!(
             history.runs[0].wafer,
             format!("W{}", runs - 1),

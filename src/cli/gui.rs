@@ -1,7 +1,8 @@
 //! `waferscope` / `waferscope gui`: the operator window on the simulated
 //! tool.
 
-use crate::ui::{Station, StationApp, StationConfig};
+use crate::station::{Station, StationConfig};
+use crate::ui::StationApp;
 use anyhow::{anyhow, Result};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

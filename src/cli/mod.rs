@@ -1,6 +1,7 @@
 //! Headless commands behind `waferscope …` (the argument parsing itself is
 //! in main.rs).
 
+pub mod devices;
 pub mod export;
 #[cfg(feature = "gui")]
 pub mod gui;

@@ -1,20 +1,20 @@
-//! `waferscope run`: one wafer, headless, on the simulated tool, with a
-//! progress bar; Ctrl-C stops, a second Ctrl-C aborts.
+//! `waferscope run`: one wafer, headless, on the machine the configuration
+//! names (the simulated tool by default), with a progress bar; Ctrl-C
+//! stops, a second Ctrl-C aborts.
 
-use crate::machine::sim::{SimIo, SimIoFaults};
+use crate::machine::MachineConfig;
 use crate::monitor::alarm_defs;
-use crate::monitor::{content_hash, AlarmService, Journal, Monitor, MonitorConfig};
-use crate::run::{
-    recipe, EngineConfig, ExitStatus, RunCommand, RunEngine, RunSnapshot, RunState, SimMachine,
-};
+use crate::run::{recipe, ExitStatus, RunCommand, RunSnapshot, RunState};
+use crate::station::{Station, StationConfig};
 use crate::store::dirs::ensure_writable_dir;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub struct RunArgs {
+    /// Which driver serves each subsystem.
+    pub machine: MachineConfig,
     pub recipe: PathBuf,
     pub lot: String,
     pub wafer: String,
@@ -115,8 +115,8 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         args.sim_fps
     );
     let recipe = recipe::load(&args.recipe)?;
-    let defs: Arc<[_]> = alarm_defs::load(&args.alarms)?.into();
-    let defs_hash = content_hash(&std::fs::read_to_string(&args.alarms).unwrap_or_default());
+    // Checked before anything starts (the station loads it again).
+    alarm_defs::load(&args.alarms)?;
     let _log = crate::logging::init(&args.log_dir, false, args.keep_days)?;
     if let Some(dir) = &args.klarf_dir {
         anyhow::ensure!(
@@ -145,52 +145,28 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             )
         },
     )?;
-    let mut store = crate::store::SqliteStore::open(&args.db)?;
-    for id in &store.recovered {
-        crate::errln!("note: run {id} was interrupted (the program stopped mid-run); closed as aborted, its results kept");
-    }
-    store.klarf_dir = args.klarf_dir.clone();
     for warning in &ids.warnings {
         crate::errln!("warning: {warning}");
         tracing::warn!("{warning}");
     }
-    let journal = Journal::open(&args.db)?;
-
-    let io = SimIoFaults::new();
-    let monitor = Monitor::start(Box::new(SimIo::new(io)), MonitorConfig::default());
-    let alarms = AlarmService::start(
-        defs.clone(),
-        &defs_hash,
-        journal,
-        monitor.snapshots.reader().context("monitor readers")?,
-        monitor.epoch,
-        Duration::from_millis(5),
-    )?;
-    let mut machine = if args.fast {
-        SimMachine::fast(args.seed)
-    } else {
-        let mut m = SimMachine::new(args.seed);
-        m.camera_fps = Some(args.sim_fps);
-        m
-    };
-    machine.golden_dir = Some(golden_dir(args));
-    let (engine, handle) = RunEngine::new(
-        Box::new(machine),
-        monitor.snapshots.reader().context("monitor readers")?,
-        alarms.snapshots.reader().context("alarm readers")?,
-        defs,
-        Box::new(store),
-        EngineConfig {
-            thumbnail_root: Some(args.thumbnail_dir.clone()),
-            ..EngineConfig::default()
-        },
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let engine_task = rt.spawn(engine.serve());
+    let station = Station::start(StationConfig {
+        machine: args.machine.clone(),
+        db: args.db.clone(),
+        alarms: args.alarms.clone(),
+        thumbnails: args.thumbnail_dir.clone(),
+        golden_dir: Some(golden_dir(args)),
+        klarf_dir: args.klarf_dir.clone(),
+        read_history: false,
+        wafer_seed: args.seed,
+        paced: !args.fast,
+        camera_fps: args.sim_fps,
+        ..StationConfig::default()
+    })?;
+    let (monitor, handle, rt) = (&station.monitor, &station.engine, station.runtime());
+    let engine_task = &station.engine_task;
+    for id in &station.recovered_runs {
+        crate::errln!("note: run {id} was interrupted (the program stopped mid-run); closed as aborted, its results kept");
+    }
 
     // Give the monitor a moment to see every heartbeat.
     let mut machine_view = monitor.snapshots.reader().context("monitor readers")?;
@@ -327,10 +303,10 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     if let Err(e) = summary {
         crate::errln!("warning: {e}");
     }
-    alarms.stop();
-    // Dropping the runtime drops the engine and with it the store, which
+    // Dropping the station stops the alarm service (its journal written
+    // out) and drops the runtime, the engine and with it the store, which
     // commits and closes the database.
-    drop(rt);
+    drop(station);
     // The engine's end state says whether the exports were written; the
     // database is not read again (a read could fail for a run that did
     // happen, and would leave -wal/-shm behind).

@@ -81,7 +81,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
     // simulator's own noise-free render).
     let plan: Vec<u32> = wafer.sites.iter().map(|s| s.index).collect();
     let golden =
-        crate::run::station::teach_on(&wafer, &plan, crate::run::station::DEFAULT_TEACH_DIES)?
+        crate::run::machine::teach_on(&wafer, &plan, crate::run::machine::DEFAULT_TEACH_DIES)?
             .pixels
             .into();
     let stage = SimStage::new(400.0, Duration::from_millis(2), 1.0, faults);

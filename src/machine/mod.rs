@@ -1,11 +1,15 @@
 //! Devices: the wafer map every device works against, and the built-in
-//! simulated machine. Real drivers (Modbus, GigE Vision) go beside `sim`.
+//! simulated machine, the machine configuration naming a driver per
+//! subsystem, and the real drivers beside `sim` (Modbus TCP I/O).
 
+pub mod config;
 pub mod faults;
 pub mod io;
+pub mod modbus;
 pub mod sim;
 pub mod wafer_map;
 
+pub use config::{IoDriver, MachineConfig};
 pub use faults::{CameraError, SimFaults, StageError};
 pub use io::{Io, IoError, Signal, SignalInfo, Subsystem, SIGNALS, SUBSYSTEMS};
 pub use wafer_map::{die_grid, die_grid_offset, DieSite, Notch, WaferGeometry};

@@ -3,11 +3,11 @@
 //! the pipeline, and between dies handles operator commands, interlocks and
 //! suspenders.
 
+use super::machine::MachineControl;
 use super::recipe::ValidRecipe;
 use super::safety::{abort_cause, interlock_failures_at, suspend_cause, SafetyLimits};
 use super::snapshot::{RunEvent, RunSnapshot};
 use super::state::{transition, CommandKind, RunCommand, RunState};
-use super::station::MachineControl;
 use super::text::FixedText;
 use crate::hot::{latest_cell, LatestReader, LatestSubscriber, LatestWriter, ThreadState};
 use crate::monitor::alarm_engine::unix_ms_now;

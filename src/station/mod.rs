@@ -1,16 +1,23 @@
-//! Everything the operator station runs behind its window: the simulated
-//! tool's monitor and alarms, the run engine and its store, and background
-//! readers of the database (so the UI thread never touches it).
+//! The one composition root: everything a station runs (the machine's
+//! I/O driver and its monitor, the alarms, the run engine with its store,
+//! and for the window a background reader of the database), built from a
+//! machine configuration. The window, `waferscope run` and the tests all
+//! start a station here, so there is one place that decides which driver
+//! serves which subsystem.
 
+pub mod db_reader;
+
+use crate::machine::modbus::{LinkStatus, ModbusIo};
 use crate::machine::sim::{SimIo, SimIoFaults};
-use crate::machine::SimFaults;
+use crate::machine::{Io, IoDriver, MachineConfig, SimFaults};
 use crate::monitor::{
     alarm_defs, content_hash, AlarmDef, AlarmService, Journal, JournalRow, Monitor, MonitorConfig,
 };
 use crate::run::{EngineConfig, EngineHandle, LivePipeline, RunEngine, SimMachine};
-use crate::store::query::{recent_runs, RunRow};
+use crate::store::query::RunRow;
 use crate::store::SqliteStore;
 use anyhow::{Context, Result};
+use db_reader::spawn_db_reader;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,10 +25,20 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct StationConfig {
+    /// Which driver serves each subsystem.
+    pub machine: MachineConfig,
     pub db: PathBuf,
     pub alarms: PathBuf,
     pub recipes: PathBuf,
     pub thumbnails: PathBuf,
+    /// Taught golden dies, one per recipe; `None`: `golden/` beside the
+    /// database (the station's data stays together).
+    pub golden_dir: Option<PathBuf>,
+    /// Where each run's KLARF is written when it ends (`None`: not written).
+    pub klarf_dir: Option<PathBuf>,
+    /// Keep the alarm journal and run history fresh for the window (a
+    /// thread of its own with its own connection).
+    pub read_history: bool,
     pub wafer_seed: u64,
     /// Pace the simulated stage and camera like the real tool.
     pub paced: bool,
@@ -54,13 +71,30 @@ impl RunHistory {
     }
 }
 
+impl StationConfig {
+    /// Where taught golden dies are kept: `golden_dir`, or `golden/`
+    /// beside the database.
+    pub fn golden_dir(&self) -> PathBuf {
+        self.golden_dir.clone().unwrap_or_else(|| {
+            self.db
+                .parent()
+                .unwrap_or(std::path::Path::new(""))
+                .join("golden")
+        })
+    }
+}
+
 impl Default for StationConfig {
     fn default() -> Self {
         Self {
+            machine: MachineConfig::sim(),
             db: "waferscope.db".into(),
             alarms: "assets/alarms.toml".into(),
             recipes: "assets/recipes".into(),
             thumbnails: "thumbnails".into(),
+            golden_dir: None,
+            klarf_dir: None,
+            read_history: true,
             wafer_seed: 1,
             paced: true,
             camera_fps: 60.0,
@@ -75,7 +109,10 @@ pub struct Station {
     pub monitor: Monitor,
     pub alarms: AlarmService,
     pub alarm_defs: Arc<[AlarmDef]>,
-    pub io_faults: Arc<SimIoFaults>,
+    /// The simulated I/O's fault switchboard (`None` on real I/O).
+    pub io_faults: Option<Arc<SimIoFaults>>,
+    /// Each Modbus server's link, by name (empty on simulated I/O).
+    pub io_links: Vec<(String, Arc<LinkStatus>)>,
     pub device_faults: Arc<SimFaults>,
     pub tool_safe: Arc<AtomicBool>,
     pub live: Arc<Mutex<Option<LivePipeline>>>,
@@ -86,28 +123,56 @@ pub struct Station {
     /// Why the background database reader is not reading, if it is not
     /// (shown in the window; also logged).
     pub db_reader_error: Arc<Mutex<Option<String>>>,
+    /// The run engine's task: finished before the station is dropped only
+    /// if the engine panicked.
+    pub engine_task: tokio::task::JoinHandle<()>,
+    /// Runs a previous stop of the program interrupted, closed as aborted
+    /// when the store opened (their results kept).
+    pub recovered_runs: Vec<i64>,
     stop: Arc<AtomicBool>,
     // Declared last: dropped last, after everything that uses it.
-    _rt: tokio::runtime::Runtime,
+    rt: tokio::runtime::Runtime,
 }
 
 impl Station {
     pub fn start(cfg: StationConfig) -> Result<Self> {
         let defs: Arc<[AlarmDef]> = alarm_defs::load(&cfg.alarms)?.into();
         let hash = content_hash(&std::fs::read_to_string(&cfg.alarms).unwrap_or_default());
-        let store = SqliteStore::open(&cfg.db)?;
+        let mut store = SqliteStore::open(&cfg.db)?;
         for id in &store.recovered {
             tracing::warn!(
                 run = id,
                 "run interrupted by a previous stop of the program: closed as aborted"
             );
         }
+        let recovered_runs = store.recovered.clone();
+        store.klarf_dir = cfg.klarf_dir.clone();
         let journal = Journal::open(&cfg.db)?;
-        let io_faults = SimIoFaults::new();
-        let monitor = Monitor::start(
-            Box::new(SimIo::new(io_faults.clone())),
-            MonitorConfig::default(),
-        );
+        for line in cfg.machine.describe() {
+            tracing::info!("machine: {line}");
+        }
+        let (io, io_faults, io_links, monitor_cfg): (Box<dyn Io>, _, _, _) = match &cfg.machine.io {
+            IoDriver::Sim => {
+                let faults = SimIoFaults::new();
+                (
+                    Box::new(SimIo::new(faults.clone())),
+                    Some(faults),
+                    Vec::new(),
+                    MonitorConfig::default(),
+                )
+            }
+            IoDriver::Modbus(m) => {
+                let io = ModbusIo::new(m);
+                let links = io.statuses();
+                (
+                    Box::new(io),
+                    None,
+                    links,
+                    MonitorConfig { periods: m.periods },
+                )
+            }
+        };
+        let monitor = Monitor::start(io, monitor_cfg);
         let alarms = AlarmService::start(
             defs.clone(),
             &hash,
@@ -116,6 +181,8 @@ impl Station {
             monitor.epoch,
             Duration::from_millis(5),
         )?;
+        // Camera and stage: the simulated tool (the only camera and stage
+        // drivers so far; the configuration refuses any other).
         let mut machine = if cfg.paced {
             SimMachine::new(cfg.wafer_seed)
         } else {
@@ -124,13 +191,7 @@ impl Station {
         if cfg.paced {
             machine.camera_fps = Some(cfg.camera_fps);
         }
-        // Taught golden dies live beside the database, as with `run`.
-        machine.golden_dir = Some(
-            cfg.db
-                .parent()
-                .unwrap_or(std::path::Path::new(""))
-                .join("golden"),
-        );
+        machine.golden_dir = Some(cfg.golden_dir());
         let (device_faults, tool_safe, live) = (
             machine.device_faults.clone(),
             machine.safe.clone(),
@@ -154,21 +215,23 @@ impl Station {
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        rt.spawn(engine.serve());
+        let engine_task = rt.spawn(engine.serve());
         let stop = Arc::new(AtomicBool::new(false));
         let journal_rows = Arc::new(Mutex::new(Vec::new()));
         let history = Arc::new(Mutex::new(RunHistory::default()));
         let db_reader_error = Arc::new(Mutex::new(None));
-        if let Err(e) = spawn_db_reader(
-            cfg.db.clone(),
-            journal_rows.clone(),
-            history.clone(),
-            db_reader_error.clone(),
-            stop.clone(),
-        ) {
-            let why = format!("cannot start the database reader thread: {e}");
-            tracing::error!("{why}");
-            *db_reader_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        if cfg.read_history {
+            if let Err(e) = spawn_db_reader(
+                cfg.db.clone(),
+                journal_rows.clone(),
+                history.clone(),
+                db_reader_error.clone(),
+                stop.clone(),
+            ) {
+                let why = format!("cannot start the database reader thread: {e}");
+                tracing::error!("{why}");
+                *db_reader_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+            }
         }
         Ok(Self {
             cfg,
@@ -177,15 +240,24 @@ impl Station {
             alarms,
             alarm_defs: defs,
             io_faults,
+            io_links,
             device_faults,
             tool_safe,
             live,
             journal: journal_rows,
             history,
             db_reader_error,
+            engine_task,
+            recovered_runs,
             stop,
-            _rt: rt,
+            rt,
         })
+    }
+
+    /// The async runtime the run engine runs on (for tasks beside it, such
+    /// as the console's Ctrl-C handler).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.rt
     }
 
     /// The pipeline of the run in progress, if any.
@@ -210,112 +282,5 @@ impl Station {
 impl Drop for Station {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Re-reads the journal and the newest runs on its own thread and
-/// connection, every 2 s but only when the database changed (SQLite's
-/// `data_version`). A database it cannot open or read is logged and put in
-/// `error` for the window, never silently ignored.
-fn spawn_db_reader(
-    db: PathBuf,
-    journal: Arc<Mutex<Vec<JournalRow>>>,
-    history: Arc<Mutex<RunHistory>>,
-    error: Arc<Mutex<Option<String>>>,
-    stop: Arc<AtomicBool>,
-) -> std::io::Result<()> {
-    let report = move |why: Option<String>| {
-        let mut e = error.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(w) = &why {
-            if e.as_ref() != Some(w) {
-                tracing::error!("{w}");
-            }
-        }
-        *e = why;
-    };
-    crate::hot::liveness::spawn_watched("ui-db-reader", Duration::from_secs(30), move |health| {
-        let opened = Journal::open(&db).and_then(|j| crate::store::db::open(&db).map(|c| (j, c)));
-        let (j, conn) = match opened {
-            Ok(x) => x,
-            Err(e) => {
-                report(Some(format!(
-                    "{}: the run history and alarm journal cannot be shown: {e:#}",
-                    db.display()
-                )));
-                return;
-            }
-        };
-        let mut seen_version = None;
-        while !stop.load(Ordering::Relaxed) {
-            health.beat();
-            let version: rusqlite::Result<i64> =
-                conn.query_row("PRAGMA data_version", [], |r| r.get(0));
-            let changed = match version {
-                Ok(v) => seen_version.replace(v) != Some(v),
-                // Unknown: read anyway.
-                Err(_) => true,
-            };
-            if changed {
-                let read = j.rows(None, 500).and_then(|rows| {
-                    let runs = recent_runs(&conn, HISTORY_LIMIT)?;
-                    Ok((rows, runs))
-                });
-                match read {
-                    Ok((rows, (runs, total))) => {
-                        *journal.lock().unwrap_or_else(|e| e.into_inner()) = rows;
-                        *history.lock().unwrap_or_else(|e| e.into_inner()) =
-                            RunHistory { runs, total };
-                        report(None);
-                    }
-                    Err(e) => {
-                        // Read again next time, even if nothing changed.
-                        seen_version = None;
-                        report(Some(format!(
-                            "{}: cannot read the run history and alarm journal: {e:#}",
-                            db.display()
-                        )));
-                    }
-                }
-            }
-            health.idle();
-            for _ in 0..20 {
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    })
-    .map(|_| ())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_database_the_reader_cannot_open_is_reported_not_ignored() {
-        let db = std::env::temp_dir()
-            .join(format!("waferscope-no-such-dir-{}", std::process::id()))
-            .join("station.db");
-        let error = Arc::new(Mutex::new(None));
-        spawn_db_reader(
-            db.clone(),
-            Arc::default(),
-            Arc::default(),
-            error.clone(),
-            Arc::new(AtomicBool::new(false)),
-        )
-        .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let why = loop {
-            if let Some(why) = error.lock().unwrap().clone() {
-                break why;
-            }
-            assert!(std::time::Instant::now() < deadline, "no error reported");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        assert!(why.contains(&db.display().to_string()), "{why}");
-        assert!(why.contains("cannot be shown"), "{why}");
     }
 }

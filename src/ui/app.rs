@@ -6,7 +6,6 @@ use super::alarms::AlarmPanel;
 use super::command::UiCommand;
 use super::live_view::LiveView;
 use super::run_control::RunControl;
-use super::station::Station;
 use super::view::{Health, View};
 use super::wafer_map::WaferMapState;
 use super::{health, heartbeat, look, simulator, status_strip, wafer_map};
@@ -16,6 +15,7 @@ use crate::monitor::alarm_engine::OperatorName;
 use crate::monitor::trend::TrendRings;
 use crate::monitor::{AlarmCommand, AlarmSnapshot, MachineSnapshot};
 use crate::run::{RunEvent, RunSnapshot, RunState};
+use crate::station::Station;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
@@ -267,7 +267,7 @@ impl StationApp {
                 self.alarm_panel.ui(ui, &view, &journal, &mut out);
             }
             Tab::Health => health::ui(ui, &view),
-            Tab::Simulator => simulator::ui(ui, &view, &mut out),
+            Tab::Simulator => simulator::ui(ui, &view, self.station.io_faults.is_some(), &mut out),
         });
         for c in out {
             self.apply(c);
@@ -353,7 +353,7 @@ impl StationApp {
                 }
             }
             UiCommand::TeachGolden => {
-                let rx = engine.teach_nowait(crate::run::station::DEFAULT_TEACH_DIES);
+                let rx = engine.teach_nowait(crate::run::machine::DEFAULT_TEACH_DIES);
                 self.pending.push(("teach golden die".into(), rx));
             }
             UiCommand::Run(cmd) => {
@@ -377,12 +377,19 @@ impl StationApp {
                 alid,
                 operator: self.operator(),
             }),
-            UiCommand::FreezeHeartbeat(s, on) => self.station.io_faults.freeze_heartbeat(s, on),
+            // Only offered on simulated I/O (the Simulator panel).
+            UiCommand::FreezeHeartbeat(s, on) => {
+                if let Some(faults) = &self.station.io_faults {
+                    faults.freeze_heartbeat(s, on)
+                }
+            }
             UiCommand::VacuumLoss(on) => {
-                if on {
-                    self.station.io_faults.set_value(Signal::ChuckVacuum, 60.0)
-                } else {
-                    self.station.io_faults.restore(Signal::ChuckVacuum)
+                if let Some(faults) = &self.station.io_faults {
+                    if on {
+                        faults.set_value(Signal::ChuckVacuum, 60.0)
+                    } else {
+                        faults.restore(Signal::ChuckVacuum)
+                    }
                 }
             }
             UiCommand::SelectDie(d) => {

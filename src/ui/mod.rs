@@ -11,10 +11,8 @@ pub mod live_view;
 pub mod look;
 pub mod run_control;
 pub mod simulator;
-pub mod station;
 pub mod status_strip;
 pub mod view;
 pub mod wafer_map;
 
 pub use app::{StationApp, Tab};
-pub use station::{Station, StationConfig};

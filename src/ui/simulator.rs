@@ -7,8 +7,15 @@ use crate::machine::SUBSYSTEMS;
 use crate::monitor::Quality;
 use egui::Ui;
 
-pub fn ui(ui: &mut Ui, view: &View, out: &mut Vec<UiCommand>) {
+/// `sim_io`: whether the machine's I/O is the simulator's (its faults can
+/// be injected); on real I/O the panel says so instead of offering buttons
+/// that would do nothing.
+pub fn ui(ui: &mut Ui, view: &View, sim_io: bool, out: &mut Vec<UiCommand>) {
     ui.heading("Simulator");
+    if !sim_io {
+        ui.label("This machine's I/O is real (machine configuration): heartbeat and vacuum faults cannot be injected from here.");
+        return;
+    }
     ui.label("Inject faults into the simulated tool.");
     for s in SUBSYSTEMS {
         let frozen = view.machine.heartbeat(s).quality != Quality::Live;

@@ -1,0 +1,608 @@
+//! The machine configuration: which driver serves each subsystem (camera,
+//! stage, I/O) and, for a real driver, where and how to reach it. Read from
+//! a TOML file (`--machine PATH`) or `sim` (the built-in simulated tool).
+//! Every error names the file, the field and the value, and what is
+//! allowed; unknown keys are errors. Documented in docs/machine-config.md.
+
+use super::io::{Signal, Subsystem, SIGNALS, SUBSYSTEMS};
+use anyhow::{anyhow, bail, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the configuration came from (shown by `check-config`, `devices`
+/// and the window's title).
+#[derive(Debug, Clone, PartialEq)]
+pub enum MachineSource {
+    /// `--machine sim`: the built-in simulated tool.
+    BuiltInSim,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineConfig {
+    pub source: MachineSource,
+    pub camera: CameraDriver,
+    pub stage: StageDriver,
+    pub io: IoDriver,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraDriver {
+    Sim,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageDriver {
+    Sim,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum IoDriver {
+    /// Simulated heartbeats and signals, with the fault switchboard.
+    Sim,
+    Modbus(Box<ModbusIoConfig>),
+}
+
+/// Modbus TCP I/O: every heartbeat and signal mapped to a register.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModbusIoConfig {
+    pub servers: Vec<ModbusServer>,
+    /// One per subsystem, in `SUBSYSTEMS` order.
+    pub heartbeats: [ModbusPoint; SUBSYSTEMS.len()],
+    /// One per signal, in `SIGNALS` order.
+    pub signals: [ModbusPoint; SIGNALS.len()],
+    /// Poll period per signal, in `SIGNALS` order (a heartbeat is polled at
+    /// the fastest period of its subsystem's signals).
+    pub periods: [Duration; SIGNALS.len()],
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModbusServer {
+    pub name: String,
+    pub address: SocketAddr,
+    /// A request not answered in this time fails, and the connection is
+    /// closed (a late answer would be taken for the next request's).
+    pub timeout: Duration,
+    /// Reconnect attempts back off from `reconnect_min` doubling to
+    /// `reconnect_max`, so a dead server costs the poller one connect
+    /// timeout per back-off step, not one per poll.
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+}
+
+/// Which of the four Modbus tables a point is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterKind {
+    /// FC3, 16-bit read/write registers.
+    Holding,
+    /// FC4, 16-bit read-only registers.
+    Input,
+    /// FC1, read/write bits.
+    Coil,
+    /// FC2, read-only bits.
+    Discrete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataType {
+    Bool,
+    U16,
+    I16,
+    U32,
+    I32,
+    F32,
+}
+
+impl DataType {
+    /// Registers (or bits) the value spans.
+    pub fn words(self) -> u16 {
+        match self {
+            Self::Bool | Self::U16 | Self::I16 => 1,
+            Self::U32 | Self::I32 | Self::F32 => 2,
+        }
+    }
+}
+
+/// The order of the two registers of a 32-bit value. Modbus fixes the byte
+/// order within a register (big-endian) but not the order of registers;
+/// devices differ, so it is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WordOrder {
+    /// The high word at the lower address (Modicon convention, "ABCD").
+    #[default]
+    HighFirst,
+    /// The low word at the lower address ("CDAB").
+    LowFirst,
+}
+
+/// One value on a Modbus server: `value = raw × scale + offset`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModbusPoint {
+    /// Index into `ModbusIoConfig::servers`.
+    pub server: usize,
+    pub unit_id: u8,
+    pub register: RegisterKind,
+    pub address: u16,
+    pub data_type: DataType,
+    pub word_order: WordOrder,
+    pub scale: f64,
+    pub offset: f64,
+}
+
+impl MachineConfig {
+    /// The built-in simulated tool.
+    pub fn sim() -> Self {
+        Self {
+            source: MachineSource::BuiltInSim,
+            camera: CameraDriver::Sim,
+            stage: StageDriver::Sim,
+            io: IoDriver::Sim,
+        }
+    }
+
+    /// `--machine` as given: `sim`, or a configuration file.
+    pub fn from_arg(arg: &str) -> Result<Self> {
+        if arg == "sim" {
+            Ok(Self::sim())
+        } else {
+            Self::load(Path::new(arg))
+        }
+    }
+
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow!(
+                "{}: cannot read the machine configuration: {e}",
+                path.display()
+            )
+        })?;
+        parse(&text, MachineSource::File(path.to_path_buf()))
+            .map_err(|e| anyhow!("{}: {e:#}", path.display()))
+    }
+
+    /// One line per subsystem: which driver, and where (for `check-config`
+    /// and the log).
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = vec![
+            format!(
+                "camera: {}",
+                match self.camera {
+                    CameraDriver::Sim => "simulated",
+                }
+            ),
+            format!(
+                "stage: {}",
+                match self.stage {
+                    StageDriver::Sim => "simulated",
+                }
+            ),
+        ];
+        match &self.io {
+            IoDriver::Sim => lines.push("io: simulated".into()),
+            IoDriver::Modbus(m) => {
+                for s in &m.servers {
+                    let points = m
+                        .heartbeats
+                        .iter()
+                        .chain(m.signals.iter())
+                        .filter(|p| m.servers[p.server].name == s.name)
+                        .count();
+                    lines.push(format!(
+                        "io: modbus server `{}` at {} ({} points, timeout {} ms)",
+                        s.name,
+                        s.address,
+                        points,
+                        s.timeout.as_millis()
+                    ));
+                }
+            }
+        }
+        lines
+    }
+}
+
+// ---- the file as written ----------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMachine {
+    camera: RawDriver,
+    stage: RawDriver,
+    io: RawIo,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDriver {
+    driver: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIo {
+    driver: String,
+    #[serde(default)]
+    servers: BTreeMap<String, RawServer>,
+    #[serde(default)]
+    heartbeats: BTreeMap<String, RawPoint>,
+    #[serde(default)]
+    signals: BTreeMap<String, RawPoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    address: String,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+    #[serde(default = "default_reconnect_min_ms")]
+    reconnect_min_ms: u64,
+    #[serde(default = "default_reconnect_max_ms")]
+    reconnect_max_ms: u64,
+    #[serde(default = "default_unit_id")]
+    unit_id: u8,
+}
+
+fn default_timeout_ms() -> u64 {
+    100
+}
+fn default_reconnect_min_ms() -> u64 {
+    100
+}
+fn default_reconnect_max_ms() -> u64 {
+    5000
+}
+fn default_unit_id() -> u8 {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPoint {
+    server: String,
+    unit_id: Option<u8>,
+    register: RegisterKind,
+    address: u32,
+    #[serde(rename = "type")]
+    data_type: DataType,
+    #[serde(default)]
+    word_order: WordOrder,
+    #[serde(default = "one")]
+    scale: f64,
+    #[serde(default)]
+    offset: f64,
+    /// Must be the station's unit for the signal: `scale` converts.
+    unit: Option<String>,
+    period_ms: Option<u64>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Parses and validates configuration text.
+pub fn parse(text: &str, source: MachineSource) -> Result<MachineConfig> {
+    let raw: RawMachine = toml::from_str(text).map_err(|e| match e.span() {
+        Some(span) => anyhow!("line {}: {}", line_of(text, span.start), e.message()),
+        None => anyhow!("{}", e.message()),
+    })?;
+    let camera = match raw.camera.driver.as_str() {
+        "sim" => CameraDriver::Sim,
+        other => bail!("field `camera.driver`: \"{other}\" is not a camera driver of this build; expected \"sim\""),
+    };
+    let stage = match raw.stage.driver.as_str() {
+        "sim" => StageDriver::Sim,
+        other => bail!(
+            "field `stage.driver`: \"{other}\" is not a stage driver of this build; expected \"sim\""
+        ),
+    };
+    let io = match raw.io.driver.as_str() {
+        "sim" => {
+            if !(raw.io.servers.is_empty()
+                && raw.io.heartbeats.is_empty()
+                && raw.io.signals.is_empty())
+            {
+                bail!("field `io.driver`: \"sim\" takes no servers, heartbeats or signals; use \"modbus\" to map them");
+            }
+            IoDriver::Sim
+        }
+        "modbus" => IoDriver::Modbus(Box::new(modbus_io(raw.io)?)),
+        other => {
+            bail!("field `io.driver`: \"{other}\" is not an I/O driver; expected \"sim\" or \"modbus\"")
+        }
+    };
+    Ok(MachineConfig {
+        source,
+        camera,
+        stage,
+        io,
+    })
+}
+
+fn modbus_io(raw: RawIo) -> Result<ModbusIoConfig> {
+    if raw.servers.is_empty() {
+        bail!("field `io.servers`: the modbus driver needs at least one server ([io.servers.NAME] with an address)");
+    }
+    let mut servers = Vec::new();
+    let mut unit_ids = Vec::new();
+    for (name, s) in &raw.servers {
+        let field = |f: &str| format!("field `io.servers.{name}.{f}`");
+        let address: SocketAddr = s.address.parse().map_err(|_| {
+            anyhow!(
+                "{}: \"{}\" is not IP:PORT (e.g. \"192.168.10.20:502\"; host names are not resolved)",
+                field("address"),
+                s.address
+            )
+        })?;
+        ms_in_range(&field("timeout_ms"), s.timeout_ms, 1, 60_000)?;
+        ms_in_range(&field("reconnect_min_ms"), s.reconnect_min_ms, 1, 600_000)?;
+        ms_in_range(&field("reconnect_max_ms"), s.reconnect_max_ms, 1, 600_000)?;
+        if s.reconnect_max_ms < s.reconnect_min_ms {
+            bail!(
+                "{}: {} ms is less than reconnect_min_ms ({} ms)",
+                field("reconnect_max_ms"),
+                s.reconnect_max_ms,
+                s.reconnect_min_ms
+            );
+        }
+        servers.push(ModbusServer {
+            name: name.clone(),
+            address,
+            timeout: Duration::from_millis(s.timeout_ms),
+            reconnect_min: Duration::from_millis(s.reconnect_min_ms),
+            reconnect_max: Duration::from_millis(s.reconnect_max_ms),
+        });
+        unit_ids.push(s.unit_id);
+    }
+    let point = |table: &str, key: &str, p: &RawPoint, unit: Option<&str>| -> Result<ModbusPoint> {
+        let field = |f: &str| format!("field `io.{table}.\"{key}\".{f}`");
+        let server = servers
+            .iter()
+            .position(|s| s.name == p.server)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: \"{}\" is not a server of [io.servers]; known: {}",
+                    field("server"),
+                    p.server,
+                    servers
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+        let bits = matches!(p.register, RegisterKind::Coil | RegisterKind::Discrete);
+        if bits != (p.data_type == DataType::Bool) {
+            bail!(
+                "{}: {:?} does not fit a {:?} point; coils and discrete inputs are `bool`, holding and input registers are u16, i16, u32, i32 or f32",
+                field("type"),
+                p.data_type,
+                p.register
+            );
+        }
+        if p.address + u32::from(p.data_type.words()) > 65_536 {
+            bail!(
+                "{}: {} is outside the register space (0 to {} for a {:?})",
+                field("address"),
+                p.address,
+                65_536 - u32::from(p.data_type.words()),
+                p.data_type
+            );
+        }
+        if !p.scale.is_finite() || p.scale == 0.0 {
+            bail!(
+                "{}: {} must be a finite, non-zero number",
+                field("scale"),
+                p.scale
+            );
+        }
+        if !p.offset.is_finite() {
+            bail!("{}: {} must be a finite number", field("offset"), p.offset);
+        }
+        match (unit, &p.unit) {
+            (Some(want), Some(got)) if want != got => bail!(
+                "{}: \"{got}\" is not the station's unit for {key}, \"{want}\"; convert with `scale` and `offset`",
+                field("unit")
+            ),
+            (Some(want), None) => bail!(
+                "{}: missing; {key} is in \"{want}\" (say so, so a wrong scale is caught when the file is written)",
+                field("unit")
+            ),
+            (None, Some(_)) => bail!("{}: a heartbeat is a counter and has no unit", field("unit")),
+            _ => {}
+        }
+        Ok(ModbusPoint {
+            server,
+            unit_id: p.unit_id.unwrap_or(unit_ids[server]),
+            register: p.register,
+            address: p.address as u16,
+            data_type: p.data_type,
+            word_order: p.word_order,
+            scale: p.scale,
+            offset: p.offset,
+        })
+    };
+
+    let mut heartbeats: [Option<ModbusPoint>; SUBSYSTEMS.len()] = [None; SUBSYSTEMS.len()];
+    for (key, p) in &raw.heartbeats {
+        let sub = Subsystem::from_name(key).ok_or_else(|| {
+            anyhow!(
+                "field `io.heartbeats.\"{key}\"`: not a subsystem; known: {}",
+                SUBSYSTEMS.map(|s| s.name()).join(", ")
+            )
+        })?;
+        if p.period_ms.is_some() {
+            bail!("field `io.heartbeats.\"{key}\".period_ms`: a heartbeat is polled at the fastest period of its subsystem's signals; set period_ms on the signals");
+        }
+        if !matches!(p.data_type, DataType::U16 | DataType::U32) {
+            bail!(
+                "field `io.heartbeats.\"{key}\".type`: {:?}; a heartbeat counter is u16 or u32",
+                p.data_type
+            );
+        }
+        heartbeats[sub.index()] = Some(point("heartbeats", key, p, None)?);
+    }
+    let mut signals: [Option<ModbusPoint>; SIGNALS.len()] = [None; SIGNALS.len()];
+    let mut periods = [Duration::from_millis(5); SIGNALS.len()];
+    for (key, p) in &raw.signals {
+        let sig = Signal::from_name(key).ok_or_else(|| {
+            anyhow!(
+                "field `io.signals.\"{key}\"`: not a signal of the station; known: {}",
+                SIGNALS.map(|s| s.name()).join(", ")
+            )
+        })?;
+        signals[sig.index()] = Some(point("signals", key, p, Some(sig.info().unit))?);
+        if let Some(ms) = p.period_ms {
+            ms_in_range(
+                &format!("field `io.signals.\"{key}\".period_ms`"),
+                ms,
+                1,
+                60_000,
+            )?;
+            periods[sig.index()] = Duration::from_millis(ms);
+        }
+    }
+    let missing: Vec<&str> = SUBSYSTEMS
+        .iter()
+        .filter(|s| heartbeats[s.index()].is_none())
+        .map(|s| s.name())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "field `io.heartbeats`: no heartbeat for {}; every subsystem needs one (its data is judged live, stale or lost by it)",
+            missing.join(", ")
+        );
+    }
+    let missing: Vec<&str> = SIGNALS
+        .iter()
+        .filter(|s| signals[s.index()].is_none())
+        .map(|s| s.name())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "field `io.signals`: no mapping for {}; the station monitors every signal",
+            missing.join(", ")
+        );
+    }
+    Ok(ModbusIoConfig {
+        servers,
+        heartbeats: heartbeats.map(|p| p.expect("checked above")),
+        signals: signals.map(|p| p.expect("checked above")),
+        periods,
+    })
+}
+
+fn ms_in_range(field: &str, v: u64, lo: u64, hi: u64) -> Result<()> {
+    if v < lo || v > hi {
+        bail!("{field}: {v} ms is outside the allowed range {lo} to {hi} ms");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sample file shipped in assets/ parses.
+    #[test]
+    fn the_shipped_modbus_sample_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/machines/modbus-io.toml");
+        let cfg = MachineConfig::load(&path).expect("sample parses");
+        let IoDriver::Modbus(m) = cfg.io else {
+            panic!("sample is modbus")
+        };
+        assert_eq!(m.servers.len(), 1);
+        let x = m.signals[Signal::StagePositionX.index()];
+        assert_eq!(x.data_type, DataType::F32);
+        assert_eq!(x.register, RegisterKind::Holding);
+    }
+
+    #[test]
+    fn sim_is_the_built_in_tool() {
+        assert_eq!(
+            MachineConfig::from_arg("sim").unwrap(),
+            MachineConfig::sim()
+        );
+    }
+
+    fn sample() -> String {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/machines/modbus-io.toml"),
+        )
+        .unwrap()
+    }
+
+    fn err(text: &str) -> String {
+        format!(
+            "{:#}",
+            parse(text, MachineSource::BuiltInSim).expect_err("must be refused")
+        )
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_value() {
+        let s = sample();
+        let e = err(&s.replace("127.0.0.1:5020", "plc.local:502"));
+        assert!(
+            e.contains("io.servers.plc.address") && e.contains("plc.local:502"),
+            "{e}"
+        );
+        let e = err(&s.replace("unit = \"mm\"", "unit = \"µm\""));
+        assert!(
+            e.contains("unit") && e.contains("\"µm\"") && e.contains("\"mm\""),
+            "{e}"
+        );
+        let e = err(&s.replace("server = \"plc\"", "server = \"plc2\""));
+        assert!(e.contains(".server`") && e.contains("plc2"), "{e}");
+        let e = err(&s.replace("timeout_ms = 100", "timeout_ms = 0"));
+        assert!(
+            e.contains("io.servers.plc.timeout_ms") && e.contains("0 ms"),
+            "{e}"
+        );
+        let e = err(&s.replace("driver = \"modbus\"", "driver = \"opc-ua\""));
+        assert!(e.contains("io.driver") && e.contains("opc-ua"), "{e}");
+        let e = err(&s.replace("[camera]\ndriver = \"sim\"", "[camera]\ndriver = \"gige\""));
+        assert!(e.contains("camera.driver") && e.contains("gige"), "{e}");
+        // A typo'd key is an error with its line, not silently ignored.
+        let e = err(&s.replace("scale = 0.01", "scael = 0.01"));
+        assert!(e.contains("line ") && e.contains("scael"), "{e}");
+    }
+
+    #[test]
+    fn every_signal_and_heartbeat_must_be_mapped() {
+        let s = sample();
+        let start = s.find("[io.signals.\"encoder.health\"]").unwrap();
+        let e = err(&s[..start]);
+        assert!(
+            e.contains("io.signals") && e.contains("encoder.health"),
+            "{e}"
+        );
+        let e = err(&s.replace("[io.heartbeats.vacuum]", "[io.heartbeats.vacum]"));
+        assert!(e.contains("vacum") && e.contains("not a subsystem"), "{e}");
+    }
+
+    #[test]
+    fn bits_are_bool_and_registers_are_numbers() {
+        let s = sample();
+        let e = err(&s.replacen("type = \"bool\"", "type = \"u16\"", 1));
+        assert!(
+            e.contains(".type`") && e.contains("coils and discrete"),
+            "{e}"
+        );
+        // A 32-bit value cannot start at the last register.
+        let e = err(&s.replacen("address = 10\n", "address = 65535\n", 1));
+        assert!(e.contains(".address`") && e.contains("65535"), "{e}");
+    }
+}
