@@ -437,3 +437,109 @@ fn the_driver_adds_no_allocation_to_what_the_crate_makes_per_request() {
     );
     peer.kill();
 }
+
+fn waferscope(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_waferscope"))
+        .args(args)
+        .output()
+        .expect("running waferscope")
+}
+
+/// The one composition root, from a machine configuration: `run` inspects
+/// a wafer with its I/O polled over Modbus, `devices` reads each point, and
+/// a bad file or a dead server is said plainly with its exit code.
+#[test]
+fn run_and_devices_drive_a_modbus_machine_and_a_bad_file_exits_2() {
+    let peer = Peer::libmodbus(free_port());
+    let dir = std::env::temp_dir().join(format!("waferscope-modbus-cli-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let cfg = write_config(&dir, &machine_config(peer.port, 5, 200));
+    let cfg_arg = cfg.to_str().unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+
+    let out = waferscope(&["check-config", cfg_arg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("valid") && text.contains(&format!("127.0.0.1:{}", peer.port)),
+        "{text}"
+    );
+
+    let out = waferscope(&["devices", cfg_arg]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("connected") && text.contains("stage.position_x") && text.contains("12.5 mm"),
+        "{text}"
+    );
+
+    let d = |p: &str| dir.join(p).to_str().unwrap().to_owned();
+    let recipe = root.join("assets/recipes/sampled-200mm.toml");
+    let alarms = root.join("assets/alarms.toml");
+    let run_args = |machine: &str| {
+        vec![
+            "--machine".to_owned(),
+            machine.to_owned(),
+            "run".to_owned(),
+            "--fast".to_owned(),
+            "--recipe".to_owned(),
+            recipe.to_str().unwrap().to_owned(),
+            "--alarms".to_owned(),
+            alarms.to_str().unwrap().to_owned(),
+            "--lot".to_owned(),
+            "LOT-MB".to_owned(),
+            "--wafer".to_owned(),
+            "W1".to_owned(),
+            "--db".to_owned(),
+            d("station.db"),
+            "--thumbnail-dir".to_owned(),
+            d("thumbnails"),
+            "--log-dir".to_owned(),
+            d("logs"),
+        ]
+    };
+    let args = run_args(cfg_arg);
+    let out = waferscope(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "run on the modbus machine: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("complete: "));
+
+    // A wrong unit: exit 2, naming the file, the field and the value,
+    // before anything starts (no database is created).
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replacen("unit = \"kPa\"", "unit = \"bar\"", 1),
+    )
+    .unwrap();
+    let mut args = run_args(bad.to_str().unwrap());
+    args[15] = d("never.db");
+    let out = waferscope(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad.toml")
+            && err.contains("io.signals.\"vacuum.chuck_pressure\".unit")
+            && err.contains("\"bar\""),
+        "{err}"
+    );
+    assert!(!dir.join("never.db").exists());
+
+    // The server gone: `devices` says so and exits 6.
+    peer.kill();
+    let out = waferscope(&["devices", cfg_arg]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(6), "{text}");
+    assert!(text.contains("NOT CONNECTED"), "{text}");
+}
