@@ -263,6 +263,18 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Modbus I/O at 1 kHz against the servers of a machine configuration
+    /// (`--machine PATH`): per-request round trip and allocations through
+    /// our driver, beside tokio-modbus alone (scripts/bench-modbus.sh
+    /// starts a libmodbus server and runs this).
+    Modbus {
+        /// Seconds per phase (driver, then the crate alone).
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Print only the JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     /// The simulated inspection pipeline end to end, and its parts alone.
     Pipeline {
         /// Frames to push through after warm-up.
@@ -467,6 +479,14 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 let child = fresh_vec_in_mmap_child()?;
                 bench::hot::run(Some(child)).print(json)?;
+                Ok(())
+            }
+            BenchWhat::Modbus { seconds, json } => {
+                anyhow::ensure!(
+                    seconds > 0.0 && seconds <= 600.0,
+                    "--seconds must be above 0 and at most 600, got {seconds}"
+                );
+                bench::modbus::run(&cli.machine, seconds)?.print(json)?;
                 Ok(())
             }
             BenchWhat::Monitor { json } => {

@@ -3,6 +3,7 @@
 
 pub mod hot;
 mod measure;
+pub mod modbus;
 pub mod monitor;
 pub mod pipeline;
 pub mod sensitivity;
