@@ -191,7 +191,7 @@ fn a_poller_killed_mid_run_reads_lost_raises_monitor_stopped_and_suspends_the_ru
     // so any reader takes it as stopped at once (0 periods).
     let a = t.alarms();
     assert!(last.ended, "the dead poller's last snapshot says it ended");
-    let at_once = suspend_cause_at(&last, &a, &t.defs, last.taken_ns);
+    let at_once = suspend_cause_at(&last, &a, &t.defs, &SafetyLimits::default(), last.taken_ns);
     assert!(at_once.unwrap().starts_with("monitor stopped"));
     let why = interlock_failures_at(&last, &a, &t.defs, &SafetyLimits::default(), 100.0, now);
     assert!(
@@ -207,7 +207,13 @@ fn a_poller_killed_mid_run_reads_lost_raises_monitor_stopped_and_suspends_the_ru
         ..last
     };
     let limit = out_of_date_after_ns(p);
-    let at_limit = suspend_cause_at(&hung, &a, &t.defs, hung.taken_ns + limit);
+    let at_limit = suspend_cause_at(
+        &hung,
+        &a,
+        &t.defs,
+        &SafetyLimits::default(),
+        hung.taken_ns + limit,
+    );
     assert!(
         !at_limit
             .as_deref()
@@ -215,7 +221,13 @@ fn a_poller_killed_mid_run_reads_lost_raises_monitor_stopped_and_suspends_the_ru
             .starts_with("monitor stopped"),
         "{at_limit:?}"
     );
-    let past = suspend_cause_at(&hung, &a, &t.defs, hung.taken_ns + limit + 1);
+    let past = suspend_cause_at(
+        &hung,
+        &a,
+        &t.defs,
+        &SafetyLimits::default(),
+        hung.taken_ns + limit + 1,
+    );
     assert!(past.unwrap().starts_with("monitor stopped"));
 
     // It stays suspended (the cause never heals): longer than resume_after.
@@ -272,7 +284,7 @@ fn an_alarm_evaluator_killed_mid_run_shows_evaluator_stopped_is_journaled_and_su
     // it counts as stopped at once; one that hangs is caught by age.
     let m = t.machine();
     assert!(last.ended);
-    let at_once = suspend_cause_at(&m, &last, &t.defs, last.taken_ns);
+    let at_once = suspend_cause_at(&m, &last, &t.defs, &SafetyLimits::default(), last.taken_ns);
     assert!(at_once.unwrap().starts_with("alarm evaluator stopped"));
     let p = last.period_ns;
     assert_eq!(p, 2_000_000, "the evaluator's period is stamped");

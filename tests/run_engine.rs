@@ -583,6 +583,26 @@ fn a_stage_moved_while_suspended_faults_before_the_next_die() {
     each_die_once(&t.run());
 }
 
+/// A stage that cannot say where it is after a suspension (a real
+/// controller that does not answer: its driver reports NaN) is a fault,
+/// never taken as "still in place" (NaN compares false with everything).
+#[test]
+fn a_stage_position_that_cannot_be_read_after_a_suspension_faults() {
+    let t = tool("unreadable", Some(100.0));
+    t.start();
+    wait("some dies", || t.snap().dies_done >= 5);
+    t.io.freeze_heartbeat(Subsystem::Encoder, true);
+    t.wait_state(RunState::Suspended);
+    t.device.bump_stage(f64::NAN, 0.0);
+    t.io.freeze_heartbeat(Subsystem::Encoder, false);
+    t.wait_state(RunState::Faulted);
+    let cause = t.snap().cause;
+    assert!(
+        cause.as_str().contains("stage position after resume"),
+        "{cause}"
+    );
+}
+
 #[test]
 fn invalid_vacuum_mid_run_aborts_and_never_resumes() {
     let t = tool("vacuum-invalid", Some(100.0));

@@ -34,9 +34,32 @@ pub enum CameraDriver {
     Sim,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StageDriver {
     Sim,
+    /// A PLC-driven XY stage over Modbus TCP.
+    Modbus(ModbusStageConfig),
+}
+
+/// A PLC-driven stage's register map: targets and actual positions are
+/// f32 µm in holding registers; a coil starts the move; a discrete input
+/// says the axes are in position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModbusStageConfig {
+    pub server: ModbusServer,
+    pub unit_id: u8,
+    pub word_order: WordOrder,
+    pub target_x: u16,
+    pub target_y: u16,
+    pub actual_x: u16,
+    pub actual_y: u16,
+    pub move_coil: u16,
+    pub in_position: u16,
+    /// A move not confirmed in position within this fails.
+    pub move_timeout: Duration,
+    /// In position means the controller says so and both actual
+    /// positions are within this of the target.
+    pub position_tolerance_um: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -177,12 +200,15 @@ impl MachineConfig {
                     CameraDriver::Sim => "simulated",
                 }
             ),
-            format!(
-                "stage: {}",
-                match self.stage {
-                    StageDriver::Sim => "simulated",
-                }
-            ),
+            match &self.stage {
+                StageDriver::Sim => "stage: simulated".to_owned(),
+                StageDriver::Modbus(m) => format!(
+                    "stage: modbus at {} (unit {}, move timeout {} ms)",
+                    m.server.address,
+                    m.unit_id,
+                    m.move_timeout.as_millis()
+                ),
+            },
         ];
         match &self.io {
             IoDriver::Sim => lines.push("io: simulated".into()),
@@ -214,8 +240,38 @@ impl MachineConfig {
 #[serde(deny_unknown_fields)]
 struct RawMachine {
     camera: RawDriver,
-    stage: RawDriver,
+    stage: RawStage,
     io: RawIo,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    driver: String,
+    address: Option<String>,
+    #[serde(default = "default_unit_id")]
+    unit_id: u8,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+    #[serde(default)]
+    word_order: WordOrder,
+    target_x: Option<u16>,
+    target_y: Option<u16>,
+    actual_x: Option<u16>,
+    actual_y: Option<u16>,
+    move_coil: Option<u16>,
+    in_position: Option<u16>,
+    #[serde(default = "default_move_timeout_ms")]
+    move_timeout_ms: u64,
+    #[serde(default = "default_position_tolerance_um")]
+    position_tolerance_um: f64,
+}
+
+fn default_move_timeout_ms() -> u64 {
+    5000
+}
+fn default_position_tolerance_um() -> f64 {
+    1.0
 }
 
 #[derive(Deserialize)]
@@ -303,9 +359,15 @@ pub fn parse(text: &str, source: MachineSource) -> Result<MachineConfig> {
         other => bail!("field `camera.driver`: \"{other}\" is not a camera driver of this build; expected \"sim\""),
     };
     let stage = match raw.stage.driver.as_str() {
-        "sim" => StageDriver::Sim,
+        "sim" => {
+            if raw.stage.address.is_some() {
+                bail!("field `stage.address`: the simulated stage has no address; use driver = \"modbus\"");
+            }
+            StageDriver::Sim
+        }
+        "modbus" => StageDriver::Modbus(modbus_stage(&raw.stage)?),
         other => bail!(
-            "field `stage.driver`: \"{other}\" is not a stage driver of this build; expected \"sim\""
+            "field `stage.driver`: \"{other}\" is not a stage driver; expected \"sim\" or \"modbus\""
         ),
     };
     let io = match raw.io.driver.as_str() {
@@ -328,6 +390,62 @@ pub fn parse(text: &str, source: MachineSource) -> Result<MachineConfig> {
         camera,
         stage,
         io,
+    })
+}
+
+fn modbus_stage(raw: &RawStage) -> Result<ModbusStageConfig> {
+    let field = |f: &str| format!("field `stage.{f}`");
+    let address = raw.address.as_deref().ok_or_else(|| {
+        anyhow!(
+            "{}: missing; the modbus stage needs IP:PORT",
+            field("address")
+        )
+    })?;
+    let address: SocketAddr = address.parse().map_err(|_| {
+        anyhow!(
+            "{}: \"{address}\" is not IP:PORT (e.g. \"192.168.10.21:502\"; host names are not resolved)",
+            field("address")
+        )
+    })?;
+    ms_in_range(&field("timeout_ms"), raw.timeout_ms, 1, 60_000)?;
+    ms_in_range(&field("move_timeout_ms"), raw.move_timeout_ms, 1, 600_000)?;
+    if !(raw.position_tolerance_um.is_finite() && raw.position_tolerance_um > 0.0) {
+        bail!(
+            "{}: {} must be a positive number of µm",
+            field("position_tolerance_um"),
+            raw.position_tolerance_um
+        );
+    }
+    let need = |name: &str, v: Option<u16>, words: u16| -> Result<u16> {
+        let a = v.ok_or_else(|| {
+            anyhow!(
+                "{}: missing; the modbus stage needs its register map (docs/machine-config.md)",
+                field(name)
+            )
+        })?;
+        if u32::from(a) + u32::from(words) > 65_536 {
+            bail!("{}: {a} is outside the register space", field(name));
+        }
+        Ok(a)
+    };
+    Ok(ModbusStageConfig {
+        server: ModbusServer {
+            name: "stage".into(),
+            address,
+            timeout: Duration::from_millis(raw.timeout_ms),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_millis(1000),
+        },
+        unit_id: raw.unit_id,
+        word_order: raw.word_order,
+        target_x: need("target_x", raw.target_x, 2)?,
+        target_y: need("target_y", raw.target_y, 2)?,
+        actual_x: need("actual_x", raw.actual_x, 2)?,
+        actual_y: need("actual_y", raw.actual_y, 2)?,
+        move_coil: need("move_coil", raw.move_coil, 1)?,
+        in_position: need("in_position", raw.in_position, 1)?,
+        move_timeout: Duration::from_millis(raw.move_timeout_ms),
+        position_tolerance_um: raw.position_tolerance_um,
     })
 }
 

@@ -29,6 +29,12 @@ impl std::error::Error for CameraError {}
 pub enum StageError {
     /// The axis lagged its profile by more than the limit (µm).
     FollowingError { error_um: f64 },
+    /// The controller did not report the stage in position at the target
+    /// within the move timeout.
+    NotInPosition { waited_ms: u64 },
+    /// The stage controller could not be reached (Modbus: timeout, refused,
+    /// dropped) or answered with an exception code.
+    Link(crate::machine::IoError),
 }
 
 impl std::fmt::Display for StageError {
@@ -37,6 +43,10 @@ impl std::fmt::Display for StageError {
             Self::FollowingError { error_um } => {
                 write!(f, "stage following error of {error_um:.1} µm")
             }
+            Self::NotInPosition { waited_ms } => {
+                write!(f, "stage not in position after {waited_ms} ms")
+            }
+            Self::Link(e) => write!(f, "stage controller: {e:?}"),
         }
     }
 }

@@ -134,7 +134,9 @@ impl Acquisition {
             return None;
         };
         let (x, y) = stage.position_um();
-        ((x - x0).abs() > POSITION_TOLERANCE_UM || (y - y0).abs() > POSITION_TOLERANCE_UM).then(
+        // Written so that a position the stage could not read (NaN) fails.
+        let off = |a: f64, b: f64| (a - b).is_nan() || (a - b).abs() > POSITION_TOLERANCE_UM;
+        (off(x, x0) || off(y, y0)).then(
             || {
                 format!(
                     "stage position after resume is ({x:.1}, {y:.1}) µm, expected ({x0:.1}, {y0:.1}) µm: \

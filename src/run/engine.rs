@@ -554,7 +554,7 @@ impl RunEngine {
                     return Outcome::Aborted(reason);
                 }
             }
-            let cause = suspend_cause(&m, &a, &self.alarm_defs);
+            let cause = suspend_cause(&m, &a, &self.alarm_defs, &self.cfg.limits);
             match self.snap.state {
                 RunState::Running | RunState::Pausing => {
                     if let Some(cause) = cause {

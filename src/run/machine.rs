@@ -5,8 +5,10 @@
 use super::recipe::ValidRecipe;
 use crate::hot::Counter;
 use crate::hot::FrameGeometry;
+use crate::machine::config::StageDriver;
+use crate::machine::modbus::ModbusStage;
 use crate::machine::sim::{SimCamera, SimStage, SimWafer};
-use crate::machine::SimFaults;
+use crate::machine::{SimFaults, Stage};
 use crate::pipeline::teach::{teach_golden, TaughtGolden};
 use crate::pipeline::{
     thumbnail_channel, DisplayFrame, Pipeline, PipelineConfig, PipelineTelemetry, ResultSink,
@@ -57,6 +59,12 @@ pub struct SimMachine {
     pub stage_time_scale: f64,
     /// Camera frame-rate limit (None = as fast as rendered).
     pub camera_fps: Option<f64>,
+    /// Which stage moves to each die: the simulated one, or a real
+    /// controller (the camera stays the simulator's either way).
+    pub stage_driver: StageDriver,
+    /// Moves a real stage confirmed in position at their target, over the
+    /// tool's life (a new stage connection per run adds to it).
+    pub stage_moves_confirmed: Arc<Counter>,
     /// Whether the tool is in its safe state (read by tests and the UI).
     pub safe: Arc<AtomicBool>,
     pub workers: Option<usize>,
@@ -113,6 +121,8 @@ impl SimMachine {
             wafer_seed,
             stage_time_scale: 1.0,
             camera_fps: Some(60.0),
+            stage_driver: StageDriver::Sim,
+            stage_moves_confirmed: Arc::new(Counter::new()),
             safe: Arc::new(AtomicBool::new(false)),
             workers: None,
             thumbnail_failures: Arc::new(Counter::new()),
@@ -156,12 +166,18 @@ impl MachineControl for SimMachine {
             crate::pipeline::ReferenceSource::DieToReference(px) => Arc::clone(px),
             _ => self.golden_for(recipe, &wafer)?,
         };
-        let stage = SimStage::new(
-            400.0,
-            Duration::from_millis(2),
-            self.stage_time_scale,
-            self.device_faults.clone(),
-        );
+        let stage: Box<dyn Stage> = match &self.stage_driver {
+            StageDriver::Sim => Box::new(SimStage::new(
+                400.0,
+                Duration::from_millis(2),
+                self.stage_time_scale,
+                self.device_faults.clone(),
+            )),
+            StageDriver::Modbus(cfg) => Box::new(ModbusStage::new(
+                cfg.clone(),
+                self.stage_moves_confirmed.clone(),
+            )),
+        };
         let display = Arc::new(DisplayFrame::new(
             recipe.image_px as usize,
             recipe.image_px as usize,
@@ -194,7 +210,7 @@ impl MachineControl for SimMachine {
         let mut pipeline = Pipeline::start_with_thumbnails(
             cfg,
             Box::new(camera),
-            Some(Box::new(stage)),
+            Some(stage),
             wafer.sites.clone().into(),
             golden,
             sink,

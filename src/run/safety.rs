@@ -16,6 +16,10 @@ pub struct SafetyLimits {
     pub vacuum_abort_kpa: f64,
     /// Illumination must be within this of the recipe's setpoint to start.
     pub illumination_tolerance_pct: f64,
+    /// A stage following error above this (µm, live reading) suspends the
+    /// run: the axis is not where the image is taken (smeared or misplaced
+    /// dies). The same figure as the "Stage following error high" alarm.
+    pub following_error_suspend_um: f64,
 }
 
 impl Default for SafetyLimits {
@@ -24,6 +28,7 @@ impl Default for SafetyLimits {
             vacuum_ready_kpa: 20.0,
             vacuum_abort_kpa: 30.0,
             illumination_tolerance_pct: 5.0,
+            following_error_suspend_um: 10.0,
         }
     }
 }
@@ -140,17 +145,24 @@ fn high_alarm(a: &AlarmSnapshot, defs: &[AlarmDef]) -> Option<String> {
 }
 
 /// Why the run must suspend now, if it must.
-pub fn suspend_cause(m: &MachineSnapshot, a: &AlarmSnapshot, defs: &[AlarmDef]) -> Option<String> {
-    suspend_cause_at(m, a, defs, now_ns())
+pub fn suspend_cause(
+    m: &MachineSnapshot,
+    a: &AlarmSnapshot,
+    defs: &[AlarmDef],
+    limits: &SafetyLimits,
+) -> Option<String> {
+    suspend_cause_at(m, a, defs, limits, now_ns())
 }
 
 /// Why the run must suspend at `now_ns` (process clock), if it must: a
 /// poller or alarm evaluator that stopped (its picture older than 3 of its
-/// periods), a heartbeat not live, or an active high-priority alarm.
+/// periods), a heartbeat not live, a stage following error over the limit,
+/// or an active high-priority alarm.
 pub fn suspend_cause_at(
     m: &MachineSnapshot,
     a: &AlarmSnapshot,
     defs: &[AlarmDef],
+    limits: &SafetyLimits,
     now_ns: u64,
 ) -> Option<String> {
     if let Some(stopped) = monitor_stopped(m, now_ns) {
@@ -164,6 +176,13 @@ pub fn suspend_cause_at(
         if matches!(q, Quality::Stale | Quality::Lost | Quality::NoValue) {
             return Some(format!("{} heartbeat {}", s.name(), q.name()));
         }
+    }
+    let fe = m.signal(Signal::StageFollowingError);
+    if fe.quality == Quality::Live && fe.value > limits.following_error_suspend_um {
+        return Some(format!(
+            "stage following error {:.1} µm above {:.1} µm",
+            fe.value, limits.following_error_suspend_um
+        ));
     }
     high_alarm(a, defs)
 }
@@ -189,5 +208,33 @@ pub fn abort_cause(m: &MachineSnapshot, limits: &SafetyLimits) -> Option<String>
             Some("vacuum invalid: the chuck pressure sensor reports an invalid reading".into())
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn healthy(following_error_um: f64) -> MachineSnapshot {
+        let mut m = MachineSnapshot::default();
+        for h in m.heartbeats.iter_mut() {
+            h.quality = Quality::Live;
+        }
+        for s in m.signals.iter_mut() {
+            s.quality = Quality::Live;
+        }
+        m.signals[Signal::StageFollowingError.index()].value = following_error_um;
+        m
+    }
+
+    #[test]
+    fn a_following_error_over_the_limit_suspends() {
+        let limits = SafetyLimits::default();
+        let a = AlarmSnapshot::default();
+        assert_eq!(suspend_cause_at(&healthy(1.2), &a, &[], &limits, 0), None);
+        let why = suspend_cause_at(&healthy(50.0), &a, &[], &limits, 0).expect("suspends");
+        assert!(why.contains("following error 50.0 µm"), "{why}");
+        // At the limit it is still within it.
+        assert_eq!(suspend_cause_at(&healthy(10.0), &a, &[], &limits, 0), None);
     }
 }

@@ -129,6 +129,8 @@ pub struct Station {
     /// Runs a previous stop of the program interrupted, closed as aborted
     /// when the store opened (their results kept).
     pub recovered_runs: Vec<i64>,
+    /// Moves a real stage confirmed in position at their target.
+    pub stage_moves_confirmed: Arc<crate::hot::Counter>,
     stop: Arc<AtomicBool>,
     // Declared last: dropped last, after everything that uses it.
     rt: tokio::runtime::Runtime,
@@ -181,13 +183,15 @@ impl Station {
             monitor.epoch,
             Duration::from_millis(5),
         )?;
-        // Camera and stage: the simulated tool (the only camera and stage
-        // drivers so far; the configuration refuses any other).
+        // Camera: the simulated one (the only camera driver so far; the
+        // configuration refuses any other). Stage: as configured.
         let mut machine = if cfg.paced {
             SimMachine::new(cfg.wafer_seed)
         } else {
             SimMachine::fast(cfg.wafer_seed)
         };
+        machine.stage_driver = cfg.machine.stage.clone();
+        let stage_moves_confirmed = machine.stage_moves_confirmed.clone();
         if cfg.paced {
             machine.camera_fps = Some(cfg.camera_fps);
         }
@@ -249,6 +253,7 @@ impl Station {
             db_reader_error,
             engine_task,
             recovered_runs,
+            stage_moves_confirmed,
             stop,
             rt,
         })

@@ -121,6 +121,18 @@ impl Peer {
         Peer::start(cmd, port, "ready")
     }
 
+    /// Sends a command to a pymodbus peer and returns its answer line.
+    pub fn query(&mut self, line: &str) -> String {
+        let stdin = self.stdin.as_mut().expect("the peer takes commands");
+        writeln!(stdin, "{line}").expect("writing to the peer");
+        stdin.flush().unwrap();
+        let mut answer = String::new();
+        self.stdout
+            .read_line(&mut answer)
+            .expect("the peer's answer");
+        answer.trim().to_owned()
+    }
+
     /// Sends a command to a pymodbus peer and waits for its `ok`.
     pub fn command(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("the peer takes commands");
@@ -159,10 +171,16 @@ impl Drop for Peer {
     }
 }
 
-/// The shipped sample machine configuration, pointed at `port`, with every
+/// The shipped sample I/O configuration, pointed at `port`, with every
 /// signal polled every `period_ms` and the given reconnect back-off.
 pub fn machine_config(port: u16, period_ms: u64, reconnect_max_ms: u64) -> String {
-    let text = std::fs::read_to_string(root().join("assets/machines/modbus-io.toml")).unwrap();
+    sample_config("modbus-io.toml", port, period_ms, reconnect_max_ms)
+}
+
+/// A shipped sample (assets/machines/NAME) with every address pointed at
+/// `port`, every signal polled every `period_ms` and the given back-off.
+pub fn sample_config(name: &str, port: u16, period_ms: u64, reconnect_max_ms: u64) -> String {
+    let text = std::fs::read_to_string(root().join("assets/machines").join(name)).unwrap();
     let mut out = String::new();
     for line in text.lines() {
         let line = if line.starts_with("address = \"127.0.0.1:5020\"") {

@@ -10,7 +10,7 @@ use crate::machine::IoError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_modbus::client::sync::{self, Reader as _};
+use tokio_modbus::client::sync::{self, Reader as _, Writer as _};
 use tokio_modbus::prelude::SlaveContext as _;
 use tokio_modbus::Slave;
 
@@ -149,6 +149,31 @@ impl Link {
                 })
             }),
         };
+        self.settle(answer)
+    }
+
+    /// Writes `words` to holding registers from `address` (FC16).
+    pub fn write_registers(
+        &mut self,
+        unit: u8,
+        address: u16,
+        words: &[u16],
+    ) -> Result<(), IoError> {
+        let ctx = self.ensure_open(unit)?;
+        let answer = ctx.write_multiple_registers(address, words);
+        self.settle(answer)
+    }
+
+    /// Writes one coil (FC5).
+    pub fn write_coil(&mut self, unit: u8, address: u16, on: bool) -> Result<(), IoError> {
+        let ctx = self.ensure_open(unit)?;
+        let answer = ctx.write_single_coil(address, on);
+        self.settle(answer)
+    }
+
+    /// Counts an answer and turns it into ours; a transport failure closes
+    /// the link.
+    fn settle(&mut self, answer: tokio_modbus::Result<()>) -> Result<(), IoError> {
         match answer {
             Ok(Ok(())) => {
                 self.status.answered.incr();

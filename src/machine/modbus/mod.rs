@@ -9,6 +9,8 @@
 pub mod decode;
 pub mod io;
 pub mod link;
+pub mod stage;
 
 pub use io::ModbusIo;
 pub use link::{Link, LinkStatus};
+pub use stage::ModbusStage;

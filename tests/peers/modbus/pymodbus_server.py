@@ -18,6 +18,7 @@ effect ("error ..." for a line it cannot use):
   drop                  close every client connection (keeps listening)
   set_hr|set_ir ADDR VALUE, set_di ADDR 0|1, set_f32 ADDR VALUE,
   following_error VALUE (HR 14, 0.01 um), move_ms MS (stage move time)
+  moves                 prints "ok N": stage moves started so far
   quit                  prints ok and exits 0; EOF on stdin exits 0 too
 """
 
@@ -75,6 +76,7 @@ class Peer:
         self.exception = None  # (function codes, address, ExcCodes)
         self.delay = 0.0  # seconds
         self.move = None  # the pending stage move, if any
+        self.moves = 0  # stage moves started (the "moves" command reports it)
         self.server = PeerServer(self, initial_device(self.action), port)
 
     async def action(self, fc, start, address, count, registers, values):
@@ -89,6 +91,7 @@ class Peer:
                     registers[i - start] = (registers[i - start] + 1) & 0xFFFF
         elif fc in (5, 15) and values and address == MOVE_COIL and values[0]:
             await self.set(DI, IN_POSITION, [False])
+            self.moves += 1
             if self.move:
                 self.move.cancel()  # a new target supersedes the pending move
             self.move = asyncio.create_task(self.finish_move())
@@ -133,6 +136,8 @@ class Peer:
             await self.set(HR, 14, [int(args[0]) & 0xFFFF])
         elif name == "move_ms":
             self.move_ms = int(args[0])
+        elif name == "moves":
+            return f"ok {self.moves}"
         elif name != "quit":
             raise ValueError(f"unknown command {name}")
 
@@ -210,11 +215,11 @@ async def main():
         if not words:
             continue
         try:
-            await peer.command(words)
+            answer = await peer.command(words)
         except (ValueError, IndexError, TypeError) as exc:  # TypeError: address out of range
             say(f"error {exc}")
             continue
-        say("ok")
+        say(answer or "ok")
         if words[0] == "quit":
             break
     await peer.server.shutdown()
