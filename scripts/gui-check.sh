@@ -14,7 +14,8 @@ SHOT=${1:-$ROOT/docs/screenshot.png}
 cargo build --release --quiet
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-COMMON="--autostart $ROOT/assets/recipes/full-300mm.toml --alarms $ROOT/assets/alarms.toml --recipes $ROOT/assets/recipes"
+# --data-dir: the logs and thumbnails in $WORK, not under HOME.
+COMMON="--data-dir $WORK --autostart $ROOT/assets/recipes/full-300mm.toml --alarms $ROOT/assets/alarms.toml --recipes $ROOT/assets/recipes"
 
 cat > "$WORK/shot.sh" <<INSIDE
 set -eu

@@ -14,9 +14,11 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
 mkdir klarf
-"$BIN" run --fast --recipe "$ROOT/assets/recipes/sampled-200mm.toml" --alarms "$ROOT/assets/alarms.toml" \
+# The station's database, logs and thumbnails in $WORK (waferscope.db here),
+# not in the XDG data directory under HOME.
+"$BIN" --data-dir "$WORK" run --fast --recipe "$ROOT/assets/recipes/sampled-200mm.toml" --alarms "$ROOT/assets/alarms.toml" \
   --lot LOT-IO --wafer W11 --slot 11 --klarf-dir klarf --seed 5 > /dev/null
-"$BIN" run --fast --recipe "$ROOT/assets/recipes/full-300mm.toml" --alarms "$ROOT/assets/alarms.toml" \
+"$BIN" --data-dir "$WORK" run --fast --recipe "$ROOT/assets/recipes/full-300mm.toml" --alarms "$ROOT/assets/alarms.toml" \
   --lot LOT-IO --wafer W12 --slot 12 --klarf-dir klarf --seed 6 > /dev/null
 "$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 1 klarf/LOT-IO_W11_run1.klarf klarf/LOT-IO_W11_run1_v18.klarf
 "$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 2 klarf/LOT-IO_W12_run2.klarf klarf/LOT-IO_W12_run2_v18.klarf

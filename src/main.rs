@@ -2,9 +2,11 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use waferscope::bench;
 use waferscope::cli::out::OutputFailed;
 use waferscope::cli::run::exit_code;
+use waferscope::station::data_dir::{DataPaths, Item};
 
 #[global_allocator]
 static ALLOC: waferscope::hot::CountingAlloc = waferscope::hot::CountingAlloc;
@@ -37,44 +39,69 @@ struct Cli {
     /// (docs/machine-config.md). Used by the window and `run`.
     #[arg(long, global = true, default_value = "sim")]
     machine: String,
+    /// Where the station keeps its alarm definitions, recipes, database,
+    /// thumbnails, golden dies and logs (created on first use, with the
+    /// shipped alarms and sample recipes). Default:
+    /// $XDG_DATA_HOME/waferscope (~/.local/share/waferscope), logs in
+    /// $XDG_STATE_HOME/waferscope/logs (~/.local/state/waferscope/logs).
+    /// An option naming a path (--db, --log-dir, …) overrides it.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// The window's options (also what plain `waferscope` opens with).
+#[cfg(feature = "gui")]
+#[derive(clap::Args)]
+struct GuiOpts {
+    /// The station's database (alarm journal and run record). Default:
+    /// waferscope.db in the data directory.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Alarm definitions (TOML). Default: alarms.toml in the data
+    /// directory (the shipped ones, copied there on first start).
+    #[arg(long)]
+    alarms: Option<PathBuf>,
+    /// Directory of the recipes the run control offers. Default: recipes/
+    /// in the data directory (the shipped samples, copied on first start).
+    #[arg(long)]
+    recipes: Option<PathBuf>,
+    /// Defect thumbnails go to DIR/run-<id>/ (created if missing; must be
+    /// writable). Default: thumbnails/ in the data directory.
+    #[arg(long)]
+    thumbnail_dir: Option<PathBuf>,
+    /// Where the daily log files go (must be writable). Default: logs/ in
+    /// the data directory with --data-dir, else
+    /// $XDG_STATE_HOME/waferscope/logs.
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+    /// Delete daily logs and thumbnail directories older than this
+    /// many days (at start and once a day; 0 keeps everything).
+    #[arg(long, default_value_t = waferscope::logging::DEFAULT_KEEP_DAYS)]
+    keep_days: u32,
+    /// Seed of the simulated wafer.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Do not pace the simulated stage and camera (full pipeline rate).
+    #[arg(long)]
+    fast: bool,
+    /// Load this recipe and start a wafer at once.
+    #[arg(long)]
+    autostart: Option<PathBuf>,
+    /// With --autostart: inspect wafers back to back.
+    #[arg(long)]
+    demo: bool,
+    /// Close after this many seconds and print UI frame-time statistics.
+    #[arg(long)]
+    exit_after: Option<f64>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// The operator window on the simulated tool (the default).
     #[cfg(feature = "gui")]
-    Gui {
-        #[arg(long, default_value = "waferscope.db")]
-        db: std::path::PathBuf,
-        #[arg(long, default_value = "assets/alarms.toml")]
-        alarms: std::path::PathBuf,
-        #[arg(long, default_value = "assets/recipes")]
-        recipes: std::path::PathBuf,
-        #[arg(long, default_value = "thumbnails")]
-        thumbnail_dir: std::path::PathBuf,
-        #[arg(long, default_value = "logs")]
-        log_dir: std::path::PathBuf,
-        /// Delete daily logs and thumbnail directories older than this
-        /// many days (at start and once a day; 0 keeps everything).
-        #[arg(long, default_value_t = waferscope::logging::DEFAULT_KEEP_DAYS)]
-        keep_days: u32,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Do not pace the simulated stage and camera (full pipeline rate).
-        #[arg(long)]
-        fast: bool,
-        /// Load this recipe and start a wafer at once.
-        #[arg(long)]
-        autostart: Option<std::path::PathBuf>,
-        /// With --autostart: inspect wafers back to back.
-        #[arg(long)]
-        demo: bool,
-        /// Close after this many seconds and print UI frame-time statistics.
-        #[arg(long)]
-        exit_after: Option<f64>,
-    },
+    Gui(GuiOpts),
     /// Inspect one wafer headless with a recipe (progress bar; Ctrl-C
     /// stops, twice aborts). Exit codes: 0 complete, 2 bad input (checked
     /// before the run starts), 3 stopped, 4 aborted, 5 faulted, 6 not
@@ -82,6 +109,8 @@ enum Command {
     /// closed.
     #[command(after_help = EXIT_CODES)]
     Run {
+        /// The recipe file (TOML, see docs/recipe.md; the shipped samples
+        /// are in the data directory's recipes/).
         #[arg(long)]
         recipe: std::path::PathBuf,
         /// Lot id: 1 to 32 characters, no control characters; characters
@@ -91,33 +120,40 @@ enum Command {
         /// Wafer id, same rules as --lot.
         #[arg(long)]
         wafer: String,
+        /// Slot of the wafer in its carrier, as recorded with the run and
+        /// in the KLARF.
         #[arg(long, default_value_t = 1)]
         slot: u32,
+        /// Operator id recorded with the run: up to 32 characters (may be
+        /// empty), same character rules as --lot.
         #[arg(long, default_value = "operator")]
         operator: String,
-        /// The station's database (alarm journal; run results with the
-        /// results store).
-        #[arg(long, default_value = "waferscope.db")]
-        db: std::path::PathBuf,
+        /// The station's database (alarm journal and run record).
+        /// Default: waferscope.db in the data directory.
+        #[arg(long)]
+        db: Option<std::path::PathBuf>,
         /// Write the run's KLARF 1.2 and 1.8 here when it ends (must exist
         /// and be writable: checked before the run starts).
         #[arg(long)]
         klarf_dir: Option<std::path::PathBuf>,
         /// Defect thumbnails go to DIR/run-<id>/ (created if missing; must
-        /// be writable).
-        #[arg(long, default_value = "thumbnails")]
-        thumbnail_dir: std::path::PathBuf,
+        /// be writable). Default: thumbnails/ in the data directory.
+        #[arg(long)]
+        thumbnail_dir: Option<std::path::PathBuf>,
         /// Taught golden dies (`waferscope teach`); a recipe with none gets
         /// one taught at the start of its first run, kept here. Default:
         /// `golden/` beside the database.
         #[arg(long)]
         golden_dir: Option<std::path::PathBuf>,
-        /// Alarm definitions.
-        #[arg(long, default_value = "assets/alarms.toml")]
-        alarms: std::path::PathBuf,
-        /// Where the daily log files go (must be writable).
-        #[arg(long, default_value = "logs")]
-        log_dir: std::path::PathBuf,
+        /// Alarm definitions (TOML). Default: alarms.toml in the data
+        /// directory (the shipped ones, copied there on first start).
+        #[arg(long)]
+        alarms: Option<std::path::PathBuf>,
+        /// Where the daily log files go (must be writable). Default: logs/
+        /// in the data directory with --data-dir, else
+        /// $XDG_STATE_HOME/waferscope/logs.
+        #[arg(long)]
+        log_dir: Option<std::path::PathBuf>,
         /// Delete daily logs and thumbnail directories older than this
         /// many days (at start and once a day; 0 keeps everything).
         #[arg(long, default_value_t = waferscope::logging::DEFAULT_KEEP_DAYS)]
@@ -136,12 +172,16 @@ enum Command {
     /// DIES dies of its plan, each aligned to the first, saved as
     /// GOLDEN_DIR/<recipe id>.png where `run` and the window find it.
     Teach {
+        /// The recipe file whose golden die is taught.
         #[arg(long)]
         recipe: std::path::PathBuf,
+        /// Dies of the recipe's plan to take the median of.
         #[arg(long, default_value_t = waferscope::run::machine::DEFAULT_TEACH_DIES)]
         dies: usize,
-        #[arg(long, default_value = "golden")]
-        golden_dir: std::path::PathBuf,
+        /// Where the golden die is saved. Default: golden/ in the data
+        /// directory (where `run` and the window look by default).
+        #[arg(long)]
+        golden_dir: Option<std::path::PathBuf>,
         /// Seed of the simulated wafer.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -216,8 +256,10 @@ enum Command {
     },
     /// List the runs recorded in a results database.
     Runs {
-        #[arg(long, default_value = "waferscope.db")]
-        db: std::path::PathBuf,
+        /// The results database. Default: waferscope.db in the data
+        /// directory.
+        #[arg(long)]
+        db: Option<std::path::PathBuf>,
     },
     /// Export a run (KLARF 1.2, KLARF 1.8, CSV of defects), or the alarm
     /// journal as CSV.
@@ -235,8 +277,10 @@ enum Command {
         /// run in the current directory).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
-        #[arg(long, default_value = "waferscope.db")]
-        db: std::path::PathBuf,
+        /// The results database. Default: waferscope.db in the data
+        /// directory.
+        #[arg(long)]
+        db: Option<std::path::PathBuf>,
     },
     /// Measure the hot path and print text and JSON.
     Bench {
@@ -323,51 +367,16 @@ fn run(cli: Cli) -> Result<()> {
     // Validated before anything starts: a bad file exits 2 naming the file
     // and field. Only the commands that drive the machine read it.
     let machine = || waferscope::machine::MachineConfig::from_arg(&cli.machine);
+    // Each path an option does not name comes from the data directory
+    // (`--data-dir`, or the XDG default), resolved only if one does.
+    let mut data = DataPaths::new(cli.data_dir.clone());
     match cli.command {
         #[cfg(not(feature = "gui"))]
         None => waferscope::cli::simulate::run(&Default::default()),
         #[cfg(feature = "gui")]
-        None => waferscope::cli::gui::run(waferscope::cli::gui::GuiArgs {
-            station: waferscope::station::StationConfig {
-                machine: machine()?,
-                ..Default::default()
-            },
-            log_dir: "logs".into(),
-            keep_days: waferscope::logging::DEFAULT_KEEP_DAYS,
-            autostart: None,
-            demo: false,
-            exit_after: None,
-        }),
+        None => gui(machine()?, data, gui_defaults()?),
         #[cfg(feature = "gui")]
-        Some(Command::Gui {
-            db,
-            alarms,
-            recipes,
-            thumbnail_dir,
-            log_dir,
-            keep_days,
-            seed,
-            fast,
-            autostart,
-            demo,
-            exit_after,
-        }) => waferscope::cli::gui::run(waferscope::cli::gui::GuiArgs {
-            station: waferscope::station::StationConfig {
-                machine: machine()?,
-                db,
-                alarms,
-                recipes,
-                thumbnails: thumbnail_dir,
-                wafer_seed: seed,
-                paced: !fast,
-                ..Default::default()
-            },
-            log_dir,
-            keep_days,
-            autostart,
-            demo,
-            exit_after: exit_after.map(std::time::Duration::from_secs_f64),
-        }),
+        Some(Command::Gui(opts)) => gui(machine()?, data, opts),
         Some(Command::CheckConfig { path }) => waferscope::cli::devices::check_config(&path),
         Some(Command::Devices { path }) => {
             if !waferscope::cli::devices::devices(&path)? {
@@ -375,14 +384,20 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Some(Command::Runs { db }) => waferscope::cli::export::list(&db),
+        Some(Command::Runs { db }) => waferscope::cli::export::list(&data.pick(db, Item::Db)?),
         Some(Command::Export {
             run,
             format,
             alarm_journal,
             out,
             db,
-        }) => waferscope::cli::export::export(&db, run, &format, alarm_journal, out.as_deref()),
+        }) => waferscope::cli::export::export(
+            &data.pick(db, Item::Db)?,
+            run,
+            &format,
+            alarm_journal,
+            out.as_deref(),
+        ),
         Some(Command::Run {
             recipe,
             lot,
@@ -408,12 +423,13 @@ fn run(cli: Cli) -> Result<()> {
                 wafer,
                 slot,
                 operator,
-                db,
+                db: data.pick(db, Item::Db)?,
                 klarf_dir,
-                thumbnail_dir,
+                thumbnail_dir: data.pick(thumbnail_dir, Item::Thumbnails)?,
                 golden_dir,
-                alarms,
-                log_dir,
+                alarms: data.pick(alarms, Item::Alarms)?,
+                log_dir: data.pick(log_dir, Item::Logs)?,
+                data_dir: data.used(),
                 seed,
                 fast,
                 keep_days,
@@ -431,7 +447,8 @@ fn run(cli: Cli) -> Result<()> {
         }) => waferscope::cli::teach::run(&waferscope::cli::teach::TeachArgs {
             recipe,
             dies,
-            golden_dir,
+            golden_dir: data.pick(golden_dir, Item::Golden)?,
+            data_dir: data.used(),
             seed,
         }),
         Some(Command::Simulate {
@@ -509,6 +526,44 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Opens the window with `opts`, each path not given taken from the data
+/// directory.
+#[cfg(feature = "gui")]
+fn gui(
+    machine: waferscope::machine::MachineConfig,
+    mut data: DataPaths,
+    opts: GuiOpts,
+) -> Result<()> {
+    let station = waferscope::station::StationConfig {
+        machine,
+        db: data.pick(opts.db, Item::Db)?,
+        alarms: data.pick(opts.alarms, Item::Alarms)?,
+        recipes: data.pick(opts.recipes, Item::Recipes)?,
+        thumbnails: data.pick(opts.thumbnail_dir, Item::Thumbnails)?,
+        wafer_seed: opts.seed,
+        paced: !opts.fast,
+        ..Default::default()
+    };
+    waferscope::cli::gui::run(waferscope::cli::gui::GuiArgs {
+        station,
+        log_dir: data.pick(opts.log_dir, Item::Logs)?,
+        data_dir: data.used(),
+        keep_days: opts.keep_days,
+        autostart: opts.autostart,
+        demo: opts.demo,
+        exit_after: opts.exit_after.map(std::time::Duration::from_secs_f64),
+    })
+}
+
+/// The window's options when none are given (plain `waferscope`): the
+/// defaults its `gui` subcommand declares.
+#[cfg(feature = "gui")]
+fn gui_defaults() -> Result<GuiOpts> {
+    use clap::{Args, FromArgMatches};
+    let matches = GuiOpts::augment_args(clap::Command::new("gui")).try_get_matches_from(["gui"])?;
+    Ok(GuiOpts::from_arg_matches(&matches)?)
+}
+
 /// Runs the fresh-Vec baseline in a child whose glibc mmaps every block of
 /// 128 KiB or more, so each fresh frame page-faults.
 fn fresh_vec_in_mmap_child() -> Result<f64> {
@@ -524,3 +579,4 @@ fn fresh_vec_in_mmap_child() -> Result<f64> {
         .parse()
         .context("parsing the child's measurement")
 }
+

@@ -25,6 +25,8 @@ fn an_alarm_file_of_65_alarms_exits_2_naming_the_file_and_the_count() {
     std::fs::write(&alarms, toml).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_waferscope"))
         .current_dir(&d)
+        .arg("--data-dir")
+        .arg(&d)
         .args(["run", "--lot", "L", "--wafer", "W", "--fast", "--recipe"])
         .arg(root.join("assets/recipes/sampled-200mm.toml"))
         .arg("--alarms")

@@ -18,7 +18,10 @@ fn dir(name: &str) -> PathBuf {
 
 fn waferscope(d: &Path, recipe: &str, fast: bool) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_waferscope"));
+    // The station's files in `d` (not the XDG default under HOME).
     c.current_dir(d)
+        .arg("--data-dir")
+        .arg(d)
         .args([
             "run", "--lot", "LOT-1", "--wafer", "W-1", "--slot", "3", "--recipe",
         ])

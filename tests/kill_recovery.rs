@@ -15,6 +15,8 @@ fn sigkill_mid_run_then_recovery() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_waferscope"))
         .current_dir(&d)
+        .arg("--data-dir")
+        .arg(&d)
         .args(["run", "--lot", "LOT-K", "--wafer", "W09", "--recipe"])
         .arg(root.join("assets/recipes/full-300mm.toml"))
         .arg("--alarms")

@@ -104,6 +104,8 @@ fn sigkill_at_twenty_random_points_then_recovery() {
     for kill in 0..20 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_waferscope"))
             .current_dir(&d)
+            .arg("--data-dir")
+            .arg(&d)
             .args(["run", "--fast", "--lot", "LOT-K", "--wafer"])
             .arg(format!("W{kill:02}"))
             .args(["--seed", &kill.to_string(), "--recipe"])

@@ -59,6 +59,8 @@ fn a_second_station_on_the_same_database_is_refused() {
     let spawn = |recipe: &str, fast: bool| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_waferscope"));
         c.current_dir(&d)
+            .arg("--data-dir")
+            .arg(&d)
             .args(["run", "--lot", "LOT-S", "--wafer", "W01"]);
         if fast {
             c.arg("--fast");

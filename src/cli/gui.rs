@@ -1,6 +1,7 @@
 //! `waferscope` / `waferscope gui`: the operator window on the simulated
 //! tool.
 
+use crate::station::data_dir::{report_created, DataDir};
 use crate::station::{Station, StationConfig};
 use crate::ui::StationApp;
 use anyhow::{anyhow, Result};
@@ -10,6 +11,9 @@ use std::time::{Duration, Instant};
 pub struct GuiArgs {
     pub station: StationConfig,
     pub log_dir: PathBuf,
+    /// The data directory, if some of the paths came from it: created and
+    /// given the shipped alarms and recipes before the station starts.
+    pub data_dir: Option<DataDir>,
     /// Daily logs and thumbnail directories older than this many days are
     /// deleted (0 keeps everything).
     pub keep_days: u32,
@@ -104,7 +108,12 @@ impl eframe::App for Scripted {
 }
 
 pub fn run(args: GuiArgs) -> Result<()> {
+    let created = match &args.data_dir {
+        Some(d) => d.prepare()?,
+        None => Vec::new(),
+    };
     let _log = crate::logging::init(&args.log_dir, true, args.keep_days)?;
+    report_created(&created);
     let thumbnails = &args.station.thumbnails;
     crate::store::dirs::ensure_writable_dir(thumbnails, "--thumbnail-dir")?;
     crate::store::retention::keep_days(thumbnails, "run-", args.keep_days).map_err(|e| {

@@ -5,6 +5,7 @@
 use crate::machine::MachineConfig;
 use crate::monitor::alarm_defs;
 use crate::run::{recipe, ExitStatus, RunCommand, RunSnapshot, RunState};
+use crate::station::data_dir::DataDir;
 use crate::station::{Station, StationConfig};
 use crate::store::dirs::ensure_writable_dir;
 use anyhow::{Context, Result};
@@ -28,6 +29,9 @@ pub struct RunArgs {
     pub golden_dir: Option<PathBuf>,
     pub alarms: PathBuf,
     pub log_dir: PathBuf,
+    /// The data directory, if some of the paths above came from it: it is
+    /// created and given the shipped alarms and recipes before the checks.
+    pub data_dir: Option<DataDir>,
     pub seed: u64,
     /// No stage or camera pacing (benchmarks).
     pub fast: bool,
@@ -115,9 +119,16 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         args.sim_fps
     );
     let recipe = recipe::load(&args.recipe)?;
+    // Before the alarms are checked: they may be the shipped ones, copied
+    // into the data directory now.
+    let created = match &args.data_dir {
+        Some(d) => d.prepare()?,
+        None => Vec::new(),
+    };
     // Checked before anything starts (the station loads it again).
     alarm_defs::load(&args.alarms)?;
     let _log = crate::logging::init(&args.log_dir, false, args.keep_days)?;
+    crate::station::data_dir::report_created(&created);
     if let Some(dir) = &args.klarf_dir {
         anyhow::ensure!(
             dir.is_dir(),

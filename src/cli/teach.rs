@@ -3,6 +3,7 @@
 //! it where `run` and the window look for it.
 
 use crate::run::{recipe, MachineControl, SimMachine};
+use crate::station::data_dir::DataDir;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
@@ -10,11 +11,18 @@ pub struct TeachArgs {
     pub recipe: PathBuf,
     pub dies: usize,
     pub golden_dir: PathBuf,
+    /// The data directory, if the golden directory is its: created (with
+    /// the shipped alarms and recipes) before teaching.
+    pub data_dir: Option<DataDir>,
     pub seed: u64,
 }
 
 pub fn run(args: &TeachArgs) -> Result<()> {
     let recipe = recipe::load(&args.recipe)?;
+    if let Some(d) = &args.data_dir {
+        crate::station::data_dir::report_created(&d.prepare()?);
+    }
+    crate::store::dirs::ensure_writable_dir(&args.golden_dir, "--golden-dir")?;
     let mut machine = SimMachine::fast(args.seed);
     machine.golden_dir = Some(args.golden_dir.clone());
     let golden = machine

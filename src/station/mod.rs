@@ -5,6 +5,7 @@
 //! start a station here, so there is one place that decides which driver
 //! serves which subsystem.
 
+pub mod data_dir;
 pub mod db_reader;
 
 use crate::machine::modbus::{LinkStatus, ModbusIo};
@@ -84,6 +85,9 @@ impl StationConfig {
     }
 }
 
+/// Paths relative to the working directory, for tests and tools that set
+/// their own: the program takes them from a
+/// [`data_dir::DataDir`] (`--data-dir`, or the XDG default).
 impl Default for StationConfig {
     fn default() -> Self {
         Self {
