@@ -580,3 +580,57 @@ fn fresh_vec_in_mmap_child() -> Result<f64> {
         .context("parsing the child's measurement")
 }
 
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every argument of every command, with the path of subcommands that
+    /// leads to it, that has no help text.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let help = arg.get_help().or(arg.get_long_help());
+            if help.is_none_or(|h| h.to_string().trim().is_empty()) {
+                out.push(format!("{path} --{}", arg.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_about().is_none() {
+                out.push(format!("{path} {} (the command itself)", sub.get_name()));
+            }
+            undocumented(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_option_of_every_command_has_help() {
+        let mut cmd = Cli::command();
+        // Built: global options propagated and the generated --help and
+        // --version in place, as `--help` shows them.
+        cmd.build();
+        let mut missing = Vec::new();
+        undocumented(&cmd, "waferscope", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "arguments without help text:\n{}",
+            missing.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_walk_finds_an_argument_without_help() {
+        let cmd = clap::Command::new("x").subcommand(
+            clap::Command::new("y")
+                .about("y")
+                .arg(clap::Arg::new("bare").long("bare")),
+        );
+        let mut missing = Vec::new();
+        undocumented(&cmd, "x", &mut missing);
+        assert_eq!(missing, ["x y --bare"]);
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
