@@ -128,7 +128,10 @@ pub fn run(args: GuiArgs) -> Result<()> {
         renderer: eframe::Renderer::Glow,
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1600.0, 1000.0])
-            .with_title("waferscope — operator station"),
+            .with_title("waferscope — operator station")
+            // Wayland matches the window to assets/waferscope.desktop by
+            // this id (X11 by the WM class, the program's name).
+            .with_app_id("waferscope"),
         ..Default::default()
     };
     let scripted = Scripted {
