@@ -177,12 +177,21 @@ pub fn suspend_cause_at(
             return Some(format!("{} heartbeat {}", s.name(), q.name()));
         }
     }
+    // Stale or lost readings are caught by the heartbeat check above; an
+    // invalid one (a device error, or beyond what the controller can
+    // report: a runaway axis) is no better than a large one.
     let fe = m.signal(Signal::StageFollowingError);
-    if fe.quality == Quality::Live && fe.value > limits.following_error_suspend_um {
-        return Some(format!(
-            "stage following error {:.1} µm above {:.1} µm",
-            fe.value, limits.following_error_suspend_um
-        ));
+    match fe.quality {
+        Quality::Live if fe.value.abs() > limits.following_error_suspend_um => {
+            return Some(format!(
+                "stage following error {:.1} µm above {:.1} µm",
+                fe.value, limits.following_error_suspend_um
+            ));
+        }
+        Quality::Invalid => {
+            return Some("stage following error reading invalid".into());
+        }
+        _ => {}
     }
     high_alarm(a, defs)
 }
@@ -236,5 +245,13 @@ mod tests {
         assert!(why.contains("following error 50.0 µm"), "{why}");
         // At the limit it is still within it.
         assert_eq!(suspend_cause_at(&healthy(10.0), &a, &[], &limits, 0), None);
+        // A signed controller's negative error counts by its size.
+        assert!(suspend_cause_at(&healthy(-50.0), &a, &[], &limits, 0).is_some());
+        // A runaway axis reads beyond the valid range: Invalid, which
+        // suspends too.
+        let mut m = healthy(5000.0);
+        m.signals[Signal::StageFollowingError.index()].quality = Quality::Invalid;
+        let why = suspend_cause_at(&m, &a, &[], &limits, 0).expect("suspends");
+        assert!(why.contains("invalid"), "{why}");
     }
 }
