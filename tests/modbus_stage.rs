@@ -85,7 +85,20 @@ fn a_wafer_on_a_modbus_stage_moves_to_every_die_and_a_following_error_suspends_i
         RunState::Suspended,
         "still suspended while the error lasts"
     );
-    let moves_while_suspended = peer.query("moves");
+    // Nothing moves while the run is suspended.
+    let count = |peer: &mut Peer, what: &str| -> u32 {
+        peer.query(what)
+            .strip_prefix("ok ")
+            .and_then(|n| n.parse().ok())
+            .expect("the peer's count")
+    };
+    let moves_suspended = count(&mut peer, "moves");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        count(&mut peer, "moves"),
+        moves_suspended,
+        "a move while suspended"
+    );
 
     // The error clears: after resume_after of health the run resumes and
     // completes; no die is lost or inspected twice.
@@ -102,15 +115,19 @@ fn a_wafer_on_a_modbus_stage_moves_to_every_die_and_a_following_error_suspends_i
 
     // Independent count, from the PLC: one move per die, and the driver
     // confirmed each one in position at its target.
-    let moves: u32 = peer
-        .query("moves")
-        .strip_prefix("ok ")
-        .and_then(|n| n.parse().ok())
-        .expect("the peer's move count");
+    let moves = count(&mut peer, "moves");
     assert_eq!(moves, dies, "the PLC moved once per die");
+    // Each move was waited for: none was commanded while the previous one
+    // was still running (a driver that did not wait for in-position would
+    // command the next die's move 10 ms early).
+    assert_eq!(
+        count(&mut peer, "overlaps"),
+        0,
+        "a move commanded before the last ended"
+    );
     assert_eq!(station.stage_moves_confirmed.get(), u64::from(dies));
     eprintln!(
-        "{dies} dies, {moves} stage moves; suspended at die {held_at} (moves then: {moves_while_suspended})"
+        "{dies} dies, {moves} stage moves; suspended at die {held_at} (moves then: {moves_suspended})"
     );
     drop(station);
     peer.command("quit");

@@ -347,9 +347,13 @@ mod tests {
             &MonitorConfig::uniform(Duration::from_millis(1)),
             tx,
         );
-        let jitter = [0u64, 40_000, 3_000, 90_000, 0, 15_000, 70_000, 1_000];
+        // Woken up to 90 µs late or 60 µs early.
+        let jitter = [
+            0i64, 40_000, -3_000, 90_000, -60_000, 15_000, 70_000, -1_000,
+        ];
+        let at = |k: u64| (1_000_000 * (k as i64 + 1) + jitter[k as usize % jitter.len()]) as u64;
         for k in 0..1000u64 {
-            poller.poll(1_000_000 * (k + 1) + jitter[k as usize % jitter.len()]);
+            poller.poll(at(k));
         }
         assert_eq!(poller.snapshot().heartbeats[0].counter, 1000);
         // A slower signal (5 ms) on the same 1 ms tick is read every 5th.
@@ -359,7 +363,7 @@ mod tests {
         let mut poller = Poller::new(Box::new(CountingIo { heartbeat_reads: 0 }), &cfg, tx);
         let mut reads = 0;
         for k in 0..1000u64 {
-            reads += poller.poll(1_000_000 * (k + 1) + jitter[k as usize % jitter.len()]);
+            reads += poller.poll(at(k));
         }
         // 5 heartbeats + 8 signals every tick, lamp hours every 5th.
         assert_eq!(reads, 1000 * 13 + 200);

@@ -19,6 +19,8 @@ effect ("error ..." for a line it cannot use):
   set_hr|set_ir ADDR VALUE, set_di ADDR 0|1, set_f32 ADDR VALUE,
   following_error VALUE (HR 14, 0.01 um), move_ms MS (stage move time)
   moves                 prints "ok N": stage moves started so far
+  overlaps              prints "ok N": moves started while one was still
+                        running (a client that did not wait for in-position)
   quit                  prints ok and exits 0; EOF on stdin exits 0 too
 """
 
@@ -77,6 +79,7 @@ class Peer:
         self.delay = 0.0  # seconds
         self.move = None  # the pending stage move, if any
         self.moves = 0  # stage moves started (the "moves" command reports it)
+        self.overlaps = 0  # moves started while the previous one was running
         self.server = PeerServer(self, initial_device(self.action), port)
 
     async def action(self, fc, start, address, count, registers, values):
@@ -92,6 +95,8 @@ class Peer:
         elif fc in (5, 15) and values and address == MOVE_COIL and values[0]:
             await self.set(DI, IN_POSITION, [False])
             self.moves += 1
+            if self.move and not self.move.done():
+                self.overlaps += 1
             if self.move:
                 self.move.cancel()  # a new target supersedes the pending move
             self.move = asyncio.create_task(self.finish_move())
@@ -138,6 +143,8 @@ class Peer:
             self.move_ms = int(args[0])
         elif name == "moves":
             return f"ok {self.moves}"
+        elif name == "overlaps":
+            return f"ok {self.overlaps}"
         elif name != "quit":
             raise ValueError(f"unknown command {name}")
 
