@@ -181,10 +181,17 @@ impl Acquisition {
 
         if let Some(stage) = self.stage.as_mut() {
             let (x, y) = (site.origin_um.0, site.origin_um.1);
-            let moved = (0..RETRIES).any(|_| match stage.move_to(x, y) {
+            let moved = (0..RETRIES).any(|attempt| match stage.move_to(x, y) {
                 Ok(_) => true,
-                Err(_) => {
+                Err(e) => {
                     self.telemetry.stage_errors.incr();
+                    // Only on failure (formatting allocates): the reason
+                    // is in the log, not just a count.
+                    tracing::warn!(
+                        die = die_index,
+                        attempt = attempt + 1,
+                        "stage move to ({x:.1}, {y:.1}) µm failed: {e}"
+                    );
                     false
                 }
             });

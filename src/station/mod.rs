@@ -110,8 +110,10 @@ impl Default for StationConfig {
 pub struct Station {
     pub cfg: StationConfig,
     pub engine: EngineHandle,
-    pub monitor: Monitor,
+    // Dropped before the monitor (fields drop in order): a monitor that
+    // stops first would be journaled as "monitor stopped" on every exit.
     pub alarms: AlarmService,
+    pub monitor: Monitor,
     pub alarm_defs: Arc<[AlarmDef]>,
     /// The simulated I/O's fault switchboard (`None` on real I/O).
     pub io_faults: Option<Arc<SimIoFaults>>,

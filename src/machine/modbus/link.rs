@@ -128,28 +128,31 @@ impl Link {
         // The crate returns a fresh Vec per answer (its allocation, measured
         // in BENCHMARKS.md); we only copy out of it.
         let answer = match kind {
-            RegisterKind::Holding => ctx.read_holding_registers(address, n).map(|r| {
-                r.map(|w| {
-                    copy_words(&w, out);
-                })
-            }),
-            RegisterKind::Input => ctx.read_input_registers(address, n).map(|r| {
-                r.map(|w| {
-                    copy_words(&w, out);
-                })
-            }),
-            RegisterKind::Coil => ctx.read_coils(address, n).map(|r| {
-                r.map(|b| {
-                    copy_bits(&b, out);
-                })
-            }),
-            RegisterKind::Discrete => ctx.read_discrete_inputs(address, n).map(|r| {
-                r.map(|b| {
-                    copy_bits(&b, out);
-                })
-            }),
+            RegisterKind::Holding => ctx
+                .read_holding_registers(address, n)
+                .map(|r| r.map(|w| copy_words(&w, out))),
+            RegisterKind::Input => ctx
+                .read_input_registers(address, n)
+                .map(|r| r.map(|w| copy_words(&w, out))),
+            RegisterKind::Coil => ctx
+                .read_coils(address, n)
+                .map(|r| r.map(|b| copy_bits(&b, out))),
+            RegisterKind::Discrete => ctx
+                .read_discrete_inputs(address, n)
+                .map(|r| r.map(|b| copy_bits(&b, out))),
         };
-        self.settle(answer)
+        // An answer shorter than asked (the crate checks the length only in
+        // debug builds) must not leave old words behind as a fresh value.
+        match answer {
+            Ok(Ok(false)) => {
+                self.status.drops.incr();
+                self.close("answer shorter than the request");
+                Err(IoError::Disconnected)
+            }
+            Ok(Ok(true)) => self.settle(Ok(Ok(()))),
+            Ok(Err(code)) => self.settle(Ok(Err(code))),
+            Err(e) => self.settle(Err(e)),
+        }
     }
 
     /// Writes `words` to holding registers from `address` (FC16).
@@ -197,14 +200,18 @@ impl Link {
     }
 }
 
-fn copy_words(from: &[u16], to: &mut [u16]) {
+/// Copies an answer; false if it was shorter than asked.
+fn copy_words(from: &[u16], to: &mut [u16]) -> bool {
     for (t, f) in to.iter_mut().zip(from) {
         *t = *f;
     }
+    from.len() >= to.len()
 }
 
-fn copy_bits(from: &[bool], to: &mut [u16]) {
+/// Copies bits as 0/1; false if the answer was shorter than asked.
+fn copy_bits(from: &[bool], to: &mut [u16]) -> bool {
     for (t, f) in to.iter_mut().zip(from) {
         *t = u16::from(*f);
     }
+    from.len() >= to.len()
 }
