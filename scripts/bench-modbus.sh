@@ -7,8 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# Built every time (a no-op when current), so the figures are this tree's.
+if [ -z "${WAFERSCOPE_BIN:-}" ]; then cargo build --release --quiet; fi
 BIN=${WAFERSCOPE_BIN:-$ROOT/target/release/waferscope}
-[ -x "$BIN" ] || cargo build --release --quiet
 WORK=$(mktemp -d)
 SERVER_PID=
 cleanup() {

@@ -99,7 +99,8 @@ struct GuiOpts {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The operator window on the simulated tool (the default).
+    /// The operator window on the machine `--machine` names (the simulated
+    /// tool by default); the default command.
     #[cfg(feature = "gui")]
     Gui(GuiOpts),
     /// Inspect one wafer headless with a recipe (progress bar; Ctrl-C

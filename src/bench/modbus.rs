@@ -82,7 +82,12 @@ pub fn run(machine: &str, secs: f64) -> Result<Report> {
             let v = timed(rtt, || io.read_heartbeat(s))
                 .map_err(|e| anyhow::anyhow!("{} heartbeat: {e:?}", s.name()))?;
             if let Some(prev) = last[s.index()] {
-                if v != prev.wrapping_add(1) & 0xFFFF {
+                // A u16 counter wraps at 65536, a u32 one at 2^32.
+                let wrap = match m.heartbeats[s.index()].data_type.words() {
+                    1 => 0xFFFF,
+                    _ => u32::MAX,
+                };
+                if v != prev.wrapping_add(1) & wrap {
                     bad_steps += 1;
                 }
             }

@@ -2,7 +2,7 @@
 //! connecting to anything) and `waferscope devices PATH` (connect to each
 //! device once and report what it is and what it says).
 
-use crate::machine::config::{MachineConfig, ModbusPoint};
+use crate::machine::config::{DataType, MachineConfig, ModbusPoint, RegisterKind, StageDriver};
 use crate::machine::modbus::{decode, Link};
 use crate::machine::{IoDriver, Signal, SIGNALS, SUBSYSTEMS};
 use anyhow::Result;
@@ -24,12 +24,46 @@ pub fn check_config(path: &Path) -> Result<()> {
 pub fn devices(path: &Path) -> Result<bool> {
     let cfg = MachineConfig::from_arg(&path.to_string_lossy())?;
     crate::outln!("camera: simulated (built in)")?;
-    crate::outln!("stage: simulated (built in)")?;
+    let mut all_answered = true;
+    match &cfg.stage {
+        StageDriver::Sim => crate::outln!("stage: simulated (built in)")?,
+        StageDriver::Modbus(s) => {
+            // Read only: the stage is not moved by a status command.
+            let mut link = Link::new(s.server.clone());
+            let mut read = |kind, address, n: usize| {
+                let mut w = [0u16; 2];
+                link.read(s.unit_id, kind, address, &mut w[..n]).map(|()| w)
+            };
+            let x = read(RegisterKind::Holding, s.actual_x, 2);
+            let y = read(RegisterKind::Holding, s.actual_y, 2);
+            let in_pos = read(RegisterKind::Discrete, s.in_position, 1);
+            match (x, y, in_pos) {
+                (Ok(x), Ok(y), Ok(p)) => crate::outln!(
+                    "stage: modbus at {}: connected, at ({}, {}) µm, {}",
+                    s.server.address,
+                    decode::raw_value(DataType::F32, s.word_order, &x),
+                    decode::raw_value(DataType::F32, s.word_order, &y),
+                    if p[0] != 0 {
+                        "in position"
+                    } else {
+                        "NOT in position"
+                    }
+                )?,
+                (x, y, p) => {
+                    all_answered = false;
+                    let why = [x.err(), y.err(), p.err()].into_iter().flatten().next();
+                    crate::outln!(
+                        "stage: modbus at {}: NOT CONNECTED ({why:?})",
+                        s.server.address
+                    )?
+                }
+            }
+        }
+    }
     let IoDriver::Modbus(m) = &cfg.io else {
         crate::outln!("io: simulated (built in)")?;
-        return Ok(true);
+        return Ok(all_answered);
     };
-    let mut all_answered = true;
     for (index, server) in m.servers.iter().enumerate() {
         let mut link = Link::new(server.clone());
         let points: Vec<(String, ModbusPoint, Option<Signal>)> = SUBSYSTEMS

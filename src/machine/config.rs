@@ -100,6 +100,7 @@ pub struct ModbusServer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegisterKind {
+    // (names as written in the file: `RegisterKind::name`)
     /// FC3, 16-bit read/write registers.
     Holding,
     /// FC4, 16-bit read-only registers.
@@ -121,7 +122,31 @@ pub enum DataType {
     F32,
 }
 
+impl RegisterKind {
+    /// As written in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Holding => "holding",
+            Self::Input => "input",
+            Self::Coil => "coil",
+            Self::Discrete => "discrete",
+        }
+    }
+}
+
 impl DataType {
+    /// As written in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bool => "bool",
+            Self::U16 => "u16",
+            Self::I16 => "i16",
+            Self::U32 => "u32",
+            Self::I32 => "i32",
+            Self::F32 => "f32",
+        }
+    }
+
     /// Registers (or bits) the value spans.
     pub fn words(self) -> u16 {
         match self {
@@ -428,6 +453,26 @@ fn modbus_stage(raw: &RawStage) -> Result<ModbusStageConfig> {
         }
         Ok(a)
     };
+    // The four f32 positions (two registers each) must not share a
+    // register: a target written over an actual would read as arrived.
+    let f32s = [
+        ("target_x", raw.target_x),
+        ("target_y", raw.target_y),
+        ("actual_x", raw.actual_x),
+        ("actual_y", raw.actual_y),
+    ];
+    for (i, (a, ra)) in f32s.iter().enumerate() {
+        for (b, rb) in &f32s[i + 1..] {
+            if let (Some(ra), Some(rb)) = (ra, rb) {
+                if ra.abs_diff(*rb) < 2 {
+                    bail!(
+                        "{}: {rb} overlaps stage.{a} ({ra}); each position is two registers",
+                        field(b)
+                    );
+                }
+            }
+        }
+    }
     Ok(ModbusStageConfig {
         server: ModbusServer {
             name: "stage".into(),
@@ -504,19 +549,19 @@ fn modbus_io(raw: RawIo) -> Result<ModbusIoConfig> {
         let bits = matches!(p.register, RegisterKind::Coil | RegisterKind::Discrete);
         if bits != (p.data_type == DataType::Bool) {
             bail!(
-                "{}: {:?} does not fit a {:?} point; coils and discrete inputs are `bool`, holding and input registers are u16, i16, u32, i32 or f32",
+                "{}: \"{}\" does not fit a {} point; coils and discrete inputs are `bool`, holding and input registers are u16, i16, u32, i32 or f32",
                 field("type"),
-                p.data_type,
-                p.register
+                p.data_type.name(),
+                p.register.name()
             );
         }
         if p.address + u32::from(p.data_type.words()) > 65_536 {
             bail!(
-                "{}: {} is outside the register space (0 to {} for a {:?})",
+                "{}: {} is outside the register space (0 to {} for a {})",
                 field("address"),
                 p.address,
                 65_536 - u32::from(p.data_type.words()),
-                p.data_type
+                p.data_type.name()
             );
         }
         if !p.scale.is_finite() || p.scale == 0.0 {
@@ -566,8 +611,8 @@ fn modbus_io(raw: RawIo) -> Result<ModbusIoConfig> {
         }
         if !matches!(p.data_type, DataType::U16 | DataType::U32) {
             bail!(
-                "field `io.heartbeats.\"{key}\".type`: {:?}; a heartbeat counter is u16 or u32",
-                p.data_type
+                "field `io.heartbeats.\"{key}\".type`: \"{}\"; a heartbeat counter is u16 or u32",
+                p.data_type.name()
             );
         }
         heartbeats[sub.index()] = Some(point("heartbeats", key, p, None)?);
@@ -645,6 +690,28 @@ mod tests {
         let x = m.signals[Signal::StagePositionX.index()];
         assert_eq!(x.data_type, DataType::F32);
         assert_eq!(x.register, RegisterKind::Holding);
+    }
+
+    #[test]
+    fn the_shipped_stage_sample_is_valid_and_overlapping_registers_are_refused() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/machines/modbus-machine.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cfg = parse(&text, MachineSource::File(path)).expect("sample parses");
+        let StageDriver::Modbus(stage) = cfg.stage else {
+            panic!("sample stage is modbus")
+        };
+        assert_eq!((stage.target_x, stage.actual_x), (100, 104));
+        let e = err(&text.replacen("target_y = 102", "target_y = 101", 1));
+        assert!(
+            e.contains("stage.target_y") && e.contains("overlaps"),
+            "{e}"
+        );
+        let e = err(&text.replacen("move_coil = 0", "", 1));
+        assert!(
+            e.contains("stage.move_coil") && e.contains("missing"),
+            "{e}"
+        );
     }
 
     #[test]

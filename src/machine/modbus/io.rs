@@ -27,7 +27,7 @@ impl ModbusIo {
         }
     }
 
-    /// Each server's link status, in configuration order.
+    /// Each server's link status, by server name (sorted).
     pub fn statuses(&self) -> Vec<(String, Arc<LinkStatus>)> {
         self.links
             .iter()
