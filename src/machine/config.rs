@@ -509,7 +509,11 @@ fn modbus_io(raw: RawIo) -> Result<ModbusIoConfig> {
                 s.address
             )
         })?;
-        ms_in_range(&field("timeout_ms"), s.timeout_ms, 1, 60_000)?;
+        // One poller thread reads every server in turn: a request may hold
+        // it up to this long, and a poller not heard from for half a second
+        // is taken as stopped (every value Lost, the run suspended). So a
+        // timeout stays well under that.
+        ms_in_range(&field("timeout_ms"), s.timeout_ms, 1, MAX_IO_TIMEOUT_MS)?;
         ms_in_range(&field("reconnect_min_ms"), s.reconnect_min_ms, 1, 600_000)?;
         ms_in_range(&field("reconnect_max_ms"), s.reconnect_max_ms, 1, 600_000)?;
         if s.reconnect_max_ms < s.reconnect_min_ms {
@@ -666,6 +670,9 @@ fn modbus_io(raw: RawIo) -> Result<ModbusIoConfig> {
         periods,
     })
 }
+
+/// The longest an I/O request may take (see `modbus_io`).
+pub const MAX_IO_TIMEOUT_MS: u64 = 200;
 
 fn ms_in_range(field: &str, v: u64, lo: u64, hi: u64) -> Result<()> {
     if v < lo || v > hi {
