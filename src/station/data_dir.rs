@@ -162,11 +162,18 @@ impl DataDir {
                 .join(format!(".alarms.toml.{}", std::process::id()));
             std::fs::write(&tmp, SHIPPED_ALARMS)
                 .map_err(|e| anyhow!("{}: cannot write: {e}", tmp.display()))?;
-            // Another station starting at the same moment writes the same
-            // text: whichever rename lands last changes nothing.
-            std::fs::rename(&tmp, &alarms)
-                .map_err(|e| anyhow!("{}: cannot create: {e}", alarms.display()))?;
-            created.push(alarms);
+            // Linked, not renamed, into place: a link fails if the name
+            // exists, so a copy the operator (or another station) put there
+            // since the check above is never replaced.
+            let linked = std::fs::hard_link(&tmp, &alarms);
+            if let Err(e) = std::fs::remove_file(&tmp) {
+                tracing::warn!("{}: cannot remove: {e}", tmp.display());
+            }
+            match linked {
+                Ok(()) => created.push(alarms),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(anyhow!("{}: cannot create: {e}", alarms.display())),
+            }
         }
         let recipes = self.path(Item::Recipes);
         if !exists(&recipes)? {
