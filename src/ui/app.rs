@@ -6,7 +6,7 @@ use super::alarms::AlarmPanel;
 use super::command::UiCommand;
 use super::live_view::LiveView;
 use super::run_control::RunControl;
-use super::view::{Health, View};
+use super::view::{Health, LinkRow, View};
 use super::wafer_map::WaferMapState;
 use super::{health, heartbeat, look, simulator, status_strip, wafer_map};
 use crate::hot::{alloc_count, LatencyHistogram, LatestReader};
@@ -170,6 +170,19 @@ impl StationApp {
         let mut h = Health {
             ui_frame_p50_ms: self.frame_time.quantile(0.5) as f64 / 1e6,
             ui_frame_p99_ms: self.frame_time.quantile(0.99) as f64 / 1e6,
+            links: self
+                .station
+                .io_links
+                .iter()
+                .map(|(name, l)| LinkRow {
+                    name: name.clone(),
+                    connected: l.connected.load(std::sync::atomic::Ordering::Relaxed),
+                    connects: l.connects.get(),
+                    timeouts: l.timeouts.get(),
+                    drops: l.drops.get(),
+                    exceptions: l.exceptions.get(),
+                })
+                .collect(),
             ..Health::default()
         };
         h.allocs_per_s = threads

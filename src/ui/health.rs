@@ -66,6 +66,35 @@ pub fn ui(ui: &mut Ui, view: &View) {
                 format!("{:.2} / {:.2} ms", h.ui_frame_p50_ms, h.ui_frame_p99_ms),
             );
         });
+    if !h.links.is_empty() {
+        ui.label(RichText::new("Device links (Modbus TCP)").strong());
+        egui::Grid::new("links")
+            .striped(true)
+            .num_columns(2)
+            .show(ui, |ui| {
+                for l in &h.links {
+                    ui.label(&l.name);
+                    // The word says it; colour only marks the abnormal.
+                    let state = if l.connected {
+                        RichText::new(format!(
+                            "connected — opened {}×, {} timeouts, {} drops, {} exceptions",
+                            l.connects, l.timeouts, l.drops, l.exceptions
+                        ))
+                        .monospace()
+                    } else {
+                        RichText::new(format!(
+                            "✖ NOT CONNECTED — opened {}×, {} timeouts, {} drops",
+                            l.connects, l.timeouts, l.drops
+                        ))
+                        .monospace()
+                        .color(look::QUALITY)
+                        .strong()
+                    };
+                    ui.label(state);
+                    ui.end_row();
+                }
+            });
+    }
     ui.label(RichText::new("Allocations per second, hot threads").strong());
     egui::Grid::new("allocs")
         .striped(true)

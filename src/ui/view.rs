@@ -7,6 +7,17 @@ use crate::monitor::{AlarmDef, AlarmSnapshot, MachineSnapshot};
 use crate::run::RunSnapshot;
 use std::sync::Arc;
 
+/// One device link (a Modbus server) as the Health panel shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkRow {
+    pub name: String,
+    pub connected: bool,
+    pub connects: u64,
+    pub timeouts: u64,
+    pub drops: u64,
+    pub exceptions: u64,
+}
+
 #[derive(Clone)]
 pub struct Health {
     pub frames_per_s: f64,
@@ -30,6 +41,8 @@ pub struct Health {
     pub alarm_journal_drops: u64,
     /// Operator alarm commands the evaluator did not take.
     pub alarm_commands_refused: u64,
+    /// Each real device link's state (empty on simulated I/O).
+    pub links: Vec<LinkRow>,
 }
 
 impl Default for Health {
@@ -52,6 +65,7 @@ impl Default for Health {
             threads: Vec::new(),
             alarm_journal_drops: 0,
             alarm_commands_refused: 0,
+            links: Vec::new(),
         }
     }
 }
