@@ -4,12 +4,12 @@
 //! Nothing here allocates once running.
 
 use super::faults::PanicSwitch;
-use super::quality::{HeartbeatTracker, Quality};
+use super::quality::{HeartbeatTracker, Quality, LOST_PERIODS, STALE_PERIODS};
 use super::snapshot::MachineSnapshot;
 use super::trend::{BucketAccumulator, TrendPoint};
 use crate::hot::liveness::{self, join_named, now_ns, spawn_watched, ThreadHealth};
 use crate::hot::{alloc_count, latest_cell, prime_thread, Counter, LatestSubscriber, LatestWriter};
-use crate::machine::{Io, Signal, SIGNALS, SUBSYSTEMS};
+use crate::machine::{Io, IoError, Signal, SIGNALS, SUBSYSTEMS};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -177,7 +177,25 @@ impl Poller {
                 self.own_quality[i] = Quality::Invalid;
                 self.snapshot.signals[i].value = v;
             }
-            Err(_) => self.own_quality[i] = Quality::Invalid,
+            // The device said the reading is bad.
+            Err(IoError::Device(_)) => self.own_quality[i] = Quality::Invalid,
+            // The link failed: that says nothing about the value. It ages
+            // from its last good read (stale after 3 periods, lost after
+            // 10), as with a heartbeat — never Invalid, which would read as
+            // a device error (an invalid vacuum reading aborts a run; a
+            // pulled cable must suspend it, not abort it).
+            Err(IoError::Timeout | IoError::Disconnected) => {
+                let updated = self.snapshot.signals[i].updated_ns;
+                let age = now_ns.saturating_sub(updated);
+                let period = self.signal_period_ns[i];
+                if updated == 0 {
+                    self.own_quality[i] = Quality::NoValue;
+                } else if age > LOST_PERIODS * period {
+                    self.own_quality[i] = Quality::Lost;
+                } else if age > STALE_PERIODS * period {
+                    self.own_quality[i] = Quality::Stale;
+                }
+            }
         }
     }
 
@@ -367,6 +385,65 @@ mod tests {
         }
         // 5 heartbeats + 8 signals every tick, lamp hours every 5th.
         assert_eq!(reads, 1000 * 13 + 200);
+    }
+
+    /// Fails signal reads on demand: by the link or by the device.
+    struct FailingIo {
+        fail: Option<IoError>,
+        beat: u32,
+    }
+
+    impl Io for FailingIo {
+        fn read_heartbeat(&mut self, _: Subsystem) -> Result<u32, IoError> {
+            // Another server keeps the heartbeats alive.
+            self.beat += 1;
+            Ok(self.beat)
+        }
+        fn read_signal(&mut self, s: Signal) -> Result<f64, IoError> {
+            match self.fail {
+                Some(e) => Err(e),
+                None => Ok(s.info().nominal),
+            }
+        }
+    }
+
+    /// A failed link ages a value (stale, then lost) even while its
+    /// subsystem's heartbeat is live; only the device's own error code
+    /// makes it Invalid.
+    #[test]
+    fn a_link_failure_ages_a_value_and_only_a_device_error_is_invalid() {
+        let run = |fail: IoError| {
+            let (tx, _rx) = crossbeam_channel::bounded(1 << 16);
+            let mut p = Poller::new(
+                Box::new(FailingIo {
+                    fail: None,
+                    beat: 0,
+                }),
+                &MonitorConfig::uniform(Duration::from_millis(1)),
+                tx,
+            );
+            p.poll(1_000_000);
+            let q = |p: &Poller| p.snapshot().signal(Signal::ChuckVacuum).quality;
+            assert_eq!(q(&p), Quality::Live);
+            // From now on every signal read fails.
+            p.io = Box::new(FailingIo {
+                fail: Some(fail),
+                beat: 1000,
+            });
+            let mut seen = Vec::new();
+            for k in 2..=14u64 {
+                p.poll(k * 1_000_000);
+                seen.push(q(&p));
+            }
+            seen
+        };
+        let link = run(IoError::Disconnected);
+        assert_eq!(link[0], Quality::Live, "one missed read is not yet stale");
+        assert!(link.contains(&Quality::Stale), "{link:?}");
+        assert_eq!(*link.last().unwrap(), Quality::Lost, "{link:?}");
+        assert!(!link.contains(&Quality::Invalid), "{link:?}");
+        let device = run(IoError::Device(4));
+        assert!(device.iter().all(|q| *q == Quality::Invalid), "{device:?}");
     }
 
     /// A poller that fell behind by more than a period does not burst.

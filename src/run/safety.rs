@@ -4,7 +4,7 @@
 //! stopped is never taken as the machine's state (`as_seen_at`).
 
 use crate::hot::now_ns;
-use crate::machine::{Signal, SUBSYSTEMS};
+use crate::machine::{Signal, SIGNALS, SUBSYSTEMS};
 use crate::monitor::quality::out_of_date_after_ns;
 use crate::monitor::{AlarmDef, AlarmSnapshot, AlarmState, MachineSnapshot, Priority, Quality};
 
@@ -177,7 +177,15 @@ pub fn suspend_cause_at(
             return Some(format!("{} heartbeat {}", s.name(), q.name()));
         }
     }
-    // Stale or lost readings are caught by the heartbeat check above; an
+    // A reading whose own link failed ages even while its subsystem's
+    // heartbeat (possibly on another server) is live: not current data.
+    for s in SIGNALS {
+        let q = m.signal(s).quality;
+        if matches!(q, Quality::Stale | Quality::Lost) {
+            return Some(format!("{} reading {}", s.name(), q.name()));
+        }
+    }
+    // Stale or lost readings are caught by the checks above; an
     // invalid one (a device error, or beyond what the controller can
     // report: a runaway axis) is no better than a large one.
     let fe = m.signal(Signal::StageFollowingError);
@@ -253,5 +261,10 @@ mod tests {
         m.signals[Signal::StageFollowingError.index()].quality = Quality::Invalid;
         let why = suspend_cause_at(&m, &a, &[], &limits, 0).expect("suspends");
         assert!(why.contains("invalid"), "{why}");
+        // A reading gone stale on its own link, heartbeats all live.
+        let mut m = healthy(1.2);
+        m.signals[Signal::ChuckVacuum.index()].quality = Quality::Stale;
+        let why = suspend_cause_at(&m, &a, &[], &limits, 0).expect("suspends");
+        assert!(why.contains("vacuum.chuck_pressure reading stale"), "{why}");
     }
 }

@@ -55,6 +55,20 @@ impl Link {
         }
     }
 
+    /// After a failure the link refuses to reconnect until its back-off
+    /// has passed; a caller that must retry now (a stage move) waits for
+    /// that, at most `limit`, instead of failing every retry at once.
+    pub fn wait_for_reconnect(&self, limit: std::time::Duration) {
+        if self.ctx.is_none() {
+            if let Some(t) = self.next_attempt {
+                let wait = t.saturating_duration_since(Instant::now()).min(limit);
+                if !wait.is_zero() {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
+
     /// Whether a connection is open now.
     pub fn is_open(&self) -> bool {
         self.ctx.is_some()

@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 /// How often the in-position bit is read while a move runs.
 const POLL: Duration = Duration::from_millis(1);
 
+/// The longest a move waits for a dropped link's reconnect back-off.
+const RETRY_WAIT_LIMIT: Duration = Duration::from_millis(250);
+
 pub struct ModbusStage {
     cfg: ModbusStageConfig,
     link: Link,
@@ -74,6 +77,10 @@ impl ModbusStage {
 
 impl Stage for ModbusStage {
     fn move_to(&mut self, x_um: f64, y_um: f64) -> Result<Duration, StageError> {
+        // A retry after a dropped link: wait out the reconnect back-off
+        // (bounded, so acquisition never sits long in here) rather than
+        // fail at once.
+        self.link.wait_for_reconnect(RETRY_WAIT_LIMIT);
         let t0 = Instant::now();
         let unit = self.cfg.unit_id;
         let order = self.cfg.word_order;
@@ -120,6 +127,13 @@ impl Stage for ModbusStage {
     /// gives NaN, which no position check accepts (the resume check then
     /// faults rather than trusting an unknown position).
     fn position_um(&mut self) -> (f64, f64) {
-        self.actual().unwrap_or((f64::NAN, f64::NAN))
+        // Once more after a dropped link's back-off: a link that dropped
+        // while the run was suspended is no reason to fault the run.
+        self.actual()
+            .or_else(|_| {
+                self.link.wait_for_reconnect(RETRY_WAIT_LIMIT);
+                self.actual()
+            })
+            .unwrap_or((f64::NAN, f64::NAN))
     }
 }
