@@ -5,7 +5,7 @@
 
 mod peers;
 
-use peers::{free_port, machine_config, write_config, Peer};
+use peers::{free_port, machine_config, wait_for, write_config, Peer};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -197,16 +197,6 @@ fn start_monitor(
     )
     .unwrap();
     (monitor, alarms, links)
-}
-
-/// Waits up to `limit` for `what`; returns how long it took.
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
-    let t0 = Instant::now();
-    while !ok() {
-        assert!(t0.elapsed() < limit, "not within {limit:?}: {what}");
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    t0.elapsed()
 }
 
 const STAGE_HEARTBEAT_LOST: u32 = 1002;

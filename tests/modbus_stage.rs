@@ -6,20 +6,12 @@
 
 mod peers;
 
-use peers::{free_port, sample_config, write_config, Peer};
+use peers::{free_port, sample_config, wait_for, write_config, Peer};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use waferscope::machine::MachineConfig;
 use waferscope::run::{recipe, RunCommand, RunIdentity, RunState};
 use waferscope::station::{Station, StationConfig};
-
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !ok() {
-        assert!(t0.elapsed() < limit, "not within {limit:?}: {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
 
 #[test]
 fn a_wafer_on_a_modbus_stage_moves_to_every_die_and_a_following_error_suspends_it() {
@@ -86,16 +78,10 @@ fn a_wafer_on_a_modbus_stage_moves_to_every_die_and_a_following_error_suspends_i
         "still suspended while the error lasts"
     );
     // Nothing moves while the run is suspended.
-    let count = |peer: &mut Peer, what: &str| -> u32 {
-        peer.query(what)
-            .strip_prefix("ok ")
-            .and_then(|n| n.parse().ok())
-            .expect("the peer's count")
-    };
-    let moves_suspended = count(&mut peer, "moves");
+    let moves_suspended = peer.count("moves");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
-        count(&mut peer, "moves"),
+        peer.count("moves"),
         moves_suspended,
         "a move while suspended"
     );
@@ -137,7 +123,7 @@ fn a_wafer_on_a_modbus_stage_moves_to_every_die_and_a_following_error_suspends_i
     // confirmed each one in position at its target.
     // Once per die, plus a move the drop may have cut off after the PLC
     // took it but before its answer came back (then commanded again).
-    let moves = count(&mut peer, "moves");
+    let moves = peer.count("moves");
     assert!(
         (dies..=dies + 1).contains(&moves),
         "the PLC moved {moves} times for {dies} dies"
@@ -146,7 +132,7 @@ fn a_wafer_on_a_modbus_stage_moves_to_every_die_and_a_following_error_suspends_i
     // was still running (a driver that did not wait for in-position would
     // command the next die's move 10 ms early).
     assert_eq!(
-        count(&mut peer, "overlaps"),
+        peer.count("overlaps"),
         0,
         "a move commanded before the last ended"
     );

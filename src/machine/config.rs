@@ -426,12 +426,7 @@ fn modbus_stage(raw: &RawStage) -> Result<ModbusStageConfig> {
             field("address")
         )
     })?;
-    let address: SocketAddr = address.parse().map_err(|_| {
-        anyhow!(
-            "{}: \"{address}\" is not IP:PORT (e.g. \"192.168.10.21:502\"; host names are not resolved)",
-            field("address")
-        )
-    })?;
+    let address = socket_addr(&field("address"), address)?;
     ms_in_range(&field("timeout_ms"), raw.timeout_ms, 1, 60_000)?;
     ms_in_range(&field("move_timeout_ms"), raw.move_timeout_ms, 1, 600_000)?;
     if !(raw.position_tolerance_um.is_finite() && raw.position_tolerance_um > 0.0) {
@@ -502,13 +497,7 @@ fn modbus_io(raw: RawIo) -> Result<ModbusIoConfig> {
     let mut unit_ids = Vec::new();
     for (name, s) in &raw.servers {
         let field = |f: &str| format!("field `io.servers.{name}.{f}`");
-        let address: SocketAddr = s.address.parse().map_err(|_| {
-            anyhow!(
-                "{}: \"{}\" is not IP:PORT (e.g. \"192.168.10.20:502\"; host names are not resolved)",
-                field("address"),
-                s.address
-            )
-        })?;
+        let address = socket_addr(&field("address"), &s.address)?;
         // One poller thread reads every server in turn: a request may hold
         // it up to this long, and a poller not heard from for half a second
         // is taken as stopped (every value Lost, the run suspended). So a
@@ -668,6 +657,16 @@ fn modbus_io(raw: RawIo) -> Result<ModbusIoConfig> {
         heartbeats: heartbeats.map(|p| p.expect("checked above")),
         signals: signals.map(|p| p.expect("checked above")),
         periods,
+    })
+}
+
+/// A server address: IP:PORT only (a host-name lookup must never stall a
+/// polling or acquisition thread).
+fn socket_addr(field: &str, text: &str) -> Result<SocketAddr> {
+    text.parse().map_err(|_| {
+        anyhow!(
+            "{field}: \"{text}\" is not IP:PORT (e.g. \"192.168.10.20:502\"; host names are not resolved)"
+        )
     })
 }
 

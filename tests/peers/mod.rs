@@ -10,6 +10,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -135,14 +136,16 @@ impl Peer {
 
     /// Sends a command to a pymodbus peer and waits for its `ok`.
     pub fn command(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("the peer takes commands");
-        writeln!(stdin, "{line}").expect("writing to the peer");
-        stdin.flush().unwrap();
-        let mut answer = String::new();
-        self.stdout
-            .read_line(&mut answer)
-            .expect("the peer's answer");
-        assert_eq!(answer.trim(), "ok", "peer refused `{line}`");
+        assert_eq!(self.query(line), "ok", "peer refused `{line}`");
+    }
+
+    /// A count the pymodbus peer answers as `ok N` (`moves`, `overlaps`).
+    pub fn count(&mut self, what: &str) -> u32 {
+        let answer = self.query(what);
+        answer
+            .strip_prefix("ok ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("`{what}`: not a count: {answer}"))
     }
 
     pub fn pid(&self) -> u32 {
@@ -198,6 +201,16 @@ pub fn sample_config(name: &str, port: u16, period_ms: u64, reconnect_max_ms: u6
         out.push('\n');
     }
     out
+}
+
+/// Waits up to `limit` for `ok`; returns how long it took.
+pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while !ok() {
+        assert!(t0.elapsed() < limit, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    t0.elapsed()
 }
 
 pub fn write_config(dir: &Path, text: &str) -> PathBuf {
