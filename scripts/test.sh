@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
+# The GigE camera driver (feature `gige`: one more build of this crate and
+# the aravis bindings) against Aravis' fake camera, inside a private
+# network namespace.
+cargo clippy --features gige --lib --test gige_camera -- -D warnings
+./scripts/gige-test.sh
 # KLARF read back by two independent readers (PyPI, pinned, in a venv).
 ./scripts/klarf-interop.sh
 # Model-check hot's own concurrency. The `loom` feature rebuilds only this

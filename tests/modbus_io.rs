@@ -76,9 +76,7 @@ fn heartbeat_steps_are_neither_lost_nor_repeated_at_1_khz_for_5_s() {
     let (trend_tx, _trend_rx) = crossbeam_channel::bounded(1 << 16);
     let mut poller = Poller::new(
         Box::new(io),
-        &MonitorConfig {
-            periods: cfg.periods,
-        },
+        &MonitorConfig::with_periods(cfg.periods),
         trend_tx,
     );
     // One poll per millisecond, on the wall clock, for 5 s.
@@ -177,12 +175,7 @@ fn start_monitor(
 ) {
     let io = ModbusIo::new(cfg);
     let links = io.statuses();
-    let monitor = Monitor::start(
-        Box::new(io),
-        MonitorConfig {
-            periods: cfg.periods,
-        },
-    );
+    let monitor = Monitor::start(Box::new(io), MonitorConfig::with_periods(cfg.periods));
     let dir = std::env::temp_dir().join(format!("waferscope-modbus-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let defs_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/alarms.toml");

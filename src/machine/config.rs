@@ -29,9 +29,39 @@ pub struct MachineConfig {
     pub io: IoDriver,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CameraDriver {
     Sim,
+    /// A GigE Vision camera through Aravis (cargo feature `gige`).
+    Gige(GigeCameraConfig),
+}
+
+/// A GigE Vision camera, opened by IP address only: device discovery
+/// broadcasts on every interface, so it is never done implicitly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GigeCameraConfig {
+    pub address: std::net::IpAddr,
+    /// `Software`: one frame per die, triggered when the stage is in
+    /// position; `Line0`/`Line1`: the stage controller's hardware trigger;
+    /// `Off`: free-running at `frame_rate_hz` (setting up and focusing, or
+    /// a stage that moves while the camera streams).
+    pub trigger: String,
+    /// A frame not delivered within this of its trigger fails the die.
+    pub frame_timeout: Duration,
+    /// Wait between attempts to reopen a camera that went away.
+    pub reconnect: Duration,
+    /// The camera's frame rate (AcquisitionFrameRate); in trigger mode the
+    /// fastest it will answer triggers. `None` leaves the camera's own.
+    pub frame_rate_hz: Option<f64>,
+    /// GVSP packet size in bytes (GevSCPSPacketSize); jumbo frames need a
+    /// network that carries them. `None` leaves the camera's own.
+    pub packet_size: Option<u32>,
+    /// How often the camera's control port is asked whether it is alive
+    /// (the camera subsystem's heartbeat).
+    pub heartbeat_period: Duration,
+    /// Pool buffers kept lent to the stream, waiting for frames: enough to
+    /// ride out the acquisition thread being busy for that many frames.
+    pub queued_frames: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -219,12 +249,20 @@ impl MachineConfig {
     /// and the log).
     pub fn describe(&self) -> Vec<String> {
         let mut lines = vec![
-            format!(
-                "camera: {}",
-                match self.camera {
-                    CameraDriver::Sim => "simulated",
-                }
-            ),
+            match &self.camera {
+                CameraDriver::Sim => "camera: simulated".to_owned(),
+                CameraDriver::Gige(g) => format!(
+                    "camera: GigE Vision at {} (trigger {}, frame timeout {} ms){}",
+                    g.address,
+                    g.trigger,
+                    g.frame_timeout.as_millis(),
+                    if cfg!(feature = "gige") {
+                        ""
+                    } else {
+                        " — this build has no GigE support (cargo feature `gige`)"
+                    }
+                ),
+            },
             match &self.stage {
                 StageDriver::Sim => "stage: simulated".to_owned(),
                 StageDriver::Modbus(m) => format!(
@@ -264,7 +302,7 @@ impl MachineConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMachine {
-    camera: RawDriver,
+    camera: RawCamera,
     stage: RawStage,
     io: RawIo,
 }
@@ -301,8 +339,34 @@ fn default_position_tolerance_um() -> f64 {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawDriver {
+struct RawCamera {
     driver: String,
+    address: Option<String>,
+    trigger: Option<String>,
+    #[serde(default = "default_frame_timeout_ms")]
+    frame_timeout_ms: u64,
+    #[serde(default = "default_camera_reconnect_ms")]
+    reconnect_ms: u64,
+    frame_rate_hz: Option<f64>,
+    packet_size: Option<u32>,
+    #[serde(default = "default_camera_heartbeat_ms")]
+    heartbeat_ms: u64,
+    #[serde(default = "default_queued_frames")]
+    queued_frames: usize,
+}
+
+fn default_queued_frames() -> usize {
+    4
+}
+
+fn default_camera_heartbeat_ms() -> u64 {
+    100
+}
+fn default_frame_timeout_ms() -> u64 {
+    1000
+}
+fn default_camera_reconnect_ms() -> u64 {
+    500
 }
 
 #[derive(Deserialize)]
@@ -380,8 +444,14 @@ pub fn parse(text: &str, source: MachineSource) -> Result<MachineConfig> {
         None => anyhow!("{}", e.message()),
     })?;
     let camera = match raw.camera.driver.as_str() {
-        "sim" => CameraDriver::Sim,
-        other => bail!("field `camera.driver`: \"{other}\" is not a camera driver of this build; expected \"sim\""),
+        "sim" => {
+            if raw.camera.address.is_some() {
+                bail!("field `camera.address`: the simulated camera has no address; use driver = \"gige\"");
+            }
+            CameraDriver::Sim
+        }
+        "gige" => CameraDriver::Gige(gige_camera(&raw.camera)?),
+        other => bail!("field `camera.driver`: \"{other}\" is not a camera driver; expected \"sim\" or \"gige\""),
     };
     let stage = match raw.stage.driver.as_str() {
         "sim" => {
@@ -415,6 +485,59 @@ pub fn parse(text: &str, source: MachineSource) -> Result<MachineConfig> {
         camera,
         stage,
         io,
+    })
+}
+
+fn gige_camera(raw: &RawCamera) -> Result<GigeCameraConfig> {
+    let address = raw.address.as_deref().ok_or_else(|| {
+        anyhow!("field `camera.address`: missing; a GigE camera is opened by its IP address (discovery is never broadcast implicitly)")
+    })?;
+    let address = address.parse().map_err(|_| {
+        anyhow!(
+            "field `camera.address`: \"{address}\" is not an IP address (e.g. \"192.168.20.10\")"
+        )
+    })?;
+    let trigger = raw.trigger.clone().unwrap_or_else(|| "Software".into());
+    if !matches!(trigger.as_str(), "Software" | "Line0" | "Line1" | "Off") {
+        bail!("field `camera.trigger`: \"{trigger}\" is not a trigger source; expected \"Software\", \"Line0\", \"Line1\" or \"Off\" (free-running)");
+    }
+    if !(1..=16).contains(&raw.queued_frames) {
+        bail!(
+            "field `camera.queued_frames`: {} is outside the allowed range 1 to 16",
+            raw.queued_frames
+        );
+    }
+    ms_in_range(
+        "field `camera.frame_timeout_ms`",
+        raw.frame_timeout_ms,
+        1,
+        60_000,
+    )?;
+    ms_in_range("field `camera.reconnect_ms`", raw.reconnect_ms, 1, 600_000)?;
+    if let Some(f) = raw.frame_rate_hz {
+        if !(f.is_finite() && f > 0.0 && f <= 10_000.0) {
+            bail!("field `camera.frame_rate_hz`: {f} is outside the allowed range 0 to 10000 Hz");
+        }
+    }
+    if let Some(p) = raw.packet_size {
+        if !(576..=16_384).contains(&p) {
+            bail!(
+                "field `camera.packet_size`: {p} is outside the allowed range 576 to 16384 bytes"
+            );
+        }
+    }
+    // At most 400 ms: Lost (10 periods) must come before a die waiting for
+    // an unreachable camera gives up (5 s, pipeline/acquire.rs).
+    ms_in_range("field `camera.heartbeat_ms`", raw.heartbeat_ms, 10, 400)?;
+    Ok(GigeCameraConfig {
+        frame_rate_hz: raw.frame_rate_hz,
+        packet_size: raw.packet_size,
+        heartbeat_period: Duration::from_millis(raw.heartbeat_ms),
+        queued_frames: raw.queued_frames,
+        address,
+        trigger,
+        frame_timeout: Duration::from_millis(raw.frame_timeout_ms),
+        reconnect: Duration::from_millis(raw.reconnect_ms),
     })
 }
 
@@ -721,6 +844,52 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_camera_sample_is_valid_and_bad_camera_fields_are_named() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/machines/gige-camera.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cfg = parse(&text, MachineSource::File(path)).expect("sample parses");
+        let CameraDriver::Gige(camera) = cfg.camera else {
+            panic!("sample camera is gige")
+        };
+        assert_eq!(camera.queued_frames, 4);
+        assert_eq!(camera.heartbeat_period, Duration::from_millis(100));
+        for (from, to, field) in [
+            (
+                "trigger = \"Software\"",
+                "trigger = \"Line7\"",
+                "camera.trigger",
+            ),
+            (
+                "queued_frames = 4",
+                "queued_frames = 0",
+                "camera.queued_frames",
+            ),
+            (
+                "heartbeat_ms = 100",
+                "heartbeat_ms = 5000",
+                "camera.heartbeat_ms",
+            ),
+            (
+                "address = \"192.168.20.10\"",
+                "address = \"cam.local\"",
+                "camera.address",
+            ),
+        ] {
+            let e = err(&text.replacen(from, to, 1));
+            assert!(e.contains(field), "{to}: {e}");
+        }
+        let e = err(&text.replacen(
+            "heartbeat_ms = 100",
+            "heartbeat_ms = 100\npacket_size = 65000",
+            1,
+        ));
+        assert!(
+            e.contains("camera.packet_size") && e.contains("65000"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn sim_is_the_built_in_tool() {
         assert_eq!(
             MachineConfig::from_arg("sim").unwrap(),
@@ -765,7 +934,7 @@ mod tests {
         let e = err(&s.replace("driver = \"modbus\"", "driver = \"opc-ua\""));
         assert!(e.contains("io.driver") && e.contains("opc-ua"), "{e}");
         let e = err(&s.replace("[camera]\ndriver = \"sim\"", "[camera]\ndriver = \"gige\""));
-        assert!(e.contains("camera.driver") && e.contains("gige"), "{e}");
+        assert!(e.contains("camera.address") && e.contains("missing"), "{e}");
         // A typo'd key is an error with its line, not silently ignored.
         let e = err(&s.replace("scale = 0.01", "scael = 0.01"));
         assert!(e.contains("line ") && e.contains("scael"), "{e}");

@@ -12,6 +12,9 @@ pub enum CameraError {
     Timeout,
     /// The frame was started but packets were lost; the image is unusable.
     LostFrame,
+    /// The camera cannot be reached or refused a command (a real camera:
+    /// link down, powered off, opened by another application).
+    Unreachable,
 }
 
 impl std::fmt::Display for CameraError {
@@ -19,6 +22,7 @@ impl std::fmt::Display for CameraError {
         f.write_str(match self {
             Self::Timeout => "camera timeout",
             Self::LostFrame => "camera lost frame",
+            Self::Unreachable => "camera unreachable",
         })
     }
 }

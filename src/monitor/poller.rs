@@ -22,12 +22,21 @@ pub struct MonitorConfig {
     /// Poll period of each signal (its subsystem's heartbeat is polled at
     /// the fastest period of its signals). Default 5 ms, at least 1 ms.
     pub periods: [Duration; SIGNALS.len()],
+    /// A subsystem whose heartbeat is not polled at its signals' pace (a
+    /// GigE camera's heartbeat counts control-port answers, which come at
+    /// the probe's period). `None`: the fastest period of its signals.
+    pub heartbeat_periods: [Option<Duration>; SUBSYSTEMS.len()],
 }
 
 impl MonitorConfig {
     pub fn uniform(period: Duration) -> Self {
+        Self::with_periods([period; SIGNALS.len()])
+    }
+
+    pub fn with_periods(periods: [Duration; SIGNALS.len()]) -> Self {
         Self {
-            periods: [period.max(Duration::from_millis(1)); SIGNALS.len()],
+            periods: periods.map(|p| p.max(Duration::from_millis(1))),
+            heartbeat_periods: [None; SUBSYSTEMS.len()],
         }
     }
 }
@@ -63,6 +72,11 @@ impl Poller {
         for s in SIGNALS {
             let h = &mut heartbeat_period_ns[s.info().subsystem.index()];
             *h = (*h).min(signal_period_ns[s.index()]);
+        }
+        for (h, own) in heartbeat_period_ns.iter_mut().zip(cfg.heartbeat_periods) {
+            if let Some(own) = own {
+                *h = own.max(Duration::from_millis(1)).as_nanos() as u64;
+            }
         }
         let heartbeat_period_ns =
             heartbeat_period_ns.map(|p| if p == u64::MAX { 5_000_000 } else { p });

@@ -14,13 +14,18 @@ use super::result::DieResult;
 use super::telemetry::PipelineTelemetry;
 use super::worker::WorkItem;
 use crate::hot::{Frame, FramePool, ThreadHealth};
-use crate::machine::{Camera, DieSite, Stage};
+use crate::machine::{Camera, CameraError, DieSite, Stage};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Attempts per die before a camera or stage fault fails the die.
 const RETRIES: u32 = 3;
+/// How long a die waits for an unreachable camera before it fails: longer
+/// than the camera's heartbeat takes to go Lost and suspend the run
+/// (10 periods), so with a heartbeat the die is handed back instead.
+const UNREACHABLE_WAIT_LIMIT: Duration = Duration::from_secs(5);
+const UNREACHABLE_POLL: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -72,6 +77,7 @@ fn worker_name(n: usize) -> &'static str {
 
 impl Acquisition {
     pub fn run(mut self, triggers: Receiver<Trigger>, health: &ThreadHealth) {
+        self.camera.attach_pool(&self.pool);
         loop {
             health.idle();
             let Ok(t) = triggers.recv() else { break };
@@ -220,9 +226,34 @@ impl Acquisition {
         if stalled > Duration::from_micros(20) {
             self.telemetry.stall_ns.add(stalled.as_nanos() as u64);
         }
-        if !self.capture(die_index, &mut frame) {
-            self.fail(die_index);
-            return;
+        let mut unreachable_since = None;
+        loop {
+            match self.capture(die_index, &mut frame) {
+                Ok(()) => break,
+                // A camera that cannot be reached (its heartbeat stopped) is
+                // not this die's fault: wait for it to come back, or for the
+                // run to suspend on its heartbeat, which hands the die back
+                // to be imaged after the resume. Burning the retries would
+                // fail dies, and a few failed dies in a row fault the run.
+                Err(CameraError::Unreachable) => {
+                    let since = *unreachable_since.get_or_insert_with(Instant::now);
+                    if self.gate.is_halted() {
+                        self.cancel(die_index);
+                        return;
+                    }
+                    if since.elapsed() > UNREACHABLE_WAIT_LIMIT {
+                        self.fail(die_index);
+                        return;
+                    }
+                    // Waiting on the camera is not a stall of this thread.
+                    health.beat();
+                    std::thread::sleep(UNREACHABLE_POLL);
+                }
+                Err(_) => {
+                    self.fail(die_index);
+                    return;
+                }
+            }
         }
         self.send_to_worker(WorkItem::Frame(frame), Some(die_index));
     }
@@ -232,7 +263,7 @@ impl Acquisition {
             self.telemetry.drops.incr();
             return;
         };
-        if self.capture(die_index, &mut frame) {
+        if self.capture(die_index, &mut frame).is_ok() {
             if let Err(TrySendError::Full(f) | TrySendError::Disconnected(f)) =
                 self.live.try_send(frame)
             {
@@ -242,8 +273,10 @@ impl Acquisition {
         }
     }
 
-    /// Images a die with retries; stamps the frame's metadata.
-    fn capture(&mut self, die_index: u32, frame: &mut Frame) -> bool {
+    /// Images a die with retries; stamps the frame's metadata. An
+    /// unreachable camera is not retried here (the caller waits for it).
+    fn capture(&mut self, die_index: u32, frame: &mut Frame) -> Result<(), CameraError> {
+        let mut last = CameraError::Timeout;
         for _ in 0..RETRIES {
             let start = Instant::now();
             match self.camera.capture(die_index, frame) {
@@ -254,12 +287,18 @@ impl Acquisition {
                     frame.meta.sequence = self.sequence;
                     frame.meta.die_index = die_index;
                     frame.meta.capture_ns = self.telemetry.now_ns();
-                    return true;
+                    return Ok(());
                 }
-                Err(_) => self.telemetry.camera_errors.incr(),
+                Err(e) => {
+                    self.telemetry.camera_errors.incr();
+                    if e == CameraError::Unreachable {
+                        return Err(e);
+                    }
+                    last = e;
+                }
             }
         }
-        false
+        Err(last)
     }
 
     /// Reports a die that could not be imaged, so the run knows it was not

@@ -130,7 +130,11 @@ impl Pipeline {
     ) -> Self {
         let geometry = camera.geometry();
         let workers = cfg.workers.clamp(1, DETECT_NAMES.len());
-        let pool = FramePool::new(cfg.pool_frames.max(3 * workers + 2), geometry);
+        // The camera's own queued buffers come on top of what the pipeline needs.
+        let pool = FramePool::new(
+            cfg.pool_frames.max(3 * workers + 2) + camera.frames_held(),
+            geometry,
+        );
         let telemetry = Arc::new(PipelineTelemetry::new());
         let gate = Arc::new(DieGate::default());
 

@@ -5,10 +5,10 @@
 use super::recipe::ValidRecipe;
 use crate::hot::Counter;
 use crate::hot::FrameGeometry;
-use crate::machine::config::StageDriver;
+use crate::machine::config::{CameraDriver, StageDriver};
 use crate::machine::modbus::ModbusStage;
 use crate::machine::sim::{SimCamera, SimStage, SimWafer};
-use crate::machine::{SimFaults, Stage};
+use crate::machine::{Camera, SimFaults, Stage};
 use crate::pipeline::teach::{teach_golden, TaughtGolden};
 use crate::pipeline::{
     thumbnail_channel, DisplayFrame, Pipeline, PipelineConfig, PipelineTelemetry, ResultSink,
@@ -59,9 +59,16 @@ pub struct SimMachine {
     pub stage_time_scale: f64,
     /// Camera frame-rate limit (None = as fast as rendered).
     pub camera_fps: Option<f64>,
+    /// Which camera images each die: the simulated one, or a GigE Vision
+    /// camera (feature `gige`).
+    pub camera_driver: CameraDriver,
     /// Which stage moves to each die: the simulated one, or a real
     /// controller (the camera stays the simulator's either way).
     pub stage_driver: StageDriver,
+    /// A GigE camera's control-port heartbeat: captures are refused at once
+    /// while it is silent.
+    #[cfg(feature = "gige")]
+    pub camera_link: Option<Arc<crate::machine::gige::CameraLink>>,
     /// Moves a real stage confirmed in position at their target, over the
     /// tool's life (a new stage connection per run adds to it).
     pub stage_moves_confirmed: Arc<Counter>,
@@ -121,7 +128,10 @@ impl SimMachine {
             wafer_seed,
             stage_time_scale: 1.0,
             camera_fps: Some(60.0),
+            camera_driver: CameraDriver::Sim,
             stage_driver: StageDriver::Sim,
+            #[cfg(feature = "gige")]
+            camera_link: None,
             stage_moves_confirmed: Arc::new(Counter::new()),
             safe: Arc::new(AtomicBool::new(false)),
             workers: None,
@@ -154,11 +164,33 @@ impl MachineControl for SimMachine {
         thumbnails: Option<PathBuf>,
     ) -> Result<Pipeline> {
         let wafer = self.wafer_for(recipe);
-        let mut camera = SimCamera::new(wafer.clone(), 2.0, self.device_faults.clone())
-            .with_capture_counter(self.captures.clone());
-        if let Some(fps) = self.camera_fps {
-            camera = camera.with_frame_rate(fps);
-        }
+        let camera: Box<dyn Camera> = match &self.camera_driver {
+            CameraDriver::Sim => {
+                let mut camera = SimCamera::new(wafer.clone(), 2.0, self.device_faults.clone())
+                    .with_capture_counter(self.captures.clone());
+                if let Some(fps) = self.camera_fps {
+                    camera = camera.with_frame_rate(fps);
+                }
+                Box::new(camera)
+            }
+            #[cfg(feature = "gige")]
+            CameraDriver::Gige(cfg) => {
+                let mut camera = crate::machine::gige::GigeCamera::new(
+                    cfg.clone(),
+                    wafer.frame,
+                    Some(recipe.recipe.optics.exposure_us),
+                )
+                .map_err(anyhow::Error::msg)?;
+                if let Some(link) = &self.camera_link {
+                    camera = camera.with_link(link.clone());
+                }
+                Box::new(camera)
+            }
+            #[cfg(not(feature = "gige"))]
+            CameraDriver::Gige(_) => anyhow::bail!(
+                "the machine configuration names a GigE camera, and this build has no GigE support: build with `--features gige` (needs libaravis-dev)"
+            ),
+        };
         // A die-to-reference recipe compares with its own image only: no
         // golden die is taught for it (the image stands in where the
         // pipeline wants one).
@@ -209,7 +241,7 @@ impl MachineControl for SimMachine {
         let thumbnails_skipped = tap.as_ref().map(|t| t.skipped.clone());
         let mut pipeline = Pipeline::start_with_thumbnails(
             cfg,
-            Box::new(camera),
+            camera,
             Some(stage),
             wafer.sites.clone().into(),
             golden,

@@ -119,6 +119,10 @@ pub struct Station {
     pub io_faults: Option<Arc<SimIoFaults>>,
     /// Each Modbus server's link, by name (empty on simulated I/O).
     pub io_links: Vec<(String, Arc<LinkStatus>)>,
+    /// A GigE camera's control-port heartbeat (its thread runs while this
+    /// lives).
+    #[cfg(feature = "gige")]
+    pub camera_link: Option<crate::machine::gige::CameraLinkProbe>,
     pub device_faults: Arc<SimFaults>,
     pub tool_safe: Arc<AtomicBool>,
     pub live: Arc<Mutex<Option<LivePipeline>>>,
@@ -176,9 +180,30 @@ impl Station {
                     Box::new(io),
                     None,
                     links,
-                    MonitorConfig { periods: m.periods },
+                    MonitorConfig::with_periods(m.periods),
                 )
             }
+        };
+        // A GigE camera's heartbeat comes from the camera itself (its
+        // control port answering), whatever the I/O is.
+        #[cfg(feature = "gige")]
+        #[cfg(feature = "gige")]
+        let mut monitor_cfg = monitor_cfg;
+        #[cfg(feature = "gige")]
+        let (io, camera_link): (Box<dyn Io>, _) = match &cfg.machine.camera {
+            crate::machine::config::CameraDriver::Gige(g) => {
+                let probe =
+                    crate::machine::gige::CameraLinkProbe::start(g.address, g.heartbeat_period)
+                        .context("opening a UDP socket for the camera's heartbeat")?;
+                let link = probe.link();
+                monitor_cfg.heartbeat_periods[crate::machine::Subsystem::Camera.index()] =
+                    Some(g.heartbeat_period);
+                (
+                    Box::new(crate::machine::gige::CameraHeartbeatIo::new(io, link)),
+                    Some(probe),
+                )
+            }
+            crate::machine::config::CameraDriver::Sim => (io, None),
         };
         let monitor = Monitor::start(io, monitor_cfg);
         let alarms = AlarmService::start(
@@ -189,13 +214,18 @@ impl Station {
             monitor.epoch,
             Duration::from_millis(5),
         )?;
-        // Camera: the simulated one (the only camera driver so far; the
-        // configuration refuses any other). Stage: as configured.
+        // Camera and stage as configured (a GigE camera needs the `gige`
+        // feature: without it a run says so when it starts).
         let mut machine = if cfg.paced {
             SimMachine::new(cfg.wafer_seed)
         } else {
             SimMachine::fast(cfg.wafer_seed)
         };
+        machine.camera_driver = cfg.machine.camera.clone();
+        #[cfg(feature = "gige")]
+        {
+            machine.camera_link = camera_link.as_ref().map(|p| p.link());
+        }
         machine.stage_driver = cfg.machine.stage.clone();
         let stage_moves_confirmed = machine.stage_moves_confirmed.clone();
         if cfg.paced {
@@ -251,6 +281,8 @@ impl Station {
             alarm_defs: defs,
             io_faults,
             io_links,
+            #[cfg(feature = "gige")]
+            camera_link,
             device_faults,
             tool_safe,
             live,

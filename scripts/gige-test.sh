@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The GigE Vision camera tests (cargo feature `gige`) against Aravis' fake
+# camera. Built outside, then run inside a private network namespace
+# (`unshare -n`, loopback only): GigE Vision discovery broadcasts on every
+# interface, and nothing here may reach a real network. Needs root (or
+# user namespaces) for unshare, libaravis-dev, libusb-1.0-0-dev,
+# aravis-tools and iproute2 (.ci/run installs them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --features gige --test gige_camera --no-run
+exec unshare -n sh -c 'ip link set lo up && exec cargo test --offline --features gige --test gige_camera -- --test-threads 1 "$@"' sh "$@"

@@ -1,0 +1,398 @@
+//! One GigE Vision camera opened by IP address. The stream always has
+//! `queued_frames` pool buffers lent to it, so a frame the camera sends
+//! (on a software trigger, a hardware trigger from the stage controller,
+//! or free-running) lands in a buffer that is already waiting.
+
+use super::link::CameraLink;
+use crate::hot::{Counter, Frame, FrameGeometry, FramePool};
+use crate::machine::config::GigeCameraConfig;
+use crate::machine::{Camera, CameraError};
+use aravis::glib::object::Cast as _;
+use aravis::glib::prelude::ObjectExt as _;
+use aravis::prelude::*;
+use aravis::{Buffer, BufferStatus, GvStreamSocketBuffer, PixelFormat};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the camera has been through, readable from any thread.
+#[derive(Default)]
+pub struct GigeStats {
+    /// Frames delivered into a pool buffer.
+    pub frames: Counter,
+    /// Frames the camera numbered but we never received (ids skipped).
+    pub frame_id_gaps: Counter,
+    /// Captures without a frame within the timeout.
+    pub timeouts: Counter,
+    /// Frames that arrived incomplete (packets lost).
+    pub lost_frames: Counter,
+    /// Times the camera was opened (the first included).
+    pub opens: Counter,
+    /// A popped buffer that was not the oldest one lent (must stay 0).
+    pub foreign_buffers: Counter,
+    /// Captures refused at once because the control port stopped answering.
+    pub refused_unreachable: Counter,
+}
+
+struct Open {
+    camera: aravis::Camera,
+    stream: aravis::Stream,
+}
+
+pub struct GigeCamera {
+    cfg: GigeCameraConfig,
+    /// The recipe's exposure, set at every open.
+    exposure_us: Option<f64>,
+    geometry: FrameGeometry,
+    open: Option<Open>,
+    /// The pool the queued frames are leased from (`attach_pool`). Held for
+    /// the camera's life: it keeps alive the memory every Aravis buffer in
+    /// `lent` points into.
+    pool: Option<FramePool>,
+    /// Pool leases lent to the stream, oldest first (the stream fills its
+    /// input queue first in, first out). A lease is here exactly while
+    /// Aravis may write into its buffer, so the pool cannot hand that
+    /// buffer to anyone else meanwhile.
+    queued: VecDeque<Frame>,
+    /// The Aravis buffer made for each pool buffer it has been lent, by the
+    /// buffer's address. Made on first sight (the pool has a fixed set of
+    /// buffers, so this stops growing after the first pass over the pool);
+    /// capacity reserved up front so that pass does not reallocate.
+    lent: Vec<(usize, Buffer)>,
+    next_open: Option<Instant>,
+    last_frame_id: Option<u64>,
+    /// The control-port heartbeat: a camera that stopped answering it is
+    /// not asked for frames (each Aravis control request would otherwise
+    /// wait through its own retries, 2.5 s).
+    link: Option<Arc<CameraLink>>,
+    pub stats: Arc<GigeStats>,
+}
+
+/// Pool buffers a camera expects to see (more only costs a reallocation
+/// during the first pass over a larger pool).
+const EXPECTED_POOL_BUFFERS: usize = 64;
+
+/// Frames of packets the receive socket can hold.
+const SOCKET_BUFFER_FRAMES: i32 = 8;
+
+impl GigeCamera {
+    /// Opens nothing yet: the camera is opened on the first capture, so a
+    /// camera that is off at start is a failed die with a reason, not a
+    /// station that cannot start. Only 8-bit monochrome frames.
+    pub fn new(
+        cfg: GigeCameraConfig,
+        geometry: FrameGeometry,
+        exposure_us: Option<f64>,
+    ) -> Result<Self, String> {
+        if geometry.bytes_per_pixel != 1 {
+            return Err(format!(
+                "the GigE camera driver delivers Mono8; the pipeline's frames have {} bytes per pixel",
+                geometry.bytes_per_pixel
+            ));
+        }
+        // No `aravis::Aravis::initialize()`: that token only gates device
+        // enumeration (discovery, a broadcast), which this driver never does.
+        Ok(Self {
+            queued: VecDeque::with_capacity(cfg.queued_frames),
+            cfg,
+            exposure_us,
+            geometry,
+            open: None,
+            pool: None,
+            lent: Vec::with_capacity(EXPECTED_POOL_BUFFERS),
+            next_open: None,
+            last_frame_id: None,
+            link: None,
+            stats: Arc::new(GigeStats::default()),
+        })
+    }
+
+    /// Captures are refused at once while `link` says the camera's control
+    /// port is not answering.
+    pub fn with_link(mut self, link: Arc<CameraLink>) -> Self {
+        self.link = Some(link);
+        self
+    }
+
+    /// Opens the camera by IP, sets it up, lends it `queued_frames` pool
+    /// buffers and starts acquisition.
+    fn open(&mut self) -> Result<(), CameraError> {
+        if self.open.is_some() {
+            return Ok(());
+        }
+        if self.next_open.is_some_and(|t| Instant::now() < t) {
+            return Err(CameraError::Unreachable);
+        }
+        let pool = self
+            .pool
+            .clone()
+            .expect("attach_pool is called before the first capture");
+        let result = self.try_open().and_then(|open| {
+            while self.queued.len() < self.cfg.queued_frames {
+                let mut frame = pool.try_lease().ok_or_else(|| {
+                    format!(
+                        "the frame pool has no free buffer to queue ({} of {} queued)",
+                        self.queued.len(),
+                        self.cfg.queued_frames
+                    )
+                })?;
+                open.stream.push_buffer(self.buffer_for(&mut frame));
+                self.queued.push_back(frame);
+            }
+            open.camera
+                .start_acquisition()
+                .map_err(|e| format!("start acquisition: {e}"))?;
+            Ok(open)
+        });
+        match result {
+            Ok(open) => {
+                self.stats.opens.incr();
+                self.next_open = None;
+                self.last_frame_id = None;
+                tracing::info!(address = %self.cfg.address, "GigE camera opened");
+                self.open = Some(open);
+                Ok(())
+            }
+            Err(why) => {
+                tracing::warn!(address = %self.cfg.address, "GigE camera: {why}");
+                // The stream (if any) was dropped inside `result`, which
+                // joined its thread: the queued leases can go back.
+                self.queued.clear();
+                self.next_open = Some(Instant::now() + self.cfg.reconnect);
+                Err(CameraError::Unreachable)
+            }
+        }
+    }
+
+    fn try_open(&self) -> Result<Open, String> {
+        let ip = self.cfg.address.to_string();
+        let camera =
+            aravis::Camera::new(Some(&ip)).map_err(|e| format!("cannot open {ip}: {e}"))?;
+        let (w, h) = (self.geometry.width as i32, self.geometry.height as i32);
+        camera
+            .set_region(0, 0, w, h)
+            .map_err(|e| format!("region {w}×{h}: {e}"))?;
+        camera
+            .set_pixel_format(PixelFormat::MONO_8)
+            .map_err(|e| format!("pixel format Mono8: {e}"))?;
+        let payload = camera.payload().map_err(|e| format!("payload: {e}"))?;
+        if payload as usize != (w * h) as usize {
+            return Err(format!(
+                "payload {payload} bytes, expected {} for {w}×{h} Mono8",
+                w * h
+            ));
+        }
+        if let Some(us) = self.exposure_us {
+            camera
+                .set_exposure_time(us)
+                .map_err(|e| format!("exposure {us} µs: {e}"))?;
+        }
+        if self.cfg.trigger == "Off" {
+            camera
+                .clear_triggers()
+                .map_err(|e| format!("free-running (triggers off): {e}"))?;
+        } else {
+            camera
+                .set_trigger(&self.cfg.trigger)
+                .map_err(|e| format!("trigger {}: {e}", self.cfg.trigger))?;
+        }
+        // The rate as a feature, after the trigger: Aravis' `set_frame_rate`
+        // clears every trigger first (TriggerMode Off, aravis 0.8.26
+        // arvcamera.c), which would leave a triggered camera free-running,
+        // sending frames nobody asked for. With a trigger, the rate is the
+        // fastest the camera answers triggers.
+        if let Some(hz) = self.cfg.frame_rate_hz {
+            camera
+                .set_float("AcquisitionFrameRate", hz)
+                .map_err(|e| format!("AcquisitionFrameRate {hz} Hz: {e}"))?;
+        }
+        if let Some(bytes) = self.cfg.packet_size {
+            camera
+                .gv_set_packet_size(bytes as i32)
+                .map_err(|e| format!("packet size {bytes} bytes: {e}"))?;
+        }
+        let stream = camera.create_stream().map_err(|e| format!("stream: {e}"))?;
+        if let Some(gv) = stream.downcast_ref::<aravis::GvStream>() {
+            // Aravis sizes the receive socket to one payload by default; a
+            // frame arrives as a burst of packets, and the kernel charges
+            // each datagram more than its bytes, so one payload of buffer
+            // drops packets whenever the receiving thread is scheduled out
+            // for part of a frame. Room for several frames (the kernel caps
+            // it at net.core.rmem_max).
+            gv.set_socket_buffer(GvStreamSocketBuffer::Fixed);
+            gv.set_socket_buffer_size((payload as i32).saturating_mul(SOCKET_BUFFER_FRAMES));
+        }
+        Ok(Open { camera, stream })
+    }
+
+    /// Ends acquisition after a failure, then takes the queued leases back.
+    /// Joining the stream's receiving thread is what guarantees no packet
+    /// is written into a pool buffer after its lease is returned: dropping
+    /// the last reference to the stream does it (aravis 0.8.26
+    /// `arv_gv_stream_finalize` calls `stop_thread`, which cancels and
+    /// `g_thread_join`s the thread). Should anything else hold the stream,
+    /// the thread is stopped explicitly first.
+    ///
+    /// A camera whose control port went silent is not told to stop, and is
+    /// released on a thread of its own: each control request to it waits
+    /// through Aravis' retries (5 × 500 ms, compiled in), and releasing the
+    /// device makes three of them — 10 s during which the acquisition
+    /// thread would look stalled.
+    fn close(&mut self) {
+        if let Some(Open { camera, stream }) = self.open.take() {
+            let silent = self.link.as_ref().is_some_and(|l| !l.answering());
+            if !silent {
+                if let Err(e) = camera.stop_acquisition() {
+                    tracing::warn!(address = %self.cfg.address, "GigE camera: stop acquisition: {e}");
+                }
+            }
+            if stream.ref_count() != 1 {
+                stream.stop_thread(true);
+            }
+            drop(stream);
+            if silent {
+                let release = std::thread::Builder::new()
+                    .name("camera-release".into())
+                    .spawn(move || drop(camera));
+                if let Err(e) = release {
+                    // Released here, then: slow, never unsafe.
+                    tracing::warn!("GigE camera: no thread to release the camera on: {e}");
+                }
+            }
+        }
+        // Only now, with the receiving thread gone.
+        self.queued.clear();
+        self.next_open = Some(Instant::now() + self.cfg.reconnect);
+    }
+
+    /// The Aravis buffer lent `frame`'s memory.
+    fn buffer_for(&mut self, frame: &mut Frame) -> Buffer {
+        let data = frame.data_mut();
+        let (addr, len) = (data.as_mut_ptr() as usize, data.len());
+        if let Some((_, b)) = self.lent.iter().find(|(a, _)| *a == addr) {
+            return b.clone();
+        }
+        // SAFETY: the region is the pool buffer behind `frame`, `len` bytes
+        // long, and stays allocated while `self.pool` (a handle to the same
+        // pool) lives, which is longer than this Aravis buffer (both are
+        // fields of `self`; the stream that may hold a reference is joined
+        // in `close`, run by `Drop` before the fields go). Aravis writes it
+        // only while the buffer sits in the stream's queues, and a buffer
+        // is pushed only together with its lease into `queued`, which keeps
+        // the pool from lending it to anyone else until the stream has
+        // handed it back (`capture`) or its thread is joined (`close`). The
+        // buffer carries no destroy callback: dropping it never frees the
+        // pool's memory.
+        let b = unsafe { Buffer::new_preallocated_borrowed(addr as *mut u8, len) };
+        self.lent.push((addr, b.clone()));
+        b
+    }
+
+    /// Lends `frame` to the stream again (newest in the queue).
+    fn requeue(&mut self, mut frame: Frame) {
+        let buffer = self.buffer_for(&mut frame);
+        let open = self.open.as_ref().expect("requeue only while open");
+        open.stream.push_buffer(buffer);
+        self.queued.push_back(frame);
+    }
+}
+
+/// GigE Vision 1.x block ids are 16-bit and skip 0 when they wrap.
+fn next_frame_id(id: u64) -> u64 {
+    if id >= 0xFFFF {
+        1
+    } else {
+        id + 1
+    }
+}
+
+impl Camera for GigeCamera {
+    fn geometry(&self) -> FrameGeometry {
+        self.geometry
+    }
+
+    fn frames_held(&self) -> usize {
+        self.cfg.queued_frames
+    }
+
+    fn attach_pool(&mut self, pool: &FramePool) {
+        self.pool = Some(pool.clone());
+    }
+
+    fn capture(&mut self, die_index: u32, frame: &mut Frame) -> Result<(), CameraError> {
+        if self.link.as_ref().is_some_and(|l| !l.answering()) {
+            self.stats.refused_unreachable.incr();
+            if self.open.is_some() {
+                self.close();
+            }
+            return Err(CameraError::Unreachable);
+        }
+        self.open()?;
+        let timeout_us = self.cfg.frame_timeout.as_micros() as u64;
+        let open = self.open.as_ref().expect("opened above");
+        if self.cfg.trigger == "Software" {
+            if let Err(e) = open.camera.software_trigger() {
+                tracing::warn!(address = %self.cfg.address, "GigE camera: trigger: {e}");
+                self.close();
+                return Err(CameraError::Unreachable);
+            }
+        }
+        let Some(popped) = open.stream.timeout_pop_buffer(timeout_us) else {
+            self.stats.timeouts.incr();
+            self.close();
+            return Err(CameraError::Timeout);
+        };
+        let oldest = self
+            .queued
+            .front_mut()
+            .map(|f| f.data_mut().as_mut_ptr() as usize);
+        if Some(popped.data().0 as usize) != oldest {
+            // The stream hands buffers back in the order it was lent them;
+            // anything else means we no longer know which lease holds what.
+            self.stats.foreign_buffers.incr();
+            self.close();
+            return Err(CameraError::LostFrame);
+        }
+        let mut filled = self.queued.pop_front().expect("checked above");
+        // The id counts even for an incomplete frame: it was sent, so a gap
+        // means a frame the camera numbered and we never saw at all (it
+        // came while no buffer was queued).
+        let id = popped.frame_id();
+        if let Some(last) = self.last_frame_id {
+            if id != next_frame_id(last) {
+                self.stats.frame_id_gaps.incr();
+            }
+        }
+        self.last_frame_id = Some(id);
+        if popped.status() != BufferStatus::Success {
+            // Packets missing past Aravis' retention time: the image is
+            // incomplete. The buffer goes back into the queue; the
+            // acquisition thread retries the die.
+            self.stats.lost_frames.incr();
+            self.requeue(filled);
+            return Err(CameraError::LostFrame);
+        }
+        // The caller gets the filled buffer, the stream gets the caller's:
+        // leases swap, pixels are never copied.
+        std::mem::swap(frame, &mut filled);
+        self.requeue(filled);
+        self.stats.frames.incr();
+        frame.meta.die_index = die_index;
+        Ok(())
+    }
+}
+
+impl Drop for GigeCamera {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn frame_ids_wrap_past_zero() {
+        assert_eq!(super::next_frame_id(7), 8);
+        assert_eq!(super::next_frame_id(0xFFFF), 1);
+    }
+}

@@ -1,0 +1,447 @@
+//! The GigE Vision camera driver against Aravis' own fake camera
+//! (`arv-fake-gv-camera-0.8`, Debian aravis-tools), which this test starts
+//! on 127.0.0.1 and ends by PID. Runs only with `--features gige`, and only
+//! inside a private network namespace (`scripts/gige-test.sh` runs it under
+//! `unshare -n` after `ip link set lo up`): nothing here may reach a real
+//! network, and the camera is opened by IP, never discovered.
+
+#![cfg(feature = "gige")]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use waferscope::hot::{alloc_count, FrameGeometry, FramePool};
+use waferscope::machine::config::GigeCameraConfig;
+use waferscope::machine::gige::{CameraLinkProbe, GigeCamera};
+use waferscope::machine::sim::SimWafer;
+use waferscope::machine::MachineConfig;
+use waferscope::machine::{Camera, Notch, Subsystem, WaferGeometry};
+use waferscope::monitor::{AlarmService, AlarmState, Quality};
+use waferscope::pipeline::{Pipeline, PipelineConfig};
+use waferscope::run::{recipe, RunCommand, RunIdentity, RunState};
+use waferscope::station::{Station, StationConfig};
+
+#[global_allocator]
+static ALLOC: waferscope::hot::CountingAlloc = waferscope::hot::CountingAlloc;
+
+/// Only the loopback interface: a private namespace.
+fn assert_private_network() {
+    // /proc/self/net is per namespace (/sys/class/net shows the namespace
+    // sysfs was mounted in).
+    let dev = std::fs::read_to_string("/proc/self/net/dev").unwrap();
+    let names: Vec<&str> = dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        names,
+        ["lo"],
+        "run the GigE tests inside a private network namespace: scripts/gige-test.sh"
+    );
+}
+
+/// One fake camera at a time: it binds 127.0.0.1's GVCP port.
+static ONE_CAMERA: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+struct FakeCamera(Child);
+
+impl FakeCamera {
+    fn start() -> FakeCamera {
+        FakeCamera(
+            Command::new("arv-fake-gv-camera-0.8")
+                .args(["-i", "127.0.0.1", "-s", "GV01"])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("arv-fake-gv-camera-0.8 (apt-get install aravis-tools)"),
+        )
+    }
+}
+
+impl Drop for FakeCamera {
+    fn drop(&mut self) {
+        // Ended by its PID (SIGKILL), then reaped.
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+fn config(trigger: &str) -> GigeCameraConfig {
+    GigeCameraConfig {
+        address: "127.0.0.1".parse().unwrap(),
+        trigger: trigger.into(),
+        frame_timeout: Duration::from_millis(1000),
+        reconnect: Duration::from_millis(200),
+        frame_rate_hz: Some(100.0),
+        packet_size: None,
+        heartbeat_period: Duration::from_millis(100),
+        queued_frames: 4,
+    }
+}
+
+/// Captures until the camera answers (it takes a moment to come up).
+fn first_frame(camera: &mut GigeCamera, pool: &FramePool) {
+    let t0 = Instant::now();
+    loop {
+        let mut f = pool.try_lease().unwrap();
+        if camera.capture(0, &mut f).is_ok() {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the fake camera never answered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The addresses of every buffer of `pool`, leased once each.
+fn pool_addresses(pool: &FramePool) -> Vec<usize> {
+    let mut leases: Vec<_> = (0..pool.capacity())
+        .map(|_| pool.try_lease().expect("a free pool"))
+        .collect();
+    let mut a: Vec<usize> = leases
+        .iter_mut()
+        .map(|f| f.data_mut().as_mut_ptr() as usize)
+        .collect();
+    a.sort();
+    a
+}
+
+#[test]
+fn five_hundred_free_running_frames_at_100_fps_land_in_pool_buffers_with_no_gap_and_no_allocation()
+{
+    let _one = ONE_CAMERA.lock().unwrap_or_else(|e| e.into_inner());
+    assert_private_network();
+    let _fake = FakeCamera::start();
+    let geometry = FrameGeometry::gray8(512, 512);
+    let mut camera = GigeCamera::new(config("Off"), geometry, None).unwrap();
+    let pool = FramePool::new(4 + camera.frames_held(), geometry);
+    let pool_buffers = pool_addresses(&pool);
+    camera.attach_pool(&pool);
+    let stats = camera.stats.clone();
+    first_frame(&mut camera, &pool);
+    // Warm-up: every pool buffer lent at least once.
+    for i in 0..16 {
+        let mut f = pool.try_lease().unwrap();
+        camera.capture(i, &mut f).unwrap();
+    }
+    let frames_before = stats.frames.get();
+    let gaps_before = stats.frame_id_gaps.get();
+    let lost_before = stats.lost_frames.get();
+    let allocations_before = alloc_count::thread_allocations();
+    let start = Instant::now();
+    let mut outside_pool = 0;
+    let mut varied = 0;
+    let mut held = [0u32; 8];
+    for i in 0..500u32 {
+        // The camera streams at 100 fps whatever we do: each capture takes
+        // the next frame it sent, so a gap is a frame that found no buffer.
+        let mut f = pool.try_lease().unwrap();
+        camera
+            .capture(i, &mut f)
+            .unwrap_or_else(|e| panic!("frame {i}: {e}"));
+        let addr = f.data_mut().as_mut_ptr() as usize;
+        if pool_buffers.binary_search(&addr).is_err() {
+            outside_pool += 1;
+        }
+        held[f.buffer_index()] += 1;
+        let d = f.data();
+        if d.iter().any(|&p| p != d[0]) {
+            varied += 1;
+        }
+    }
+    let allocations = alloc_count::thread_allocations() - allocations_before;
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "500 free-running frames in {secs:.2} s ({:.1} fps); handed out from pool buffers {held:?}; {allocations} allocations; {} frame-id gaps; {} incomplete",
+        500.0 / secs,
+        stats.frame_id_gaps.get() - gaps_before,
+        stats.lost_frames.get() - lost_before,
+    );
+    assert_eq!(stats.frames.get() - frames_before, 500);
+    assert_eq!(outside_pool, 0, "a frame outside the pool");
+    assert_eq!(
+        stats.frame_id_gaps.get() - gaps_before,
+        0,
+        "a frame the camera sent found no buffer"
+    );
+    assert_eq!(
+        stats.lost_frames.get() - lost_before,
+        0,
+        "incomplete frames"
+    );
+    assert_eq!(stats.foreign_buffers.get(), 0);
+    assert_eq!(
+        varied, 500,
+        "each frame holds a picture, not a blank buffer"
+    );
+    assert_eq!(allocations, 0, "capture allocated on our thread");
+    // More buffers than the camera queues took turns (leases swap).
+    assert!(held.iter().filter(|&&n| n > 0).count() > camera.frames_held());
+    drop(camera);
+    assert_eq!(pool.in_use(), 0, "a queued lease was not returned");
+}
+
+#[test]
+fn five_hundred_triggered_frames_go_through_detection_allocating_nothing_on_the_hot_threads() {
+    let _one = ONE_CAMERA.lock().unwrap_or_else(|e| e.into_inner());
+    assert_private_network();
+    let _fake = FakeCamera::start();
+    let wafer = Arc::new(SimWafer::new(
+        WaferGeometry {
+            diameter_mm: 100.0,
+            die_pitch_um: (8_000.0, 8_000.0),
+            die_size_um: (7_800.0, 7_800.0),
+            edge_exclusion_mm: 3.0,
+            notch: Notch::Down,
+        },
+        FrameGeometry::gray8(512, 512),
+        3,
+    ));
+    let dies = wafer.sites.len() as u64;
+    // One frame per software trigger (the fake camera answers triggers at
+    // 25 Hz): any frame-id gap is a frame nobody asked for.
+    let camera = GigeCamera::new(config("Software"), wafer.frame, None).unwrap();
+    let stats = camera.stats.clone();
+    let golden: Arc<[u8]> = vec![128u8; 512 * 512].into();
+    let results = Arc::new(AtomicU64::new(0));
+    let r2 = results.clone();
+    let pipeline = Pipeline::start_with_thumbnails(
+        PipelineConfig {
+            workers: 2,
+            pool_frames: 10,
+            ..PipelineConfig::default()
+        },
+        Box::new(camera),
+        None,
+        wafer.sites.clone().into(),
+        golden,
+        Box::new(move |r| {
+            assert!(!r.capture_failed, "die {} not imaged", r.die_index);
+            r2.fetch_add(1, Ordering::Release);
+        }),
+        None,
+    );
+    let pass = |p: &Pipeline| {
+        for i in 0..dies as u32 {
+            p.inspect(i);
+        }
+        p.end_of_plan();
+    };
+    let wait = |n: u64| {
+        let t0 = Instant::now();
+        while results.load(Ordering::Acquire) < n {
+            assert!(t0.elapsed() < Duration::from_secs(120), "stalled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    pass(&pipeline);
+    wait(dies);
+    let hot = || {
+        let mut v: Vec<_> = alloc_count::hot_threads()
+            .into_iter()
+            .map(|(n, a, _)| (n, a))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = hot();
+    let frames_before = stats.frames.get();
+    let passes = 500u64.div_ceil(dies);
+    for _ in 0..passes {
+        pass(&pipeline);
+    }
+    wait(dies * (passes + 1));
+    let after = hot();
+    eprintln!(
+        "{} frames through detection; hot threads before {before:?} after {after:?}",
+        stats.frames.get() - frames_before
+    );
+    assert!(stats.frames.get() - frames_before >= 500);
+    assert_eq!(before, after, "a hot thread allocated after warm-up");
+    assert_eq!(stats.frame_id_gaps.get(), 0);
+    assert_eq!(stats.foreign_buffers.get(), 0);
+    drop(pipeline);
+}
+
+#[test]
+fn a_killed_camera_is_refused_at_once_and_a_restarted_one_is_reopened() {
+    let _one = ONE_CAMERA.lock().unwrap_or_else(|e| e.into_inner());
+    assert_private_network();
+    let fake = FakeCamera::start();
+    let geometry = FrameGeometry::gray8(512, 512);
+    let probe =
+        CameraLinkProbe::start("127.0.0.1".parse().unwrap(), Duration::from_millis(50)).unwrap();
+    let mut camera = GigeCamera::new(config("Software"), geometry, None)
+        .unwrap()
+        .with_link(probe.link());
+    let pool = FramePool::new(4 + camera.frames_held(), geometry);
+    camera.attach_pool(&pool);
+    let stats = camera.stats.clone();
+    first_frame(&mut camera, &pool);
+    drop(fake);
+    let t0 = Instant::now();
+    let err = loop {
+        let mut f = pool.try_lease().unwrap();
+        match camera.capture(1, &mut f) {
+            Ok(()) => assert!(t0.elapsed() < Duration::from_secs(5), "still capturing"),
+            Err(e) => break e,
+        }
+    };
+    let failed_after = t0.elapsed();
+    // Once the control port is silent, a capture is refused without going
+    // near the camera.
+    let t1 = Instant::now();
+    let mut f = pool.try_lease().unwrap();
+    while camera.capture(1, &mut f).is_ok() || stats.refused_unreachable.get() == 0 {
+        assert!(t1.elapsed() < Duration::from_secs(10), "never refused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t2 = Instant::now();
+    assert!(camera.capture(1, &mut f).is_err());
+    let refusal = t2.elapsed();
+    drop(f);
+    eprintln!(
+        "camera killed: capture failed with {err} after {failed_after:?}; then refused in {refusal:?}"
+    );
+    assert!(
+        refusal < Duration::from_millis(50),
+        "a refused capture waited {refusal:?}"
+    );
+    // Every lease came back to the pool: nothing is left lent to Aravis.
+    assert_eq!(pool.in_use(), 0);
+
+    let fake = FakeCamera::start();
+    first_frame(&mut camera, &pool);
+    assert!(stats.opens.get() >= 2, "reopened: {}", stats.opens.get());
+    let mut f = pool.try_lease().unwrap();
+    camera.capture(2, &mut f).expect("capturing again");
+    // The camera is closed while it still answers (otherwise its release
+    // waits through control retries).
+    drop(camera);
+    drop(fake);
+}
+
+/// The whole station on a GigE camera: the camera's heartbeat is its
+/// control port answering, so killing the camera mid-run makes it Lost,
+/// raises its alarm and suspends the run; the camera restarted, the
+/// heartbeat is Live again, the run resumes by itself and completes.
+#[test]
+fn a_station_run_survives_its_camera_being_killed_and_restarted() {
+    let _one = ONE_CAMERA.lock().unwrap_or_else(|e| e.into_inner());
+    assert_private_network();
+    let fake = FakeCamera::start();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("waferscope-gige-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).unwrap();
+    let machine = dir.join("gige-machine.toml");
+    std::fs::write(
+        &machine,
+        "[camera]\ndriver = \"gige\"\naddress = \"127.0.0.1\"\ntrigger = \"Software\"\nheartbeat_ms = 100\n\n[stage]\ndriver = \"sim\"\n\n[io]\ndriver = \"sim\"\n",
+    )
+    .unwrap();
+    let station = Station::start(StationConfig {
+        machine: MachineConfig::load(&machine).unwrap(),
+        db: dir.join("station.db"),
+        alarms: root.join("assets/alarms.toml"),
+        recipes: root.join("assets/recipes"),
+        thumbnails: dir.join("thumbnails"),
+        read_history: false,
+        paced: false,
+        resume_after: Duration::from_millis(300),
+        ..StationConfig::default()
+    })
+    .unwrap();
+    let mut machine = station.monitor.snapshots.reader().unwrap();
+    wait_for("every heartbeat live", Duration::from_secs(10), || {
+        machine.read().value.all_live()
+    });
+    let recipe = recipe::load(&root.join("assets/recipes/sampled-200mm.toml")).unwrap();
+    let dies = recipe.plan.len() as u32;
+    let identity = RunIdentity {
+        lot: "LOT-GIGE".into(),
+        wafer: "W01".into(),
+        slot: 1,
+        operator: "Ana".into(),
+    };
+    station.engine.load(recipe, identity).unwrap();
+    station.engine.command(RunCommand::Start).unwrap();
+    let mut run = station.engine.snapshots.reader().unwrap();
+    wait_for("a few dies imaged", Duration::from_secs(60), || {
+        run.read().value.dies_done >= 10
+    });
+
+    let killed = Instant::now();
+    drop(fake);
+    wait_for("camera heartbeat lost", Duration::from_secs(5), || {
+        machine.read().value.heartbeat(Subsystem::Camera).quality == Quality::Lost
+    });
+    let lost_after = killed.elapsed();
+    wait_for("its alarm", Duration::from_secs(5), || {
+        alarm_state(&station.alarms, CAMERA_HEARTBEAT_LOST) == AlarmState::UnackActive
+    });
+    wait_for("the run suspended", Duration::from_secs(10), || {
+        run.read().value.state == RunState::Suspended
+    });
+    let held_at = run.read().value.dies_done;
+    // The other subsystems are untouched.
+    let snap = machine.read().value;
+    for s in [Subsystem::Stage, Subsystem::Vacuum, Subsystem::Illumination] {
+        assert_eq!(snap.heartbeat(s).quality, Quality::Live, "{}", s.name());
+    }
+
+    let restarted = Instant::now();
+    let _fake = FakeCamera::start();
+    wait_for(
+        "camera heartbeat live again",
+        Duration::from_secs(10),
+        || machine.read().value.heartbeat(Subsystem::Camera).quality == Quality::Live,
+    );
+    let live_after = restarted.elapsed();
+    wait_for("the run ended", Duration::from_secs(120), || {
+        matches!(
+            run.read().value.state,
+            RunState::Complete | RunState::Faulted | RunState::Aborted
+        )
+    });
+    let end = run.read().value;
+    eprintln!(
+        "camera killed at die {held_at} of {dies}: heartbeat Lost after {lost_after:?}; restarted: Live after {live_after:?}; run {:?} ({})",
+        end.state,
+        end.cause.as_str()
+    );
+    assert_eq!(
+        end.state,
+        RunState::Complete,
+        "ended: {}",
+        end.cause.as_str()
+    );
+    assert_eq!(end.dies_done, dies, "every die inspected");
+    assert!(held_at < dies, "suspended before the end");
+    drop(station);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+const CAMERA_HEARTBEAT_LOST: u32 = 1032;
+
+fn alarm_state(alarms: &AlarmService, alid: u32) -> AlarmState {
+    let mut r = alarms.snapshots.reader().unwrap();
+    r.read()
+        .value
+        .entry(alid)
+        .map(|e| e.state)
+        .unwrap_or(AlarmState::Normal)
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !done() {
+        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
