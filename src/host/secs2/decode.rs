@@ -426,6 +426,14 @@ mod tests {
 
     #[test]
     fn errors_say_where_and_what() {
+        assert_eq!(
+            error(&[0x01, 0x02, 0x21, 0x02, 0, 0]).to_string(),
+            "SECS-II body, byte 6: the message ends where an item should start"
+        );
+        assert_eq!(
+            error(&[0x42, 0x01]).to_string(),
+            "SECS-II body, byte 0: truncated: an item header needs 3 bytes, 2 left"
+        );
         let text = error(&[0x01, 0x01, 0xB1, 0x03, 0, 0, 1]).to_string();
         assert_eq!(
             text,

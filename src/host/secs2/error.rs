@@ -49,6 +49,9 @@ impl fmt::Display for DecodeError {
             DecodeErrorKind::MessageTooLarge { len, max } => {
                 write!(f, "message of {len} bytes is over the limit of {max}")
             }
+            DecodeErrorKind::Truncated { available: 0, .. } => {
+                write!(f, "the message ends where an item should start")
+            }
             DecodeErrorKind::Truncated { needed, available } => write!(
                 f,
                 "truncated: an item header needs {needed} bytes, {available} left"

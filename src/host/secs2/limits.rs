@@ -20,7 +20,10 @@ pub const MAX_DEPTH_CEILING: usize = 256;
 
 impl Default for DecodeLimits {
     /// 16 MiB and 32 levels: far above any GEM message (process programs
-    /// are the large ones), far below what would hurt the station.
+    /// are the large ones), far below what would hurt the station. The
+    /// largest single item E5 allows (0xFF_FFFF data bytes and a 4-byte
+    /// header) is 3 bytes over this default: a station that must accept one
+    /// raises the limit.
     fn default() -> DecodeLimits {
         DecodeLimits {
             max_message_bytes: 16 * 1024 * 1024,
