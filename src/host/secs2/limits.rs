@@ -1,0 +1,33 @@
+//! How much a decoder accepts from the wire.
+
+/// Limits on what [`super::decode_body_with`] accepts. Everything the
+/// decoder allocates is bounded by the bytes it was given, and those by
+/// `max_message_bytes`; `max_depth` bounds its recursion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// The largest body decoded; larger ones are refused whole, before
+    /// anything is read.
+    pub max_message_bytes: usize,
+    /// How deeply lists may nest: `<L <L>>` is depth 2, a body without
+    /// lists depth 0. Capped at [`MAX_DEPTH_CEILING`] whatever is set here,
+    /// so no configuration can let hostile input exhaust the stack.
+    pub max_depth: usize,
+}
+
+/// The deepest nesting any limit allows (see [`DecodeLimits::max_depth`]).
+/// Real GEM messages nest 4–6 deep.
+pub const MAX_DEPTH_CEILING: usize = 256;
+
+impl Default for DecodeLimits {
+    /// 16 MiB and 32 levels: far above any GEM message (process programs
+    /// are the large ones), far below what would hurt the station. The
+    /// largest single item E5 allows (0xFF_FFFF data bytes and a 4-byte
+    /// header) is 3 bytes over this default: a station that must accept one
+    /// raises the limit.
+    fn default() -> DecodeLimits {
+        DecodeLimits {
+            max_message_bytes: 16 * 1024 * 1024,
+            max_depth: 32,
+        }
+    }
+}
