@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod host;
 pub mod hot;
 pub mod logging;
 pub mod machine;
