@@ -264,10 +264,12 @@ impl<'a> Connection<'a> {
                 } else {
                     deselect_status::NOT_ESTABLISHED
                 };
-                self.write(Header::response(SType::DeselectRsp, status, header.system))
-                    .await?;
+                // Not selected before the response goes out, so no data
+                // message from a handle follows it on the wire. (Select is
+                // the other way round: no data before the Select.rsp.)
                 self.set_selected(false);
-                Ok(())
+                self.write(Header::response(SType::DeselectRsp, status, header.system))
+                    .await
             }
             SType::LinktestReq => {
                 self.write(Header::control(SType::LinktestRsp, header.system))

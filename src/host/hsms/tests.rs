@@ -532,3 +532,40 @@ async fn a_full_write_queue_is_an_error_to_the_sender() {
     drop(peer);
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn periodic_linktest_goes_out_and_an_unanswered_one_closes_on_t6() {
+    let config = HsmsConfig {
+        linktest_period: Some(Duration::from_millis(100)),
+        ..passive()
+    };
+    let (handle, _events) = Hsms::start(config).await.unwrap();
+    let mut peer = RawPeer::connect(handle.local_addr().unwrap()).await;
+    peer.select(1).await;
+    let (header, _) = peer.expect().await;
+    assert_eq!(&header[..6], [0xFF, 0xFF, 0, 0, 0, 5]);
+    peer.write(&control(6, system_of(&header))).await;
+    // The next one goes unanswered.
+    let (header, _) = peer.expect().await;
+    assert_eq!(&header[..6], [0xFF, 0xFF, 0, 0, 0, 5]);
+    peer.expect_closed().await;
+    wait_state(&handle, ConnectionState::NotConnected).await;
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_peers_deselect_returns_to_not_selected() {
+    let (handle, _events, addr) = start_passive().await;
+    let mut peer = RawPeer::connect(addr).await;
+    peer.select(1).await;
+    wait_state(&handle, ConnectionState::Selected).await;
+    peer.write(&control(3, 2)).await;
+    assert_eq!(peer.expect().await.0, [0xFF, 0xFF, 0, 0, 0, 4, 0, 0, 0, 2]);
+    assert_eq!(handle.state(), ConnectionState::NotSelected);
+    // Data is refused again; a second Deselect.req: not established (1).
+    peer.write(&data(1, 1, true, 3, &[])).await;
+    assert_eq!(peer.expect().await.0, [0xFF, 0xFF, 0, 4, 0, 7, 0, 0, 0, 3]);
+    peer.write(&control(3, 4)).await;
+    assert_eq!(peer.expect().await.0, [0xFF, 0xFF, 0, 1, 0, 4, 0, 0, 0, 4]);
+    handle.shutdown().await;
+}
