@@ -37,8 +37,9 @@ fn config(mode: HsmsMode) -> HsmsConfig {
     HsmsConfig {
         mode,
         session_id: 0,
+        // T3 short for the timeout case, yet ample for the host's replies.
         timers: HsmsTimers {
-            t3: Duration::from_secs(1),
+            t3: Duration::from_secs(2),
             t5: Duration::from_millis(200),
             ..HsmsTimers::default()
         },
