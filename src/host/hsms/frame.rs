@@ -297,6 +297,9 @@ fn message_length(buf: &[u8], max_message_bytes: u32) -> Result<Option<u32>, Fra
     Ok(Some(length))
 }
 
+/// Buffer capacity a decoder keeps between messages.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
 /// Buffers a byte stream and cuts it into messages with [`decode_frame`].
 /// The buffer holds at most one message plus what arrived with it.
 #[derive(Debug)]
@@ -325,6 +328,11 @@ impl FrameDecoder {
         match decode_frame(&self.buf, self.max_message_bytes)? {
             Some((frame, used)) => {
                 self.buf.drain(..used);
+                // One big message must not keep its buffer for the life of
+                // the connection.
+                if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
+                    self.buf = Vec::new();
+                }
                 // A following message's length is checked now, not when its
                 // text has arrived.
                 message_length(&self.buf, self.max_message_bytes)?;
@@ -502,6 +510,23 @@ mod tests {
                 assert!(used <= buf.len());
                 assert!(used - LENGTH_BYTES <= max as usize);
                 assert_eq!(frame.body.len(), used - LENGTH_BYTES - HEADER_BYTES);
+            }
+            // The same bytes through the stream decoder, cut at random.
+            let mut decoder = FrameDecoder::new(max);
+            let mut rest = &buf[..];
+            'feed: while !rest.is_empty() {
+                let cut = 1 + (next() as usize) % rest.len();
+                if decoder.push(&rest[..cut]).is_err() {
+                    break;
+                }
+                rest = &rest[cut..];
+                loop {
+                    match decoder.next_frame() {
+                        Ok(Some(frame)) => assert!(frame.body.len() + HEADER_BYTES <= max as usize),
+                        Ok(None) => break,
+                        Err(_) => break 'feed,
+                    }
+                }
             }
         }
     }
