@@ -253,7 +253,7 @@ impl<'a> Connection<'a> {
                 } else {
                     select_status::ESTABLISHED
                 };
-                self.write(Header::response(SType::SelectRsp, status, header.system))
+                self.write(Header::response(&header, SType::SelectRsp, status))
                     .await?;
                 self.set_selected(true);
                 Ok(())
@@ -268,11 +268,11 @@ impl<'a> Connection<'a> {
                 // message from a handle follows it on the wire. (Select is
                 // the other way round: no data before the Select.rsp.)
                 self.set_selected(false);
-                self.write(Header::response(SType::DeselectRsp, status, header.system))
+                self.write(Header::response(&header, SType::DeselectRsp, status))
                     .await
             }
             SType::LinktestReq => {
-                self.write(Header::control(SType::LinktestRsp, header.system))
+                self.write(Header::response(&header, SType::LinktestRsp, 0))
                     .await
             }
             SType::SelectRsp | SType::DeselectRsp | SType::LinktestRsp => {

@@ -6,6 +6,9 @@
 //! length (4) | session id (2) | byte 2 | byte 3 | PType | SType | system bytes (4) | text
 //! ```
 //!
+//! Responses and Reject.req copy the session id and system bytes of the
+//! message they answer (0xFFFF for control messages in HSMS-SS).
+//!
 //! Bytes 2 and 3 mean different things per SType: W-bit|stream and function
 //! for a data message, the select/deselect status in byte 3 of Select.rsp and
 //! Deselect.rsp, the rejected SType (or PType) and the reason code for
@@ -119,15 +122,19 @@ impl Header {
         }
     }
 
-    /// A Select.rsp or Deselect.rsp with its status in byte 3.
-    pub fn response(stype: SType, status: u8, system: u32) -> Header {
+    /// The response `stype` (Select.rsp, Deselect.rsp, Linktest.rsp) to
+    /// `request`: its session id and system bytes, `status` in byte 3 (0
+    /// for Linktest.rsp).
+    pub fn response(request: &Header, stype: SType, status: u8) -> Header {
         Header {
+            session_id: request.session_id,
             byte3: status,
-            ..Header::control(stype, system)
+            ..Header::control(stype, request.system)
         }
     }
 
-    /// A Reject.req for the message `rejected`, with E37's reason code.
+    /// A Reject.req for the message `rejected` (its session id and system
+    /// bytes), with E37's reason code.
     pub fn reject(rejected: &Header, reason: u8) -> Header {
         // Byte 2 names what was not accepted: the PType when that was the
         // reason, the SType otherwise.
@@ -137,6 +144,7 @@ impl Header {
             rejected.stype
         };
         Header {
+            session_id: rejected.session_id,
             byte2: what,
             byte3: reason,
             ..Header::control(SType::RejectReq, rejected.system)
@@ -365,7 +373,8 @@ mod tests {
 
     #[test]
     fn control_messages_carry_their_stype_and_status() {
-        let rsp = Header::response(SType::SelectRsp, select_status::ALREADY_ACTIVE, 7);
+        let req = Header::control(SType::SelectReq, 7);
+        let rsp = Header::response(&req, SType::SelectRsp, select_status::ALREADY_ACTIVE);
         assert_eq!(rsp.to_bytes(), [0xFF, 0xFF, 0, 1, 0, 2, 0, 0, 0, 7]);
         let linktest = Header::control(SType::LinktestReq, 2);
         assert_eq!(linktest.to_bytes(), [0xFF, 0xFF, 0, 0, 0, 5, 0, 0, 0, 2]);
@@ -377,7 +386,7 @@ mod tests {
     fn reject_names_the_rejected_stype_and_reason() {
         let data = Header::data(1, 1, 1, true, 0x55);
         let reject = Header::reject(&data, reject_reason::ENTITY_NOT_SELECTED);
-        assert_eq!(reject.to_bytes(), [0xFF, 0xFF, 0, 4, 0, 7, 0, 0, 0, 0x55]);
+        assert_eq!(reject.to_bytes(), [0, 1, 0, 4, 0, 7, 0, 0, 0, 0x55]);
         let odd = Header {
             ptype: 3,
             ..Header::control(SType::LinktestReq, 1)
