@@ -6,7 +6,8 @@ use std::fmt;
 /// to HSMS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataMessage {
-    /// The session (device) id in its header.
+    /// The session (device) id in its header. Not checked here: a wrong
+    /// one is for the GEM layer to answer (S9F1).
     pub session_id: u16,
     pub stream: u8,
     pub function: u8,

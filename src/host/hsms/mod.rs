@@ -62,6 +62,9 @@ impl Hsms {
     /// The events receiver gets every primary message and state change; it
     /// is bounded, and what does not fit is dropped with an error in the log,
     /// so the application must keep reading it.
+    ///
+    /// The session runs until [`HsmsHandle::shutdown`] or until every clone
+    /// of the handle is dropped (then it separates and closes as well).
     pub async fn start(
         config: HsmsConfig,
     ) -> std::io::Result<(HsmsHandle, mpsc::Receiver<HsmsEvent>)> {
