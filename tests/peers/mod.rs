@@ -1,7 +1,8 @@
 //! Independent protocol peers the tests start on 127.0.0.1 and end by PID:
-//! a libmodbus server (C, compiled here) and a pymodbus server (Python, in
-//! a virtualenv `scripts/peers-venv.sh` makes). Neither was written against
-//! our client; both are driven through their own libraries.
+//! a libmodbus server (C, compiled here), a pymodbus server and a secsgem
+//! SECS/GEM host (Python, in a virtualenv `scripts/peers-venv.sh` makes).
+//! None was written against our side; each is driven through its own
+//! library.
 
 #![allow(dead_code)]
 
@@ -119,6 +120,19 @@ impl Peer {
         let mut cmd = Command::new(peers_python());
         cmd.arg(root().join("tests/peers/modbus/pymodbus_server.py"))
             .arg(port.to_string());
+        Peer::start(cmd, port, "ready")
+    }
+
+    /// The secsgem 0.3.0 SECS/GEM host (tests/peers/secsgem/host.py):
+    /// `"active"` connects to our passive equipment on `port`, `"passive"`
+    /// listens on it; T3 and T5 in seconds; commands on stdin.
+    pub fn secsgem_host(mode: &str, port: u16, t3_s: f64, t5_s: f64) -> Peer {
+        let mut cmd = Command::new(peers_python());
+        cmd.arg(root().join("tests/peers/secsgem/host.py"))
+            .arg(mode)
+            .arg(port.to_string())
+            .arg(t3_s.to_string())
+            .arg(t5_s.to_string());
         Peer::start(cmd, port, "ready")
     }
 
