@@ -315,6 +315,21 @@ impl SimMachine {
         } else if let Some(px) = self.taught.get(&(id.clone(), recipe.hash.clone())) {
             return Ok(Arc::clone(px));
         }
+        // Teaching images dies with the simulated camera: on a real camera
+        // its golden would be the simulator's picture, and every die would
+        // differ from it everywhere.
+        if !matches!(self.camera_driver, CameraDriver::Sim) {
+            anyhow::bail!(
+                "recipe {id}: no golden die has been taught for it, and teaching through a \
+                 GigE camera is not supported yet: put the golden die ({px}×{px} grayscale PNG \
+                 named {id}.png) in {}, or use a recipe with reference = \"die_to_reference\"",
+                self.golden_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|| "the station's golden directory".into()),
+                px = recipe.image_px
+            );
+        }
         let golden = teach_on(wafer, &teaching_dies(recipe), DEFAULT_TEACH_DIES)?;
         tracing::info!(
             recipe = %id,

@@ -45,20 +45,20 @@ pub struct GigeCamera {
     exposure_us: Option<f64>,
     geometry: FrameGeometry,
     open: Option<Open>,
-    /// The pool the queued frames are leased from (`attach_pool`). Held for
-    /// the camera's life: it keeps alive the memory every Aravis buffer in
-    /// `lent` points into.
-    pool: Option<FramePool>,
     /// Pool leases lent to the stream, oldest first (the stream fills its
     /// input queue first in, first out). A lease is here exactly while
     /// Aravis may write into its buffer, so the pool cannot hand that
     /// buffer to anyone else meanwhile.
-    queued: VecDeque<Frame>,
+    queued: VecDeque<(usize, Frame)>,
     /// The Aravis buffer made for each pool buffer it has been lent, by the
     /// buffer's address. Made on first sight (the pool has a fixed set of
     /// buffers, so this stops growing after the first pass over the pool);
     /// capacity reserved up front so that pass does not reallocate.
     lent: Vec<(usize, Buffer)>,
+    /// The pool the queued frames are leased from (`attach_pool`). Declared
+    /// after `lent` so it drops after it: the memory every Aravis buffer in
+    /// `lent` points into outlives them (they never free it either way).
+    pool: Option<FramePool>,
     next_open: Option<Instant>,
     last_frame_id: Option<u64>,
     /// The control-port heartbeat: a camera that stopped answering it is
@@ -136,12 +136,17 @@ impl GigeCamera {
                         self.cfg.queued_frames
                     )
                 })?;
-                open.stream.push_buffer(self.buffer_for(&mut frame));
-                self.queued.push_back(frame);
+                let (addr, buffer) = self.buffer_for(&mut frame);
+                open.stream.push_buffer(buffer);
+                self.queued.push_back((addr, frame));
             }
-            open.camera
-                .start_acquisition()
-                .map_err(|e| format!("start acquisition: {e}"))?;
+            if let Err(e) = open.camera.start_acquisition() {
+                // Joined before the queued leases go back (below).
+                if open.stream.ref_count() != 1 {
+                    open.stream.stop_thread(true);
+                }
+                return Err(format!("start acquisition: {e}"));
+            }
             Ok(open)
         });
         match result {
@@ -155,8 +160,9 @@ impl GigeCamera {
             }
             Err(why) => {
                 tracing::warn!(address = %self.cfg.address, "GigE camera: {why}");
-                // The stream (if any) was dropped inside `result`, which
-                // joined its thread: the queued leases can go back.
+                // The stream (if any) was dropped inside `result`, its
+                // only holder, which joined its receiving thread: the
+                // queued leases can go back.
                 self.queued.clear();
                 self.next_open = Some(Instant::now() + self.cfg.reconnect);
                 Err(CameraError::Unreachable)
@@ -241,59 +247,92 @@ impl GigeCamera {
     fn close(&mut self) {
         if let Some(Open { camera, stream }) = self.open.take() {
             let silent = self.link.as_ref().is_some_and(|l| !l.answering());
-            if !silent {
+            if silent {
+                // Releasing the stream writes the camera's stream-channel
+                // register and the device leaves control, each through the
+                // retries: all of it goes to a thread of its own, in the
+                // order that keeps the leases safe (stream joined, then
+                // leases back, then the camera).
+                let release = Release {
+                    stream,
+                    queued: std::mem::take(&mut self.queued),
+                    camera,
+                };
+                let released = std::thread::Builder::new()
+                    .name("camera-release".into())
+                    .spawn(move || drop(release));
+                if let Err(e) = released {
+                    // `spawn` dropped the closure, so `Release` ran here, in
+                    // its safe order. Slow, never unsafe.
+                    tracing::warn!("GigE camera: no thread to release the camera on: {e}");
+                }
+            } else {
                 if let Err(e) = camera.stop_acquisition() {
                     tracing::warn!(address = %self.cfg.address, "GigE camera: stop acquisition: {e}");
                 }
-            }
-            if stream.ref_count() != 1 {
-                stream.stop_thread(true);
-            }
-            drop(stream);
-            if silent {
-                let release = std::thread::Builder::new()
-                    .name("camera-release".into())
-                    .spawn(move || drop(camera));
-                if let Err(e) = release {
-                    // Released here, then: slow, never unsafe.
-                    tracing::warn!("GigE camera: no thread to release the camera on: {e}");
-                }
+                drop(Release {
+                    stream,
+                    queued: std::mem::take(&mut self.queued),
+                    camera,
+                });
             }
         }
-        // Only now, with the receiving thread gone.
+        // With no stream open nothing can be queued; a no-op then.
         self.queued.clear();
         self.next_open = Some(Instant::now() + self.cfg.reconnect);
     }
 
-    /// The Aravis buffer lent `frame`'s memory.
-    fn buffer_for(&mut self, frame: &mut Frame) -> Buffer {
+    /// The Aravis buffer lent `frame`'s memory, and its address.
+    fn buffer_for(&mut self, frame: &mut Frame) -> (usize, Buffer) {
         let data = frame.data_mut();
         let (addr, len) = (data.as_mut_ptr() as usize, data.len());
         if let Some((_, b)) = self.lent.iter().find(|(a, _)| *a == addr) {
-            return b.clone();
+            return (addr, b.clone());
         }
         // SAFETY: the region is the pool buffer behind `frame`, `len` bytes
-        // long, and stays allocated while `self.pool` (a handle to the same
-        // pool) lives, which is longer than this Aravis buffer (both are
-        // fields of `self`; the stream that may hold a reference is joined
-        // in `close`, run by `Drop` before the fields go). Aravis writes it
-        // only while the buffer sits in the stream's queues, and a buffer
-        // is pushed only together with its lease into `queued`, which keeps
-        // the pool from lending it to anyone else until the stream has
-        // handed it back (`capture`) or its thread is joined (`close`). The
-        // buffer carries no destroy callback: dropping it never frees the
-        // pool's memory.
+        // long. Aravis writes it only while the buffer sits in a stream's
+        // queues, and a buffer is pushed only together with its lease into
+        // `queued`; a lease holds the pool's memory alive and keeps the
+        // pool from lending that buffer to anyone else, and it leaves
+        // `queued` only once the stream has handed the buffer back
+        // (`capture`) or the stream's receiving thread has been joined
+        // (`close`, `open`'s failure path). Outside a queue the Aravis
+        // buffer is only a pointer: it carries no destroy callback and is
+        // preallocated, so dropping it never frees or touches the memory.
         let b = unsafe { Buffer::new_preallocated_borrowed(addr as *mut u8, len) };
         self.lent.push((addr, b.clone()));
-        b
+        (addr, b)
     }
 
     /// Lends `frame` to the stream again (newest in the queue).
     fn requeue(&mut self, mut frame: Frame) {
-        let buffer = self.buffer_for(&mut frame);
+        let (addr, buffer) = self.buffer_for(&mut frame);
         let open = self.open.as_ref().expect("requeue only while open");
         open.stream.push_buffer(buffer);
-        self.queued.push_back(frame);
+        self.queued.push_back((addr, frame));
+    }
+}
+
+/// A stream being ended, with its leases and its camera. Dropping it is the
+/// one safe order: the stream's receiving thread is stopped if anything
+/// else holds the stream (`drop` below), then the fields drop in
+/// declaration order — the stream (its last reference: aravis 0.8.26
+/// `arv_gv_stream_finalize` joins the thread), only then the leases, so no
+/// packet can land in a buffer someone else now holds, and the camera last.
+struct Release {
+    stream: aravis::Stream,
+    // Held only to be dropped in this order.
+    #[allow(dead_code)]
+    queued: VecDeque<(usize, Frame)>,
+    #[allow(dead_code)]
+    camera: aravis::Camera,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if self.stream.ref_count() != 1 {
+            self.stream.stop_thread(true);
+        }
     }
 }
 
@@ -342,10 +381,9 @@ impl Camera for GigeCamera {
             self.close();
             return Err(CameraError::Timeout);
         };
-        let oldest = self
-            .queued
-            .front_mut()
-            .map(|f| f.data_mut().as_mut_ptr() as usize);
+        // The address recorded when it was lent: no reference to a buffer
+        // Aravis may still be writing is made to compare it.
+        let oldest = self.queued.front().map(|(addr, _)| *addr);
         if Some(popped.data().0 as usize) != oldest {
             // The stream hands buffers back in the order it was lent them;
             // anything else means we no longer know which lease holds what.
@@ -353,7 +391,7 @@ impl Camera for GigeCamera {
             self.close();
             return Err(CameraError::LostFrame);
         }
-        let mut filled = self.queued.pop_front().expect("checked above");
+        let (_, mut filled) = self.queued.pop_front().expect("checked above");
         // The id counts even for an incomplete frame: it was sent, so a gap
         // means a frame the camera numbered and we never saw at all (it
         // came while no buffer was queued).
