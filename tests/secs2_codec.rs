@@ -298,7 +298,23 @@ fn decoding_allocates_in_proportion_to_the_input() {
         "{bytes} bytes for a {}-byte body",
         body.len()
     );
-    assert!(bytes as usize <= body.len() * item_size / 2 + 1024);
+    assert!(bytes as usize <= DecodeLimits::default().max_message_bytes + 1024);
+
+    // The same body under a 4 MiB limit: its 16 MiB of items are refused
+    // before the vector is allocated, though the body itself is 1 MiB.
+    let limits = DecodeLimits {
+        max_message_bytes: 4 * 1024 * 1024,
+        ..DecodeLimits::default()
+    };
+    let (result, allocations, _) =
+        allocations_during("secs2-memory-limit", || decode_body_with(&body, &limits));
+    let error = result.unwrap_err();
+    assert_eq!(error.offset, 0);
+    assert!(
+        matches!(error.kind, DecodeErrorKind::MemoryBeyondLimit { .. }),
+        "{error}"
+    );
+    assert_eq!(allocations, 0, "refused before allocating");
 
     // The same body whose last item claims bytes that are not there:
     // refused at the very end, having allocated no more.

@@ -35,6 +35,7 @@ pub fn decode_body_with(body: &[u8], limits: &DecodeLimits) -> Result<Option<Ite
         input: body,
         pos: 0,
         max_depth: limits.max_depth.min(MAX_DEPTH_CEILING),
+        memory_left: limits.max_message_bytes,
     };
     let item = decoder.item(0)?;
     if decoder.pos != body.len() {
@@ -52,11 +53,30 @@ struct Decoder<'a> {
     input: &'a [u8],
     pos: usize,
     max_depth: usize,
+    /// What the decoded items may still allocate: the message size limit
+    /// bounds the memory decoding takes, not only the bytes it reads (a
+    /// 2-byte empty list becomes a whole `Item` in its parent's vector).
+    memory_left: usize,
 }
 
 impl Decoder<'_> {
     fn remaining(&self) -> usize {
         self.input.len() - self.pos
+    }
+
+    /// Takes `bytes` of memory from the budget before they are allocated.
+    fn charge(&mut self, offset: usize, bytes: usize) -> Result<(), DecodeError> {
+        if bytes > self.memory_left {
+            return Err(DecodeError {
+                offset,
+                kind: DecodeErrorKind::MemoryBeyondLimit {
+                    needed: bytes,
+                    left: self.memory_left,
+                },
+            });
+        }
+        self.memory_left -= bytes;
+        Ok(())
     }
 
     /// Decodes the item at `pos`; `depth` is how many lists enclose it.
@@ -109,6 +129,7 @@ impl Decoder<'_> {
                     remaining,
                 });
             }
+            self.charge(start, length.saturating_mul(std::mem::size_of::<Item>()))?;
             let mut items = Vec::with_capacity(length);
             for _ in 0..length {
                 items.push(self.item(depth + 1)?);
@@ -126,6 +147,9 @@ impl Decoder<'_> {
                 element_size,
             });
         }
+        // Every leaf holds one byte of memory per byte of data (a BOOLEAN
+        // one `bool` per byte).
+        self.charge(start, length)?;
         let data = &self.input[self.pos..self.pos + length];
         self.pos += length;
         Ok(match format {

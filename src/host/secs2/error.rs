@@ -29,6 +29,10 @@ pub enum DecodeErrorKind {
     /// A list claims more items than the rest of the body could hold
     /// (every item takes at least two bytes).
     ListCountBeyondMessage { count: usize, remaining: usize },
+    /// Decoding this item would take the memory decoded so far past the
+    /// message size limit (a body of many tiny items decodes to more
+    /// memory than its bytes: each item is a whole `Item`).
+    MemoryBeyondLimit { needed: usize, left: usize },
     /// A numeric item whose byte length is not a multiple of its element
     /// size.
     LengthNotMultiple {
@@ -69,6 +73,10 @@ impl fmt::Display for DecodeError {
             DecodeErrorKind::ListCountBeyondMessage { count, remaining } => write!(
                 f,
                 "list of {count} items cannot fit in the {remaining} bytes left"
+            ),
+            DecodeErrorKind::MemoryBeyondLimit { needed, left } => write!(
+                f,
+                "decoding needs {needed} more bytes of memory, {left} left under the message size limit"
             ),
             DecodeErrorKind::LengthNotMultiple {
                 format,

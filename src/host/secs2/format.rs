@@ -68,7 +68,8 @@ impl Format {
     }
 
     /// The format for a six-bit code, `None` for a code E5 does not define
-    /// (2-byte characters, 0o22, among them: we do not support it).
+    /// and for 0o22 (2-byte characters), which E5 defines and this codec
+    /// does not support.
     pub const fn from_code(code: u8) -> Option<Format> {
         Some(match code {
             0o00 => Format::List,

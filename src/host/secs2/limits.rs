@@ -1,12 +1,13 @@
 //! How much a decoder accepts from the wire.
 
-/// Limits on what [`super::decode_body_with`] accepts. Everything the
-/// decoder allocates is bounded by the bytes it was given, and those by
-/// `max_message_bytes`; `max_depth` bounds its recursion.
+/// Limits on what [`super::decode_body_with`] accepts. `max_message_bytes`
+/// bounds both the body read and the memory the decoded items take (many
+/// tiny items decode to more memory than their bytes: each is a whole
+/// `Item`); `max_depth` bounds the recursion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {
-    /// The largest body decoded; larger ones are refused whole, before
-    /// anything is read.
+    /// The largest body decoded, and the most memory its items may take;
+    /// a larger body is refused whole, before anything is read.
     pub max_message_bytes: usize,
     /// How deeply lists may nest: `<L <L>>` is depth 2, a body without
     /// lists depth 0. Capped at [`MAX_DEPTH_CEILING`] whatever is set here,
