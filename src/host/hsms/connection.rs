@@ -86,7 +86,8 @@ impl<'a> Connection<'a> {
         let (reader, write_half) = stream.into_split();
         let (writer, queue) = mpsc::channel(WRITE_QUEUE);
         let writer_task = tokio::spawn(write_loop(write_half, queue));
-        *shared.writer() = Some(writer.clone());
+        // The handle gets the writer only while SELECTED (`set_selected`):
+        // data is never queued on a connection that is not.
         let config = &shared.config;
         let now = Instant::now();
         let connection = Connection {
@@ -514,6 +515,11 @@ impl<'a> Connection<'a> {
     }
 
     fn set_selected(&mut self, selected: bool) {
+        // Under the writer lock, which `HsmsHandle::write_data` holds while
+        // it queues: a data message is queued either before this (while
+        // SELECTED, so ahead of a Deselect.rsp queued after it) or not at
+        // all.
+        *self.shared.writer() = selected.then(|| self.writer.clone());
         if selected {
             self.not_selected_deadline = None;
             self.shared

@@ -191,9 +191,13 @@ impl HsmsHandle {
         let bytes = Frame::new(header, body)
             .encode()
             .map_err(|_| HsmsError::TooLong { bytes: len, max })?;
-        let writer = self.shared.writer().clone();
-        let Some(writer) = writer else {
-            return Err(HsmsError::NotConnected);
+        // The lock is held while queueing (`try_send` never waits): the
+        // connection clears the writer under it when it leaves SELECTED, so
+        // nothing is queued behind a Deselect.rsp or on a new connection
+        // that is not selected yet.
+        let writer = self.shared.writer();
+        let Some(writer) = writer.as_ref() else {
+            return Err(HsmsError::NotSelected);
         };
         writer.try_send(bytes).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => HsmsError::QueueFull,

@@ -112,7 +112,8 @@ pub(crate) struct Shared {
     system: AtomicU32,
     /// Open data transactions (sent with the W-bit): system bytes → waiter.
     pending: Mutex<HashMap<u32, ReplySender>>,
-    /// The current connection's write queue, while there is one.
+    /// The current connection's write queue, while it is SELECTED (data
+    /// messages are queued only under this lock).
     writer: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
 }
 
