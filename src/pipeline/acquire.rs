@@ -236,7 +236,10 @@ impl Acquisition {
                 // to be imaged after the resume. Burning the retries would
                 // fail dies, and a few failed dies in a row fault the run.
                 Err(CameraError::Unreachable) => {
-                    let since = *unreachable_since.get_or_insert_with(Instant::now);
+                    let since = *unreachable_since.get_or_insert_with(|| {
+                        self.telemetry.camera_errors.incr();
+                        Instant::now()
+                    });
                     if self.gate.is_halted() {
                         self.cancel(die_index);
                         return;
@@ -289,11 +292,10 @@ impl Acquisition {
                     frame.meta.capture_ns = self.telemetry.now_ns();
                     return Ok(());
                 }
+                // Counted once per wait by the caller, not per refusal.
+                Err(CameraError::Unreachable) => return Err(CameraError::Unreachable),
                 Err(e) => {
                     self.telemetry.camera_errors.incr();
-                    if e == CameraError::Unreachable {
-                        return Err(e);
-                    }
                     last = e;
                 }
             }

@@ -187,7 +187,6 @@ impl Station {
         // A GigE camera's heartbeat comes from the camera itself (its
         // control port answering), whatever the I/O is.
         #[cfg(feature = "gige")]
-        #[cfg(feature = "gige")]
         let mut monitor_cfg = monitor_cfg;
         #[cfg(feature = "gige")]
         let (io, camera_link): (Box<dyn Io>, _) = match &cfg.machine.camera {

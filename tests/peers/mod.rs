@@ -17,6 +17,9 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// How long a peer may take to answer one command.
+const PEER_ANSWER_LIMIT: Duration = Duration::from_secs(60);
+
 /// A port the kernel had free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -141,10 +144,28 @@ impl Peer {
         let stdin = self.stdin.as_mut().expect("the peer takes commands");
         writeln!(stdin, "{line}").expect("writing to the peer");
         stdin.flush().unwrap();
+        // A hung peer must fail the test, not hang CI: past the limit the
+        // watchdog ends the peer (our own child, by PID) and the read
+        // below ends with nothing.
+        let pid = self.child.id() as libc::pid_t;
+        let (answered, wait) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if wait.recv_timeout(PEER_ANSWER_LIMIT).is_err() {
+                // SAFETY: kill(2) on our own child's PID; no memory involved.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        });
         let mut answer = String::new();
-        self.stdout
+        let n = self
+            .stdout
             .read_line(&mut answer)
             .expect("the peer's answer");
+        answered.send(()).ok();
+        watchdog.join().expect("the peer watchdog");
+        assert!(
+            n > 0,
+            "the peer gave no answer to `{line}` within {PEER_ANSWER_LIMIT:?} (ended)"
+        );
         answer.trim().to_owned()
     }
 
