@@ -451,3 +451,48 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// `waferscope devices` opens the camera by IP and says what it is; with
+/// the camera gone it says so and exits 6.
+#[test]
+fn devices_reports_the_camera_and_exits_6_when_it_is_gone() {
+    let _one = ONE_CAMERA.lock().unwrap_or_else(|e| e.into_inner());
+    assert_private_network();
+    let dir = std::env::temp_dir().join(format!("waferscope-gige-devices-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let machine = dir.join("machine.toml");
+    std::fs::write(
+        &machine,
+        "[camera]\ndriver = \"gige\"\naddress = \"127.0.0.1\"\n\n[stage]\ndriver = \"sim\"\n\n[io]\ndriver = \"sim\"\n",
+    )
+    .unwrap();
+    let devices = || {
+        Command::new(env!("CARGO_BIN_EXE_waferscope"))
+            .arg("devices")
+            .arg(&machine)
+            .output()
+            .unwrap()
+    };
+    let fake = FakeCamera::start();
+    let t0 = Instant::now();
+    let out = loop {
+        let out = devices();
+        if out.status.success() || t0.elapsed() > Duration::from_secs(10) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    // The fake camera's own identity, as it reports it (started `-s GV01`).
+    assert!(
+        stdout.contains("camera: GigE Vision at 127.0.0.1: connected, Aravis Fake serial GV01"),
+        "{stdout}"
+    );
+    drop(fake);
+    let out = devices();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(6), "{stdout}");
+    assert!(stdout.contains("127.0.0.1: NOT CONNECTED"), "{stdout}");
+    std::fs::remove_dir_all(&dir).ok();
+}

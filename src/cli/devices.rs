@@ -2,7 +2,9 @@
 //! connecting to anything) and `waferscope devices PATH` (connect to each
 //! device once and report what it is and what it says).
 
-use crate::machine::config::{DataType, MachineConfig, ModbusPoint, RegisterKind, StageDriver};
+use crate::machine::config::{
+    CameraDriver, DataType, MachineConfig, ModbusPoint, RegisterKind, StageDriver,
+};
 use crate::machine::modbus::{decode, Link};
 use crate::machine::{IoDriver, Signal, SIGNALS, SUBSYSTEMS};
 use anyhow::Result;
@@ -23,8 +25,36 @@ pub fn check_config(path: &Path) -> Result<()> {
 /// device answered every read.
 pub fn devices(path: &Path) -> Result<bool> {
     let cfg = MachineConfig::from_arg(&path.to_string_lossy())?;
-    crate::outln!("camera: simulated (built in)")?;
     let mut all_answered = true;
+    match &cfg.camera {
+        CameraDriver::Sim => crate::outln!("camera: simulated (built in)")?,
+        #[cfg(feature = "gige")]
+        CameraDriver::Gige(g) => match crate::machine::gige::identify(g.address) {
+            Ok(c) => crate::outln!(
+                "camera: GigE Vision at {}: connected, {} {} serial {} firmware {}, sensor {}×{}, pixel format {}",
+                g.address,
+                c.vendor,
+                c.model,
+                c.serial,
+                c.firmware,
+                c.sensor.0,
+                c.sensor.1,
+                c.pixel_format
+            )?,
+            Err(why) => {
+                all_answered = false;
+                crate::outln!("camera: GigE Vision at {}: NOT CONNECTED ({why})", g.address)?
+            }
+        },
+        #[cfg(not(feature = "gige"))]
+        CameraDriver::Gige(g) => {
+            all_answered = false;
+            crate::outln!(
+                "camera: GigE Vision at {}: NOT READ — this build has no GigE support (cargo feature `gige`)",
+                g.address
+            )?
+        }
+    }
     match &cfg.stage {
         StageDriver::Sim => crate::outln!("stage: simulated (built in)")?,
         StageDriver::Modbus(s) => {

@@ -19,8 +19,10 @@
 
 mod camera;
 mod heartbeat_io;
+mod identity;
 mod link;
 
 pub use camera::{GigeCamera, GigeStats};
 pub use heartbeat_io::CameraHeartbeatIo;
+pub use identity::{identify, CameraIdentity};
 pub use link::{CameraLink, CameraLinkProbe, GVCP_PORT};
