@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use waferscope::hot::{alloc_count, FrameGeometry, FramePool};
-use waferscope::machine::config::GigeCameraConfig;
+use waferscope::machine::config::{GigeCameraConfig, GigePixelFormat};
 use waferscope::machine::gige::{CameraLinkProbe, GigeCamera};
 use waferscope::machine::sim::SimWafer;
 use waferscope::machine::MachineConfig;
@@ -81,6 +81,7 @@ fn config(trigger: &str) -> GigeCameraConfig {
         packet_size: None,
         heartbeat_period: Duration::from_millis(100),
         queued_frames: 4,
+        pixel_format: GigePixelFormat::Mono8,
     }
 }
 
@@ -167,6 +168,56 @@ fn five_hundred_free_running_frames_at_100_fps_land_in_pool_buffers_with_no_gap_
     assert!(held.iter().filter(|&&n| n > 0).count() > camera.frames_held());
     drop(camera);
     assert_eq!(pool.in_use(), 0, "a queued lease was not returned");
+}
+
+/// The fake camera's picture, from Aravis' own source (arvfakecamera.c
+/// 0.8.26, `arv_fake_camera_diagonal_ramp`, gain 0, exposure 10 ms so the
+/// scale is 1): Mono8 `(x + id + y) % 255`, Mono16
+/// `(256·x + 256·id + 256·y) % 65535`, `id` the frame's id.
+fn fake_pixel(format: GigePixelFormat, x: u64, y: u64, id: u64) -> u8 {
+    match format {
+        GigePixelFormat::Mono8 => ((x + id + y) % 255) as u8,
+        GigePixelFormat::Mono16 => (((256 * (x + id + y)) % 65535) >> 8) as u8,
+        other => unreachable!("the fake camera has no {other:?}"),
+    }
+}
+
+/// Every pixel of every frame handed out is the fake camera's picture for
+/// the frame id it came with: no frame is mixed with another or left over
+/// from before, and Mono16 arrives shifted to its top 8 bits.
+#[test]
+fn each_frame_is_the_cameras_picture_for_its_id_in_mono8_and_mono16() {
+    let _one = ONE_CAMERA.lock().unwrap_or_else(|e| e.into_inner());
+    assert_private_network();
+    for format in [GigePixelFormat::Mono8, GigePixelFormat::Mono16] {
+        let fake = FakeCamera::start();
+        let geometry = FrameGeometry::gray8(512, 512);
+        let cfg = GigeCameraConfig {
+            pixel_format: format,
+            ..config("Off")
+        };
+        let mut camera = GigeCamera::new(cfg, geometry, None).unwrap();
+        let pool = FramePool::new(4 + camera.frames_held(), geometry);
+        camera.attach_pool(&pool);
+        let stats = camera.stats.clone();
+        first_frame(&mut camera, &pool);
+        for i in 0..50 {
+            let mut f = pool.try_lease().unwrap();
+            camera.capture(i, &mut f).unwrap();
+            let id = stats.last_frame_id.load(Ordering::Acquire);
+            let d = f.data();
+            let wrong = (0..512u64)
+                .flat_map(|y| (0..512u64).map(move |x| (x, y)))
+                .filter(|&(x, y)| d[(y * 512 + x) as usize] != fake_pixel(format, x, y, id))
+                .count();
+            assert_eq!(
+                wrong, 0,
+                "{format:?} frame {i} (id {id}): {wrong} pixels differ"
+            );
+        }
+        drop(camera);
+        drop(fake);
+    }
 }
 
 #[test]

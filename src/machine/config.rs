@@ -62,6 +62,63 @@ pub struct GigeCameraConfig {
     /// Pool buffers kept lent to the stream, waiting for frames: enough to
     /// ride out the acquisition thread being busy for that many frames.
     pub queued_frames: usize,
+    /// What the camera sends; deeper than 8 bits is shifted down to the
+    /// pipeline's 8 (`GigePixelFormat::shift`).
+    pub pixel_format: GigePixelFormat,
+}
+
+/// The monochrome pixel formats a GigE camera may be set to. Mono10, Mono12
+/// and Mono16 arrive unpacked, one little-endian 16-bit word per pixel, and
+/// are turned into the pipeline's 8 bits by keeping the top 8 of the
+/// format's bits (a right shift by 2, 4 or 8): the full range of the sensor
+/// maps onto 0–255, and a value above the format's range (a camera that
+/// sets stray high bits) reads as 255.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GigePixelFormat {
+    Mono8,
+    Mono10,
+    Mono12,
+    Mono16,
+}
+
+impl GigePixelFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mono8 => "Mono8",
+            Self::Mono10 => "Mono10",
+            Self::Mono12 => "Mono12",
+            Self::Mono16 => "Mono16",
+        }
+    }
+
+    /// Bytes per pixel on the wire.
+    pub fn bytes_per_pixel(self) -> u32 {
+        if self == Self::Mono8 {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// Right shift from the format's bits to 8.
+    pub fn shift(self) -> u32 {
+        match self {
+            Self::Mono8 => 0,
+            Self::Mono10 => 2,
+            Self::Mono12 => 4,
+            Self::Mono16 => 8,
+        }
+    }
+
+    /// One little-endian 16-bit word per pixel in `wide`, shifted right by
+    /// `shift()` into `narrow` (saturating at 255). No allocation.
+    pub fn narrow(self, wide: &[u8], narrow: &mut [u8]) {
+        debug_assert_eq!(wide.len(), 2 * narrow.len());
+        let shift = self.shift();
+        for (out, word) in narrow.iter_mut().zip(wide.chunks_exact(2)) {
+            *out = (u16::from_le_bytes([word[0], word[1]]) >> shift).min(255) as u8;
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -353,6 +410,7 @@ struct RawCamera {
     heartbeat_ms: u64,
     #[serde(default = "default_queued_frames")]
     queued_frames: usize,
+    pixel_format: Option<String>,
 }
 
 fn default_queued_frames() -> usize {
@@ -529,11 +587,19 @@ fn gige_camera(raw: &RawCamera) -> Result<GigeCameraConfig> {
     // At most 400 ms: Lost (10 periods) must come before a die waiting for
     // an unreachable camera gives up (5 s, pipeline/acquire.rs).
     ms_in_range("field `camera.heartbeat_ms`", raw.heartbeat_ms, 10, 400)?;
+    let pixel_format = match raw.pixel_format.as_deref().unwrap_or("Mono8") {
+        "Mono8" => GigePixelFormat::Mono8,
+        "Mono10" => GigePixelFormat::Mono10,
+        "Mono12" => GigePixelFormat::Mono12,
+        "Mono16" => GigePixelFormat::Mono16,
+        other => bail!("field `camera.pixel_format`: \"{other}\" is not supported; expected \"Mono8\", \"Mono10\", \"Mono12\" or \"Mono16\" (unpacked)"),
+    };
     Ok(GigeCameraConfig {
         frame_rate_hz: raw.frame_rate_hz,
         packet_size: raw.packet_size,
         heartbeat_period: Duration::from_millis(raw.heartbeat_ms),
         queued_frames: raw.queued_frames,
+        pixel_format,
         address,
         trigger,
         frame_timeout: Duration::from_millis(raw.frame_timeout_ms),
@@ -887,6 +953,23 @@ mod tests {
             e.contains("camera.packet_size") && e.contains("65000"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn deeper_pixels_keep_their_top_8_bits() {
+        let wide: Vec<u8> = [0u16, 1023, 512, 4095, 2048, 65535, 256, 0x0400]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        let mut narrow = [0u8; 8];
+        GigePixelFormat::Mono10.narrow(&wide, &mut narrow);
+        // Mono10: 1023 → 255, 512 → 128; a stray bit above 10 saturates.
+        assert_eq!(narrow[..3], [0, 255, 128]);
+        assert_eq!(narrow[7], 255);
+        GigePixelFormat::Mono12.narrow(&wide, &mut narrow);
+        assert_eq!(narrow[3..5], [255, 128]);
+        GigePixelFormat::Mono16.narrow(&wide, &mut narrow);
+        assert_eq!(narrow[5..7], [255, 1]);
     }
 
     #[test]

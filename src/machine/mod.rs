@@ -2,6 +2,8 @@
 //! simulated machine, the machine configuration naming a driver per
 //! subsystem, and the real drivers beside `sim` (Modbus TCP I/O).
 
+pub mod camera_heartbeat_io;
+pub mod camera_link;
 pub mod config;
 pub mod faults;
 #[cfg(feature = "gige")]

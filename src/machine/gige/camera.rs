@@ -3,15 +3,16 @@
 //! (on a software trigger, a hardware trigger from the stage controller,
 //! or free-running) lands in a buffer that is already waiting.
 
-use super::link::CameraLink;
 use crate::hot::{Counter, Frame, FrameGeometry, FramePool};
-use crate::machine::config::GigeCameraConfig;
+use crate::machine::camera_link::CameraLink;
+use crate::machine::config::{GigeCameraConfig, GigePixelFormat};
 use crate::machine::{Camera, CameraError};
 use aravis::glib::object::Cast as _;
 use aravis::glib::prelude::ObjectExt as _;
 use aravis::prelude::*;
 use aravis::{Buffer, BufferStatus, GvStreamSocketBuffer, PixelFormat};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,6 +33,8 @@ pub struct GigeStats {
     pub foreign_buffers: Counter,
     /// Captures refused at once because the control port stopped answering.
     pub refused_unreachable: Counter,
+    /// The camera's id of the last frame handed out.
+    pub last_frame_id: AtomicU64,
 }
 
 struct Open {
@@ -55,9 +58,11 @@ pub struct GigeCamera {
     /// buffers, so this stops growing after the first pass over the pool);
     /// capacity reserved up front so that pass does not reallocate.
     lent: Vec<(usize, Buffer)>,
-    /// The pool the queued frames are leased from (`attach_pool`). Declared
-    /// after `lent` so it drops after it: the memory every Aravis buffer in
-    /// `lent` points into outlives them (they never free it either way).
+    /// The pool the queued frames are leased from (`attach_pool`): the
+    /// pipeline's own for Mono8 (a capture hands the filled buffer over),
+    /// else one of the camera's own with 16-bit pixels (a capture shifts the
+    /// filled buffer into the caller's). Declared after `lent` so it drops
+    /// after it (the Aravis buffers never free the memory either way).
     pool: Option<FramePool>,
     next_open: Option<Instant>,
     last_frame_id: Option<u64>,
@@ -178,14 +183,22 @@ impl GigeCamera {
         camera
             .set_region(0, 0, w, h)
             .map_err(|e| format!("region {w}×{h}: {e}"))?;
+        let format = self.cfg.pixel_format;
+        let pixel_format = match format {
+            GigePixelFormat::Mono8 => PixelFormat::MONO_8,
+            GigePixelFormat::Mono10 => PixelFormat::MONO_10,
+            GigePixelFormat::Mono12 => PixelFormat::MONO_12,
+            GigePixelFormat::Mono16 => PixelFormat::MONO_16,
+        };
         camera
-            .set_pixel_format(PixelFormat::MONO_8)
-            .map_err(|e| format!("pixel format Mono8: {e}"))?;
+            .set_pixel_format(pixel_format)
+            .map_err(|e| format!("pixel format {}: {e}", format.name()))?;
         let payload = camera.payload().map_err(|e| format!("payload: {e}"))?;
-        if payload as usize != (w * h) as usize {
+        let expected = w as usize * h as usize * format.bytes_per_pixel() as usize;
+        if payload as usize != expected {
             return Err(format!(
-                "payload {payload} bytes, expected {} for {w}×{h} Mono8",
-                w * h
+                "payload {payload} bytes, expected {expected} for {w}×{h} {}",
+                format.name()
             ));
         }
         if let Some(us) = self.exposure_us {
@@ -351,11 +364,26 @@ impl Camera for GigeCamera {
     }
 
     fn frames_held(&self) -> usize {
-        self.cfg.queued_frames
+        if self.cfg.pixel_format == GigePixelFormat::Mono8 {
+            self.cfg.queued_frames
+        } else {
+            0
+        }
     }
 
     fn attach_pool(&mut self, pool: &FramePool) {
-        self.pool = Some(pool.clone());
+        self.pool = Some(if self.cfg.pixel_format == GigePixelFormat::Mono8 {
+            pool.clone()
+        } else {
+            // Allocated once, here, before the first capture.
+            FramePool::new(
+                self.cfg.queued_frames,
+                FrameGeometry {
+                    bytes_per_pixel: 2,
+                    ..self.geometry
+                },
+            )
+        });
     }
 
     fn capture(&mut self, die_index: u32, frame: &mut Frame) -> Result<(), CameraError> {
@@ -410,9 +438,18 @@ impl Camera for GigeCamera {
             self.requeue(filled);
             return Err(CameraError::LostFrame);
         }
-        // The caller gets the filled buffer, the stream gets the caller's:
-        // leases swap, pixels are never copied.
-        std::mem::swap(frame, &mut filled);
+        self.stats.last_frame_id.store(id, Ordering::Release);
+        if self.cfg.pixel_format == GigePixelFormat::Mono8 {
+            // The caller gets the filled buffer, the stream gets the
+            // caller's: leases swap, pixels are never copied.
+            std::mem::swap(frame, &mut filled);
+        } else {
+            // Deeper pixels are shifted into the caller's 8-bit buffer; the
+            // 16-bit buffer goes straight back to the stream.
+            self.cfg
+                .pixel_format
+                .narrow(filled.data(), frame.data_mut());
+        }
         self.requeue(filled);
         self.stats.frames.incr();
         frame.meta.die_index = die_index;

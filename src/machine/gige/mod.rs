@@ -13,16 +13,15 @@
 //! lease has moved on, and an image that is returned is always the one
 //! just taken.
 //!
-//! The camera's heartbeat (`link.rs`) is separate from the stream: a
+//! The camera's heartbeat (`../camera_link.rs`) is separate from the stream: a
 //! thread asks the control port for a register every period, and the
 //! monitor reads the answers as the camera subsystem's heartbeat.
 
 mod camera;
-mod heartbeat_io;
 mod identity;
-mod link;
 
 pub use camera::{GigeCamera, GigeStats};
-pub use heartbeat_io::CameraHeartbeatIo;
 pub use identity::{identify, CameraIdentity};
-pub use link::{CameraLink, CameraLinkProbe, GVCP_PORT};
+// Not Aravis: the camera heartbeat is plain UDP, built in every build.
+pub use super::camera_heartbeat_io::CameraHeartbeatIo;
+pub use super::camera_link::{CameraLink, CameraLinkProbe, GVCP_PORT};

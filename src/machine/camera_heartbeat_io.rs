@@ -1,8 +1,9 @@
 //! The camera subsystem's heartbeat from the camera itself: wraps the
 //! machine's `Io` so the monitor reads the camera's heartbeat as the count
-//! of control-port answers (`link.rs`), every other point as configured.
+//! of control-port answers (`camera_link.rs`), every other point as
+//! configured.
 
-use super::link::CameraLink;
+use super::camera_link::CameraLink;
 use crate::machine::{Io, IoError, Signal, Subsystem};
 use std::sync::Arc;
 
