@@ -280,6 +280,7 @@ impl MachineControl for SimMachine {
     }
 
     fn teach_golden(&mut self, recipe: &ValidRecipe, dies: usize) -> Result<TaughtGolden> {
+        self.teaching_is_on_the_simulator(recipe)?;
         let wafer = self.wafer_for(recipe);
         let golden = teach_on(&wafer, &teaching_dies(recipe), dies)?;
         self.keep_golden(recipe, &golden)?;
@@ -315,21 +316,7 @@ impl SimMachine {
         } else if let Some(px) = self.taught.get(&(id.clone(), recipe.hash.clone())) {
             return Ok(Arc::clone(px));
         }
-        // Teaching images dies with the simulated camera: on a real camera
-        // its golden would be the simulator's picture, and every die would
-        // differ from it everywhere.
-        if !matches!(self.camera_driver, CameraDriver::Sim) {
-            anyhow::bail!(
-                "recipe {id}: no golden die has been taught for it, and teaching through a \
-                 GigE camera is not supported yet: put the golden die ({px}×{px} grayscale PNG \
-                 named {id}.png) in {}, or use a recipe with reference = \"die_to_reference\"",
-                self.golden_dir
-                    .as_ref()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_else(|| "the station's golden directory".into()),
-                px = recipe.image_px
-            );
-        }
+        self.teaching_is_on_the_simulator(recipe)?;
         let golden = teach_on(wafer, &teaching_dies(recipe), DEFAULT_TEACH_DIES)?;
         tracing::info!(
             recipe = %id,
@@ -337,6 +324,27 @@ impl SimMachine {
             "no golden die taught for this recipe: taught one now from dies of this wafer"
         );
         self.keep_golden(recipe, &golden)
+    }
+
+    /// Teaching images dies with the simulated camera: with a real camera
+    /// its golden would be the simulator's picture, and every real die would
+    /// differ from it everywhere. Refused then (the run, and the window's
+    /// Teach action), saying where a golden die can be put instead.
+    fn teaching_is_on_the_simulator(&self, recipe: &ValidRecipe) -> Result<()> {
+        if matches!(self.camera_driver, CameraDriver::Sim) {
+            return Ok(());
+        }
+        let id = &recipe.recipe.id;
+        anyhow::bail!(
+            "recipe {id}: no golden die has been taught for it, and teaching through a \
+             GigE camera is not supported yet: put the golden die ({px}×{px} grayscale PNG \
+             named {id}.png) in {}, or use a recipe with reference = \"die_to_reference\"",
+            self.golden_dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|| "the station's golden directory".into()),
+            px = recipe.image_px
+        )
     }
 
     fn keep_golden(&mut self, recipe: &ValidRecipe, golden: &TaughtGolden) -> Result<Arc<[u8]>> {
@@ -390,4 +398,45 @@ pub fn teach_on(wafer: &Arc<SimWafer>, plan: &[u32], dies: usize) -> Result<Taug
     }
     let views: Vec<&[u8]> = frames.iter().map(|f| f.data()).collect();
     teach_golden(&views, wafer.frame.width, wafer.frame.height)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::MachineConfig;
+    use std::path::Path;
+
+    /// The window's Teach action and a run without a golden both refuse on
+    /// a GigE station (its golden would be the simulator's picture); the
+    /// simulator teaches as before.
+    #[test]
+    fn a_gige_station_never_teaches_its_golden_from_the_simulator() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let recipe = crate::run::recipe::load(&root.join("assets/recipes/sampled-200mm.toml"))
+            .expect("the shipped recipe");
+        let golden_dir =
+            std::env::temp_dir().join(format!("waferscope-teach-gige-{}", std::process::id()));
+        std::fs::remove_dir_all(&golden_dir).ok();
+        let mut machine = SimMachine::fast(1);
+        machine.golden_dir = Some(golden_dir.clone());
+        machine.camera_driver = MachineConfig::load(&root.join("assets/machines/gige-camera.toml"))
+            .expect("the shipped camera sample")
+            .camera;
+        let e = format!(
+            "{:#}",
+            machine
+                .teach_golden(&recipe, 3)
+                .expect_err("taught from the simulator")
+        );
+        assert!(
+            e.contains("not supported yet") && e.contains(&golden_dir.display().to_string()),
+            "{e}"
+        );
+        assert!(!golden_dir.exists(), "a golden die was written");
+        machine.camera_driver = CameraDriver::Sim;
+        machine
+            .teach_golden(&recipe, 3)
+            .expect("the simulator teaches");
+        std::fs::remove_dir_all(&golden_dir).ok();
+    }
 }
