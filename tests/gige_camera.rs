@@ -7,6 +7,9 @@
 
 #![cfg(feature = "gige")]
 
+mod peers;
+
+use peers::{alarm_state, wait_for, write_config};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +21,7 @@ use waferscope::machine::gige::{CameraLinkProbe, GigeCamera};
 use waferscope::machine::sim::SimWafer;
 use waferscope::machine::MachineConfig;
 use waferscope::machine::{Camera, Notch, Subsystem, WaferGeometry};
-use waferscope::monitor::{AlarmService, AlarmState, Quality};
+use waferscope::monitor::{AlarmState, Quality};
 use waferscope::pipeline::{Pipeline, PipelineConfig};
 use waferscope::run::{recipe, RunCommand, RunIdentity, RunState};
 use waferscope::station::{Station, StationConfig};
@@ -385,13 +388,10 @@ fn a_station_run_survives_its_camera_being_killed_and_restarted() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::temp_dir().join(format!("waferscope-gige-{}", std::process::id()));
     std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).unwrap();
-    let machine = dir.join("gige-machine.toml");
-    std::fs::write(
-        &machine,
+    let machine = write_config(
+        &dir,
         "[camera]\ndriver = \"gige\"\naddress = \"127.0.0.1\"\ntrigger = \"Software\"\nheartbeat_ms = 100\n\n[stage]\ndriver = \"sim\"\n\n[io]\ndriver = \"sim\"\n",
-    )
-    .unwrap();
+    );
     // No golden die is taught through a GigE camera: the recipe's is put in
     // place (flat grey; this test is about acquisition, not detection).
     waferscope::store::golden::save_golden(
@@ -486,23 +486,6 @@ fn a_station_run_survives_its_camera_being_killed_and_restarted() {
 
 const CAMERA_HEARTBEAT_LOST: u32 = 1032;
 
-fn alarm_state(alarms: &AlarmService, alid: u32) -> AlarmState {
-    let mut r = alarms.snapshots.reader().unwrap();
-    r.read()
-        .value
-        .entry(alid)
-        .map(|e| e.state)
-        .unwrap_or(AlarmState::Normal)
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !done() {
-        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// `waferscope devices` opens the camera by IP and says what it is; with
 /// the camera gone it says so and exits 6.
 #[test]
@@ -510,13 +493,10 @@ fn devices_reports_the_camera_and_exits_6_when_it_is_gone() {
     let _one = ONE_CAMERA.lock().unwrap_or_else(|e| e.into_inner());
     assert_private_network();
     let dir = std::env::temp_dir().join(format!("waferscope-gige-devices-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let machine = dir.join("machine.toml");
-    std::fs::write(
-        &machine,
+    let machine = write_config(
+        &dir,
         "[camera]\ndriver = \"gige\"\naddress = \"127.0.0.1\"\n\n[stage]\ndriver = \"sim\"\n\n[io]\ndriver = \"sim\"\n",
-    )
-    .unwrap();
+    );
     let devices = || {
         Command::new(env!("CARGO_BIN_EXE_waferscope"))
             .arg("devices")

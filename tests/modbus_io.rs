@@ -5,7 +5,7 @@
 
 mod peers;
 
-use peers::{free_port, machine_config, wait_for, write_config, Peer};
+use peers::{alarm_state, free_port, machine_config, wait_for, write_config, Peer};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -154,15 +154,6 @@ fn heartbeat_steps_are_neither_lost_nor_repeated_at_1_khz_for_5_s() {
         "{n} stage heartbeat reads in {polls} polls at its period"
     );
     peer.kill();
-}
-
-fn alarm_state(alarms: &AlarmService, alid: u32) -> AlarmState {
-    let mut r = alarms.snapshots.reader().unwrap();
-    r.read()
-        .value
-        .entry(alid)
-        .map(|e| e.state)
-        .unwrap_or(AlarmState::Normal)
 }
 
 fn start_monitor(

@@ -248,6 +248,19 @@ pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Du
     t0.elapsed()
 }
 
+/// The state alarm `alid` is in now (Normal if it never fired).
+pub fn alarm_state(
+    alarms: &waferscope::monitor::AlarmService,
+    alid: u32,
+) -> waferscope::monitor::AlarmState {
+    let mut r = alarms.snapshots.reader().unwrap();
+    r.read()
+        .value
+        .entry(alid)
+        .map(|e| e.state)
+        .unwrap_or(waferscope::monitor::AlarmState::Normal)
+}
+
 pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("machine.toml");
