@@ -5,5 +5,6 @@
 //!
 //! Not the hot path: plain, readable code (tokio for the transport).
 
+pub mod gem;
 pub mod hsms;
 pub mod secs2;
