@@ -5,12 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo fmt --check
+# Lints: the default build (no system library needed) and the GigE camera
+# driver (feature `gige`: the aravis bindings).
 cargo clippy --all-targets -- -D warnings
-cargo test --all-targets
-# The GigE camera driver (feature `gige`: one more build of this crate and
-# the aravis bindings) against Aravis' fake camera, inside a private
-# network namespace.
 cargo clippy --features gige --lib --test gige_camera -- -D warnings
+# One test build for everything: with `gige`, so the camera tests below,
+# the KLARF interop and the valgrind run reuse it instead of compiling the
+# crate's test binaries a second time (the default build's own code is
+# linted above; the camera tests are `#[ignore]`d here).
+cargo test --all-targets --features gige
+# The GigE camera driver against Aravis' fake camera, inside a private
+# network namespace.
 ./scripts/gige-test.sh
 # KLARF read back by two independent readers (PyPI, pinned, in a venv).
 ./scripts/klarf-interop.sh
@@ -20,7 +25,7 @@ cargo test --features loom --lib loom_tests
 # The hot unit tests under valgrind: an uninitialised byte behind a safe
 # reference (e.g. a pool buffer read before any camera wrote it) fails the
 # suite here even where it happens to read as zero natively. About 10 s.
-hot_tests=$(cargo test --lib --no-run --message-format=json 2>/dev/null |
+hot_tests=$(cargo test --features gige --lib --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
