@@ -90,6 +90,16 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
 }
 
+/// Counts one allocation made outside Rust's allocator, exactly as
+/// [`CountingAlloc`] counts its own. For a test binary that defines `malloc`
+/// itself (tests/gige_camera.rs) so that C libraries' allocations on our
+/// threads (Aravis, GLib) are counted too; such a binary keeps the system
+/// allocator as Rust's, so every allocation is counted once. Never
+/// allocates or locks.
+pub fn count_allocation(bytes: usize) {
+    count(bytes);
+}
+
 /// Allocations made so far by the calling thread (only counts while
 /// [`CountingAlloc`] is the global allocator).
 pub fn thread_allocations() -> u64 {
