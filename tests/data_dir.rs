@@ -304,11 +304,10 @@ fn a_data_dir_that_cannot_be_created_or_written_exits_2_naming_it() {
     std::fs::remove_dir_all(t).ok();
 }
 
-/// The window, started from `/` under a virtual display the way
-/// scripts/gui-check.sh starts it, finds everything in the data directory
-/// and closes cleanly.
-#[test]
-fn the_window_starts_from_root_with_a_data_dir() {
+/// Starts the window from `/` under a virtual display the way
+/// scripts/gui-check.sh starts it, with `args` before the command, lets it
+/// close itself after 2 s and returns everything it printed.
+fn window_from_root(t: &Path, home: &Path, args: &[&std::ffi::OsStr]) -> String {
     let has_xvfb = Command::new("sh")
         .args(["-c", "command -v xvfb-run"])
         .stdout(Stdio::null())
@@ -319,17 +318,14 @@ fn the_window_starts_from_root_with_a_data_dir() {
         has_xvfb,
         "xvfb-run is not installed (apt-get install -y xvfb xauth libgl1-mesa-dri libegl-mesa0)"
     );
-    let t = dir("gui");
-    let (home, d) = (t.join("home"), t.join("station"));
-    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(home).unwrap();
     let mut child = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1600x1000x24"])
         .arg(env!("CARGO_BIN_EXE_waferscope"))
-        .arg("--data-dir")
-        .arg(&d)
+        .args(args)
         .args(["gui", "--exit-after", "2"])
         .current_dir("/")
-        .env("HOME", &home)
+        .env("HOME", home)
         .env_remove("XDG_DATA_HOME")
         .env_remove("XDG_STATE_HOME")
         // Files, not pipes: nothing reads a pipe while we wait.
@@ -354,6 +350,16 @@ fn the_window_starts_from_root_with_a_data_dir() {
         + &std::fs::read_to_string(t.join("err.txt")).unwrap();
     assert_eq!(status.code(), Some(0), "{all}");
     assert!(all.contains("exit: UI frame CPU time"), "{all}");
+    all
+}
+
+/// The window started from `/` with `--data-dir` finds everything in the
+/// data directory and closes cleanly.
+#[test]
+fn the_window_starts_from_root_with_a_data_dir() {
+    let t = dir("gui");
+    let (home, d) = (t.join("home"), t.join("station"));
+    window_from_root(&t, &home, &["--data-dir".as_ref(), d.as_os_str()]);
     assert!(d.join("waferscope.db").is_file(), "{:?}", names(&d));
     assert!(d.join("alarms.toml").is_file(), "{:?}", names(&d));
     assert_eq!(
@@ -362,5 +368,29 @@ fn the_window_starts_from_root_with_a_data_dir() {
     );
     assert_eq!(names(&d.join("logs")).len(), 1, "{:?}", names(&d));
     assert!(names(&home).is_empty(), "{:?}", names(&home));
+    std::fs::remove_dir_all(t).ok();
+}
+
+/// The window started from `/` without `--data-dir` (as a desktop launcher
+/// starts it) keeps everything in the XDG directories under HOME.
+#[test]
+fn the_window_starts_from_root_with_the_default_directories() {
+    let t = dir("gui-xdg");
+    let home = t.join("home");
+    window_from_root(&t, &home, &[]);
+    let data = home.join(".local/share/waferscope");
+    assert!(data.join("waferscope.db").is_file(), "{:?}", names(&data));
+    assert!(data.join("alarms.toml").is_file(), "{:?}", names(&data));
+    assert_eq!(
+        names(&data.join("recipes")),
+        names(&root().join("assets/recipes"))
+    );
+    assert_eq!(
+        names(&home.join(".local/state/waferscope/logs")).len(),
+        1,
+        "{:?}",
+        names(&home.join(".local/state/waferscope"))
+    );
+    assert_eq!(names(&home), [".local"]);
     std::fs::remove_dir_all(t).ok();
 }
