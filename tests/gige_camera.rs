@@ -246,13 +246,18 @@ fn five_hundred_free_running_frames_at_100_fps_land_in_pool_buffers_with_no_gap_
 }
 
 /// The fake camera's picture, from Aravis' own source (arvfakecamera.c
-/// 0.8.26, `arv_fake_camera_diagonal_ramp`, gain 0, exposure 10 ms so the
-/// scale is 1): Mono8 `(x + id + y) % 255`, Mono16
-/// `(256·x + 256·id + 256·y) % 65535`, `id` the frame's id.
-fn fake_pixel(format: GigePixelFormat, x: u64, y: u64, id: u64) -> u8 {
+/// 0.8.26, `arv_fake_camera_diagonal_ramp`, gain 0): Mono8
+/// `(x + id + y) % 255`, Mono16 `(256·x + 256·id + 256·y) % 65535`, `id`
+/// the frame's id, times `scale` = 1 + log10(exposure / 10 ms), clamped
+/// and truncated as C does; Mono16 then as our driver narrows it (top 8
+/// bits).
+fn fake_pixel(format: GigePixelFormat, scale: f64, x: u64, y: u64, id: u64) -> u8 {
     match format {
-        GigePixelFormat::Mono8 => ((x + id + y) % 255) as u8,
-        GigePixelFormat::Mono16 => (((256 * (x + id + y)) % 65535) >> 8) as u8,
+        GigePixelFormat::Mono8 => ((((x + id + y) % 255) as f64 * scale).clamp(0.0, 255.0)) as u8,
+        GigePixelFormat::Mono16 => {
+            let v = ((((256 * (x + id + y)) % 65535) as f64) * scale).clamp(0.0, 65535.0) as u16;
+            (v >> 8) as u8
+        }
         other => unreachable!("the fake camera has no {other:?}"),
     }
 }
@@ -262,17 +267,24 @@ fn fake_pixel(format: GigePixelFormat, x: u64, y: u64, id: u64) -> u8 {
 /// from before, and Mono16 arrives shifted to its top 8 bits.
 #[test]
 #[ignore = "needs Aravis' fake camera in a private network namespace: scripts/gige-test.sh runs it"]
-fn each_frame_is_the_cameras_picture_for_its_id_in_mono8_and_mono16() {
+fn each_frame_is_the_cameras_picture_for_its_id_in_mono8_mono16_and_at_the_recipes_exposure() {
     let _one = ONE_CAMERA.lock().unwrap_or_else(|e| e.into_inner());
     assert_private_network();
-    for format in [GigePixelFormat::Mono8, GigePixelFormat::Mono16] {
+    // The fake camera's exposure (10 ms unless set) scales its picture by
+    // 1 + log10(exposure / 10 ms): the recipe's 100 ms doubles it, which
+    // shows the recipe's `exposure_us` reaching the camera.
+    for (format, exposure_us, scale) in [
+        (GigePixelFormat::Mono8, None, 1.0),
+        (GigePixelFormat::Mono16, None, 1.0),
+        (GigePixelFormat::Mono8, Some(100_000.0), 2.0),
+    ] {
         let fake = FakeCamera::start();
         let geometry = FrameGeometry::gray8(512, 512);
         let cfg = GigeCameraConfig {
             pixel_format: format,
             ..config("Off")
         };
-        let mut camera = GigeCamera::new(cfg, geometry, None).unwrap();
+        let mut camera = GigeCamera::new(cfg, geometry, exposure_us).unwrap();
         let pool = FramePool::new(4 + camera.frames_held(), geometry);
         camera.attach_pool(&pool);
         let stats = camera.stats.clone();
@@ -284,11 +296,11 @@ fn each_frame_is_the_cameras_picture_for_its_id_in_mono8_and_mono16() {
             let d = f.data();
             let wrong = (0..512u64)
                 .flat_map(|y| (0..512u64).map(move |x| (x, y)))
-                .filter(|&(x, y)| d[(y * 512 + x) as usize] != fake_pixel(format, x, y, id))
+                .filter(|&(x, y)| d[(y * 512 + x) as usize] != fake_pixel(format, scale, x, y, id))
                 .count();
             assert_eq!(
                 wrong, 0,
-                "{format:?} frame {i} (id {id}): {wrong} pixels differ"
+                "{format:?} exposure {exposure_us:?} frame {i} (id {id}): {wrong} pixels differ"
             );
         }
         drop(camera);
