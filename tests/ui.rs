@@ -82,6 +82,7 @@ fn an_operator_runs_pauses_sees_a_suspension_acknowledges_and_aborts() {
     let mut h = harness(app);
     h.run_steps(2);
     assert!(has(&h, "■ IDLE"), "the strip shows the idle state");
+    assert!(has(&h, "Run —"), "no run id before the first run");
     wait_for(&mut h, "healthy", |h| has(h, "Health ✔ OK"));
 
     // Choose the 200 mm sampled recipe and load it.
@@ -96,6 +97,8 @@ fn an_operator_runs_pauses_sees_a_suspension_acknowledges_and_aborts() {
 
     h.get_by_label("Start").click();
     wait_for(&mut h, "RUNNING", |h| has(h, "▶ RUNNING"));
+    // The strip names the run (the first run of a fresh database).
+    wait_for(&mut h, "the run id in the strip", |h| has(h, "Run 1"));
     // Numbers refresh once a second: watch them advance.
     wait_for(&mut h, "dies advancing", |h| dies_done(h) >= 2);
     let first = dies_done(&h);

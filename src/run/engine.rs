@@ -373,6 +373,9 @@ impl RunEngine {
         self.snap.dies_done = 0;
         self.snap.defects = 0;
         self.snap.next_die = 0;
+        // The previous run's id must not be shown as this run's while its
+        // record opens: none until the store has given one.
+        self.snap.run_id = 0;
         self.set_state(RunState::Running);
         let start = RunStart {
             identity,
@@ -386,6 +389,8 @@ impl RunEngine {
             Ok(id) => id,
             Err(e) => return self.fault(None, &format!("cannot open the run record: {e:#}")),
         };
+        self.snap.run_id = run_id;
+        self.publish();
         let (res_tx, res_rx) = mpsc::channel::<DieResult>(1024);
         let thumbs = self
             .cfg

@@ -151,7 +151,7 @@ impl StationApp {
         let secs = self.started.elapsed().as_secs();
         View {
             now_ns,
-            clock: utc_clock(),
+            clock: super::clock::local_clock_text(super::clock::unix_now_s()),
             tick: secs % 2 == 0,
             machine,
             machine_slow: self.machine_slow,
@@ -454,12 +454,6 @@ fn thread_cpu_ns() -> u64 {
 
 fn reader<T: Copy + Send>(r: Option<LatestReader<T>>) -> anyhow::Result<LatestReader<T>> {
     r.ok_or_else(|| anyhow::anyhow!("too many snapshot readers"))
-}
-
-fn utc_clock() -> String {
-    let ms = crate::monitor::alarm_engine::unix_ms_now();
-    let t = crate::store::klarf::klarf_time(ms);
-    format!("{} UTC", t.split_once(' ').map(|x| x.1).unwrap_or(&t))
 }
 
 impl eframe::App for StationApp {

@@ -197,7 +197,9 @@ impl RunControl {
                 ui.label(m);
             }
             Some(Err(e)) => {
-                ui.label(RichText::new(format!("✖ {e}")).color(super::look::ALARM_HIGH));
+                // A refusal is an answer, not an alarm: icon and bold
+                // words, no alarm colour (HMI rule 2).
+                ui.label(RichText::new(format!("✖ {e}")).strong());
             }
             None => {}
         }

@@ -1,5 +1,5 @@
 //! The status strip: always on top, never moving. Run state as icon and
-//! word, recipe, lot/wafer/slot, progress, alarm counts by priority with an
+//! word, run id, recipe, lot/wafer/slot, progress, alarm counts by priority with an
 //! unacknowledged marker, overall health, operator, clock and a liveness
 //! tick that advances every second.
 
@@ -98,23 +98,13 @@ pub fn ui(ui: &mut Ui, view: &View) {
     let run = &view.run;
     let slow = &view.run_slow;
     ui.horizontal(|ui| {
+        // Icon and word, never an alarm colour (HMI rule 2: alarm colours
+        // mean alarms only; an aborted or faulted run is a state, and the
+        // alarm behind it is counted, in its colour, further along).
         let state = format!("{} {}", state_icon(run.state), run.state.label());
-        let abnormal = matches!(
-            run.state,
-            RunState::Suspended
-                | RunState::Aborted
-                | RunState::Faulted
-                | RunState::FaultAcknowledged
-        );
-        let mut text = RichText::new(state).strong().size(20.0);
-        if abnormal {
-            text = text.color(if run.state == RunState::Suspended {
-                look::ALARM_MEDIUM
-            } else {
-                look::ALARM_HIGH
-            });
-        }
-        ui.label(text).on_hover_text(run.cause.as_str());
+        ui.label(RichText::new(state).strong().size(20.0))
+            .on_hover_text(run.cause.as_str());
+        ui.label(run_id_text(run.run_id));
         if let Some(quiet) = run_quiet_text(run, view.now_ns) {
             ui.label(RichText::new(quiet).color(look::QUALITY).strong());
         }
@@ -184,6 +174,15 @@ pub fn run_quiet_text(run: &crate::run::RunSnapshot, now_ns: u64) -> Option<Stri
     let age = now_ns.saturating_sub(run.taken_ns);
     (moving && run.taken_ns > 0 && age > RUN_QUIET_AFTER_NS)
         .then(|| format!("⊘ no update for {} s", age / 1_000_000_000))
+}
+
+/// "Run 12", or "Run —" before the first run.
+pub fn run_id_text(run_id: u64) -> String {
+    if run_id == 0 {
+        "Run —".into()
+    } else {
+        format!("Run {run_id}")
+    }
 }
 
 fn or_dash(s: &str) -> &str {

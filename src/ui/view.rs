@@ -74,7 +74,8 @@ pub struct View {
     /// Process clock now, ns (`hot::now_ns`, the time base of every
     /// snapshot). `machine` and `alarms` are already taken as seen at it.
     pub now_ns: u64,
-    /// Wall clock, "HH:MM:SS" UTC, and the liveness tick.
+    /// Wall clock, local time with its zone ("HH:MM:SS CET"), and the
+    /// liveness tick.
     pub clock: String,
     pub tick: bool,
     pub machine: MachineSnapshot,
