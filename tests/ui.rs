@@ -437,3 +437,27 @@ fn the_wafer_map_shows_what_each_die_was_compared_with_and_repeaters() {
     ));
     assert!(label("4 REPEATER defects (ringed, on 4 dies)"));
 }
+
+/// HMI rule 11: a UI pass held up for 1 s (injected: the harness does not
+/// run the window for that long) is seen by the watchdog and shown, with
+/// its length, in the Health panel.
+#[test]
+fn a_one_second_ui_stall_is_logged_by_the_watchdog_and_shown_in_health() {
+    let (app, dir) = app("stall");
+    let mut h = harness(app);
+    h.get_by_label("Health").click();
+    h.run_steps(3);
+    wait_for(&mut h, "no stall yet", |h| {
+        h.state().health().ui_watchdog_running && h.state().health().ui_stalls.stalls == 0
+    });
+    assert!(has(&h, "UI stalls over 0.5 s"));
+    std::thread::sleep(Duration::from_millis(1000));
+    // The figures are refreshed once a second: wait for the stall to show.
+    wait_for(&mut h, "the stall shown", |h| {
+        has(h, "1 (longest ") && h.state().health().ui_stalls.stalls == 1
+    });
+    let f = h.state().health().ui_stalls;
+    assert!(f.longest_ms >= 1000, "{f:?}");
+    drop(h);
+    std::fs::remove_dir_all(dir).ok();
+}

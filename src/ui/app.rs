@@ -52,6 +52,8 @@ pub struct StationApp {
     /// Recipe loaded into the engine (its map is shown).
     loaded: Option<crate::run::ValidRecipe>,
     gallery: super::gallery::Gallery,
+    /// Logs UI thread stalls over 0.5 s (HMI rule 11).
+    watchdog: super::watchdog::UiWatchdog,
 }
 
 impl StationApp {
@@ -79,6 +81,7 @@ impl StationApp {
             pending: Vec::new(),
             loaded: None,
             gallery: Default::default(),
+            watchdog: super::watchdog::UiWatchdog::start(super::watchdog::STALL_THRESHOLD),
         })
     }
 
@@ -170,6 +173,8 @@ impl StationApp {
         let mut h = Health {
             ui_frame_p50_ms: self.frame_time.quantile(0.5) as f64 / 1e6,
             ui_frame_p99_ms: self.frame_time.quantile(0.99) as f64 / 1e6,
+            ui_stalls: self.watchdog.figures(),
+            ui_watchdog_running: self.watchdog.is_running(),
             links: self
                 .station
                 .io_links
@@ -297,6 +302,8 @@ impl StationApp {
         });
         self.frame_time
             .record(thread_cpu_ns().saturating_sub(start));
+        let minimised = ui.ctx().input(|i| i.viewport().minimized.unwrap_or(false));
+        self.watchdog.frame(minimised);
     }
 
     fn overview(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {

@@ -4,7 +4,7 @@
 //! with its panic message). Numbers refresh once a second.
 
 use super::look;
-use super::view::View;
+use super::view::{Health, View};
 use crate::hot::ThreadState;
 use egui::{RichText, Ui};
 
@@ -65,6 +65,7 @@ pub fn ui(ui: &mut Ui, view: &View) {
                 "UI frame CPU p50 / p99",
                 format!("{:.2} / {:.2} ms", h.ui_frame_p50_ms, h.ui_frame_p99_ms),
             );
+            row("UI stalls over 0.5 s", ui_stalls_text(h));
         });
     if !h.links.is_empty() {
         ui.label(RichText::new("Device links (Modbus TCP)").strong());
@@ -123,4 +124,17 @@ pub fn ui(ui: &mut Ui, view: &View) {
                 ui.end_row();
             }
         });
+}
+
+/// "2 (longest 1043 ms)", "0", or the watchdog's absence in words.
+pub fn ui_stalls_text(h: &Health) -> String {
+    let f = h.ui_stalls;
+    if !h.ui_watchdog_running {
+        return "✖ watchdog not running".into();
+    }
+    match (f.stalls, f.current_ms) {
+        (0, 0) => "0".into(),
+        (n, 0) => format!("{n} (longest {} ms)", f.longest_ms),
+        (n, now) => format!("{n} (longest {} ms); now stalled {now} ms", f.longest_ms),
+    }
 }

@@ -15,5 +15,6 @@ pub mod simulator;
 pub mod status_strip;
 pub mod view;
 pub mod wafer_map;
+pub mod watchdog;
 
 pub use app::{StationApp, Tab};

@@ -34,6 +34,9 @@ pub struct Health {
     pub allocs_per_s: Vec<(&'static str, f64)>,
     pub ui_frame_p50_ms: f64,
     pub ui_frame_p99_ms: f64,
+    /// UI thread stalls over 0.5 s seen by the watchdog.
+    pub ui_stalls: super::watchdog::StallFigures,
+    pub ui_watchdog_running: bool,
     pub thumbnails_skipped: u64,
     /// Every watched thread and its state (`hot::liveness::threads`).
     pub threads: Vec<(String, ThreadState)>,
@@ -61,6 +64,8 @@ impl Default for Health {
             allocs_per_s: Vec::new(),
             ui_frame_p50_ms: 0.0,
             ui_frame_p99_ms: 0.0,
+            ui_stalls: Default::default(),
+            ui_watchdog_running: false,
             thumbnails_skipped: 0,
             threads: Vec::new(),
             alarm_journal_drops: 0,
