@@ -322,7 +322,7 @@ impl StationApp {
             .clone();
         ui.columns(2, |cols| {
             cols[0].heading("Wafer map");
-            wafer_map::ui(&mut cols[0], &self.map, out);
+            wafer_map::ui(&mut cols[0], &mut self.map, out);
             cols[1].heading("Live camera");
             egui::Frame::new().show(&mut cols[1], |ui| {
                 ui.set_max_height(ui.available_height() * 0.55);

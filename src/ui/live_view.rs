@@ -15,6 +15,8 @@ pub struct LiveView {
     boxes: Vec<[f32; 4]>,
     size: [usize; 2],
     buffer: Option<ColorImage>,
+    /// The caption as shown: rebuilt at most once a second (HMI rule 8).
+    caption: super::once_per_second::OncePerSecond,
 }
 
 impl LiveView {
@@ -64,11 +66,10 @@ impl LiveView {
             ui.label("No image yet: the live view shows each die as it is inspected.");
             return;
         };
-        ui.label(format!(
-            "Die {}  ({} defect boxes)",
-            self.die_index,
-            self.boxes.len()
-        ));
+        let (die, boxes) = (self.die_index, self.boxes.len());
+        ui.label(self.caption.get(std::time::Instant::now(), || {
+            format!("Die {die}  ({boxes} defect boxes)")
+        }));
         let (w, h) = (self.size[0] as f64, self.size[1] as f64);
         Plot::new("live_view")
             .data_aspect(1.0)

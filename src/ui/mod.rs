@@ -10,6 +10,7 @@ pub mod health;
 pub mod heartbeat;
 pub mod live_view;
 pub mod look;
+pub mod once_per_second;
 pub mod run_control;
 pub mod simulator;
 pub mod status_strip;

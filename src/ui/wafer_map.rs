@@ -118,6 +118,8 @@ pub struct WaferMapState {
     pub reference_note: Option<String>,
     pub selected: Option<u32>,
     pub run_id: u64,
+    /// The summary line as shown: rebuilt at most once a second.
+    summary_shown: super::once_per_second::OncePerSecond,
 }
 
 impl WaferMapState {
@@ -141,11 +143,13 @@ impl WaferMapState {
             reference_note: r.reference_note(),
             selected: None,
             run_id: 0,
+            summary_shown: Default::default(),
         }
     }
 
     pub fn restart(&mut self, run_id: u64) {
         self.run_id = run_id;
+        self.summary_shown.reset();
         for m in &mut self.marks {
             if *m != DieMark::NotInspected {
                 *m = DieMark::Pending;
@@ -371,12 +375,15 @@ pub fn class_marker(c: DefectClass) -> (MarkerShape, Color32) {
     }
 }
 
-pub fn ui(ui: &mut Ui, map: &WaferMapState, out: &mut Vec<UiCommand>) {
+pub fn ui(ui: &mut Ui, map: &mut WaferMapState, out: &mut Vec<UiCommand>) {
     if map.sites.is_empty() {
         ui.label("Load a recipe to see its wafer map.");
         return;
     }
-    ui.label(map.summary());
+    // Once a second (HMI rule 8); the dies on the map change as they come.
+    let summary = map.summary();
+    ui.label(map.summary_shown.get(std::time::Instant::now(), || summary));
+    let map = &*map;
     if let Some(note) = &map.reference_note {
         ui.label(format!("Note: {note}"));
     }
