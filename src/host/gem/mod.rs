@@ -7,6 +7,7 @@
 
 pub mod events;
 pub mod illegal_data;
+pub mod reports;
 pub mod values;
 
 pub use illegal_data::IllegalData;
