@@ -8,6 +8,7 @@
 pub mod alarms;
 pub mod events;
 pub mod illegal_data;
+pub mod process_programs;
 pub mod reports;
 pub mod values;
 
