@@ -10,6 +10,7 @@ pub mod events;
 pub mod illegal_data;
 pub mod process_programs;
 pub mod reports;
+pub mod trace;
 pub mod values;
 
 pub use illegal_data::IllegalData;
