@@ -359,6 +359,23 @@ guidance = "g"
         assert_eq!(altx("short"), "short");
     }
 
+    /// docs/gem.md lists every shipped ALID with the ALCD it is sent with.
+    #[test]
+    fn docs_list_every_alarm_with_its_alcd() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/gem.md");
+        let docs = std::fs::read_to_string(path).unwrap();
+        for d in defs() {
+            let c = alarm_category(&d);
+            let row = format!("| {} | {} |", d.alid, d.name);
+            let alcd = format!("| 0x{:02X} / 0x{c:02X} |", ALCD_SET | c);
+            let line = docs.lines().find(|l| l.starts_with(&row));
+            assert!(
+                line.is_some_and(|l| l.ends_with(&alcd)),
+                "docs/gem.md: {row} ... {alcd}, found {line:?}"
+            );
+        }
+    }
+
     #[test]
     fn edges_on_set_and_clear_with_s5f1_only_when_enabled() {
         let defs = defs();

@@ -173,7 +173,7 @@ static VARIABLES: [VariableInfo; 24] = [
     var(dv::DIE_UNKNOWN_DEFECTS, "DieUnknownDefects", Format::U4, "defects on that die not classified, or found beyond the per-die store limit"),
     var(dv::DIE_NOT_INSPECTED, "DieNotInspected", Format::Boolean, "the die could not be imaged or aligned: no defects were looked for"),
     var(dv::WAFER_DEFECTS, "WaferDefects", Format::U4, "defects found on the wafer so far in this run"),
-    var(dv::PREVIOUS_RUN_STATE, "PreviousRunState", Format::Ascii, "run state before the change (IDLE, READY, RUNNING, PAUSING, PAUSED, SUSPENDED, STOPPING, ABORTING, COMPLETE, ABORTED, FAULTED, FAULTED, ACKNOWLEDGED)"),
+    var(dv::PREVIOUS_RUN_STATE, "PreviousRunState", Format::Ascii, "run state before the change: IDLE, READY, RUNNING, PAUSING, PAUSED, SUSPENDED, STOPPING, ABORTING, COMPLETE, ABORTED, FAULTED or \"FAULTED, ACKNOWLEDGED\""),
     var(dv::RUN_STATE, "RunState", Format::Ascii, "run state after the change (same names)"),
     var(dv::RUN_END_STATUS, "RunEndStatus", Format::Ascii, "how the run ended: complete, stopped, aborted or faulted"),
     var(dv::RUN_END_REASON, "RunEndReason", Format::Ascii, "why the run ended, as the operator's log says it"),
@@ -714,6 +714,30 @@ mod tests {
         assert_eq!(alarm_event(5, false, "x").0, CollectionEvent::AlarmCleared);
         let (_, pp) = process_program_event("A", PpChange::Edited);
         assert_eq!(pp.get(dv::PP_CHANGE_STATUS), Some(&Item::u1(2)));
+    }
+
+    /// docs/gem.md lists every CEID and DVID with its name (and format):
+    /// the compliance statement cannot drift from the code.
+    #[test]
+    fn docs_list_every_event_and_data_variable() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/gem.md");
+        let docs = std::fs::read_to_string(path).unwrap();
+        for e in collection_events() {
+            let row = format!("| {} | {} |", e.ceid, e.name);
+            assert!(docs.contains(&row), "docs/gem.md lacks {row}");
+        }
+        for v in data_variables() {
+            let format = match v.format {
+                Format::Ascii => "A",
+                Format::Boolean => "BOOLEAN",
+                Format::U1 => "U1",
+                Format::U4 => "U4",
+                Format::U8 => "U8",
+                other => panic!("{}: document the format {other:?}", v.name),
+            };
+            let row = format!("| {} | {} | {format} |", v.id, v.name);
+            assert!(docs.contains(&row), "docs/gem.md lacks {row}");
+        }
     }
 
     #[test]
