@@ -579,6 +579,38 @@ mod tests {
         assert!(!r.is_enabled(CollectionEvent::RunStarted));
     }
 
+    /// The alarm edge's event reports its ALID and text, and the DVs of
+    /// other events linked to the same report are empty lists.
+    #[test]
+    fn an_alarm_edge_reports_its_alid() {
+        use crate::host::gem::events::alarm_event;
+        let mut r = EventReports::new();
+        assert_eq!(
+            define(&mut r, &[(5, &[dv::ALARM_ID, dv::ALARM_TEXT, dv::RUN_ID])]),
+            0
+        );
+        assert_eq!(link(&mut r, &[(4011, &[5]), (4012, &[5])]), 0);
+        assert_eq!(enable(&mut r, true, &[4011, 4012]), 0);
+        let (event, data) = alarm_event(1022, true, "Vacuum heartbeat lost");
+        let body = r.event_report(event, &data, &Vars).unwrap();
+        let parts = body.as_list().unwrap();
+        assert_eq!(parts[1], Item::u4(4011));
+        assert_eq!(
+            parts[2],
+            Item::list([Item::list([
+                Item::u4(5),
+                Item::list([
+                    Item::u4(1022),
+                    Item::ascii("Vacuum heartbeat lost"),
+                    Item::empty_list()
+                ]),
+            ])])
+        );
+        let (event, data) = alarm_event(1022, false, "Vacuum heartbeat lost");
+        let body = r.event_report(event, &data, &Vars).unwrap();
+        assert_eq!(body.as_list().unwrap()[1], Item::u4(4012));
+    }
+
     #[test]
     fn drack_codes() {
         let mut r = EventReports::new();
