@@ -5,7 +5,12 @@
 //! SVIDs 1000–1999, ECIDs 2000–2999, DVIDs 3000–3999, CEIDs 4000–4999;
 //! ALIDs are the ids of `assets/alarms.toml`.
 
+pub mod alarms;
+pub mod events;
 pub mod illegal_data;
+pub mod process_programs;
+pub mod reports;
+pub mod trace;
 pub mod values;
 
 pub use illegal_data::IllegalData;
