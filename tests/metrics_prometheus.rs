@@ -101,13 +101,13 @@ fn full_reading() -> Reading {
     run.totals.dies_inspected = 52;
     run.totals.defects = 9;
     run.totals.last_complete_wafer_ms = 20_000;
-    let mut alarms = waferscope::monitor::AlarmSnapshot {
+    let alarms = waferscope::monitor::AlarmSnapshot {
         taken_ns: 2_000,
         transitions: 4,
+        active: [1, 0, 1],
+        raised: [2, 0, 1],
         ..Default::default()
     };
-    alarms.active = [1, 0, 1];
-    alarms.raised = [2, 0, 1];
     Reading {
         now_ns: 3_000_000_000,
         run,
@@ -273,12 +273,16 @@ impl Prometheus {
         Self { child, addr, log }
     }
 
+    /// What the server logged (its standard error).
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log.with_extension("err")).unwrap_or_default()
+    }
+
     /// The value of the one series an instant query returns, if exactly
     /// one is returned.
     fn query_one(&mut self, query: &str) -> Option<f64> {
         if let Ok(Some(status)) = self.child.try_wait() {
-            let err = std::fs::read_to_string(self.log.with_extension("err")).unwrap_or_default();
-            panic!("prometheus exited ({status}):\n{err}");
+            panic!("prometheus exited ({status}):\n{}", self.log());
         }
         let (code, _, body) = http_get(self.addr, &format!("/api/v1/query?query={query}")).ok()?;
         if code != 200 {
@@ -384,12 +388,19 @@ fn a_real_prometheus_scrapes_a_finished_run_and_counts_its_wafer() {
     assert!(done.totals.dies_inspected > 0);
 
     // What Prometheus stored from its scrapes, through its query API.
-    poll(
-        "Prometheus to report the finished wafer",
-        Duration::from_secs(90),
-        Duration::from_millis(250),
-        || prometheus.query_one("waferscope_wafers_completed_total") == Some(1.0),
-    );
+    let t0 = Instant::now();
+    loop {
+        let last = prometheus.query_one("waferscope_wafers_completed_total");
+        if last == Some(1.0) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "Prometheus did not report 1 completed wafer within 90 s (last answer {last:?}); its log:\n{}",
+            prometheus.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     assert_eq!(
         prometheus.query_one("waferscope_dies_inspected_total"),
         Some(done.totals.dies_inspected as f64)
@@ -446,5 +457,75 @@ fn run_with_metrics_on_a_port_in_use_exits_2_naming_the_option() {
         String::from_utf8_lossy(&out.stdout)
     );
     drop(taken);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// The value of the one series `series` (name and labels as printed).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn a_dead_monitor_shows_as_a_growing_age_lost_heartbeats_and_downtime() {
+    let d = temp_dir("dead-monitor");
+    let station = Station::start(StationConfig {
+        db: d.join("station.db"),
+        alarms: root().join("assets/alarms.toml"),
+        recipes: root().join("assets/recipes"),
+        thumbnails: d.join("thumbnails"),
+        read_history: false,
+        ..StationConfig::default()
+    })
+    .unwrap();
+    let metrics = station
+        .serve_metrics("127.0.0.1:0".parse().unwrap())
+        .unwrap();
+    let scrape = || http_get(metrics, "/metrics").unwrap().2;
+    let live = "waferscope_heartbeat_quality{subsystem=\"stage\",quality=\"live\"}";
+    let lost = "waferscope_heartbeat_quality{subsystem=\"stage\",quality=\"lost\"}";
+    let out_of_date = "waferscope_snapshot_out_of_date{producer=\"monitor\"}";
+    let age = "waferscope_snapshot_age_seconds{producer=\"monitor\"}";
+    let downtime = "waferscope_e10_state{state=\"UNSCHEDULED_DOWNTIME\"}";
+    poll(
+        "a live, standing-by station",
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || {
+            let t = scrape();
+            sample(&t, live) == Some(1.0)
+                && sample(&t, out_of_date) == Some(0.0)
+                && sample(&t, "waferscope_e10_state{state=\"STANDBY\"}") == Some(1.0)
+        },
+    );
+
+    station.monitor.panic_switch.trip();
+    let mut first_age = None;
+    poll(
+        "the dead monitor to show",
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || {
+            let t = scrape();
+            let shown = sample(&t, out_of_date) == Some(1.0)
+                && sample(&t, lost) == Some(1.0)
+                && sample(&t, live) == Some(0.0)
+                && sample(&t, downtime) == Some(1.0);
+            if shown {
+                first_age = sample(&t, age);
+            }
+            shown
+        },
+    );
+    // Its last picture does not freeze: the age keeps growing.
+    let first_age = first_age.expect("the monitor's age is exposed");
+    poll(
+        "the monitor's age to grow",
+        Duration::from_secs(60),
+        Duration::from_millis(50),
+        || sample(&scrape(), age).is_some_and(|a| a > first_age),
+    );
+    drop(station);
     std::fs::remove_dir_all(&d).ok();
 }

@@ -176,8 +176,10 @@ mod tests {
             ended: true,
             ..MachineSnapshot::default()
         };
-        let mut alarms = AlarmSnapshot::default();
-        alarms.active = [3, 0, 1];
+        let alarms = AlarmSnapshot {
+            active: [3, 0, 1],
+            ..AlarmSnapshot::default()
+        };
         let i = E10Inputs::at(RunState::Idle, &machine, &alarms, 2_000);
         assert_eq!(i.high_alarms_active, 1);
         assert!(i.monitor_stopped);
