@@ -8,6 +8,7 @@ pub mod host;
 pub mod hot;
 pub mod logging;
 pub mod machine;
+pub mod metrics;
 pub mod monitor;
 pub mod pipeline;
 pub mod run;

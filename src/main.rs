@@ -47,6 +47,12 @@ struct Cli {
     /// An option naming a path (--db, --log-dir, …) overrides it.
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the station
+    /// runs (e.g. 127.0.0.1:9184; off by default): run and SEMI E10 state,
+    /// throughput, alarms, the pipeline's health counters
+    /// (docs/metrics.md). Used by the window and `run`.
+    #[arg(long, global = true, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -375,9 +381,9 @@ fn run(cli: Cli) -> Result<()> {
         #[cfg(not(feature = "gui"))]
         None => waferscope::cli::simulate::run(&Default::default()),
         #[cfg(feature = "gui")]
-        None => gui(machine()?, data, gui_defaults()?),
+        None => gui(machine()?, data, gui_defaults()?, cli.metrics),
         #[cfg(feature = "gui")]
-        Some(Command::Gui(opts)) => gui(machine()?, data, opts),
+        Some(Command::Gui(opts)) => gui(machine()?, data, opts, cli.metrics),
         Some(Command::CheckConfig { path }) => waferscope::cli::devices::check_config(&path),
         Some(Command::Devices { path }) => {
             if !waferscope::cli::devices::devices(&path)? {
@@ -434,6 +440,7 @@ fn run(cli: Cli) -> Result<()> {
                 seed,
                 fast,
                 keep_days,
+                metrics: cli.metrics,
             };
             match waferscope::cli::run::run(&args) {
                 Ok(code) => std::process::exit(code),
@@ -534,6 +541,7 @@ fn gui(
     machine: waferscope::machine::MachineConfig,
     mut data: DataPaths,
     opts: GuiOpts,
+    metrics: Option<std::net::SocketAddr>,
 ) -> Result<()> {
     let station = waferscope::station::StationConfig {
         machine,
@@ -553,6 +561,7 @@ fn gui(
         autostart: opts.autostart,
         demo: opts.demo,
         exit_after: opts.exit_after.map(std::time::Duration::from_secs_f64),
+        metrics,
     })
 }
 

@@ -194,6 +194,12 @@ fn a_complete_run() {
     assert_eq!(run.end, Some((ExitStatus::Complete, String::new())));
     assert_eq!(run.start.identity.lot, "LOT-42");
     assert!(run.dies.iter().map(|d| d.defects.len()).sum::<usize>() > 20);
+    // The totals since the engine started (what the metrics count).
+    assert_eq!(s.totals.ended(ExitStatus::Complete), 1);
+    assert_eq!(s.totals.ended(ExitStatus::Stopped), 0);
+    assert_eq!(s.totals.dies_inspected, u64::from(s.dies_done));
+    assert_eq!(s.totals.defects, u64::from(s.defects));
+    assert!(s.totals.last_complete_wafer_ms > 0);
     let mut kinds = Vec::new();
     while let Ok(e) = events.try_recv() {
         kinds.push(match e {
@@ -434,6 +440,11 @@ fn stop_mid_run_keeps_every_result_so_far() {
         run.end,
         Some((ExitStatus::Stopped, "stopped by the operator".into()))
     );
+    // A stopped wafer is not a completed one.
+    assert_eq!(s.totals.ended(ExitStatus::Stopped), 1);
+    assert_eq!(s.totals.ended(ExitStatus::Complete), 0);
+    assert_eq!(s.totals.last_complete_wafer_ms, 0);
+    assert_eq!(s.totals.dies_inspected, inspected.len() as u64);
 }
 
 #[test]
@@ -448,6 +459,14 @@ fn a_failing_camera_faults_the_run_and_reset_clears_it() {
         "camera or stage failed on 3 dies in a row"
     );
     assert_eq!(t.run().end.as_ref().unwrap().0, ExitStatus::Faulted);
+    // Dies the camera failed to image are done but not inspected.
+    let s = t.snap();
+    assert_eq!(s.totals.ended(ExitStatus::Faulted), 1);
+    assert_eq!(
+        s.totals.dies_inspected,
+        t.run().dies.iter().filter(|d| d.inspected).count() as u64
+    );
+    assert!(s.totals.dies_inspected < u64::from(s.dies_done));
     assert_eq!(
         t.engine.command(RunCommand::Start),
         Err("the tool is faulted: acknowledge and reset first".into())

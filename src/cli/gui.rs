@@ -24,6 +24,9 @@ pub struct GuiArgs {
     /// Close the window after this long (for scripted checks); the UI frame
     /// time statistics are printed on exit.
     pub exit_after: Option<Duration>,
+    /// Serve Prometheus metrics here while the window is open
+    /// (`--metrics`).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Wraps the app with the scripted behaviours.
@@ -123,6 +126,9 @@ pub fn run(args: GuiArgs) -> Result<()> {
         )
     })?;
     let station = Station::start(args.station)?;
+    if let Some(addr) = args.metrics {
+        station.serve_metrics(addr)?;
+    }
     let app = StationApp::new(station)?;
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,

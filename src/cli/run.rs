@@ -40,6 +40,8 @@ pub struct RunArgs {
     /// Daily logs and thumbnail directories older than this many days are
     /// deleted (0 keeps everything).
     pub keep_days: u32,
+    /// Serve Prometheus metrics here while the run lasts (`--metrics`).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Where taught golden dies are kept: `--golden-dir`, or `golden/` beside
@@ -173,6 +175,10 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         camera_fps: args.sim_fps,
         ..StationConfig::default()
     })?;
+    if let Some(addr) = args.metrics {
+        let local = station.serve_metrics(addr)?;
+        crate::errln!("metrics: http://{local}/metrics");
+    }
     let (monitor, handle, rt) = (&station.monitor, &station.engine, station.runtime());
     let engine_task = &station.engine_task;
     for id in &station.recovered_runs {

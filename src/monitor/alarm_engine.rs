@@ -118,6 +118,9 @@ pub struct AlarmSnapshot {
     /// Alarms raised during the current flood, shown as "N more".
     pub flood_more: u16,
     pub transitions: u64,
+    /// Alarms raised since the evaluator started, per priority (low,
+    /// medium, high): only ever grows (the metrics' counter).
+    pub raised: [u64; 3],
 }
 
 impl Default for AlarmSnapshot {
@@ -135,6 +138,7 @@ impl Default for AlarmSnapshot {
             shelved: 0,
             flood_more: 0,
             transitions: 0,
+            raised: [0; 3],
         }
     }
 }
@@ -215,6 +219,8 @@ pub struct AlarmEngine {
     /// Events `journal` had no room for (counted, never waited for).
     journal_drops: Arc<Counter>,
     transitions: u64,
+    /// Raises per priority (low, medium, high), for the snapshot.
+    raised: [u64; 3],
     last_values: Vec<f64>,
     /// Evaluation period, stamped into snapshots (0: not set).
     period_ns: u64,
@@ -253,6 +259,7 @@ impl AlarmEngine {
             journal,
             journal_drops: Arc::new(Counter::new()),
             transitions: 0,
+            raised: [0; 3],
             period_ns: 0,
         })
     }
@@ -368,6 +375,7 @@ impl AlarmEngine {
     }
 
     fn on_raise(&mut self, i: usize, now_ns: u64, anything_else_active: bool) {
+        self.raised[self.defs[i].priority as usize - 1] += 1;
         // First-out: the alarm that started an upset.
         self.status[i].first_out = !anything_else_active;
         self.raises.rotate_left(1);
@@ -467,6 +475,7 @@ impl AlarmEngine {
             period_ns: self.period_ns,
             journal_drops: self.journal_drops.get(),
             transitions: self.transitions,
+            raised: self.raised,
             ..AlarmSnapshot::default()
         };
         for (i, (d, s)) in self.defs.iter().zip(&self.status).enumerate() {

@@ -459,6 +459,7 @@ impl RunEngine {
         }
         self.snap.cause = FixedText::new(reason);
         self.snap.exit = Some(ExitStatus::Faulted);
+        self.snap.totals.count_end(ExitStatus::Faulted);
         let _ = self.events.send(RunEvent::Ended {
             status: ExitStatus::Faulted,
             reason: reason.to_owned(),
@@ -675,6 +676,10 @@ impl RunEngine {
         }
         self.snap.dies_done += 1;
         self.snap.defects += r.count as u32 + r.dropped;
+        if !r.capture_failed {
+            self.snap.totals.dies_inspected += 1;
+        }
+        self.snap.totals.defects += u64::from(r.count as u32 + r.dropped);
         let elapsed = w.started.elapsed();
         self.snap.elapsed_ms = elapsed.as_millis() as u64;
         let done = self.snap.dies_done.max(1) as f64;
@@ -950,6 +955,10 @@ impl RunEngine {
         }
         tracing::info!(run_id, status = status.name(), reason = %reason, not_inspected = not_inspected.len(), "run ended");
         self.snap.exit = Some(status);
+        self.snap.totals.count_end(status);
+        if status == ExitStatus::Complete {
+            self.snap.totals.last_complete_wafer_ms = w.started.elapsed().as_millis() as u64;
+        }
         self.snap.cause = FixedText::new(&reason);
         self.snap.not_exported = FixedText::new(&not_exported_why);
         let _ = self.events.send(RunEvent::Ended { status, reason });

@@ -42,6 +42,47 @@ pub struct RunSnapshot {
     pub not_exported: FixedText<255>,
     /// Counts every snapshot change (lets a reader notice any change).
     pub revision: u64,
+    /// What the engine has done since it started, across wafers.
+    pub totals: RunTotals,
+}
+
+/// What the engine has done since it started, across every wafer (the
+/// per-run fields of [`RunSnapshot`] restart with each wafer). Only ever
+/// grows, so a reader can publish these as counters (the Prometheus
+/// metrics) without following the run events.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunTotals {
+    /// Wafers ended, by how they ended ([`RunTotals::ended`]).
+    wafers_ended: [u64; 4],
+    /// Dies whose image was inspected (not those the camera or stage
+    /// failed to capture).
+    pub dies_inspected: u64,
+    /// Defects found (kept and dropped beyond a die's capacity).
+    pub defects: u64,
+    /// How long the last wafer that completed took, start to end, ms (0:
+    /// none has completed yet).
+    pub last_complete_wafer_ms: u64,
+}
+
+impl RunTotals {
+    fn slot(status: ExitStatus) -> usize {
+        match status {
+            ExitStatus::Complete => 0,
+            ExitStatus::Stopped => 1,
+            ExitStatus::Aborted => 2,
+            ExitStatus::Faulted => 3,
+        }
+    }
+
+    /// Wafers that ended with `status` since the engine started.
+    pub fn ended(&self, status: ExitStatus) -> u64 {
+        self.wafers_ended[Self::slot(status)]
+    }
+
+    /// Counts a wafer that ended with `status`.
+    pub fn count_end(&mut self, status: ExitStatus) {
+        self.wafers_ended[Self::slot(status)] += 1;
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -141,6 +141,10 @@ pub struct Station {
     pub recovered_runs: Vec<i64>,
     /// Moves a real stage confirmed in position at their target.
     pub stage_moves_confirmed: Arc<crate::hot::Counter>,
+    /// The host link's control and communication state for the metrics:
+    /// the GEM layer sets its source here when it starts (before or after
+    /// `serve_metrics`); empty, no `waferscope_gem_*` series.
+    pub host_link_metrics: crate::metrics::HostLinkSlot,
     stop: Arc<AtomicBool>,
     // Declared last: dropped last, after everything that uses it.
     rt: tokio::runtime::Runtime,
@@ -291,6 +295,7 @@ impl Station {
             engine_task,
             recovered_runs,
             stage_moves_confirmed,
+            host_link_metrics: Default::default(),
             stop,
             rt,
         })
@@ -300,6 +305,31 @@ impl Station {
     /// as the console's Ctrl-C handler).
     pub fn runtime(&self) -> &tokio::runtime::Runtime {
         &self.rt
+    }
+
+    /// What the metrics read of this station: its snapshots (readers of
+    /// their own), counters and the host link slot.
+    pub fn metrics_sources(&self) -> Result<crate::metrics::MetricsSources> {
+        Ok(crate::metrics::MetricsSources {
+            run: self.engine.snapshots.reader().context("run readers")?,
+            machine: self.monitor.snapshots.reader().context("monitor readers")?,
+            alarms: self.alarms.snapshots.reader().context("alarm readers")?,
+            alarm_defs: self.alarm_defs.clone(),
+            live: self.live.clone(),
+            io_links: self.io_links.clone(),
+            alarm_journal_drops: self.alarms.journal_drops.clone(),
+            alarm_commands_refused: self.alarms.commands_refused.clone(),
+            host_link: self.host_link_metrics.clone(),
+        })
+    }
+
+    /// Serves the Prometheus metrics at `http://addr/metrics` on this
+    /// station's runtime for as long as the station lives (`--metrics`;
+    /// the window, `run` and `serve` all start it here). Returns the
+    /// address listened on; a port in use is an error naming `--metrics`
+    /// and the address.
+    pub fn serve_metrics(&self, addr: std::net::SocketAddr) -> Result<std::net::SocketAddr> {
+        crate::metrics::serve(&self.rt, addr, self.metrics_sources()?)
     }
 
     /// The pipeline of the run in progress, if any.
