@@ -146,6 +146,13 @@ fn an_operator_runs_pauses_sees_a_suspension_acknowledges_and_aborts() {
     // The window shows it on a later frame (it redraws on its own clock,
     // which a loaded machine delays).
     wait_for(&mut h, "ACK ACTIVE shown", |h| has(h, "○ ACK ACTIVE"));
+    // The alarm links to the panel where it is handled.
+    h.get_by_label("Open Heartbeat panel (1031)").click();
+    h.run_steps(2);
+    assert_eq!(h.state().tab, waferscope::ui::Tab::Heartbeat);
+    assert!(has(&h, "◌ STALE") || has(&h, "⊘ LOST"));
+    h.get_by_label("Alarms").click();
+    h.run_steps(2);
 
     // Abort with a reason.
     h.get_by_label("Abort").click();

@@ -2,9 +2,11 @@
 //! guidance and the acknowledge/shelve actions; acknowledge all; the
 //! journal with a filter. Empty when all is normal.
 
+use super::app::Tab;
 use super::command::UiCommand;
 use super::look;
 use super::view::View;
+use crate::monitor::alarm_defs::{AlarmDef, Condition};
 use crate::monitor::alarm_engine::priority_of;
 use crate::monitor::{AlarmState, JournalRow, Shelving};
 use egui::{RichText, Ui};
@@ -98,6 +100,16 @@ impl AlarmPanel {
                 ui.label(&def.text);
                 ui.label(RichText::new(format!("What to do: {}", def.guidance)).italics());
                 ui.horizontal(|ui| {
+                    // HMI rule 12: every alarm links to the panel where it
+                    // is handled.
+                    let (tab, panel) = handling_panel(def);
+                    if ui
+                        .button(format!("Open {panel} panel ({})", e.alid))
+                        .on_hover_text("the panel where this alarm's cause is seen and handled")
+                        .clicked()
+                    {
+                        out.push(UiCommand::OpenTab(tab));
+                    }
                     let unack = e.state.is_unacknowledged();
                     if e.shelving == Shelving::None {
                         if ui
@@ -167,5 +179,43 @@ impl AlarmPanel {
                         }
                     });
             });
+    }
+}
+
+/// The panel where an alarm's cause is seen and handled: a heartbeat or a
+/// reading's alarm on the Heartbeat panel (its row, value band and
+/// trend); a stopped poller or alarm evaluator on the Health panel (the
+/// threads and their state).
+pub fn handling_panel(def: &AlarmDef) -> (Tab, &'static str) {
+    match def.condition {
+        Condition::MonitorStopped | Condition::EvaluatorStopped => (Tab::Health, "Health"),
+        Condition::High { .. }
+        | Condition::Low { .. }
+        | Condition::Stale { .. }
+        | Condition::Lost { .. }
+        | Condition::Invalid { .. } => (Tab::Heartbeat, "Heartbeat"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shipped alarm links somewhere, and the stopped-producer alarms
+    /// to Health, the others to Heartbeat.
+    #[test]
+    fn every_shipped_alarm_links_to_the_panel_that_handles_it() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/alarms.toml");
+        let defs = crate::monitor::alarm_defs::load(std::path::Path::new(path)).unwrap();
+        let health: Vec<u32> = defs
+            .iter()
+            .filter(|d| handling_panel(d).0 == Tab::Health)
+            .map(|d| d.alid)
+            .collect();
+        assert_eq!(health, [1091, 1092]);
+        assert!(defs
+            .iter()
+            .filter(|d| !health.contains(&d.alid))
+            .all(|d| handling_panel(d) == (Tab::Heartbeat, "Heartbeat")));
     }
 }

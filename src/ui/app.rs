@@ -372,6 +372,7 @@ impl StationApp {
                     }
                 }
             }
+            UiCommand::OpenTab(tab) => self.tab = tab,
             UiCommand::TeachGolden => {
                 let rx = engine.teach_nowait(crate::run::machine::DEFAULT_TEACH_DIES);
                 self.pending.push(("teach golden die".into(), rx));

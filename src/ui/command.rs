@@ -26,4 +26,6 @@ pub enum UiCommand {
     FreezeHeartbeat(crate::machine::Subsystem, bool),
     VacuumLoss(bool),
     SelectDie(Option<u32>),
+    /// Show a panel (an alarm's link to where it is handled).
+    OpenTab(super::app::Tab),
 }
