@@ -38,7 +38,25 @@ impl HsmsHandle {
     /// Sends a data message without the W-bit (no reply expected). Queued
     /// for the writer, not yet written, when this returns.
     pub fn send(&self, stream: u8, function: u8, body: Vec<u8>) -> Result<(), HsmsError> {
-        let system = self.shared.next_system();
+        self.send_with_system(stream, function, body, self.new_system())
+    }
+
+    /// System bytes for a message about to be sent with
+    /// [`HsmsHandle::send_with_system`] or [`HsmsHandle::request_with_system`]
+    /// (so the caller can log the transaction before it goes out).
+    pub fn new_system(&self) -> u32 {
+        self.shared.next_system()
+    }
+
+    /// As [`HsmsHandle::send`], with system bytes from
+    /// [`HsmsHandle::new_system`].
+    pub fn send_with_system(
+        &self,
+        stream: u8,
+        function: u8,
+        body: Vec<u8>,
+        system: u32,
+    ) -> Result<(), HsmsError> {
         self.write_data(
             Header::data(
                 self.shared.config.session_id,
@@ -60,7 +78,19 @@ impl HsmsHandle {
         function: u8,
         body: Vec<u8>,
     ) -> Result<DataMessage, HsmsError> {
-        let system = self.shared.next_system();
+        self.request_with_system(stream, function, body, self.new_system())
+            .await
+    }
+
+    /// As [`HsmsHandle::request`], with system bytes from
+    /// [`HsmsHandle::new_system`].
+    pub async fn request_with_system(
+        &self,
+        stream: u8,
+        function: u8,
+        body: Vec<u8>,
+        system: u32,
+    ) -> Result<DataMessage, HsmsError> {
         let (tx, rx) = oneshot::channel();
         // Open before sending, so even an instant reply finds it; the guard
         // closes it however this ends (reply, error, T3, or the caller
