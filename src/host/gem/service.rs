@@ -658,9 +658,13 @@ impl Task {
         });
     }
 
-    /// Answers `primary` (only if it asked, with the W-bit).
+    /// Answers `primary` (only if it asked, with the W-bit; S10F3/S10F5
+    /// always: secsgem 0.3.0, a common host library, sends its terminal
+    /// display without the W-bit yet waits T3 for the S10F4, and an answer
+    /// nobody waits for is dropped harmlessly by the host's HSMS layer).
     fn reply(&self, primary: &DataMessage, function: u8, item: Option<&Item>) {
-        if !primary.w_bit {
+        let terminal = primary.stream == 10 && matches!(primary.function, 3 | 5) && function != 0;
+        if !primary.w_bit && !terminal {
             return;
         }
         self.shared.log.record(
