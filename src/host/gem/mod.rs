@@ -11,17 +11,22 @@
 //! survives a restart), `secs_log`, and `service` (the task that owns the
 //! HSMS session and dispatches, with the [`GemHandle`]).
 
+pub mod alarms;
 pub mod clock;
 pub mod communication;
 pub mod control;
 pub mod equipment_constants;
+pub mod events;
 pub mod illegal_data;
 pub mod persisted;
+pub mod process_programs;
 pub mod remote_commands;
+pub mod reports;
 pub mod s9;
 pub mod secs_log;
 pub mod service;
 pub mod terminal;
+pub mod trace;
 pub mod values;
 pub mod variables;
 
