@@ -28,6 +28,14 @@ use waferscope::host::hsms::HsmsMode;
 use waferscope::station::data_dir::{DataDir, Item};
 use waferscope::station::{Station, StationConfig};
 
+/// The host's report subscriptions: RunStarted (run id, lot), WaferDone
+/// (run id, dies done), RunEnded (run id, end status).
+const SUBSCRIPTIONS: [&str; 3] = [
+    "subscribe 4001 1 3001 1021",
+    "subscribe 4004 2 3001 3003",
+    "subscribe 4005 3 3001 3015",
+];
+
 /// Only reached when something is wrong; generous for a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(30);
 /// A simulated wafer, unpaced, on a loaded 2-core machine.
@@ -214,6 +222,10 @@ fn host_drives_the_station() {
     wait_for("every heartbeat healthy", PATIENCE, || {
         (0..5).all(|i| sv(&mut host, SV_HEARTBEAT_BASE + i) == json!(true))
     });
+    // Reports: the run's events with a DV and an SV each.
+    for line in SUBSCRIPTIONS {
+        host.command(line);
+    }
     let start = "rcmd START LOTID=LOT-G1 WAFERID=W01 RECIPE=full-300mm";
     assert_eq!(
         host.query(start),
@@ -243,6 +255,7 @@ fn host_drives_the_station() {
     wait_for("the first die", RUN_PATIENCE, || {
         sv(&mut host, SV_DIES_DONE).as_u64().unwrap() > 0
     });
+    let before_drop = json_answer(&mut host, "events");
     host.kill();
     wait_for("NOT COMMUNICATING", PATIENCE, || {
         gem.communication_state() == CommState::NotCommunicating
@@ -253,6 +266,11 @@ fn host_drives_the_station() {
     // The host comes back by itself (a new process, as after a crash).
     let mut host = Peer::secsgem_host("active", port, HOST_T3, HOST_T5);
     host.command("wait_communicating 20");
+    // The equipment kept the reports (a new host process only relearns
+    // how to read them; its define/link answers "already" and are ignored).
+    for line in SUBSCRIPTIONS {
+        host.command(line);
+    }
     wait_for("GEM COMMUNICATING again", PATIENCE, || {
         gem.communication_state() == CommState::Communicating
     });
@@ -268,6 +286,53 @@ fn host_drives_the_station() {
     assert!(end.dies_done > at_drop.dies_done, "the run went on");
     assert_eq!(end.dies_done, end.dies_total);
     assert_eq!(sv(&mut host, SV_WAFER_COUNT), json!(1));
+
+    // S6F11 in order: the run started (first host), then wafer done and
+    // run ended (the host that came back), each with its run id.
+    let run_id = json!(end.run_id);
+    let first = &before_drop.as_array().unwrap()[0];
+    assert_eq!(
+        first,
+        &json!([4001, 1, [run_id, "LOT-G1"]]),
+        "{before_drop}"
+    );
+    let after = json_answer(&mut host, "events");
+    let ceids: Vec<u64> = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[0].as_u64().unwrap())
+        .filter(|c| [4004, 4005].contains(c))
+        .collect();
+    assert_eq!(ceids, [4004, 4005], "{after}");
+    let ended = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e[0] == 4005)
+        .unwrap();
+    assert_eq!(ended[2][0], run_id, "{after}");
+
+    // An injected alarm: S5F1 set, then clear (ALCD bit 8), same ALID.
+    let faults = s.station.io_faults.clone().expect("simulated I/O");
+    faults.freeze_heartbeat(waferscope::machine::Subsystem::Camera, true);
+    wait_for("S5F1 set", PATIENCE, || {
+        json_answer(&mut host, "alarms")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a[1].as_u64().unwrap() & 0x80 != 0)
+    });
+    faults.freeze_heartbeat(waferscope::machine::Subsystem::Camera, false);
+    wait_for("S5F1 clear", PATIENCE, || {
+        let alarms = json_answer(&mut host, "alarms");
+        let list = alarms.as_array().unwrap();
+        let set = list.iter().find(|a| a[1].as_u64().unwrap() & 0x80 != 0);
+        set.is_some_and(|set| {
+            list.iter()
+                .any(|a| a[0] == set[0] && a[1].as_u64().unwrap() & 0x80 == 0)
+        })
+    });
 
     // Host off-line, then the operator's switches.
     assert_eq!(host.query("offline"), "ok 0");

@@ -323,8 +323,14 @@ impl Station {
             Arc::new(crate::host::gem::GemStatus::default()),
         ));
         let engine = self.engine.clone();
-        self.rt
-            .block_on(crate::host::gem::service::start(cfg, engine, variables))
+        let alarm_view = self.alarms.snapshots.reader().context("alarm readers")?;
+        self.rt.block_on(crate::host::gem::service::start(
+            cfg,
+            engine,
+            variables,
+            alarm_view,
+            self.alarm_defs.clone(),
+        ))
     }
 
     /// Recipe files offered in the run control.

@@ -35,15 +35,21 @@ use crate::host::hsms::{
 };
 use crate::host::secs2::{decode_body_with, encode_body, DecodeLimits, Item};
 use crate::hot::LatestReader;
+use crate::monitor::{AlarmDef, AlarmSnapshot};
 use crate::run::{recipe, EngineHandle, RunCommand, RunEvent, RunSnapshot, RunState};
 
+use super::alarms::GemAlarms;
 use super::communication::{self, CommState};
 use super::control::{Control, ControlState, Switches};
 use super::equipment_constants::{self as ec, EquipmentConstants};
+use super::events::{self, CollectionEvent, ControlStateReached, EventData, RunEventMapper};
 use super::persisted::{self, Persisted};
+use super::process_programs::ProcessPrograms;
 use super::remote_commands::{self as rc, Refusal, RemoteCommand};
+use super::reports::EventReports;
 use super::secs_log::{Direction, SecsLog, SecsLogLine};
 use super::terminal::{self, Terminal, TerminalMessage};
+use super::trace::{TraceLimits, TraceReports, Tracer};
 use super::variables::{self, GemStatus, StationVariables};
 use super::{clock, s9, IllegalData, VariableSource};
 
@@ -60,8 +66,12 @@ pub struct GemConfig {
     pub state_file: PathBuf,
     /// `secs.log` in the log directory; `None`: kept in memory only.
     pub secs_log: Option<PathBuf>,
-    /// Where START's RECIPE is looked up (the run control's directory).
+    /// Where START's RECIPE is looked up and where process programs (S7)
+    /// are kept: the run control's recipes directory.
     pub recipes: PathBuf,
+    /// The host's report definitions, links and enabled events (E30 keeps
+    /// them across power-off): `gem-reports.toml` beside the state file.
+    pub reports_file: PathBuf,
     /// T3 and T5 to use instead of the persisted equipment constants
     /// (`serve --t3/--t5`, tests): they become the constants' values.
     pub t3: Option<Duration>,
@@ -81,6 +91,7 @@ impl GemConfig {
             mode,
             session_id: 0,
             state_file: data_dir.join(persisted::FILE_NAME),
+            reports_file: data_dir.join(REPORTS_FILE),
             secs_log: Some(log_dir.join("secs.log")),
             recipes,
             t3: None,
@@ -88,6 +99,13 @@ impl GemConfig {
         }
     }
 }
+
+/// The report definitions' file name in the data directory.
+pub const REPORTS_FILE: &str = "gem-reports.toml";
+
+/// How often the alarm picture is compared for S5F1 edges: the alarm
+/// evaluator's debounce is coarser than this.
+const ALARM_POLL: Duration = Duration::from_millis(50);
 
 enum Command {
     Online(bool),
@@ -225,6 +243,8 @@ pub async fn start(
     cfg: GemConfig,
     engine: EngineHandle,
     variables: Arc<StationVariables>,
+    alarm_view: LatestReader<AlarmSnapshot>,
+    alarm_defs: Arc<[AlarmDef]>,
 ) -> Result<GemHandle> {
     let saved = persisted::load(&cfg.state_file)?;
     let mut ecs = saved.constants(&cfg.state_file)?;
@@ -238,6 +258,15 @@ pub async fn start(
         Some(path) => SecsLog::open(path)?,
         None => SecsLog::in_memory(),
     });
+    let reports = match std::fs::read_to_string(&cfg.reports_file) {
+        Ok(text) => EventReports::from_toml(&text)
+            .with_context(|| format!("{}: not a GEM reports file", cfg.reports_file.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => EventReports::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", cfg.reports_file.display())),
+    };
+    let source: Arc<dyn VariableSource> = variables.clone();
+    let (tracer, traces) =
+        Tracer::start(source, TraceLimits::default()).context("starting the trace sampler")?;
     let control = Control::new(saved.switches);
     let status = variables.status.clone();
     status
@@ -273,7 +302,16 @@ pub async fn start(
         describe(&cfg.mode),
         control.state.name()
     );
+    let pps = ProcessPrograms::new(cfg.recipes.clone());
     let task = Task {
+        reports,
+        mapper: RunEventMapper::new(),
+        alarms: GemAlarms::new(&alarm_defs),
+        alarm_view,
+        alarm_defs,
+        pps,
+        tracer,
+        traces,
         cfg,
         shared: shared.clone(),
         hsms,
@@ -334,6 +372,14 @@ fn summary(item: Option<&Item>) -> String {
 }
 
 struct Task {
+    reports: EventReports,
+    mapper: RunEventMapper,
+    alarms: GemAlarms,
+    alarm_view: LatestReader<AlarmSnapshot>,
+    alarm_defs: Arc<[AlarmDef]>,
+    pps: ProcessPrograms,
+    tracer: Tracer,
+    traces: TraceReports,
     cfg: GemConfig,
     shared: Arc<Shared>,
     hsms: HsmsHandle,
@@ -363,6 +409,8 @@ struct Task {
 
 impl Task {
     async fn run(mut self) {
+        let mut alarm_poll = tokio::time::interval(ALARM_POLL);
+        alarm_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let retry = self.next_s1f13;
             let restart = self.restart_at;
@@ -394,6 +442,8 @@ impl Task {
                 },
                 Some(internal) = self.internal.recv() => self.on_internal(internal),
                 event = recv_run_event(&mut self.run_events) => self.on_run_event(event),
+                _ = alarm_poll.tick() => self.poll_alarms(),
+                Some(body) = self.traces.next_s6f1() => self.send_trace(body),
                 _ = sleep_until(retry) => {
                     self.next_s1f13 = None;
                     self.send_s1f13();
@@ -497,6 +547,18 @@ impl Task {
                 ControlState::from_code(old).map_or("?", |s| s.name()),
                 self.control.state.name()
             );
+            let reached = match self.control.state {
+                ControlState::OnlineLocal => Some(ControlStateReached::OnlineLocal),
+                ControlState::OnlineRemote => Some(ControlStateReached::OnlineRemote),
+                ControlState::EquipmentOffline | ControlState::HostOffline => {
+                    Some(ControlStateReached::Offline)
+                }
+                ControlState::AttemptOnline => None,
+            };
+            if let Some(reached) = reached {
+                let (ce, data) = events::control_state_event(reached);
+                self.emit(ce, &data);
+            }
         }
     }
 
@@ -524,6 +586,8 @@ impl Task {
             }
             Command::TerminalAcknowledged(m) => {
                 tracing::info!("operator acknowledged the host's message: {:?}", m.text);
+                let (ce, data) = events::message_recognition_event();
+                self.emit(ce, &data);
             }
             Command::SendTerminal(text) => {
                 if self.comm == CommState::Communicating && self.control.state.is_online() {
@@ -565,6 +629,66 @@ impl Task {
                 .wafer_count
                 .fetch_add(1, Ordering::Relaxed);
         }
+        for (ce, data) in self.mapper.map(&event) {
+            self.emit(ce, &data);
+        }
+    }
+
+    /// A collection event happened: remembered for S6F15/S6F19 and, when
+    /// the host enabled it and can hear it (communicating, on-line), sent
+    /// as S6F11. E30 sends no events off-line; there is no spooling.
+    fn emit(&mut self, ce: CollectionEvent, data: &EventData) {
+        let vars: &dyn VariableSource = &*self.shared.variables;
+        let Some(body) = self.reports.event_report(ce, data, vars) else {
+            return;
+        };
+        if self.comm == CommState::Communicating && self.control.state.is_online() {
+            self.request(6, 11, body, true, |_| None);
+        } else {
+            tracing::info!(
+                "GEM: event {} not sent: {} / {}",
+                ce.ceid(),
+                self.comm.name(),
+                self.control.state.name()
+            );
+        }
+    }
+
+    /// Alarm edges since the last look: S5F1 (alarms the host enabled)
+    /// and the AlarmSet / AlarmCleared events.
+    fn poll_alarms(&mut self) {
+        if !self.alarm_view.has_fresh() {
+            return;
+        }
+        let seen = self
+            .alarm_view
+            .read()
+            .value
+            .as_seen_at(crate::hot::now_ns(), &self.alarm_defs);
+        for (edge, s5f1) in self.alarms.edges(&seen) {
+            if let Some(body) = s5f1 {
+                if self.comm == CommState::Communicating && self.control.state.is_online() {
+                    self.request(5, 1, body, true, |_| None);
+                } else {
+                    tracing::info!(
+                        "GEM: S5F1 for alarm {} not sent: the host is not on-line",
+                        edge.alid
+                    );
+                }
+            }
+            let (ce, data) = edge.collection_event();
+            self.emit(ce, &data);
+        }
+    }
+
+    /// S6F1 trace data (sent with the W-bit: E5 lets the equipment ask
+    /// for S6F2, and secsgem answers it either way).
+    fn send_trace(&mut self, body: Item) {
+        if self.comm == CommState::Communicating && self.control.state.is_online() {
+            self.request(6, 1, body, true, |_| None);
+        } else {
+            tracing::warn!("GEM: trace sample group not sent: the host is not on-line");
+        }
     }
 
     // ---- sending -----------------------------------------------------------
@@ -602,7 +726,7 @@ impl Task {
             + Send
             + 'static,
     ) {
-        let hsms = self.hsms.clone();
+        let hsms = &self.hsms;
         let log = self.shared.log.clone();
         let internal = self.internal_tx.clone();
         let limits = self.limits;
@@ -616,21 +740,25 @@ impl Task {
             system,
             item.summary(),
         );
-        let body = encode(Some(&item));
+        // Queued now, in the order requests are made (S6F11s must reach
+        // the host in the order their events happened); only the wait for
+        // the reply runs on a task of its own.
+        let started = hsms.begin_request(stream, function, encode(Some(&item)), system);
         tokio::spawn(async move {
-            let result = hsms
-                .request_with_system(stream, function, body, system)
-                .await
-                .map(|m| {
-                    let decoded = decode_body_with(&m.body, &limits);
-                    let text = match &decoded {
-                        Ok(item) => summary(item.as_ref()),
-                        Err(e) => format!("(undecodable: {e})"),
-                    };
-                    log.record(Direction::In, m.stream, m.function, m.w_bit, m.system, text);
-                    let item = decoded.ok().flatten();
-                    (m, item)
-                });
+            let result = match started {
+                Ok(pending) => pending.reply().await,
+                Err(e) => Err(e),
+            };
+            let result = result.map(|m| {
+                let decoded = decode_body_with(&m.body, &limits);
+                let text = match &decoded {
+                    Ok(item) => summary(item.as_ref()),
+                    Err(e) => format!("(undecodable: {e})"),
+                };
+                log.record(Direction::In, m.stream, m.function, m.w_bit, m.system, text);
+                let item = decoded.ok().flatten();
+                (m, item)
+            });
             if let Err(e) = &result {
                 tracing::warn!("GEM: S{stream}F{function} got no reply: {e}");
             }
@@ -769,6 +897,26 @@ impl Task {
             (2, 29) => Some(ec::s2f29(body)),
             (2, 31) => Some(clock::s2f31(body, &self.shared.status.clock)),
             (2, 41) => Some(self.remote_command(body).await),
+            (2, 23) => Some(with_body(body, "S2F23", |b| self.tracer.initialize(b))),
+            (2, 33) => Some(self.change_reports(body, 33)),
+            (2, 35) => Some(self.change_reports(body, 35)),
+            (2, 37) => Some(self.change_reports(body, 37)),
+            (5, 3) => Some(with_body(body, "S5F3", |b| self.alarms.enable(b))),
+            (5, 5) => Some(with_body(body, "S5F5", |b| self.alarms.list(b))),
+            (5, 7) => Some(Ok(self.alarms.list_enabled())),
+            (6, 15) => Some(with_body(body, "S6F15", |b| {
+                self.reports
+                    .event_report_request(b, &*self.shared.variables as &dyn VariableSource)
+            })),
+            (6, 19) => Some(with_body(body, "S6F19", |b| {
+                self.reports
+                    .individual_report_request(b, &*self.shared.variables as &dyn VariableSource)
+            })),
+            (7, 1) => Some(with_body(body, "S7F1", |b| self.pps.load_inquire(b))),
+            (7, 3) => Some(self.change_programs(body, 3)),
+            (7, 5) => Some(with_body(body, "S7F5", |b| self.pps.upload(b))),
+            (7, 17) => Some(self.change_programs(body, 17)),
+            (7, 19) => Some(Ok(self.pps.list())),
             (10, 3) => Some(lock(&self.shared.terminal).s10f3(body)),
             (10, 5) => Some(lock(&self.shared.terminal).s10f5(body)),
             _ => None,
@@ -778,6 +926,45 @@ impl Task {
             Some(Err(why)) => self.s9(s9::ILLEGAL_DATA, &m, &why.0),
             None => self.s9(s9::UNRECOGNIZED_FUNCTION, &m, "function not handled"),
         }
+    }
+
+    /// S2F33/35/37: the report set changes; kept across restarts.
+    fn change_reports(&mut self, body: Option<&Item>, function: u8) -> Result<Item, IllegalData> {
+        let body = body.ok_or_else(|| IllegalData::new(format!("S2F{function} needs a body")))?;
+        let vars: &dyn VariableSource = &*self.shared.variables;
+        let reply = match function {
+            33 => self.reports.define_reports(body, vars)?,
+            35 => self.reports.link_reports(body)?,
+            _ => self.reports.enable_events(body)?,
+        };
+        if reply.as_binary_byte() == Some(0) {
+            let path = &self.cfg.reports_file;
+            let tmp = path.with_extension("toml.tmp");
+            let saved = std::fs::write(&tmp, self.reports.to_toml())
+                .and_then(|()| std::fs::rename(&tmp, path));
+            if let Err(e) = saved {
+                tracing::error!(
+                    "GEM: reports not saved to {} (in effect until the program stops): {e}",
+                    path.display()
+                );
+            }
+        }
+        Ok(reply)
+    }
+
+    /// S7F3 download / S7F17 delete, then the process program change
+    /// events they made.
+    fn change_programs(&mut self, body: Option<&Item>, function: u8) -> Result<Item, IllegalData> {
+        let body = body.ok_or_else(|| IllegalData::new(format!("S7F{function} needs a body")))?;
+        let reply = if function == 3 {
+            self.pps.download(body)?
+        } else {
+            self.pps.delete(body)?
+        };
+        for (ce, data) in self.pps.take_changes() {
+            self.emit(ce, &data);
+        }
+        Ok(reply)
     }
 
     fn set_constants(&mut self, body: Option<&Item>) -> Result<Item, IllegalData> {
@@ -945,6 +1132,15 @@ impl Task {
             .await
             .map_err(|why| refused("start", why))
     }
+}
+
+/// Runs `f` on the body, or says the message needs one.
+fn with_body(
+    body: Option<&Item>,
+    what: &str,
+    f: impl FnOnce(&Item) -> Result<Item, IllegalData>,
+) -> Result<Item, IllegalData> {
+    f(body.ok_or_else(|| IllegalData::new(format!("{what} needs a body")))?)
 }
 
 async fn recv_run_event(rx: &mut Option<broadcast::Receiver<RunEvent>>) -> Option<RunEvent> {
