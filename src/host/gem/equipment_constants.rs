@@ -363,4 +363,25 @@ mod tests {
         assert!(unknown[1].is_empty());
         assert!(s2f29(Some(&Item::u4(1))).is_err());
     }
+
+    #[test]
+    fn docs_gem_md_lists_every_equipment_constant() {
+        let doc = include_str!("../../../docs/gem.md");
+        for d in ECS {
+            let format = match d.kind {
+                EcKind::U4 => "U4",
+                EcKind::F8 => "F8",
+            };
+            let units = if d.units.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", d.units)
+            };
+            let row = format!(
+                "| {} | {} | {format} | {units}| {} | {} | {} |",
+                d.id, d.name, d.min, d.max, d.default
+            );
+            assert!(doc.contains(&row), "docs/gem.md lacks `{row}`");
+        }
+    }
 }

@@ -389,4 +389,18 @@ mod tests {
         assert_eq!(l[0].as_list().unwrap()[1].as_ascii(), Some("Clock"));
         assert!(l[1].as_list().unwrap()[1].is_empty());
     }
+
+    #[test]
+    fn docs_gem_md_lists_every_status_variable() {
+        let doc = include_str!("../../../docs/gem.md");
+        for d in SVS {
+            let units = if d.units.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", d.units)
+            };
+            let row = format!("| {} | {} | {} | {units}|", d.id, d.name, d.format);
+            assert!(doc.contains(&row), "docs/gem.md lacks `{row}`");
+        }
+    }
 }
