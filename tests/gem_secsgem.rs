@@ -52,6 +52,10 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The host's answer after "ok ", parsed as JSON.
 fn json_answer(host: &mut Peer, line: &str) -> Value {
     let answer = host.query(line);
@@ -333,6 +337,41 @@ fn host_drives_the_station() {
                 .any(|a| a[0] == set[0] && a[1].as_u64().unwrap() & 0x80 == 0)
         })
     });
+
+    // Process programs: a recipe downloaded (validated as a recipe file
+    // is), a bad one refused with ACKC7 ≠ 0 and not written.
+    let good = std::fs::read_to_string(s.dir.join("recipes/sampled-200mm.toml"))
+        .unwrap()
+        .replace("INS-200-SAMPLE4", "HOST-DL-1")
+        // secsgem encodes text outside ASCII as Latin-1 (µ is 0xB5), which
+        // is not UTF-8 and refused as ACKC7 5; the sample's comments have µ.
+        .chars()
+        .map(|c| if c.is_ascii() { c } else { '?' })
+        .collect::<String>();
+    assert_eq!(
+        host.query(&format!("pp_send host-dl-1 {}", hex(&good))),
+        "ok 0"
+    );
+    assert!(s.dir.join("recipes/host-dl-1.toml").is_file());
+    let bad = good.replace("diameter_mm = 200", "diameter_mm = 250");
+    let ackc7 = host.query(&format!("pp_send host-dl-2 {}", hex(&bad)));
+    assert!(ackc7.starts_with("ok ") && ackc7 != "ok 0", "{ackc7}");
+    assert!(!s.dir.join("recipes/host-dl-2.toml").exists());
+
+    // Trace: 10 samples of DiesDone and the clock, every 0.1 s.
+    assert_eq!(host.query("trace 7 00000010 10 1 1024 1001"), "ok 0");
+    wait_for("10 S6F1 samples", PATIENCE, || {
+        json_answer(&mut host, "traces").as_array().unwrap().len() >= 10
+    });
+    let traces = json_answer(&mut host, "traces");
+    let samples = traces.as_array().unwrap();
+    assert_eq!(samples.len(), 10, "{traces}");
+    let smpln: Vec<u64> = samples.iter().map(|t| t[1].as_u64().unwrap()).collect();
+    assert_eq!(smpln, (1..=10).collect::<Vec<u64>>());
+    assert_eq!(samples[0][3][0], json!(end.dies_done));
+    let span = samples[9][2].as_f64().unwrap() - samples[0][2].as_f64().unwrap();
+    // 9 periods of 0.1 s, with room for a loaded machine's delivery jitter.
+    assert!((0.6..1.5).contains(&span), "9 periods took {span} s");
 
     // Host off-line, then the operator's switches.
     assert_eq!(host.query("offline"), "ok 0");

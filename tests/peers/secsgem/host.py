@@ -40,6 +40,13 @@ one answer line ("ok ..." or "error ..."):
                                the event: "ok"
   mute S F                     stop answering SxFy from the equipment (so its
                                request times out: S9F9): "ok"
+  pp_send PPID HEX             S7F3 with PPBODY the UTF-8 text HEX encodes:
+                               "ok ACKC7"
+  trace TRID DSPER TOTSMP REPGSZ SVID...
+                               S2F23: "ok TIAACK"
+  traces                       "ok JSON-LIST" of the S6F1s received so far,
+                               each [TRID, SMPLN, SECONDS, [values...]]
+                               (SECONDS: when it arrived, monotonic)
   events                       "ok JSON-LIST" of the S6F11s received so far,
                                each [CEID, RPTID, [values...]], in order
   alarms                       "ok JSON-LIST" of S5F1s, [ALID, ALCD, ALTX]
@@ -128,8 +135,12 @@ class Received:
         self.s9_arrived = threading.Condition(self.lock)
         self.events = []
         self.alarms = []
+        self.traces = []
+        self.host = None
 
     def attach(self, host):
+        self.host = host
+        host.register_stream_function(6, 1, self.on_s6f1)
         for function in (1, 3, 5, 7, 9, 11):
             host.register_stream_function(9, function, self.on_s9)
         host.events.collection_event_received += self.on_event
@@ -142,6 +153,15 @@ class Received:
             self.s9_arrived.notify_all()
         # S9 messages are not answered.
         return None
+
+    def on_s6f1(self, handler, message):
+        del handler
+        s6f1 = self.host.settings.streams_functions.decode(message)
+        with self.lock:
+            self.traces.append(
+                [plain(s6f1.TRID), plain(s6f1.SMPLN), time.monotonic(), plain(s6f1.SV)]
+            )
+        return self.host.stream_function(6, 2)(0)
 
     def on_event(self, data):
         with self.lock:
@@ -269,6 +289,20 @@ def run(host, command, args):
     if command == "mute":
         host.register_stream_function(int(args[0]), int(args[1]), lambda handler, message: None)
         return "ok"
+    if command == "pp_send":
+        return f"ok {plain(host.send_process_program(args[0], bytes.fromhex(args[1]).decode()))}"
+    if command == "trace":
+        request = {
+            "TRID": int(args[0]),
+            "DSPER": args[1],
+            "TOTSMP": int(args[2]),
+            "REPGSZ": int(args[3]),
+            "SVID": [int(a) for a in args[4:]],
+        }
+        return f"ok {plain(ask(host, 2, 23, request))}"
+    if command == "traces":
+        with host.received.lock:
+            return "ok " + json.dumps(host.received.traces)
     if command == "events":
         with host.received.lock:
             return "ok " + json.dumps(host.received.events)
