@@ -175,6 +175,66 @@ enum Command {
         #[arg(long, default_value_t = 60.0)]
         sim_fps: f64,
     },
+    /// The station without a window, linked to the fab's host over SECS/GEM
+    /// (HSMS): a host-driven tool. Runs until Ctrl-C or SIGTERM (a run in
+    /// progress is then aborted, its results kept). docs/gem.md lists what
+    /// the host can do.
+    Serve {
+        /// Listen for the host on this address (HSMS passive), e.g.
+        /// 127.0.0.1:5000; port 0 picks a free one (printed). The default
+        /// when neither --gem nor --gem-active is given: 127.0.0.1:5000.
+        #[arg(long, value_name = "ADDR:PORT", conflicts_with = "gem_active")]
+        gem: Option<std::net::SocketAddr>,
+        /// Connect to the host at this address instead (HSMS active), again
+        /// T5 after every disconnect.
+        #[arg(long, value_name = "HOST:PORT")]
+        gem_active: Option<std::net::SocketAddr>,
+        /// HSMS device (session) id; host messages with another id are
+        /// answered S9F1.
+        #[arg(long, default_value_t = 0)]
+        device_id: u16,
+        /// HSMS reply timeout T3 in seconds, instead of the persisted
+        /// equipment constant (saved as its new value).
+        #[arg(long, value_name = "SECONDS")]
+        t3: Option<f64>,
+        /// HSMS connect separation T5 in seconds (active mode's wait between
+        /// connect attempts), instead of the persisted equipment constant.
+        #[arg(long, value_name = "SECONDS")]
+        t5: Option<f64>,
+        /// The station's database (alarm journal and run record). Default:
+        /// waferscope.db in the data directory. The GEM state file
+        /// (gem.toml: on-line/remote switches, equipment constants) is kept
+        /// beside it.
+        #[arg(long)]
+        db: Option<std::path::PathBuf>,
+        /// Alarm definitions (TOML). Default: alarms.toml in the data
+        /// directory.
+        #[arg(long)]
+        alarms: Option<std::path::PathBuf>,
+        /// Directory of the recipes the host's START may name. Default:
+        /// recipes/ in the data directory.
+        #[arg(long)]
+        recipes: Option<std::path::PathBuf>,
+        /// Defect thumbnails go to DIR/run-<id>/. Default: thumbnails/ in
+        /// the data directory.
+        #[arg(long)]
+        thumbnail_dir: Option<std::path::PathBuf>,
+        /// Where the daily logs and secs.log go (must be writable).
+        /// Default: logs/ in the data directory with --data-dir, else
+        /// $XDG_STATE_HOME/waferscope/logs.
+        #[arg(long)]
+        log_dir: Option<std::path::PathBuf>,
+        /// Delete daily logs and thumbnail directories older than this
+        /// many days (0 keeps everything).
+        #[arg(long, default_value_t = waferscope::logging::DEFAULT_KEEP_DAYS)]
+        keep_days: u32,
+        /// Seed of the simulated wafer.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Do not pace the simulated stage and camera like the real tool.
+        #[arg(long)]
+        fast: bool,
+    },
     /// Teach a recipe's golden die on the simulated tool: the median of
     /// DIES dies of its plan, each aligned to the first, saved as
     /// GOLDEN_DIR/<recipe id>.png where `run` and the window find it.
@@ -447,6 +507,36 @@ fn run(cli: Cli) -> Result<()> {
                 Err(e) => fail(e),
             }
         }
+        Some(Command::Serve {
+            gem,
+            gem_active,
+            device_id,
+            t3,
+            t5,
+            db,
+            alarms,
+            recipes,
+            thumbnail_dir,
+            log_dir,
+            keep_days,
+            seed,
+            fast,
+        }) => waferscope::cli::serve::run(&waferscope::cli::serve::ServeArgs {
+            machine: machine()?,
+            mode: waferscope::cli::serve::mode(gem, gem_active),
+            session_id: device_id,
+            t3: serve_timer("t3", t3)?,
+            t5: serve_timer("t5", t5)?,
+            db: data.pick(db, Item::Db)?,
+            alarms: data.pick(alarms, Item::Alarms)?,
+            recipes: data.pick(recipes, Item::Recipes)?,
+            thumbnail_dir: data.pick(thumbnail_dir, Item::Thumbnails)?,
+            log_dir: data.pick(log_dir, Item::Logs)?,
+            data_dir: data.used(),
+            seed,
+            fast,
+            keep_days,
+        }),
         Some(Command::Teach {
             recipe,
             dies,
@@ -532,6 +622,18 @@ fn run(cli: Cli) -> Result<()> {
             }
         },
     }
+}
+
+/// A `serve --t3/--t5` value: 0.1 to 240 seconds.
+fn serve_timer(name: &str, v: Option<f64>) -> Result<Option<std::time::Duration>> {
+    v.map(|v| {
+        anyhow::ensure!(
+            (0.1..=240.0).contains(&v),
+            "--{name} must be 0.1 to 240 seconds, got {v}"
+        );
+        Ok(std::time::Duration::from_secs_f64(v))
+    })
+    .transpose()
 }
 
 /// Opens the window with `opts`, each path not given taken from the data

@@ -9,5 +9,6 @@ pub use crate::store::image_input;
 pub mod inspect;
 pub mod out;
 pub mod run;
+pub mod serve;
 pub mod simulate;
 pub mod teach;

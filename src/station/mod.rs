@@ -337,6 +337,32 @@ impl Station {
         self.live.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Starts the link to the fab's host (GEM over HSMS, `src/host/gem`)
+    /// on this station's runtime, reading the station's snapshots and
+    /// commanding its run engine. The window and `waferscope serve` both
+    /// start it here. Passive: listening when this returns.
+    pub fn start_gem(
+        &self,
+        cfg: crate::host::gem::GemConfig,
+    ) -> Result<crate::host::gem::GemHandle> {
+        let variables = Arc::new(crate::host::gem::StationVariables::new(
+            self.engine.snapshots.reader().context("run readers")?,
+            self.monitor.snapshots.reader().context("monitor readers")?,
+            self.alarms.snapshots.reader().context("alarm readers")?,
+            self.alarm_defs.clone(),
+            Arc::new(crate::host::gem::GemStatus::default()),
+        ));
+        let engine = self.engine.clone();
+        let alarm_view = self.alarms.snapshots.reader().context("alarm readers")?;
+        self.rt.block_on(crate::host::gem::service::start(
+            cfg,
+            engine,
+            variables,
+            alarm_view,
+            self.alarm_defs.clone(),
+        ))
+    }
+
     /// Recipe files offered in the run control.
     pub fn recipe_files(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(&self.cfg.recipes)

@@ -38,7 +38,25 @@ impl HsmsHandle {
     /// Sends a data message without the W-bit (no reply expected). Queued
     /// for the writer, not yet written, when this returns.
     pub fn send(&self, stream: u8, function: u8, body: Vec<u8>) -> Result<(), HsmsError> {
-        let system = self.shared.next_system();
+        self.send_with_system(stream, function, body, self.new_system())
+    }
+
+    /// System bytes for a message about to be sent with
+    /// [`HsmsHandle::send_with_system`] or [`HsmsHandle::request_with_system`]
+    /// (so the caller can log the transaction before it goes out).
+    pub fn new_system(&self) -> u32 {
+        self.shared.next_system()
+    }
+
+    /// As [`HsmsHandle::send`], with system bytes from
+    /// [`HsmsHandle::new_system`].
+    pub fn send_with_system(
+        &self,
+        stream: u8,
+        function: u8,
+        body: Vec<u8>,
+        system: u32,
+    ) -> Result<(), HsmsError> {
         self.write_data(
             Header::data(
                 self.shared.config.session_id,
@@ -60,14 +78,44 @@ impl HsmsHandle {
         function: u8,
         body: Vec<u8>,
     ) -> Result<DataMessage, HsmsError> {
-        let system = self.shared.next_system();
+        self.request_with_system(stream, function, body, self.new_system())
+            .await
+    }
+
+    /// As [`HsmsHandle::request`], with system bytes from
+    /// [`HsmsHandle::new_system`].
+    pub async fn request_with_system(
+        &self,
+        stream: u8,
+        function: u8,
+        body: Vec<u8>,
+        system: u32,
+    ) -> Result<DataMessage, HsmsError> {
+        self.begin_request(stream, function, body, system)?
+            .reply()
+            .await
+    }
+
+    /// Queues a data message with the W-bit now (so messages begun one
+    /// after another go out in that order) and returns the wait for its
+    /// reply, to be awaited wherever suits the caller.
+    pub fn begin_request(
+        &self,
+        stream: u8,
+        function: u8,
+        body: Vec<u8>,
+        system: u32,
+    ) -> Result<PendingReply, HsmsError> {
         let (tx, rx) = oneshot::channel();
-        // Open before sending, so even an instant reply finds it; the guard
-        // closes it however this ends (reply, error, T3, or the caller
-        // dropping this future).
+        // Open before sending, so even an instant reply finds it; the
+        // PendingReply closes it however this ends (reply, error, T3, or
+        // the caller dropping it).
         self.shared.pending().insert(system, tx);
-        let _open = OpenTransaction {
-            shared: &self.shared,
+        let pending = PendingReply {
+            shared: self.shared.clone(),
+            rx: Some(rx),
+            stream,
+            function,
             system,
         };
         let header = Header::data(
@@ -78,19 +126,7 @@ impl HsmsHandle {
             system,
         );
         self.write_data(header, body)?;
-        match tokio::time::timeout(self.shared.config.timers.t3, rx).await {
-            Ok(Ok(reply)) => reply,
-            // The session dropped the waiter: the connection ended.
-            Ok(Err(_)) => Err(HsmsError::ConnectionLost),
-            Err(_) => {
-                tracing::warn!("HSMS T3: no reply to S{stream}F{function} (system {system:#010x})");
-                Err(HsmsError::T3Timeout {
-                    stream,
-                    function,
-                    system,
-                })
-            }
-        }
+        Ok(pending)
     }
 
     /// Answers `primary` with `function` (usually primary's + 1, or 0 to
@@ -208,13 +244,40 @@ impl HsmsHandle {
     }
 }
 
-/// Removes an open transaction from the table when its request ends.
-struct OpenTransaction<'a> {
-    shared: &'a Shared,
+/// A request on the wire, waiting for its reply; the open transaction is
+/// closed when this is dropped, however the wait ended.
+pub struct PendingReply {
+    shared: Arc<Shared>,
+    rx: Option<oneshot::Receiver<Result<DataMessage, HsmsError>>>,
+    stream: u8,
+    function: u8,
     system: u32,
 }
 
-impl Drop for OpenTransaction<'_> {
+impl PendingReply {
+    /// The reply, up to T3 after the request was queued.
+    pub async fn reply(mut self) -> Result<DataMessage, HsmsError> {
+        let (stream, function, system) = (self.stream, self.function, self.system);
+        let Some(rx) = self.rx.take() else {
+            return Err(HsmsError::Closed);
+        };
+        match tokio::time::timeout(self.shared.config.timers.t3, rx).await {
+            Ok(Ok(reply)) => reply,
+            // The session dropped the waiter: the connection ended.
+            Ok(Err(_)) => Err(HsmsError::ConnectionLost),
+            Err(_) => {
+                tracing::warn!("HSMS T3: no reply to S{stream}F{function} (system {system:#010x})");
+                Err(HsmsError::T3Timeout {
+                    stream,
+                    function,
+                    system,
+                })
+            }
+        }
+    }
+}
+
+impl Drop for PendingReply {
     fn drop(&mut self) {
         self.shared.pending().remove(&self.system);
     }

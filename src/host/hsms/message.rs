@@ -18,6 +18,21 @@ pub struct DataMessage {
     pub body: Vec<u8>,
 }
 
+impl DataMessage {
+    /// The message's 10-byte HSMS header as it is on the wire (what S9
+    /// error messages carry as MHEAD/SHEAD).
+    pub fn header_bytes(&self) -> [u8; super::frame::HEADER_BYTES] {
+        super::frame::Header::data(
+            self.session_id,
+            self.stream,
+            self.function,
+            self.w_bit,
+            self.system,
+        )
+        .to_bytes()
+    }
+}
+
 impl fmt::Display for DataMessage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -46,7 +46,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use config::{HsmsConfig, HsmsMode};
 pub use error::HsmsError;
-pub use handle::HsmsHandle;
+pub use handle::{HsmsHandle, PendingReply};
 pub use message::{ConnectionState, DataMessage, HsmsEvent};
 pub use timers::HsmsTimers;
 
