@@ -386,6 +386,22 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// S1F3/S1F4 round trips per second against the station's GEM layer
+    /// (in-process, on 127.0.0.1), from our own HSMS host side, beside
+    /// Linktest round trips on the same connection (scripts/bench-secs.sh
+    /// adds secsgem as an independent host).
+    Secs {
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Also poll with secsgem 0.3.0 as the host: the Python of the
+        /// peers' virtualenv (scripts/peers-venv.sh prints it).
+        #[arg(long, value_name = "PYTHON")]
+        secsgem: Option<PathBuf>,
+        /// Print only the JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     /// The simulated inspection pipeline end to end, and its parts alone.
     Pipeline {
         /// Frames to push through after warm-up.
@@ -602,6 +618,18 @@ fn run(cli: Cli) -> Result<()> {
                     "--seconds must be above 0 and at most 600, got {seconds}"
                 );
                 bench::modbus::run(&cli.machine, seconds)?.print(json)?;
+                Ok(())
+            }
+            BenchWhat::Secs {
+                seconds,
+                secsgem,
+                json,
+            } => {
+                anyhow::ensure!(
+                    seconds > 0.0 && seconds <= 600.0,
+                    "--seconds must be above 0 and at most 600, got {seconds}"
+                );
+                bench::secs::run(seconds, secsgem.as_deref())?.print(json)?;
                 Ok(())
             }
             BenchWhat::Monitor { json } => {

@@ -6,6 +6,7 @@ mod measure;
 pub mod modbus;
 pub mod monitor;
 pub mod pipeline;
+pub mod secs;
 pub mod sensitivity;
 
 pub use measure::{median_ns_per_op, Report};
