@@ -354,13 +354,22 @@ impl Station {
         ));
         let engine = self.engine.clone();
         let alarm_view = self.alarms.snapshots.reader().context("alarm readers")?;
-        self.rt.block_on(crate::host::gem::service::start(
+        let gem = self.rt.block_on(crate::host::gem::service::start(
             cfg,
             engine,
             variables,
             alarm_view,
             self.alarm_defs.clone(),
-        ))
+        ))?;
+        // The metrics endpoint (if any, now or later) exposes its states.
+        if self
+            .host_link_metrics
+            .set(Arc::new(gem.clone()) as Arc<dyn crate::metrics::HostLinkSource>)
+            .is_err()
+        {
+            tracing::warn!("a second GEM link: the metrics show the first one's states");
+        }
+        Ok(gem)
     }
 
     /// Recipe files offered in the run control.

@@ -46,7 +46,7 @@ impl CommState {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             CommState::Disabled => "DISABLED",
             CommState::NotCommunicating => "NOT COMMUNICATING",

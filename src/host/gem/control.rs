@@ -45,7 +45,7 @@ impl ControlState {
         })
     }
 
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             ControlState::EquipmentOffline => "EQUIPMENT OFFLINE",
             ControlState::AttemptOnline => "ATTEMPT ONLINE",

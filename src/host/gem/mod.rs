@@ -17,6 +17,7 @@ pub mod communication;
 pub mod control;
 pub mod equipment_constants;
 pub mod events;
+mod host_link_metrics;
 pub mod illegal_data;
 pub mod persisted;
 pub mod process_programs;

@@ -146,6 +146,13 @@ pub struct GemHandle {
 }
 
 impl GemHandle {
+    /// When the GEM task last ran its 50 ms tick (`hot::now_ns`; 0: not
+    /// yet). Readers judge its age: the states below are only current
+    /// while the task runs.
+    pub fn alive_ns(&self) -> u64 {
+        self.shared.status.alive_ns.load(Ordering::Relaxed)
+    }
+
     pub fn communication_state(&self) -> CommState {
         CommState::from_code(self.shared.status.communication.load(Ordering::Relaxed))
     }
@@ -442,7 +449,13 @@ impl Task {
                 },
                 Some(internal) = self.internal.recv() => self.on_internal(internal),
                 event = recv_run_event(&mut self.run_events) => self.on_run_event(event),
-                _ = alarm_poll.tick() => self.poll_alarms(),
+                _ = alarm_poll.tick() => {
+                    self.shared
+                        .status
+                        .alive_ns
+                        .store(crate::hot::now_ns(), Ordering::Relaxed);
+                    self.poll_alarms()
+                }
                 Some(body) = self.traces.next_s6f1() => self.send_trace(body),
                 _ = sleep_until(retry) => {
                     self.next_s1f13 = None;

@@ -184,6 +184,10 @@ pub struct GemStatus {
     /// The TimeFormat equipment constant.
     pub time_format: AtomicU32,
     pub clock: ClockOffset,
+    /// `hot::now_ns` at the GEM task's latest pass of its 50 ms tick: a
+    /// task that has stopped shows as a growing age (status strip,
+    /// metrics), not as frozen states that look current.
+    pub alive_ns: std::sync::atomic::AtomicU64,
 }
 
 /// The station's status variables.
