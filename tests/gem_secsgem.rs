@@ -259,6 +259,9 @@ fn host_drives_the_station() {
     wait_for("the first die", RUN_PATIENCE, || {
         sv(&mut host, SV_DIES_DONE).as_u64().unwrap() > 0
     });
+    // A new T3 takes effect at the next connection: the HSMS session is
+    // restarted once the host is gone, on the same port.
+    assert_eq!(host.query("set_ec 2003 1.5"), "ok 0");
     let before_drop = json_answer(&mut host, "events");
     host.kill();
     wait_for("NOT COMMUNICATING", PATIENCE, || {
@@ -283,6 +286,8 @@ fn host_drives_the_station() {
         ControlState::OnlineRemote,
         "the control state does not depend on the connection"
     );
+    assert_eq!(json_answer(&mut host, "ecs 2003"), json!([1.5]));
+    assert_eq!(gem.local_addr().unwrap().port(), port);
     wait_for("the run to complete", RUN_PATIENCE, || {
         sv(&mut host, SV_RUN_STATE) == json!("COMPLETE")
     });
