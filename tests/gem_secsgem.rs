@@ -259,6 +259,9 @@ fn host_drives_the_station() {
     wait_for("the first die", RUN_PATIENCE, || {
         sv(&mut host, SV_DIES_DONE).as_u64().unwrap() > 0
     });
+    // A new T3 takes effect at the next connection: the HSMS session is
+    // restarted once the host is gone, on the same port.
+    assert_eq!(host.query("set_ec 2003 1.5"), "ok 0");
     let before_drop = json_answer(&mut host, "events");
     host.kill();
     wait_for("NOT COMMUNICATING", PATIENCE, || {
@@ -283,6 +286,8 @@ fn host_drives_the_station() {
         ControlState::OnlineRemote,
         "the control state does not depend on the connection"
     );
+    assert_eq!(json_answer(&mut host, "ecs 2003"), json!([1.5]));
+    assert_eq!(gem.local_addr().unwrap().port(), port);
     wait_for("the run to complete", RUN_PATIENCE, || {
         sv(&mut host, SV_RUN_STATE) == json!("COMPLETE")
     });
@@ -482,5 +487,52 @@ fn serve_answers_a_host_and_stops_on_sigterm() {
         log.contains("<- S1F17 W") && log.contains("-> S1F18"),
         "{log}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn serve_active_connects_to_the_host_and_again_after_a_separate() {
+    let dir = temp_dir("active");
+    let port = peers::free_port();
+    let mut host = Peer::secsgem_host("passive", port, HOST_T3, HOST_T5);
+    let mut child = Serve(
+        Command::new(env!("CARGO_BIN_EXE_waferscope"))
+            .args(["serve", "--fast", "--t5", "0.3", "--gem-active"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(
+        line.trim(),
+        format!("GEM: connecting to 127.0.0.1:{port} (HSMS active)")
+    );
+    host.command("wait_communicating 20");
+    assert_eq!(host.query("online"), "ok 0");
+    // The host ends the connection; the equipment connects again by
+    // itself (T5 later) and communication is established anew.
+    host.command("disable");
+    host.command("enable");
+    host.command("wait_communicating 20");
+    assert_eq!(sv(&mut host, SV_COMMUNICATION_STATE), json!(3));
+    host.command("quit");
+    let pid = child.0.id() as libc::pid_t;
+    // SAFETY: kill(2) on our own child's PID.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(t0.elapsed() < PATIENCE, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

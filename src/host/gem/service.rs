@@ -247,7 +247,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// opens the SECS log, starts the HSMS session (passive: bound when this
 /// returns) and the task.
 pub async fn start(
-    cfg: GemConfig,
+    mut cfg: GemConfig,
     engine: EngineHandle,
     variables: Arc<StationVariables>,
     alarm_view: LatestReader<AlarmSnapshot>,
@@ -289,6 +289,11 @@ pub async fn start(
     let (hsms, hsms_events) = Hsms::start(hsms_config(&cfg, timers))
         .await
         .with_context(|| format!("starting HSMS ({})", describe(&cfg.mode)))?;
+    // A restarted session (new timers) listens where this one does, also
+    // when port 0 asked for any free port.
+    if let (HsmsMode::Passive { .. }, Some(listen)) = (cfg.mode, hsms.local_addr()) {
+        cfg.mode = HsmsMode::Passive { listen };
+    }
     let shared = Arc::new(Shared {
         status,
         variables,
@@ -322,7 +327,7 @@ pub async fn start(
         cfg,
         shared: shared.clone(),
         hsms,
-        hsms_events,
+        hsms_events: Some(hsms_events),
         active_timers: timers,
         control,
         ecs,
@@ -390,7 +395,8 @@ struct Task {
     cfg: GemConfig,
     shared: Arc<Shared>,
     hsms: HsmsHandle,
-    hsms_events: mpsc::Receiver<HsmsEvent>,
+    /// `None` after the session ended by itself, until it is restarted.
+    hsms_events: Option<mpsc::Receiver<HsmsEvent>>,
     /// The timers the current HSMS session runs with.
     active_timers: HsmsTimers,
     control: Control,
@@ -422,7 +428,7 @@ impl Task {
             let retry = self.next_s1f13;
             let restart = self.restart_at;
             tokio::select! {
-                event = self.hsms_events.recv() => match event {
+                event = recv_hsms(&mut self.hsms_events) => match event {
                     Some(HsmsEvent::Primary(m)) => self.on_primary(m).await,
                     Some(HsmsEvent::State(s)) => self.on_connection(s),
                     None => {
@@ -430,7 +436,7 @@ impl Task {
                         // only ends on shutdown or restart): start again.
                         tracing::error!("GEM: the HSMS session ended; restarting it");
                         self.restart_at = Some(Instant::now() + Duration::from_secs(1));
-                        self.hsms_events = mpsc::channel(1).1;
+                        self.hsms_events = None;
                     }
                 },
                 command = self.commands.recv() => match command {
@@ -1001,7 +1007,8 @@ impl Task {
     /// Starts the HSMS session again with the timers now set (only while
     /// there is no connection).
     async fn restart_session(&mut self) {
-        if self.hsms.state() != ConnectionState::NotConnected {
+        // A session that ended by itself has no connection either.
+        if self.hsms_events.is_some() && self.hsms.state() != ConnectionState::NotConnected {
             return;
         }
         self.hsms.shutdown().await;
@@ -1011,7 +1018,7 @@ impl Task {
                 tracing::info!("GEM: HSMS session restarted with the new timers");
                 *lock(&self.shared.local_addr) = hsms.local_addr();
                 self.hsms = hsms;
-                self.hsms_events = events;
+                self.hsms_events = Some(events);
                 self.active_timers = timers;
                 self.selected = false;
             }
@@ -1144,6 +1151,14 @@ impl Task {
             .command_async(RunCommand::Start)
             .await
             .map_err(|why| refused("start", why))
+    }
+}
+
+/// The session's next event; never, while there is no session.
+async fn recv_hsms(rx: &mut Option<mpsc::Receiver<HsmsEvent>>) -> Option<HsmsEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
