@@ -529,3 +529,81 @@ fn a_dead_monitor_shows_as_a_growing_age_lost_heartbeats_and_downtime() {
     drop(station);
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// A station with a host link exposes GEM's states (what `Station::start_gem`
+/// registers) with the GEM task's age, and promtool accepts them.
+#[test]
+fn a_station_with_gem_exposes_its_communication_and_control_state() {
+    use waferscope::host::gem::GemConfig;
+    use waferscope::host::hsms::HsmsMode;
+    let d = temp_dir("gem");
+    let station = Station::start(StationConfig {
+        db: d.join("station.db"),
+        alarms: root().join("assets/alarms.toml"),
+        recipes: root().join("assets/recipes"),
+        thumbnails: d.join("thumbnails"),
+        read_history: false,
+        paced: false,
+        ..StationConfig::default()
+    })
+    .unwrap();
+    let metrics = station
+        .serve_metrics("127.0.0.1:0".parse().unwrap())
+        .unwrap();
+    let (_, _, before) = http_get(metrics, "/metrics").unwrap();
+    assert!(
+        !before.contains("waferscope_gem_"),
+        "no host link, no GEM series"
+    );
+    let gem = station
+        .start_gem(GemConfig::new(
+            HsmsMode::Passive {
+                listen: "127.0.0.1:0".parse().unwrap(),
+            },
+            &d,
+            &d,
+            root().join("assets/recipes"),
+        ))
+        .unwrap();
+    let mut text = String::new();
+    poll(
+        "GEM's tick",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            text = http_get(metrics, "/metrics").unwrap().2;
+            sample(&text, "waferscope_snapshot_age_seconds{producer=\"gem\"}")
+                .is_some_and(|a| a < 1.0)
+        },
+    );
+    // No host has connected: NOT COMMUNICATING is the current state.
+    assert_eq!(
+        sample(
+            &text,
+            "waferscope_gem_communication_state{state=\"NOT COMMUNICATING\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "waferscope_gem_communication_state{state=\"COMMUNICATING\"}"
+        ),
+        Some(0.0)
+    );
+    let current = gem.control_state().name();
+    assert_eq!(
+        sample(
+            &text,
+            &format!("waferscope_gem_control_state{{state=\"{current}\"}}")
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    let (ok, why) = promtool_check(&text);
+    assert!(ok, "{why}");
+    station.runtime().block_on(gem.shutdown());
+    drop(station);
+    std::fs::remove_dir_all(d).ok();
+}
