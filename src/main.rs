@@ -101,6 +101,15 @@ struct GuiOpts {
     /// Close after this many seconds and print UI frame-time statistics.
     #[arg(long)]
     exit_after: Option<f64>,
+    /// Link to the fab host over SECS/GEM, listening on this address (HSMS
+    /// passive), e.g. 127.0.0.1:5000. Off when neither this nor
+    /// --gem-active is given. The Host panel shows the link.
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "gem_active")]
+    gem: Option<std::net::SocketAddr>,
+    /// Link to the fab host by connecting to it (HSMS active), again T5
+    /// after every disconnect.
+    #[arg(long, value_name = "HOST:PORT")]
+    gem_active: Option<std::net::SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -692,6 +701,8 @@ fn gui(
         demo: opts.demo,
         exit_after: opts.exit_after.map(std::time::Duration::from_secs_f64),
         metrics,
+        gem: (opts.gem.is_some() || opts.gem_active.is_some())
+            .then(|| waferscope::cli::serve::mode(opts.gem, opts.gem_active)),
     })
 }
 

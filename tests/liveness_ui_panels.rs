@@ -25,6 +25,7 @@ fn view(alarms: AlarmSnapshot, health: Health) -> View {
         run_slow: RunSnapshot::default(),
         defs: Arc::from(Vec::new()),
         health,
+        host: None,
     }
 }
 

@@ -468,3 +468,138 @@ fn a_one_second_ui_stall_is_logged_by_the_watchdog_and_shown_in_health() {
     drop(h);
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Our own HSMS host side for the Host panel test (the GEM protocol itself
+/// is tested against secsgem in tests/gem_secsgem.rs): connects, answers
+/// what the equipment asks (S1F13, event reports) so it never waits on us.
+fn host_side(
+    rt: &tokio::runtime::Runtime,
+    equipment: std::net::SocketAddr,
+) -> waferscope::host::hsms::HsmsHandle {
+    use waferscope::host::hsms::{
+        ConnectionState, Hsms, HsmsConfig, HsmsEvent, HsmsMode, HsmsTimers,
+    };
+    use waferscope::host::secs2::{encode_body, Item};
+    rt.block_on(async {
+        let (host, mut events) = Hsms::start(HsmsConfig {
+            mode: HsmsMode::Active { connect: equipment },
+            timers: HsmsTimers {
+                t5: Duration::from_millis(200),
+                ..HsmsTimers::default()
+            },
+            ..HsmsConfig::default()
+        })
+        .await
+        .unwrap();
+        let answers = host.clone();
+        tokio::spawn(async move {
+            while let Some(e) = events.recv().await {
+                if let HsmsEvent::Primary(m) = e {
+                    if m.w_bit {
+                        let reply = match (m.stream, m.function) {
+                            (1, 13) => Item::list([Item::binary_byte(0), Item::empty_list()]),
+                            _ => Item::binary_byte(0),
+                        };
+                        let mut out = Vec::new();
+                        encode_body(Some(&reply), &mut out).unwrap();
+                        answers.reply(&m, m.function + 1, out).unwrap();
+                    }
+                }
+            }
+        });
+        let mut state = host.state_watch();
+        while *state.borrow_and_update() != ConnectionState::Selected {
+            tokio::time::timeout(Duration::from_secs(10), state.changed())
+                .await
+                .expect("selected within 10 s")
+                .unwrap();
+        }
+        host
+    })
+}
+
+/// The Host panel: the link's states in the strip and the panel, the
+/// operator's LOCAL/REMOTE switch, a host message acknowledged, the SECS
+/// log shown.
+#[test]
+fn the_host_panel_shows_the_link_switches_control_and_acknowledges_host_messages() {
+    use waferscope::host::gem::{ControlState, GemConfig};
+    use waferscope::host::hsms::HsmsMode;
+    use waferscope::host::secs2::{encode_body, Item};
+    let (app, dir) = app("host");
+    let gem = app
+        .station
+        .start_gem(GemConfig::new(
+            HsmsMode::Passive {
+                listen: "127.0.0.1:0".parse().unwrap(),
+            },
+            &dir,
+            &dir,
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/recipes"),
+        ))
+        .unwrap();
+    let equipment = gem.local_addr().unwrap();
+    let mut h = harness(app.with_gem(gem.clone()));
+    h.get_by_label("Host").click();
+    wait_for(&mut h, "not communicating", |h| {
+        has(h, "Host ⊘ NOT COMMUNICATING")
+    });
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let host = host_side(&rt, equipment);
+    let body = |i: Item| {
+        let mut out = Vec::new();
+        encode_body(Some(&i), &mut out).unwrap();
+        out
+    };
+    let reply = rt
+        .block_on(host.request(1, 13, body(Item::empty_list())))
+        .unwrap();
+    assert_eq!(reply.function, 14);
+    wait_for(&mut h, "communicating", |h| has(h, "Host ✔ COMMUNICATING"));
+    // The host takes the tool on-line; the operator keeps LOCAL control.
+    let reply = rt.block_on(host.request(1, 17, Vec::new())).unwrap();
+    assert_eq!(reply.function, 18);
+    wait_for(&mut h, "ONLINE LOCAL", |h| has(h, "· ONLINE LOCAL"));
+    assert!(has(&h, "LOCAL"));
+
+    // The operator hands control to the host, and takes it back.
+    h.get_by_label("Give control to the host").click();
+    wait_for(&mut h, "ONLINE REMOTE", |h| has(h, "· ONLINE REMOTE"));
+    assert_eq!(gem.control_state(), ControlState::OnlineRemote);
+    h.get_by_label("Take local control").click();
+    wait_for(&mut h, "back to LOCAL", |h| has(h, "· ONLINE LOCAL"));
+    assert_eq!(gem.control_state(), ControlState::OnlineLocal);
+
+    // A message from the host (S10F3) waits for the operator.
+    let reply = rt
+        .block_on(host.request(
+            10,
+            3,
+            body(Item::list([
+                Item::binary_byte(0),
+                Item::ascii("Lot L7 on hold: call the area engineer"),
+            ])),
+        ))
+        .unwrap();
+    assert_eq!(reply.function, 4);
+    wait_for(&mut h, "host message shown", |h| {
+        has(h, "✉ Lot L7 on hold: call the area engineer") && has(h, "✉ 1 from host")
+    });
+    h.get_by_label("Acknowledge message").click();
+    wait_for(&mut h, "message acknowledged", |h| has(h, "None waiting."));
+    assert!(gem.terminal_messages().is_empty());
+
+    // The SECS log shows the conversation.
+    wait_for(&mut h, "SECS log lines", |h| {
+        has(h, "S10F3") && has(h, "S1F17")
+    });
+
+    rt.block_on(host.shutdown());
+    h.state().station.runtime().block_on(gem.shutdown());
+    drop(h);
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -27,6 +27,8 @@ pub struct GuiArgs {
     /// Serve Prometheus metrics here while the window is open
     /// (`--metrics`).
     pub metrics: Option<std::net::SocketAddr>,
+    /// Link to the fab host over SECS/GEM (`--gem`, `--gem-active`).
+    pub gem: Option<crate::host::hsms::HsmsMode>,
 }
 
 /// Wraps the app with the scripted behaviours.
@@ -129,7 +131,31 @@ pub fn run(args: GuiArgs) -> Result<()> {
     if let Some(addr) = args.metrics {
         station.serve_metrics(addr)?;
     }
-    let app = StationApp::new(station)?;
+    // The host link, as `serve` starts it: its state file beside the
+    // database, its SECS log with the other logs.
+    let gem = match args.gem {
+        Some(mode) => {
+            let data = station
+                .cfg
+                .db
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."))
+                .to_path_buf();
+            let cfg = crate::host::gem::GemConfig::new(
+                mode,
+                &data,
+                &args.log_dir,
+                station.cfg.recipes.clone(),
+            );
+            Some(station.start_gem(cfg)?)
+        }
+        None => None,
+    };
+    let mut app = StationApp::new(station)?;
+    if let Some(g) = gem {
+        app = app.with_gem(g);
+    }
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,
         viewport: egui::ViewportBuilder::default()

@@ -25,6 +25,7 @@ pub enum Tab {
     Heartbeat,
     Alarms,
     Health,
+    Host,
     Simulator,
 }
 
@@ -54,6 +55,8 @@ pub struct StationApp {
     gallery: super::gallery::Gallery,
     /// Logs UI thread stalls over 0.5 s (HMI rule 11).
     watchdog: super::watchdog::UiWatchdog,
+    /// The fab host's link, when the station has one (`--gem`).
+    gem: Option<crate::host::gem::GemHandle>,
 }
 
 impl StationApp {
@@ -82,6 +85,38 @@ impl StationApp {
             loaded: None,
             gallery: Default::default(),
             watchdog: super::watchdog::UiWatchdog::start(super::watchdog::STALL_THRESHOLD),
+            gem: None,
+        })
+    }
+
+    /// The window with the station's host link (its Host panel and the
+    /// host's states in the status strip).
+    pub fn with_gem(mut self, gem: crate::host::gem::GemHandle) -> Self {
+        self.gem = Some(gem);
+        self
+    }
+
+    /// What the Host panel and the status strip show of GEM this frame.
+    /// The log tail is read only while the Host panel is open.
+    fn host_view(&self, now_ns: u64) -> Option<super::host::HostView> {
+        let g = self.gem.as_ref()?;
+        let alive = g.alive_ns();
+        Some(super::host::HostView {
+            communication: g.communication_state(),
+            control: g.control_state(),
+            switches: g.switches(),
+            age_ns: if alive == 0 {
+                0
+            } else {
+                now_ns.saturating_sub(alive)
+            },
+            terminal: g.terminal_messages(),
+            log: if self.tab == Tab::Host {
+                g.secs_log_tail(super::host::LOG_LINES)
+            } else {
+                Vec::new()
+            },
+            log_not_written: g.secs_log().dropped() + g.secs_log().write_failures(),
         })
     }
 
@@ -163,6 +198,7 @@ impl StationApp {
             run_slow: self.run_slow,
             defs: self.station.alarm_defs.clone(),
             health: self.health.clone(),
+            host: self.host_view(now_ns),
         }
     }
 
@@ -245,6 +281,21 @@ impl StationApp {
         !self.pending.is_empty()
     }
 
+    /// An operator switch of the host link; a refusal is shown where the
+    /// run control shows answers.
+    fn host_switch(
+        &mut self,
+        set: impl FnOnce(&crate::host::gem::GemHandle) -> Result<(), String>,
+    ) {
+        let Some(g) = &self.gem else {
+            return;
+        };
+        if let Err(why) = set(g) {
+            tracing::warn!("host switch not applied: {why}");
+            self.run_control.message = Some(Err(format!("host switch not applied: {why}")));
+        }
+    }
+
     /// One UI pass (called by eframe, and by the UI tests directly).
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let start = thread_cpu_ns();
@@ -264,6 +315,7 @@ impl StationApp {
                         (Tab::Heartbeat, "Heartbeat"),
                         (Tab::Alarms, "Alarms"),
                         (Tab::Health, "Health"),
+                        (Tab::Host, "Host"),
                         (Tab::Simulator, "Simulator"),
                     ] {
                         ui.selectable_value(&mut self.tab, t, label);
@@ -285,6 +337,7 @@ impl StationApp {
                 self.alarm_panel.ui(ui, &view, &journal, &mut out);
             }
             Tab::Health => health::ui(ui, &view),
+            Tab::Host => super::host::ui(ui, view.host.as_ref(), &mut out),
             Tab::Simulator => simulator::ui(ui, &view, self.station.io_faults.is_some(), &mut out),
         });
         for c in out {
@@ -373,6 +426,15 @@ impl StationApp {
                 }
             }
             UiCommand::OpenTab(tab) => self.tab = tab,
+            UiCommand::HostOnline(on) => self.host_switch(|g| g.set_online(on)),
+            UiCommand::HostRemote(remote) => self.host_switch(|g| g.set_remote(remote)),
+            UiCommand::AckHostMessage => {
+                if let Some(g) = &self.gem {
+                    if let Some(m) = g.acknowledge_terminal() {
+                        tracing::info!("operator acknowledged the host's message: {}", m.text);
+                    }
+                }
+            }
             UiCommand::TeachGolden => {
                 let rx = engine.teach_nowait(crate::run::machine::DEFAULT_TEACH_DIES);
                 self.pending.push(("teach golden die".into(), rx));

@@ -28,4 +28,10 @@ pub enum UiCommand {
     SelectDie(Option<u32>),
     /// Show a panel (an alarm's link to where it is handled).
     OpenTab(super::app::Tab),
+    /// The operator's ON-LINE (true) / OFF-LINE switch of the host link.
+    HostOnline(bool),
+    /// The operator's REMOTE (true) / LOCAL switch of the host link.
+    HostRemote(bool),
+    /// The oldest message from the host has been read.
+    AckHostMessage,
 }

@@ -150,6 +150,18 @@ pub fn ui(ui: &mut Ui, view: &View) {
             t = t.color(c).strong();
         }
         ui.label(t);
+        if let Some(h) = &view.host {
+            ui.separator();
+            let mut t = RichText::new(super::host::strip_text(h));
+            if h.stopped() || h.communication != crate::host::gem::CommState::Communicating {
+                // A link problem is data quality, not an alarm (rule 10).
+                t = t.color(look::QUALITY).strong();
+            }
+            ui.label(t);
+            if !h.terminal.is_empty() {
+                ui.label(RichText::new(format!("✉ {} from host", h.terminal.len())).strong());
+            }
+        }
         ui.separator();
         ui.label(format!("Operator {}", or_dash(run.operator.as_str())));
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {

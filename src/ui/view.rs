@@ -91,6 +91,8 @@ pub struct View {
     pub run_slow: RunSnapshot,
     pub defs: Arc<[AlarmDef]>,
     pub health: Health,
+    /// The fab host's link, if the station has one.
+    pub host: Option<super::host::HostView>,
 }
 
 impl View {
