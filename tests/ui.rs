@@ -544,6 +544,10 @@ fn the_host_panel_shows_the_link_switches_control_and_acknowledges_host_messages
     wait_for(&mut h, "not communicating", |h| {
         has(h, "Host ⊘ NOT COMMUNICATING")
     });
+    assert!(has(
+        &h,
+        &format!("HSMS passive: listening for the host on {equipment}")
+    ));
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -117,6 +117,7 @@ impl StationApp {
                 Vec::new()
             },
             log_not_written: g.secs_log().dropped() + g.secs_log().write_failures(),
+            listening: g.local_addr(),
         })
     }
 

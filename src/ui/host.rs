@@ -26,6 +26,9 @@ pub struct HostView {
     /// Log lines not written to the file so far (full queue or write
     /// errors): shown, never silently lost.
     pub log_not_written: u64,
+    /// Where the station listens for the host (HSMS passive); `None` when
+    /// it connects to the host (active).
+    pub listening: Option<std::net::SocketAddr>,
 }
 
 /// Past this the GEM task is taken as stopped: its tick is 50 ms.
@@ -61,6 +64,10 @@ pub fn ui(ui: &mut Ui, host: Option<&HostView>, out: &mut Vec<UiCommand>) {
         return;
     };
     ui.label(RichText::new(strip_text(h)).strong());
+    ui.label(match h.listening {
+        Some(addr) => format!("HSMS passive: listening for the host on {addr}"),
+        None => "HSMS active: connecting to the host".to_owned(),
+    });
     ui.horizontal(|ui| {
         ui.label("On-line switch:");
         ui.label(
