@@ -352,7 +352,7 @@ impl StationApp {
         ui.ctx().request_repaint_after(if moving {
             Duration::from_millis(33)
         } else {
-            Duration::from_millis(500)
+            IDLE_REPAINT
         });
         self.frame_time
             .record(thread_cpu_ns().saturating_sub(start));
@@ -533,6 +533,11 @@ impl eframe::App for StationApp {
     }
 }
 
+/// How often an idle window redraws: well inside the watchdog's stall
+/// threshold, so an idle window is never taken for a stalled one (and the
+/// liveness tick, once a second, never skips).
+pub const IDLE_REPAINT: Duration = Duration::from_millis(200);
+
 /// Sets the look once.
 pub fn setup(ctx: &egui::Context) {
     look::apply(ctx);
@@ -540,6 +545,14 @@ pub fn setup(ctx: &egui::Context) {
 
 #[cfg(test)]
 mod tests {
+    /// An idle window's frames come at least twice within the stall
+    /// threshold, even with a frame's own time and scheduling jitter on
+    /// top: idleness never reads as a stall.
+    #[test]
+    fn an_idle_window_redraws_well_inside_the_stall_threshold() {
+        assert!(super::IDLE_REPAINT * 2 <= super::super::watchdog::STALL_THRESHOLD);
+    }
+
     #[test]
     fn thread_cpu_time_advances_with_work_not_with_sleep() {
         let t0 = super::thread_cpu_ns();
