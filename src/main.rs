@@ -50,7 +50,7 @@ struct Cli {
     /// Serve Prometheus metrics at http://ADDR/metrics while the station
     /// runs (e.g. 127.0.0.1:9184; off by default): run and SEMI E10 state,
     /// throughput, alarms, the pipeline's health counters
-    /// (docs/metrics.md). Used by the window and `run`.
+    /// (docs/metrics.md). Used by the window, `run` and `serve`.
     #[arg(long, global = true, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
     #[command(subcommand)]
@@ -243,6 +243,12 @@ enum Command {
         /// Do not pace the simulated stage and camera like the real tool.
         #[arg(long)]
         fast: bool,
+        /// Start with the control switch at REMOTE (kept in gem.toml), so
+        /// the host may command the headless tool; without it the switch is
+        /// as last set (a fresh station: LOCAL, every remote command
+        /// refused).
+        #[arg(long)]
+        remote: bool,
     },
     /// Teach a recipe's golden die on the simulated tool: the median of
     /// DIES dies of its plan, each aligned to the first, saved as
@@ -546,6 +552,7 @@ fn run(cli: Cli) -> Result<()> {
             keep_days,
             seed,
             fast,
+            remote,
         }) => waferscope::cli::serve::run(&waferscope::cli::serve::ServeArgs {
             machine: machine()?,
             mode: waferscope::cli::serve::mode(gem, gem_active),
@@ -561,6 +568,8 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             fast,
             keep_days,
+            remote,
+            metrics: cli.metrics,
         }),
         Some(Command::Teach {
             recipe,

@@ -607,3 +607,88 @@ fn a_station_with_gem_exposes_its_communication_and_control_state() {
     drop(station);
     std::fs::remove_dir_all(d).ok();
 }
+
+/// `waferscope serve --metrics --remote`: the headless station serves its
+/// metrics (GEM's states among them) and starts with the control switch at
+/// REMOTE, kept in gem.toml; SIGTERM stops it cleanly.
+#[test]
+fn serve_with_metrics_and_remote_exposes_gem_and_keeps_the_switch() {
+    use std::io::BufRead;
+    let d = temp_dir("serve");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_waferscope"))
+        .args([
+            "--metrics",
+            "127.0.0.1:0",
+            "serve",
+            "--gem",
+            "127.0.0.1:0",
+            "--fast",
+            "--remote",
+        ])
+        .arg("--data-dir")
+        .arg(&d)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut metrics = None;
+    for _ in 0..6 {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(url) = line.trim().strip_prefix("metrics: http://") {
+            metrics = url.strip_suffix("/metrics").and_then(|a| a.parse().ok());
+            break;
+        }
+    }
+    let Some(metrics): Option<SocketAddr> = metrics else {
+        child.kill().ok();
+        child.wait().ok();
+        panic!("serve did not print where its metrics are");
+    };
+    let mut text = String::new();
+    poll(
+        "GEM series",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || {
+            text = http_get(metrics, "/metrics")
+                .map(|r| r.2)
+                .unwrap_or_default();
+            text.contains("waferscope_gem_control_state")
+        },
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "waferscope_gem_communication_state{state=\"NOT COMMUNICATING\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    let gem_toml = std::fs::read_to_string(d.join("gem.toml")).unwrap();
+    let persisted: toml::Value = toml::from_str(&gem_toml).unwrap();
+    assert_eq!(
+        persisted["switches"]["remote"].as_bool(),
+        Some(true),
+        "{gem_toml}"
+    );
+    // SAFETY: kill(2) on our own child's PID.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("serve did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    std::fs::remove_dir_all(d).ok();
+}

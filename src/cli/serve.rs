@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// No stage or camera pacing.
     pub fast: bool,
     pub keep_days: u32,
+    /// Set the control switch to REMOTE at start (`--remote`).
+    pub remote: bool,
+    /// Serve Prometheus metrics here (`--metrics`).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The address options of `serve`, as one mode: `--gem` and
@@ -88,6 +92,14 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     cfg.t3 = args.t3;
     cfg.t5 = args.t5;
     let gem = station.start_gem(cfg)?;
+    if let Some(addr) = args.metrics {
+        let bound = station.serve_metrics(addr)?;
+        crate::outln!("metrics: http://{bound}/metrics")?;
+    }
+    if args.remote {
+        gem.set_remote(true)
+            .map_err(|why| anyhow::anyhow!("--remote: {why}"))?;
+    }
     match (args.mode, gem.local_addr()) {
         (HsmsMode::Passive { .. }, Some(addr)) => {
             crate::outln!("GEM: listening on {addr} (HSMS passive)")?
@@ -109,9 +121,18 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let signal = station.runtime().block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
+        // The GEM task's end is watched too: a task that died (a panic)
+        // must end the headless station with an error, not leave a tool
+        // that looks up but answers no host.
+        let gem_ended = async {
+            while !gem.task_ended() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
         tokio::select! {
             r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C").map(|()| "SIGINT"),
             _ = term.recv() => Ok("SIGTERM"),
+            () = gem_ended => Err(anyhow::anyhow!("the GEM task has stopped (see the log); the station stops")),
         }
     })?;
     crate::errln!("{signal}: stopping");

@@ -153,6 +153,11 @@ impl GemHandle {
         self.shared.status.alive_ns.load(Ordering::Relaxed)
     }
 
+    /// Whether the GEM task has ended (asked to, or by a panic).
+    pub fn task_ended(&self) -> bool {
+        lock(&self.task).as_ref().is_none_or(|t| t.is_finished())
+    }
+
     pub fn communication_state(&self) -> CommState {
         CommState::from_code(self.shared.status.communication.load(Ordering::Relaxed))
     }
