@@ -19,12 +19,42 @@ const MAX_HEAD: usize = 8 * 1024;
 /// silent connection cannot hold a task for ever.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections answered at once; more are closed without an answer. A
+/// scraper needs one; a handful allows a second Prometheus and a curl. The
+/// limit keeps a hostile or broken client from taking the file
+/// descriptors the station's device and host links need.
+pub const MAX_CONNECTIONS: usize = 8;
+/// The longest one connection is served (head, encoding, writing): a client
+/// that never reads its answer cannot hold a connection for ever.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Accepts connections until the runtime ends; each on a task of its own.
 pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
+    serve_at_most(listener, registry, MAX_CONNECTIONS).await
+}
+
+async fn serve_at_most(listener: TcpListener, registry: Arc<Registry>, max: usize) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(max));
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(answer(stream, registry.clone()));
+            Ok((stream, peer)) => {
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    tracing::warn!(
+                        "metrics endpoint: {max} connections open; closed the one from {peer}"
+                    );
+                    drop(stream);
+                    continue;
+                };
+                let registry = registry.clone();
+                tokio::spawn(async move {
+                    if tokio::time::timeout(CONNECTION_TIMEOUT, answer(stream, registry))
+                        .await
+                        .is_err()
+                    {
+                        tracing::debug!("metrics endpoint: {peer} took too long; closed");
+                    }
+                    drop(permit);
+                });
             }
             Err(e) => {
                 // E.g. out of file descriptors: say so and go on after a
@@ -156,6 +186,49 @@ async fn answer(mut stream: TcpStream, registry: Arc<Registry>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Past the limit a connection is closed unanswered; once the open ones
+    /// go, the endpoint answers again.
+    #[test]
+    fn connections_beyond_the_limit_are_closed_and_the_endpoint_recovers() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(serve_at_most(listener, Arc::new(Registry::default()), 2));
+            // Two silent clients hold both places.
+            let idle1 = TcpStream::connect(addr).await.unwrap();
+            let idle2 = TcpStream::connect(addr).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut third = TcpStream::connect(addr).await.unwrap();
+            third.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.ok();
+            let mut got = Vec::new();
+            let n = tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut got))
+                .await
+                .expect("closed, not left hanging");
+            assert!(n.is_err() || got.is_empty(), "answered beyond the limit");
+            drop((idle1, idle2));
+            // Their tasks end (EOF) and give their places back.
+            let t0 = std::time::Instant::now();
+            loop {
+                let mut c = TcpStream::connect(addr).await.unwrap();
+                c.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.unwrap();
+                let mut answer = Vec::new();
+                c.read_to_end(&mut answer).await.ok();
+                if answer.starts_with(b"HTTP/1.1 200") {
+                    break;
+                }
+                assert!(
+                    t0.elapsed() < Duration::from_secs(5),
+                    "never answered again"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+    }
 
     #[test]
     fn requests_are_routed_by_method_and_path() {
