@@ -583,7 +583,7 @@ impl Task {
 
     fn persist(&self) {
         let state = Persisted::new(self.control.switches, &self.ecs);
-        if let Err(e) = persisted::save(&self.cfg.state_file, &state) {
+        if let Err(e) = blocking(|| persisted::save(&self.cfg.state_file, &state)) {
             tracing::error!("GEM state not saved (it is in effect until the program stops): {e:#}");
         }
         *lock(&self.shared.switches) = self.control.switches;
@@ -933,9 +933,9 @@ impl Task {
             })),
             (7, 1) => Some(with_body(body, "S7F1", |b| self.pps.load_inquire(b))),
             (7, 3) => Some(self.change_programs(body, 3)),
-            (7, 5) => Some(with_body(body, "S7F5", |b| self.pps.upload(b))),
+            (7, 5) => Some(with_body(body, "S7F5", |b| blocking(|| self.pps.upload(b)))),
             (7, 17) => Some(self.change_programs(body, 17)),
-            (7, 19) => Some(Ok(self.pps.list())),
+            (7, 19) => Some(Ok(blocking(|| self.pps.list()))),
             (10, 3) => Some(lock(&self.shared.terminal).s10f3(body)),
             (10, 5) => Some(lock(&self.shared.terminal).s10f5(body)),
             _ => None,
@@ -958,9 +958,10 @@ impl Task {
         };
         if reply.as_binary_byte() == Some(0) {
             let path = &self.cfg.reports_file;
+            let text = self.reports.to_toml();
             let tmp = path.with_extension("toml.tmp");
-            let saved = std::fs::write(&tmp, self.reports.to_toml())
-                .and_then(|()| std::fs::rename(&tmp, path));
+            let saved =
+                blocking(|| std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)));
             if let Err(e) = saved {
                 tracing::error!(
                     "GEM: reports not saved to {} (in effect until the program stops): {e}",
@@ -975,11 +976,15 @@ impl Task {
     /// events they made.
     fn change_programs(&mut self, body: Option<&Item>, function: u8) -> Result<Item, IllegalData> {
         let body = body.ok_or_else(|| IllegalData::new(format!("S7F{function} needs a body")))?;
-        let reply = if function == 3 {
-            self.pps.download(body)?
-        } else {
-            self.pps.delete(body)?
-        };
+        // Parsing the recipe (maybe decoding its reference image), fsync
+        // and directory I/O: off the shared worker (see `blocking`).
+        let reply = blocking(|| {
+            if function == 3 {
+                self.pps.download(body)
+            } else {
+                self.pps.delete(body)
+            }
+        })?;
         for (ce, data) in self.pps.take_changes() {
             self.emit(ce, &data);
         }
@@ -1100,22 +1105,31 @@ impl Task {
                 bad.params.push((name.to_owned(), rc::CPACK_ILLEGAL_VALUE));
             }
         }
-        let path = rc::find_recipe(&self.cfg.recipes, recipe_name);
-        let recipe = match &path {
-            None => {
+        // Refused before the recipe is looked for: finding it may parse
+        // every recipe file, work a host repeating START mid-run should not
+        // cause.
+        if state.in_run() {
+            return Err(Refusal::new(rc::HCACK_CANNOT_NOW));
+        }
+        let recipes = &self.cfg.recipes;
+        let (path, loaded) = blocking(|| {
+            let path = rc::find_recipe(recipes, recipe_name);
+            let loaded = path.as_deref().map(recipe::load);
+            (path, loaded)
+        });
+        let recipe = match (&path, loaded) {
+            (None, _) | (_, None) => {
                 tracing::warn!(
                     "GEM: START RECIPE {recipe_name:?}: no such recipe in {}",
                     self.cfg.recipes.display()
                 );
                 None
             }
-            Some(p) => match recipe::load(p) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::warn!("GEM: START RECIPE {recipe_name:?}: {e:#}");
-                    None
-                }
-            },
+            (Some(_), Some(Ok(r))) => Some(r),
+            (Some(_), Some(Err(e))) => {
+                tracing::warn!("GEM: START RECIPE {recipe_name:?}: {e:#}");
+                None
+            }
         };
         if recipe.is_none() {
             bad.params
@@ -1127,9 +1141,6 @@ impl Task {
         let identity = crate::run::ids::check_identity(lot, wafer, 1, "host")
             .map_err(|_| bad)?
             .identity;
-        if state.in_run() {
-            return Err(Refusal::new(rc::HCACK_CANNOT_NOW));
-        }
         let refused = |what: &str, why: String| {
             tracing::warn!("GEM: remote START refused ({what}): {why}");
             Refusal::new(rc::HCACK_CANNOT_NOW)
@@ -1152,6 +1163,17 @@ impl Task {
             .await
             .map_err(|why| refused("start", why))
     }
+}
+
+/// Runs file I/O or parsing from the GEM task. The station's runtime has
+/// ONE worker, shared with the run engine: blocking it would stall the run.
+/// `block_in_place` hands the worker's other tasks to another thread while
+/// `f` runs, and the dispatcher still waits for `f`, so messages are handled
+/// in order as before. It needs the multi-thread runtime, which is the only
+/// one GEM runs on (`Station::start_gem`; test hosts on `current_thread`
+/// runtimes are the other side of the link).
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    tokio::task::block_in_place(f)
 }
 
 /// The session's next event; never, while there is no session.
