@@ -39,6 +39,7 @@ use crate::monitor::{AlarmDef, AlarmSnapshot};
 use crate::run::{recipe, EngineHandle, RunCommand, RunEvent, RunSnapshot, RunState};
 
 use super::alarms::GemAlarms;
+use super::atomic_file::{set_aside, write_atomically};
 use super::communication::{self, CommState};
 use super::control::{Control, ControlState, Switches};
 use super::equipment_constants::{self as ec, EquipmentConstants};
@@ -253,8 +254,7 @@ pub async fn start(
     alarm_view: LatestReader<AlarmSnapshot>,
     alarm_defs: Arc<[AlarmDef]>,
 ) -> Result<GemHandle> {
-    let saved = persisted::load(&cfg.state_file)?;
-    let mut ecs = saved.constants(&cfg.state_file)?;
+    let (saved, mut ecs, reports) = load_state(&cfg)?;
     for (id, t) in [(ec::EC_T3, cfg.t3), (ec::EC_T5, cfg.t5)] {
         if let Some(t) = t {
             ecs.set(id, t.as_secs_f64())
@@ -265,12 +265,6 @@ pub async fn start(
         Some(path) => SecsLog::open(path)?,
         None => SecsLog::in_memory(),
     });
-    let reports = match std::fs::read_to_string(&cfg.reports_file) {
-        Ok(text) => EventReports::from_toml(&text)
-            .with_context(|| format!("{}: not a GEM reports file", cfg.reports_file.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => EventReports::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", cfg.reports_file.display())),
-    };
     let source: Arc<dyn VariableSource> = variables.clone();
     let (tracer, traces) =
         Tracer::start(source, TraceLimits::default()).context("starting the trace sampler")?;
@@ -959,9 +953,7 @@ impl Task {
         if reply.as_binary_byte() == Some(0) {
             let path = &self.cfg.reports_file;
             let text = self.reports.to_toml();
-            let tmp = path.with_extension("toml.tmp");
-            let saved =
-                blocking(|| std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)));
+            let saved = blocking(|| write_atomically(path, text.as_bytes()));
             if let Err(e) = saved {
                 tracing::error!(
                     "GEM: reports not saved to {} (in effect until the program stops): {e}",
@@ -1165,6 +1157,58 @@ impl Task {
     }
 }
 
+/// What GEM kept from before: switches, constants and report definitions;
+/// the defaults for a missing file or one set aside as damaged.
+fn load_state(cfg: &GemConfig) -> Result<(persisted::Persisted, EquipmentConstants, EventReports)> {
+    // A damaged state file must not keep the station from starting: it is
+    // set aside for the operator and GEM starts with the defaults.
+    let (saved, ecs) = match persisted::load(&cfg.state_file).and_then(|saved| {
+        let ecs = saved.constants(&cfg.state_file)?;
+        Ok((saved, ecs))
+    }) {
+        Ok(ok) => ok,
+        Err(e) => {
+            set_aside_damaged(&cfg.state_file, &e)?;
+            (
+                persisted::Persisted::default(),
+                EquipmentConstants::default(),
+            )
+        }
+    };
+    let reports = match std::fs::read_to_string(&cfg.reports_file) {
+        Ok(text) => match EventReports::from_toml(&text)
+            .with_context(|| format!("{}: not a GEM reports file", cfg.reports_file.display()))
+        {
+            Ok(r) => r,
+            Err(e) => {
+                set_aside_damaged(&cfg.reports_file, &e)?;
+                EventReports::new()
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => EventReports::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", cfg.reports_file.display())),
+    };
+    Ok((saved, ecs, reports))
+}
+
+/// A state file GEM cannot read: renamed to `<name>.bad-<unix-secs>`
+/// (never lost) and logged with the parse error. Only failing to move it is
+/// an error, since the defaults would otherwise overwrite it on next save.
+fn set_aside_damaged(path: &std::path::Path, why: &anyhow::Error) -> Result<()> {
+    let aside = set_aside(path).with_context(|| {
+        format!(
+            "{} is damaged ({why:#}) and cannot be set aside",
+            path.display()
+        )
+    })?;
+    tracing::error!(
+        "GEM: {} is damaged ({why:#}); kept as {}, starting with the defaults",
+        path.display(),
+        aside.display()
+    );
+    Ok(())
+}
+
 /// Runs file I/O or parsing from the GEM task. The station's runtime has
 /// ONE worker, shared with the run engine: blocking it would stall the run.
 /// `block_in_place` hands the worker's other tasks to another thread while
@@ -1215,5 +1259,59 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damaged_state_files_are_set_aside_and_gem_starts_with_defaults() {
+        let dir = std::env::temp_dir().join(format!("gem-load-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = GemConfig::new(
+            HsmsMode::Passive {
+                listen: "127.0.0.1:0".parse().unwrap(),
+            },
+            &dir,
+            &dir,
+            dir.clone(),
+        );
+        // Truncated mid-write (the old non-atomic save could leave this).
+        let state = "[switches]\nonline = true\nremo";
+        let reports = "[[report]]\nrptid = ";
+        std::fs::write(&cfg.state_file, state).unwrap();
+        std::fs::write(&cfg.reports_file, reports).unwrap();
+        let (saved, ecs, _reports) = load_state(&cfg).unwrap();
+        assert_eq!(saved, persisted::Persisted::default());
+        assert_eq!(ecs, EquipmentConstants::default());
+        assert!(!cfg.state_file.exists());
+        assert!(!cfg.reports_file.exists());
+        let mut aside: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(e.path()).unwrap())
+            })
+            .collect();
+        aside.sort();
+        assert_eq!(aside.len(), 2, "{aside:?}");
+        assert!(aside[0].0.starts_with("gem-reports.toml.bad-"), "{aside:?}");
+        assert_eq!(aside[0].1, reports);
+        assert!(aside[1].0.starts_with("gem.toml.bad-"), "{aside:?}");
+        assert_eq!(aside[1].1, state);
+        // A constant out of range is damage too, not a refusal to start.
+        std::fs::write(
+            &cfg.state_file,
+            "[switches]\nonline = true\nremote = false\n[equipment_constants]\n\"2003\" = 900.0\n",
+        )
+        .unwrap();
+        let (saved, _, _) = load_state(&cfg).unwrap();
+        assert_eq!(saved, persisted::Persisted::default());
+        assert!(!cfg.state_file.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
