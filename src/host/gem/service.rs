@@ -266,8 +266,8 @@ pub async fn start(
         None => SecsLog::in_memory(),
     });
     let source: Arc<dyn VariableSource> = variables.clone();
-    let (tracer, traces) =
-        Tracer::start(source, TraceLimits::default()).context("starting the trace sampler")?;
+    let (tracer, traces) = Tracer::start(source, variables.status.clone(), TraceLimits::default())
+        .context("starting the trace sampler")?;
     let control = Control::new(saved.switches);
     let status = variables.status.clone();
     status
