@@ -380,6 +380,12 @@ impl Thread {
             }
         }
         let last = t.next_smpln > t.totsmp;
+        // Set before the last group is handed over: whoever receives it
+        // may at once ask how many traces are active and must see this
+        // one ended.
+        if last {
+            t.finished.store(true, Ordering::Relaxed);
+        }
         if t.current
             .as_ref()
             .is_some_and(|g| g.is_full() || (last && !g.is_empty()))
@@ -387,9 +393,6 @@ impl Thread {
             if let Some(g) = t.current.take() {
                 self.hand_over(t, g);
             }
-        }
-        if last {
-            t.finished.store(true, Ordering::Relaxed);
         }
     }
 
