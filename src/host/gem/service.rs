@@ -255,12 +255,7 @@ pub async fn start(
     alarm_defs: Arc<[AlarmDef]>,
 ) -> Result<GemHandle> {
     let (saved, mut ecs, reports) = load_state(&cfg)?;
-    for (id, t) in [(ec::EC_T3, cfg.t3), (ec::EC_T5, cfg.t5)] {
-        if let Some(t) = t {
-            ecs.set(id, t.as_secs_f64())
-                .map_err(|e| anyhow::anyhow!("GEM timers: {e}"))?;
-        }
-    }
+    apply_serve_timers(&cfg, &saved, &mut ecs)?;
     let log = Arc::new(match &cfg.secs_log {
         Some(path) => SecsLog::open(path)?,
         None => SecsLog::in_memory(),
@@ -1191,6 +1186,30 @@ fn load_state(cfg: &GemConfig) -> Result<(persisted::Persisted, EquipmentConstan
     Ok((saved, ecs, reports))
 }
 
+/// `serve --t3/--t5`: set over the saved constants and saved with them
+/// (docs/gem.md says so); a failed save is logged, the values still apply.
+fn apply_serve_timers(
+    cfg: &GemConfig,
+    saved: &persisted::Persisted,
+    ecs: &mut EquipmentConstants,
+) -> Result<()> {
+    let mut changed = false;
+    for (id, t) in [(ec::EC_T3, cfg.t3), (ec::EC_T5, cfg.t5)] {
+        if let Some(t) = t {
+            ecs.set(id, t.as_secs_f64())
+                .map_err(|e| anyhow::anyhow!("GEM timers: {e}"))?;
+            changed = true;
+        }
+    }
+    if changed {
+        let state = persisted::Persisted::new(saved.switches, ecs);
+        if let Err(e) = persisted::save(&cfg.state_file, &state) {
+            tracing::error!("GEM: --t3/--t5 not saved (in effect until the program stops): {e:#}");
+        }
+    }
+    Ok(())
+}
+
 /// A state file GEM cannot read: renamed to `<name>.bad-<unix-secs>`
 /// (never lost) and logged with the parse error. Only failing to move it is
 /// an error, since the defaults would otherwise overwrite it on next save.
@@ -1312,6 +1331,31 @@ mod tests {
         let (saved, _, _) = load_state(&cfg).unwrap();
         assert_eq!(saved, persisted::Persisted::default());
         assert!(!cfg.state_file.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn serve_timers_are_saved_at_start() {
+        let dir = std::env::temp_dir().join(format!("gem-serve-timers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cfg = GemConfig::new(
+            HsmsMode::Passive {
+                listen: "127.0.0.1:0".parse().unwrap(),
+            },
+            &dir,
+            &dir,
+            dir.clone(),
+        );
+        cfg.t3 = Some(Duration::from_secs(17));
+        cfg.t5 = Some(Duration::from_secs(4));
+        let (saved, mut ecs, _) = load_state(&cfg).unwrap();
+        apply_serve_timers(&cfg, &saved, &mut ecs).unwrap();
+        // What the next start reads back.
+        let (_, back, _) = load_state(&cfg).unwrap();
+        assert_eq!(back.get(ec::EC_T3), Some(17.0));
+        assert_eq!(back.get(ec::EC_T5), Some(4.0));
+        assert_eq!(back, ecs);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
