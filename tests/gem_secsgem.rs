@@ -392,20 +392,30 @@ fn host_drives_the_station() {
         gem.control_state() == ControlState::OnlineRemote
     });
 
-    // The switches are persisted; the SECS log has the conversation.
-    let saved = std::fs::read_to_string(s.dir.join("gem.toml")).unwrap();
-    assert!(
-        saved.contains("online = true") && saved.contains("remote = true"),
-        "{saved}"
-    );
-    let log = std::fs::read_to_string(s.dir.join("logs/secs.log")).unwrap();
-    for needle in [
+    // The switches are persisted; the SECS log has the conversation. Both
+    // are polled: the state is published before gem.toml is saved, and the
+    // SECS log is written by its own thread, so either may lag the wait
+    // above.
+    let read = |name: &str| std::fs::read_to_string(s.dir.join(name)).unwrap_or_default();
+    let saved_ok = |saved: &str| saved.contains("online = true") && saved.contains("remote = true");
+    let needles = [
         "<- S1F13 W",
         "-> S1F14",
         "<- S2F41 W",
         "-> S9F9",
         "-> S1F1 W",
-    ] {
+    ];
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline
+        && !(saved_ok(&read("gem.toml"))
+            && needles.iter().all(|n| read("logs/secs.log").contains(n)))
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let saved = read("gem.toml");
+    assert!(saved_ok(&saved), "{saved}");
+    let log = read("logs/secs.log");
+    for needle in needles {
         assert!(log.contains(needle), "secs.log lacks {needle:?}:\n{log}");
     }
     assert_eq!(

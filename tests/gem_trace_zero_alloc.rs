@@ -54,8 +54,12 @@ fn tracing_at_100_hz_allocates_nothing_per_sample_once_warm() {
         .enable_time()
         .build()
         .unwrap();
-    let (mut tracer, mut reports) =
-        Tracer::start(Arc::new(Station::default()), TraceLimits::default()).unwrap();
+    let (mut tracer, mut reports) = Tracer::start(
+        Arc::new(Station::default()),
+        Arc::default(),
+        TraceLimits::default(),
+    )
+    .unwrap();
     let body = Item::list([
         Item::u4(7),
         Item::ascii("00000001"),
@@ -92,7 +96,7 @@ fn tracing_at_100_hz_allocates_nothing_per_sample_once_warm() {
                 assert!(group.values(i).iter().all(Option::is_some));
             }
             // What the dispatcher does: build S6F1, give the buffer back.
-            let s6f1 = group.to_s6f1();
+            let s6f1 = group.to_s6f1(1);
             assert_eq!(s6f1.as_list().unwrap()[3].len(), group.len() * 4);
             reports.recycle(group);
             groups += 1;

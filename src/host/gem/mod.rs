@@ -12,6 +12,7 @@
 //! HSMS session and dispatches, with the [`GemHandle`]).
 
 pub mod alarms;
+pub mod atomic_file;
 pub mod clock;
 pub mod communication;
 pub mod control;

@@ -1,7 +1,7 @@
 //! What GEM keeps across restarts: the operator's on-line and local/remote
 //! switches and the equipment constants, in one small TOML file in the
 //! station's data directory (beside its database). Written whole to a
-//! temporary file and renamed, so a crash leaves the old or the new file,
+//! temporary file, synced and renamed, so a crash or power cut leaves the old or the new file,
 //! never half of one.
 
 use std::collections::BTreeMap;
@@ -63,10 +63,8 @@ pub fn load(path: &Path) -> Result<Persisted> {
 
 pub fn save(path: &Path, state: &Persisted) -> Result<()> {
     let text = toml::to_string(state).context("encoding the GEM state")?;
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    super::atomic_file::write_atomically(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

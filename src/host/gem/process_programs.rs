@@ -23,11 +23,12 @@
 //! Every change (created, edited, deleted) is queued as a
 //! ProcessProgramChanged collection event ([`ProcessPrograms::take_changes`]).
 
+use super::atomic_file::write_atomically;
 use super::events::{process_program_event, CollectionEvent, EventData, PpChange};
 use super::IllegalData;
 use crate::host::secs2::Item;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+#[cfg(test)]
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest process program accepted (a recipe is a few kB of TOML).
@@ -72,7 +73,8 @@ pub struct ProcessPrograms {
     changes: Vec<(CollectionEvent, EventData)>,
 }
 
-/// Distinguishes temporary files of concurrent downloads in one process.
+/// Distinguishes the tests' directories.
+#[cfg(test)]
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn ppid_of(item: &Item, what: &str) -> Result<Option<String>, IllegalData> {
@@ -160,7 +162,7 @@ impl ProcessPrograms {
         }
         let path = self.path(ppid);
         let existed = path.exists();
-        if let Err(e) = write_atomically(&self.dir, &path, bytes) {
+        if let Err(e) = write_atomically(&path, bytes) {
             tracing::warn!(ppid, "S7F3: cannot write {}: {e:#}", path.display());
             return ackc7::PERMISSION_NOT_GRANTED;
         }
@@ -240,29 +242,6 @@ impl ProcessPrograms {
         out.sort();
         out
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file in `dir`: synced,
-/// renamed over `path`, then the directory synced so the rename itself
-/// survives a power cut. The temporary file is removed on failure.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temp = dir.join(format!(
-        ".pp-{}-{}.part",
-        std::process::id(),
-        TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create_new(&temp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        // Best effort: the temporary file may not exist (create failed).
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
 }
 
 #[cfg(test)]

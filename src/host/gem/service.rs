@@ -39,6 +39,7 @@ use crate::monitor::{AlarmDef, AlarmSnapshot};
 use crate::run::{recipe, EngineHandle, RunCommand, RunEvent, RunSnapshot, RunState};
 
 use super::alarms::GemAlarms;
+use super::atomic_file::{set_aside, write_atomically};
 use super::communication::{self, CommState};
 use super::control::{Control, ControlState, Switches};
 use super::equipment_constants::{self as ec, EquipmentConstants};
@@ -258,27 +259,15 @@ pub async fn start(
     alarm_view: LatestReader<AlarmSnapshot>,
     alarm_defs: Arc<[AlarmDef]>,
 ) -> Result<GemHandle> {
-    let saved = persisted::load(&cfg.state_file)?;
-    let mut ecs = saved.constants(&cfg.state_file)?;
-    for (id, t) in [(ec::EC_T3, cfg.t3), (ec::EC_T5, cfg.t5)] {
-        if let Some(t) = t {
-            ecs.set(id, t.as_secs_f64())
-                .map_err(|e| anyhow::anyhow!("GEM timers: {e}"))?;
-        }
-    }
+    let (saved, mut ecs, reports) = load_state(&cfg)?;
+    apply_serve_timers(&cfg, &saved, &mut ecs)?;
     let log = Arc::new(match &cfg.secs_log {
         Some(path) => SecsLog::open(path)?,
         None => SecsLog::in_memory(),
     });
-    let reports = match std::fs::read_to_string(&cfg.reports_file) {
-        Ok(text) => EventReports::from_toml(&text)
-            .with_context(|| format!("{}: not a GEM reports file", cfg.reports_file.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => EventReports::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", cfg.reports_file.display())),
-    };
     let source: Arc<dyn VariableSource> = variables.clone();
-    let (tracer, traces) =
-        Tracer::start(source, TraceLimits::default()).context("starting the trace sampler")?;
+    let (tracer, traces) = Tracer::start(source, variables.status.clone(), TraceLimits::default())
+        .context("starting the trace sampler")?;
     let control = Control::new(saved.switches);
     let status = variables.status.clone();
     status
@@ -588,7 +577,7 @@ impl Task {
 
     fn persist(&self) {
         let state = Persisted::new(self.control.switches, &self.ecs);
-        if let Err(e) = persisted::save(&self.cfg.state_file, &state) {
+        if let Err(e) = blocking(|| persisted::save(&self.cfg.state_file, &state)) {
             tracing::error!("GEM state not saved (it is in effect until the program stops): {e:#}");
         }
         *lock(&self.shared.switches) = self.control.switches;
@@ -938,9 +927,9 @@ impl Task {
             })),
             (7, 1) => Some(with_body(body, "S7F1", |b| self.pps.load_inquire(b))),
             (7, 3) => Some(self.change_programs(body, 3)),
-            (7, 5) => Some(with_body(body, "S7F5", |b| self.pps.upload(b))),
+            (7, 5) => Some(with_body(body, "S7F5", |b| blocking(|| self.pps.upload(b)))),
             (7, 17) => Some(self.change_programs(body, 17)),
-            (7, 19) => Some(Ok(self.pps.list())),
+            (7, 19) => Some(Ok(blocking(|| self.pps.list()))),
             (10, 3) => Some(lock(&self.shared.terminal).s10f3(body)),
             (10, 5) => Some(lock(&self.shared.terminal).s10f5(body)),
             _ => None,
@@ -963,9 +952,8 @@ impl Task {
         };
         if reply.as_binary_byte() == Some(0) {
             let path = &self.cfg.reports_file;
-            let tmp = path.with_extension("toml.tmp");
-            let saved = std::fs::write(&tmp, self.reports.to_toml())
-                .and_then(|()| std::fs::rename(&tmp, path));
+            let text = self.reports.to_toml();
+            let saved = blocking(|| write_atomically(path, text.as_bytes()));
             if let Err(e) = saved {
                 tracing::error!(
                     "GEM: reports not saved to {} (in effect until the program stops): {e}",
@@ -980,11 +968,15 @@ impl Task {
     /// events they made.
     fn change_programs(&mut self, body: Option<&Item>, function: u8) -> Result<Item, IllegalData> {
         let body = body.ok_or_else(|| IllegalData::new(format!("S7F{function} needs a body")))?;
-        let reply = if function == 3 {
-            self.pps.download(body)?
-        } else {
-            self.pps.delete(body)?
-        };
+        // Parsing the recipe (maybe decoding its reference image), fsync
+        // and directory I/O: off the shared worker (see `blocking`).
+        let reply = blocking(|| {
+            if function == 3 {
+                self.pps.download(body)
+            } else {
+                self.pps.delete(body)
+            }
+        })?;
         for (ce, data) in self.pps.take_changes() {
             self.emit(ce, &data);
         }
@@ -1105,22 +1097,31 @@ impl Task {
                 bad.params.push((name.to_owned(), rc::CPACK_ILLEGAL_VALUE));
             }
         }
-        let path = rc::find_recipe(&self.cfg.recipes, recipe_name);
-        let recipe = match &path {
-            None => {
+        // Refused before the recipe is looked for: finding it may parse
+        // every recipe file, work a host repeating START mid-run should not
+        // cause.
+        if state.in_run() {
+            return Err(Refusal::new(rc::HCACK_CANNOT_NOW));
+        }
+        let recipes = &self.cfg.recipes;
+        let (path, loaded) = blocking(|| {
+            let path = rc::find_recipe(recipes, recipe_name);
+            let loaded = path.as_deref().map(recipe::load);
+            (path, loaded)
+        });
+        let recipe = match (&path, loaded) {
+            (None, _) | (_, None) => {
                 tracing::warn!(
                     "GEM: START RECIPE {recipe_name:?}: no such recipe in {}",
                     self.cfg.recipes.display()
                 );
                 None
             }
-            Some(p) => match recipe::load(p) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::warn!("GEM: START RECIPE {recipe_name:?}: {e:#}");
-                    None
-                }
-            },
+            (Some(_), Some(Ok(r))) => Some(r),
+            (Some(_), Some(Err(e))) => {
+                tracing::warn!("GEM: START RECIPE {recipe_name:?}: {e:#}");
+                None
+            }
         };
         if recipe.is_none() {
             bad.params
@@ -1132,9 +1133,6 @@ impl Task {
         let identity = crate::run::ids::check_identity(lot, wafer, 1, "host")
             .map_err(|_| bad)?
             .identity;
-        if state.in_run() {
-            return Err(Refusal::new(rc::HCACK_CANNOT_NOW));
-        }
         let refused = |what: &str, why: String| {
             tracing::warn!("GEM: remote START refused ({what}): {why}");
             Refusal::new(rc::HCACK_CANNOT_NOW)
@@ -1157,6 +1155,93 @@ impl Task {
             .await
             .map_err(|why| refused("start", why))
     }
+}
+
+/// What GEM kept from before: switches, constants and report definitions;
+/// the defaults for a missing file or one set aside as damaged.
+fn load_state(cfg: &GemConfig) -> Result<(persisted::Persisted, EquipmentConstants, EventReports)> {
+    // A damaged state file must not keep the station from starting: it is
+    // set aside for the operator and GEM starts with the defaults.
+    let (saved, ecs) = match persisted::load(&cfg.state_file).and_then(|saved| {
+        let ecs = saved.constants(&cfg.state_file)?;
+        Ok((saved, ecs))
+    }) {
+        Ok(ok) => ok,
+        Err(e) => {
+            set_aside_damaged(&cfg.state_file, &e)?;
+            (
+                persisted::Persisted::default(),
+                EquipmentConstants::default(),
+            )
+        }
+    };
+    let reports = match std::fs::read_to_string(&cfg.reports_file) {
+        Ok(text) => match EventReports::from_toml(&text)
+            .with_context(|| format!("{}: not a GEM reports file", cfg.reports_file.display()))
+        {
+            Ok(r) => r,
+            Err(e) => {
+                set_aside_damaged(&cfg.reports_file, &e)?;
+                EventReports::new()
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => EventReports::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", cfg.reports_file.display())),
+    };
+    Ok((saved, ecs, reports))
+}
+
+/// `serve --t3/--t5`: set over the saved constants and saved with them
+/// (docs/gem.md says so); a failed save is logged, the values still apply.
+fn apply_serve_timers(
+    cfg: &GemConfig,
+    saved: &persisted::Persisted,
+    ecs: &mut EquipmentConstants,
+) -> Result<()> {
+    let mut changed = false;
+    for (id, t) in [(ec::EC_T3, cfg.t3), (ec::EC_T5, cfg.t5)] {
+        if let Some(t) = t {
+            ecs.set(id, t.as_secs_f64())
+                .map_err(|e| anyhow::anyhow!("GEM timers: {e}"))?;
+            changed = true;
+        }
+    }
+    if changed {
+        let state = persisted::Persisted::new(saved.switches, ecs);
+        if let Err(e) = persisted::save(&cfg.state_file, &state) {
+            tracing::error!("GEM: --t3/--t5 not saved (in effect until the program stops): {e:#}");
+        }
+    }
+    Ok(())
+}
+
+/// A state file GEM cannot read: renamed to `<name>.bad-<unix-secs>`
+/// (never lost) and logged with the parse error. Only failing to move it is
+/// an error, since the defaults would otherwise overwrite it on next save.
+fn set_aside_damaged(path: &std::path::Path, why: &anyhow::Error) -> Result<()> {
+    let aside = set_aside(path).with_context(|| {
+        format!(
+            "{} is damaged ({why:#}) and cannot be set aside",
+            path.display()
+        )
+    })?;
+    tracing::error!(
+        "GEM: {} is damaged ({why:#}); kept as {}, starting with the defaults",
+        path.display(),
+        aside.display()
+    );
+    Ok(())
+}
+
+/// Runs file I/O or parsing from the GEM task. The station's runtime has
+/// ONE worker, shared with the run engine: blocking it would stall the run.
+/// `block_in_place` hands the worker's other tasks to another thread while
+/// `f` runs, and the dispatcher still waits for `f`, so messages are handled
+/// in order as before. It needs the multi-thread runtime, which is the only
+/// one GEM runs on (`Station::start_gem`; test hosts on `current_thread`
+/// runtimes are the other side of the link).
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    tokio::task::block_in_place(f)
 }
 
 /// The session's next event; never, while there is no session.
@@ -1198,5 +1283,84 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damaged_state_files_are_set_aside_and_gem_starts_with_defaults() {
+        let dir = std::env::temp_dir().join(format!("gem-load-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = GemConfig::new(
+            HsmsMode::Passive {
+                listen: "127.0.0.1:0".parse().unwrap(),
+            },
+            &dir,
+            &dir,
+            dir.clone(),
+        );
+        // Truncated mid-write (the old non-atomic save could leave this).
+        let state = "[switches]\nonline = true\nremo";
+        let reports = "[[report]]\nrptid = ";
+        std::fs::write(&cfg.state_file, state).unwrap();
+        std::fs::write(&cfg.reports_file, reports).unwrap();
+        let (saved, ecs, _reports) = load_state(&cfg).unwrap();
+        assert_eq!(saved, persisted::Persisted::default());
+        assert_eq!(ecs, EquipmentConstants::default());
+        assert!(!cfg.state_file.exists());
+        assert!(!cfg.reports_file.exists());
+        let mut aside: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(e.path()).unwrap())
+            })
+            .collect();
+        aside.sort();
+        assert_eq!(aside.len(), 2, "{aside:?}");
+        assert!(aside[0].0.starts_with("gem-reports.toml.bad-"), "{aside:?}");
+        assert_eq!(aside[0].1, reports);
+        assert!(aside[1].0.starts_with("gem.toml.bad-"), "{aside:?}");
+        assert_eq!(aside[1].1, state);
+        // A constant out of range is damage too, not a refusal to start.
+        std::fs::write(
+            &cfg.state_file,
+            "[switches]\nonline = true\nremote = false\n[equipment_constants]\n\"2003\" = 900.0\n",
+        )
+        .unwrap();
+        let (saved, _, _) = load_state(&cfg).unwrap();
+        assert_eq!(saved, persisted::Persisted::default());
+        assert!(!cfg.state_file.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn serve_timers_are_saved_at_start() {
+        let dir = std::env::temp_dir().join(format!("gem-serve-timers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cfg = GemConfig::new(
+            HsmsMode::Passive {
+                listen: "127.0.0.1:0".parse().unwrap(),
+            },
+            &dir,
+            &dir,
+            dir.clone(),
+        );
+        cfg.t3 = Some(Duration::from_secs(17));
+        cfg.t5 = Some(Duration::from_secs(4));
+        let (saved, mut ecs, _) = load_state(&cfg).unwrap();
+        apply_serve_timers(&cfg, &saved, &mut ecs).unwrap();
+        // What the next start reads back.
+        let (_, back, _) = load_state(&cfg).unwrap();
+        assert_eq!(back.get(ec::EC_T3), Some(17.0));
+        assert_eq!(back.get(ec::EC_T5), Some(4.0));
+        assert_eq!(back, ecs);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -20,6 +20,15 @@ pub const ACKC10_NO_TERMINAL: u8 = 2;
 /// ACKC10 1 (the text is in the SECS log, not lost).
 pub const MAX_MESSAGES: usize = 32;
 
+/// A message's text at most, in bytes (S10F5: the lines with their joining
+/// newlines). A SECS item may hold 16 MiB and the window draws every
+/// waiting message each frame: longer text gets ACKC10 1, like a full
+/// queue.
+pub const MAX_TEXT_BYTES: usize = 4096;
+
+/// S10F5 lines per message at most; more get ACKC10 1.
+pub const MAX_LINES: usize = 32;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TerminalMessage {
     /// TID: the host's terminal number (0 = the main one; we have one).
@@ -67,6 +76,9 @@ impl Terminal {
         };
         let tid = tid.as_binary_byte().ok_or_else(bad)?;
         let text = text.ascii_bytes().ok_or_else(bad)?;
+        if text.len() > MAX_TEXT_BYTES {
+            return Ok(Item::binary_byte(ACKC10_NOT_DISPLAYED));
+        }
         Ok(Item::binary_byte(
             self.push(tid, String::from_utf8_lossy(text).into_owned()),
         ))
@@ -84,8 +96,15 @@ impl Terminal {
             .as_list()
             .ok_or_else(bad)?
             .iter()
-            .map(|l| l.ascii_bytes().map(String::from_utf8_lossy).ok_or_else(bad))
+            .map(|l| l.ascii_bytes().ok_or_else(bad))
             .collect::<Result<Vec<_>, _>>()?;
+        // Checked before any text is copied.
+        let joined_len =
+            lines.iter().map(|l| l.len()).sum::<usize>() + lines.len().saturating_sub(1);
+        if lines.len() > MAX_LINES || joined_len > MAX_TEXT_BYTES {
+            return Ok(Item::binary_byte(ACKC10_NOT_DISPLAYED));
+        }
+        let lines: Vec<_> = lines.into_iter().map(String::from_utf8_lossy).collect();
         Ok(Item::binary_byte(self.push(tid, lines.join("\n"))))
     }
 }
@@ -123,5 +142,61 @@ mod tests {
         assert!(t
             .s10f5(Some(&Item::list([Item::binary_byte(0), Item::ascii("x")])))
             .is_err());
+    }
+
+    #[test]
+    fn oversized_text_and_too_many_lines_are_not_displayed() {
+        let mut t = Terminal::default();
+        let s10f3 = |text: String| Item::list([Item::binary_byte(0), Item::ascii(text)]);
+        let s10f5 = |lines: Vec<String>| {
+            Item::list([
+                Item::binary_byte(0),
+                Item::list(lines.into_iter().map(Item::ascii)),
+            ])
+        };
+        let at_limit = "x".repeat(MAX_TEXT_BYTES);
+        assert_eq!(
+            t.s10f3(Some(&s10f3(at_limit.clone())))
+                .unwrap()
+                .as_binary_byte(),
+            Some(0)
+        );
+        let over = "x".repeat(MAX_TEXT_BYTES + 1);
+        assert_eq!(
+            t.s10f3(Some(&s10f3(over.clone())))
+                .unwrap()
+                .as_binary_byte(),
+            Some(1)
+        );
+        assert_eq!(
+            t.s10f5(Some(&s10f5(vec![over]))).unwrap().as_binary_byte(),
+            Some(1)
+        );
+        // Two lines each under the cap whose joined text is over it.
+        let half = "y".repeat(MAX_TEXT_BYTES / 2);
+        assert_eq!(
+            t.s10f5(Some(&s10f5(vec![half.clone(), half.clone()])))
+                .unwrap()
+                .as_binary_byte(),
+            Some(1)
+        );
+        let lines = |n: usize| (0..n).map(|i| format!("line {i}")).collect::<Vec<_>>();
+        assert_eq!(
+            t.s10f5(Some(&s10f5(lines(MAX_LINES))))
+                .unwrap()
+                .as_binary_byte(),
+            Some(0)
+        );
+        assert_eq!(
+            t.s10f5(Some(&s10f5(lines(MAX_LINES + 1))))
+                .unwrap()
+                .as_binary_byte(),
+            Some(1)
+        );
+        // Only the two within the limits wait for the operator.
+        let kept = t.messages();
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].text, at_limit);
+        assert_eq!(kept[1].text.lines().count(), MAX_LINES);
     }
 }

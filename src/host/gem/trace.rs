@@ -26,9 +26,11 @@
 //! S6F1 is `L,4 <TRID> <SMPLN U4> <STIME A16> L,n <SV>`: SMPLN and STIME
 //! are those of the group's last sample, the SVs are the group's samples
 //! in order, each with its SVIDs in the order asked; a variable with no
-//! value at the time is an empty list. STIME is `YYYYMMDDhhmmsscc`, UTC.
+//! value at the time is an empty list. STIME is the sample's time on GEM's
+//! clock (UTC plus the host's S2F31 offset, read when sampled) in the
+//! TimeFormat EC's form (E5), formatted on the async side.
 
-use super::{IllegalData, VariableSource, VariableValue};
+use super::{GemStatus, IllegalData, VariableSource, VariableValue};
 use crate::host::secs2::Item;
 use crate::hot::{spawn_watched, Counter, ThreadHealth};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender, TrySendError};
@@ -208,12 +210,15 @@ impl SampleGroup {
     }
 
     /// The S6F1 body (module docs).
-    pub fn to_s6f1(&self) -> Item {
+    pub fn to_s6f1(&self, time_format: u32) -> Item {
         let last = self.len.saturating_sub(1);
         Item::list([
             self.trid.clone(),
             Item::u4(self.smpln.get(last).copied().unwrap_or(0)),
-            Item::ascii(stime(self.unix_ns.get(last).copied().unwrap_or(0))),
+            Item::ascii(stime(
+                self.unix_ns.get(last).copied().unwrap_or(0),
+                time_format,
+            )),
             Item::list(
                 self.values[..self.len * self.svids]
                     .iter()
@@ -223,28 +228,11 @@ impl SampleGroup {
     }
 }
 
-/// `YYYYMMDDhhmmsscc` (E5 16-byte TIME), UTC.
-fn stime(unix_ns: u64) -> String {
-    let secs = (unix_ns / 1_000_000_000) as i64;
-    let cc = unix_ns / 10_000_000 % 100;
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}{:02}{:02}{:02}{cc:02}",
-        tod / 3600,
-        tod % 3600 / 60,
-        tod % 60
-    )
+/// STIME in the E30 TimeFormat `time_format` (clock::format_time).
+fn stime(unix_ns: u64, time_format: u32) -> String {
+    super::clock::format_time((unix_ns / 1_000_000) as i64, time_format)
+        .as_str()
+        .to_owned()
 }
 
 /// DSPER `hhmmss` or `hhmmsscc` → the period; `None` when malformed.
@@ -291,6 +279,7 @@ struct Thread {
     out: Sender<SampleGroup>,
     ready: Arc<Notify>,
     vars: Arc<dyn VariableSource>,
+    status: Arc<GemStatus>,
     stats: Arc<Stats>,
     epoch: Instant,
 }
@@ -372,9 +361,14 @@ impl Thread {
                     g.smpln[i] = smpln as u32;
                     g.due_ns[i] = due;
                     g.taken_ns[i] = now;
-                    g.unix_ns[i] = SystemTime::now()
+                    // GEM's clock: the host's S2F31 offset applies to
+                    // every time GEM reports (an atomic load: no
+                    // allocation on this thread).
+                    let system_ns = SystemTime::now()
                         .duration_since(SystemTime::UNIX_EPOCH)
                         .map_or(0, |d| d.as_nanos() as u64);
+                    let offset_ns = self.status.clock.get_ms().saturating_mul(1_000_000);
+                    g.unix_ns[i] = system_ns.saturating_add_signed(offset_ns);
                     let slots = &mut g.values[i * g.svids..(i + 1) * g.svids];
                     for (slot, svid) in slots.iter_mut().zip(t.svids.iter()) {
                         *slot = self.vars.value(*svid);
@@ -386,6 +380,12 @@ impl Thread {
             }
         }
         let last = t.next_smpln > t.totsmp;
+        // Set before the last group is handed over: whoever receives it
+        // may at once ask how many traces are active and must see this
+        // one ended.
+        if last {
+            t.finished.store(true, Ordering::Relaxed);
+        }
         if t.current
             .as_ref()
             .is_some_and(|g| g.is_full() || (last && !g.is_empty()))
@@ -393,9 +393,6 @@ impl Thread {
             if let Some(g) = t.current.take() {
                 self.hand_over(t, g);
             }
-        }
-        if last {
-            t.finished.store(true, Ordering::Relaxed);
         }
     }
 
@@ -441,12 +438,15 @@ pub struct TraceReports {
     groups: Receiver<SampleGroup>,
     returns: Sender<SampleGroup>,
     ready: Arc<Notify>,
+    /// GEM's clock offset and TimeFormat, for STIME.
+    status: Arc<GemStatus>,
 }
 
 impl Tracer {
     /// Starts the sampling thread (idle until a trace is defined).
     pub fn start(
         vars: Arc<dyn VariableSource>,
+        status: Arc<GemStatus>,
         limits: TraceLimits,
     ) -> std::io::Result<(Tracer, TraceReports)> {
         // Unbounded: a command must not be refused while the thread is
@@ -468,6 +468,7 @@ impl Tracer {
             out: out_tx,
             ready: Arc::clone(&ready),
             vars: Arc::clone(&vars),
+            status: Arc::clone(&status),
             stats: Arc::clone(&stats),
             epoch,
         };
@@ -493,6 +494,7 @@ impl Tracer {
                 groups: out_rx,
                 returns: return_tx,
                 ready,
+                status,
             },
         ))
     }
@@ -678,7 +680,8 @@ impl TraceReports {
     /// The next S6F1 body; its buffer goes back to the thread.
     pub async fn next_s6f1(&mut self) -> Option<Item> {
         let group = self.next_group().await?;
-        let body = group.to_s6f1();
+        let format = self.status.time_format.load(Ordering::Relaxed);
+        let body = group.to_s6f1(format);
         self.recycle(group);
         Some(body)
     }
@@ -749,8 +752,9 @@ mod tests {
         }
         // 2026-11-30 00:40:05.67 UTC.
         let t = 1_795_999_205_670_000_000u64;
-        assert_eq!(stime(t), "2026113000400567");
-        assert_eq!(stime(0), "1970010100000000");
+        assert_eq!(stime(t, 1), "2026113000400567");
+        assert_eq!(stime(0, 1), "1970010100000000");
+        assert_eq!(stime(t, 0), "261130004005");
     }
 
     #[test]
@@ -760,7 +764,7 @@ mod tests {
             max_svids: 2,
             ..TraceLimits::default()
         };
-        let (mut t, _r) = Tracer::start(Arc::new(Vars::default()), limits).unwrap();
+        let (mut t, _r) = Tracer::start(Arc::new(Vars::default()), Arc::default(), limits).unwrap();
         assert_eq!(
             tiaack_of(&mut t, s2f23(1, "000000", 5, 1, &[1001])),
             tiaack::INVALID_PERIOD
@@ -859,7 +863,8 @@ mod tests {
     #[tokio::test]
     async fn samples_arrive_in_groups_numbered_in_order_and_the_trace_ends() {
         let vars = Arc::new(Vars::default());
-        let (mut t, mut r) = Tracer::start(vars.clone(), TraceLimits::default()).unwrap();
+        let (mut t, mut r) =
+            Tracer::start(vars.clone(), Arc::default(), TraceLimits::default()).unwrap();
         let trid = Item::ascii("T-A");
         let body = Item::list([
             trid.clone(),
@@ -885,7 +890,7 @@ mod tests {
                 let (due, taken) = g.timing_ns(i);
                 assert!(taken >= due, "a sample is never taken early");
             }
-            let s6f1 = g.to_s6f1();
+            let s6f1 = g.to_s6f1(1);
             let parts = s6f1.as_list().unwrap();
             assert_eq!(parts[0], trid);
             assert_eq!(parts[1], Item::u4(g.smpln(g.len() - 1)));
@@ -914,7 +919,8 @@ mod tests {
             buffers_per_trace: 2,
             ..TraceLimits::default()
         };
-        let (mut t, mut r) = Tracer::start(Arc::new(Vars::default()), limits).unwrap();
+        let (mut t, mut r) =
+            Tracer::start(Arc::new(Vars::default()), Arc::default(), limits).unwrap();
         assert_eq!(
             tiaack_of(&mut t, s2f23(1, "00000001", 10_000, 2, &[1001])),
             0
@@ -961,7 +967,8 @@ mod tests {
             queue: 1,
             ..TraceLimits::default()
         };
-        let (mut t, mut r) = Tracer::start(Arc::new(Vars::default()), limits).unwrap();
+        let (mut t, mut r) =
+            Tracer::start(Arc::new(Vars::default()), Arc::default(), limits).unwrap();
         assert_eq!(
             tiaack_of(&mut t, s2f23(1, "00000001", 10_000, 1, &[1001])),
             0
@@ -976,9 +983,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn stime_is_on_gem_clock_with_the_host_offset_and_time_format() {
+        use crate::host::gem::clock;
+        let status = Arc::new(GemStatus::default());
+        // The host's clock is a day and 7 s ahead (as S2F31 would set).
+        status.clock.set_ms(86_407_000);
+        status
+            .time_format
+            .store(clock::TIME_FORMAT_ISO, Ordering::Relaxed);
+        let (mut t, mut r) = Tracer::start(
+            Arc::new(Vars::default()),
+            status.clone(),
+            TraceLimits::default(),
+        )
+        .unwrap();
+        let body = Item::list([
+            Item::ascii("T-CLOCK"),
+            Item::ascii("00000001"),
+            Item::u2(3),
+            Item::u1(1),
+            Item::list([Item::u4(1001)]),
+        ]);
+        assert_eq!(t.initialize(&body).unwrap(), Item::binary_byte(0));
+        let s6f1 = tokio::time::timeout(Duration::from_secs(10), r.next_s6f1())
+            .await
+            .unwrap()
+            .unwrap();
+        let stime = s6f1.as_list().unwrap()[2].as_ascii().unwrap().to_owned();
+        let s2f18 = clock::s2f18(&status.clock, clock::TIME_FORMAT_ISO);
+        let reported = clock::parse_time(s2f18.as_ascii().unwrap()).unwrap();
+        let sampled = clock::parse_time(&stime).unwrap_or_else(|| panic!("{stime:?}"));
+        assert!(
+            (reported - sampled).abs() < 1000,
+            "S6F1 STIME {stime} vs S2F18 {s2f18:?}"
+        );
+        assert_eq!(
+            stime.len(),
+            clock::format_time(0, clock::TIME_FORMAT_ISO).as_str().len(),
+            "{stime}"
+        );
+    }
+
+    #[tokio::test]
     async fn dropping_the_tracer_ends_the_thread_and_the_stream() {
-        let (mut t, mut r) =
-            Tracer::start(Arc::new(Vars::default()), TraceLimits::default()).unwrap();
+        let (mut t, mut r) = Tracer::start(
+            Arc::new(Vars::default()),
+            Arc::default(),
+            TraceLimits::default(),
+        )
+        .unwrap();
         assert_eq!(
             tiaack_of(&mut t, s2f23(1, "00000001", 10_000, 1, &[1001])),
             0
