@@ -668,12 +668,20 @@ fn serve_with_metrics_and_remote_exposes_gem_and_keeps_the_switch() {
         Some(1.0),
         "{text}"
     );
-    let gem_toml = std::fs::read_to_string(d.join("gem.toml")).unwrap();
-    let persisted: toml::Value = toml::from_str(&gem_toml).unwrap();
-    assert_eq!(
-        persisted["switches"]["remote"].as_bool(),
-        Some(true),
-        "{gem_toml}"
+    // The switch is set by the GEM task and saved by it, after the
+    // endpoint is up: wait for the file to say REMOTE.
+    let mut gem_toml = String::new();
+    poll(
+        "gem.toml saying REMOTE",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            gem_toml = std::fs::read_to_string(d.join("gem.toml")).unwrap_or_default();
+            toml::from_str::<toml::Value>(&gem_toml)
+                .ok()
+                .and_then(|v| v.get("switches")?.get("remote")?.as_bool())
+                == Some(true)
+        },
     );
     // SAFETY: kill(2) on our own child's PID.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
