@@ -615,21 +615,34 @@ fn a_station_with_gem_exposes_its_communication_and_control_state() {
 fn serve_with_metrics_and_remote_exposes_gem_and_keeps_the_switch() {
     use std::io::BufRead;
     let d = temp_dir("serve");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_waferscope"))
-        .args([
-            "--metrics",
-            "127.0.0.1:0",
-            "serve",
-            "--gem",
-            "127.0.0.1:0",
-            "--fast",
-            "--remote",
-        ])
-        .arg("--data-dir")
-        .arg(&d)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    /// Ends serve by PID if the test fails before it stops it.
+    struct Serve(std::process::Child);
+    impl Drop for Serve {
+        fn drop(&mut self) {
+            if matches!(self.0.try_wait(), Ok(None)) {
+                self.0.kill().ok();
+                self.0.wait().ok();
+            }
+        }
+    }
+    let mut serve = Serve(
+        std::process::Command::new(env!("CARGO_BIN_EXE_waferscope"))
+            .args([
+                "--metrics",
+                "127.0.0.1:0",
+                "serve",
+                "--gem",
+                "127.0.0.1:0",
+                "--fast",
+                "--remote",
+            ])
+            .arg("--data-dir")
+            .arg(&d)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut serve.0;
     let pid = child.id() as libc::pid_t;
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut metrics = None;
