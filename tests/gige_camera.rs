@@ -245,6 +245,78 @@ fn five_hundred_free_running_frames_at_100_fps_land_in_pool_buffers_with_no_gap_
     assert_eq!(pool.in_use(), 0, "a queued lease was not returned");
 }
 
+/// A 100 mm simulated wafer plan of 512² dies inspected by the pipeline
+/// (2 detection workers) from the fake camera in `trigger` mode; each die
+/// result counted in `results`.
+struct DetectionRig {
+    pipeline: Pipeline,
+    stats: Arc<waferscope::machine::gige::GigeStats>,
+    results: Arc<AtomicU64>,
+    dies: u64,
+}
+
+impl DetectionRig {
+    fn start(trigger: &str) -> DetectionRig {
+        let wafer = Arc::new(SimWafer::new(
+            WaferGeometry {
+                diameter_mm: 100.0,
+                die_pitch_um: (8_000.0, 8_000.0),
+                die_size_um: (7_800.0, 7_800.0),
+                edge_exclusion_mm: 3.0,
+                notch: Notch::Down,
+            },
+            FrameGeometry::gray8(512, 512),
+            3,
+        ));
+        let camera = GigeCamera::new(config(trigger), wafer.frame, None).unwrap();
+        let stats = camera.stats.clone();
+        let golden: Arc<[u8]> = vec![128u8; 512 * 512].into();
+        let results = Arc::new(AtomicU64::new(0));
+        let r2 = results.clone();
+        let pipeline = Pipeline::start_with_thumbnails(
+            PipelineConfig {
+                workers: 2,
+                pool_frames: 10,
+                ..PipelineConfig::default()
+            },
+            Box::new(camera),
+            None,
+            wafer.sites.clone().into(),
+            golden,
+            Box::new(move |r| {
+                assert!(!r.capture_failed, "die {} not imaged", r.die_index);
+                r2.fetch_add(1, Ordering::Release);
+            }),
+            None,
+        );
+        DetectionRig {
+            pipeline,
+            stats,
+            results,
+            dies: wafer.sites.len() as u64,
+        }
+    }
+}
+
+/// Waits (at most 120 s) until `n` die results have arrived.
+fn wait_for_results(results: &AtomicU64, n: u64, every: Duration) {
+    let t0 = Instant::now();
+    while results.load(Ordering::Acquire) < n {
+        assert!(t0.elapsed() < Duration::from_secs(120), "stalled");
+        std::thread::sleep(every);
+    }
+}
+
+/// Every hot thread's allocations so far, by name.
+fn hot_thread_allocations() -> Vec<(&'static str, u64)> {
+    let mut v: Vec<_> = alloc_count::hot_threads()
+        .into_iter()
+        .map(|(n, a, _)| (n, a))
+        .collect();
+    v.sort();
+    v
+}
+
 /// The fake camera's picture, from Aravis' own source (arvfakecamera.c
 /// 0.8.26, `arv_fake_camera_diagonal_ramp`, gain 0): Mono8
 /// `(x + id + y) % 255`, Mono16 `(256·x + 256·id + 256·y) % 65535`, `id`
@@ -315,64 +387,24 @@ fn five_hundred_software_triggered_frames_go_through_detection_and_only_aravis_t
     let _one = ONE_CAMERA.lock().unwrap_or_else(|e| e.into_inner());
     assert_private_network();
     let _fake = FakeCamera::start();
-    let wafer = Arc::new(SimWafer::new(
-        WaferGeometry {
-            diameter_mm: 100.0,
-            die_pitch_um: (8_000.0, 8_000.0),
-            die_size_um: (7_800.0, 7_800.0),
-            edge_exclusion_mm: 3.0,
-            notch: Notch::Down,
-        },
-        FrameGeometry::gray8(512, 512),
-        3,
-    ));
-    let dies = wafer.sites.len() as u64;
     // One frame per software trigger (the fake camera answers triggers at
     // 25 Hz): any frame-id gap is a frame nobody asked for.
-    let camera = GigeCamera::new(config("Software"), wafer.frame, None).unwrap();
-    let stats = camera.stats.clone();
-    let golden: Arc<[u8]> = vec![128u8; 512 * 512].into();
-    let results = Arc::new(AtomicU64::new(0));
-    let r2 = results.clone();
-    let pipeline = Pipeline::start_with_thumbnails(
-        PipelineConfig {
-            workers: 2,
-            pool_frames: 10,
-            ..PipelineConfig::default()
-        },
-        Box::new(camera),
-        None,
-        wafer.sites.clone().into(),
-        golden,
-        Box::new(move |r| {
-            assert!(!r.capture_failed, "die {} not imaged", r.die_index);
-            r2.fetch_add(1, Ordering::Release);
-        }),
-        None,
-    );
+    let DetectionRig {
+        pipeline,
+        stats,
+        results,
+        dies,
+    } = DetectionRig::start("Software");
     let pass = |p: &Pipeline| {
         for i in 0..dies as u32 {
             p.inspect(i);
         }
         p.end_of_plan();
     };
-    let wait = |n: u64| {
-        let t0 = Instant::now();
-        while results.load(Ordering::Acquire) < n {
-            assert!(t0.elapsed() < Duration::from_secs(120), "stalled");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    };
+    let wait = |n: u64| wait_for_results(&results, n, Duration::from_millis(5));
     pass(&pipeline);
     wait(dies);
-    let hot = || {
-        let mut v: Vec<_> = alloc_count::hot_threads()
-            .into_iter()
-            .map(|(n, a, _)| (n, a))
-            .collect();
-        v.sort();
-        v
-    };
+    let hot = hot_thread_allocations;
     let before = hot();
     let frames_before = stats.frames.get();
     let passes = 500u64.div_ceil(dies);
@@ -432,56 +464,16 @@ fn five_hundred_frames_at_100_fps_free_running_go_through_detection_with_no_gap_
     let _one = ONE_CAMERA.lock().unwrap_or_else(|e| e.into_inner());
     assert_private_network();
     let _fake = FakeCamera::start();
-    let wafer = Arc::new(SimWafer::new(
-        WaferGeometry {
-            diameter_mm: 100.0,
-            die_pitch_um: (8_000.0, 8_000.0),
-            die_size_um: (7_800.0, 7_800.0),
-            edge_exclusion_mm: 3.0,
-            notch: Notch::Down,
-        },
-        FrameGeometry::gray8(512, 512),
-        3,
-    ));
-    let dies = wafer.sites.len() as u64;
-    let camera = GigeCamera::new(config("Off"), wafer.frame, None).unwrap();
-    let stats = camera.stats.clone();
-    let golden: Arc<[u8]> = vec![128u8; 512 * 512].into();
-    let results = Arc::new(AtomicU64::new(0));
-    let r2 = results.clone();
-    let pipeline = Pipeline::start_with_thumbnails(
-        PipelineConfig {
-            workers: 2,
-            pool_frames: 10,
-            ..PipelineConfig::default()
-        },
-        Box::new(camera),
-        None,
-        wafer.sites.clone().into(),
-        golden,
-        Box::new(move |r| {
-            assert!(!r.capture_failed, "die {} not imaged", r.die_index);
-            r2.fetch_add(1, Ordering::Release);
-        }),
-        None,
-    );
+    let DetectionRig {
+        pipeline,
+        stats,
+        results,
+        dies,
+    } = DetectionRig::start("Off");
     let warm_up_passes = 2u64;
     let passes = warm_up_passes + 500u64.div_ceil(dies);
-    let wait = |n: u64| {
-        let t0 = Instant::now();
-        while results.load(Ordering::Acquire) < n {
-            assert!(t0.elapsed() < Duration::from_secs(120), "stalled");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    };
-    let hot = || {
-        let mut v: Vec<_> = alloc_count::hot_threads()
-            .into_iter()
-            .map(|(n, a, _)| (n, a))
-            .collect();
-        v.sort();
-        v
-    };
+    let wait = |n: u64| wait_for_results(&results, n, Duration::from_millis(1));
+    let hot = hot_thread_allocations;
     std::thread::scope(|s| {
         let feeder = s.spawn(|| {
             for _ in 0..passes {
