@@ -44,6 +44,21 @@ fn poll(what: &str, limit: Duration, every: Duration, mut ok: impl FnMut() -> bo
     }
 }
 
+/// A station with its files in `d` and the shipped alarms and recipes;
+/// `paced`: the simulated stage and camera at the real tool's pace.
+fn station_in(d: &Path, paced: bool) -> Station {
+    Station::start(StationConfig {
+        db: d.join("station.db"),
+        alarms: root().join("assets/alarms.toml"),
+        recipes: root().join("assets/recipes"),
+        thumbnails: d.join("thumbnails"),
+        read_history: false,
+        paced,
+        ..StationConfig::default()
+    })
+    .unwrap()
+}
+
 /// One HTTP/1.0 GET (so no server answers in chunks): status, head, body.
 fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
@@ -308,16 +323,7 @@ impl Drop for Prometheus {
 #[test]
 fn a_real_prometheus_scrapes_a_finished_run_and_counts_its_wafer() {
     let d = temp_dir("scrape");
-    let station = Station::start(StationConfig {
-        db: d.join("station.db"),
-        alarms: root().join("assets/alarms.toml"),
-        recipes: root().join("assets/recipes"),
-        thumbnails: d.join("thumbnails"),
-        read_history: false,
-        paced: false,
-        ..StationConfig::default()
-    })
-    .unwrap();
+    let station = station_in(&d, false);
     let metrics = station
         .serve_metrics("127.0.0.1:0".parse().unwrap())
         .unwrap();
@@ -470,15 +476,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 #[test]
 fn a_dead_monitor_shows_as_a_growing_age_lost_heartbeats_and_downtime() {
     let d = temp_dir("dead-monitor");
-    let station = Station::start(StationConfig {
-        db: d.join("station.db"),
-        alarms: root().join("assets/alarms.toml"),
-        recipes: root().join("assets/recipes"),
-        thumbnails: d.join("thumbnails"),
-        read_history: false,
-        ..StationConfig::default()
-    })
-    .unwrap();
+    let station = station_in(&d, true);
     let metrics = station
         .serve_metrics("127.0.0.1:0".parse().unwrap())
         .unwrap();
@@ -537,16 +535,7 @@ fn a_station_with_gem_exposes_its_communication_and_control_state() {
     use waferscope::host::gem::GemConfig;
     use waferscope::host::hsms::HsmsMode;
     let d = temp_dir("gem");
-    let station = Station::start(StationConfig {
-        db: d.join("station.db"),
-        alarms: root().join("assets/alarms.toml"),
-        recipes: root().join("assets/recipes"),
-        thumbnails: d.join("thumbnails"),
-        read_history: false,
-        paced: false,
-        ..StationConfig::default()
-    })
-    .unwrap();
+    let station = station_in(&d, false);
     let metrics = station
         .serve_metrics("127.0.0.1:0".parse().unwrap())
         .unwrap();
