@@ -458,7 +458,6 @@ fn serve_answers_a_host_and_stops_on_sigterm() {
             .spawn()
             .unwrap(),
     );
-    let pid = child.0.id() as libc::pid_t;
     let mut out = BufReader::new(child.0.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -481,16 +480,7 @@ fn serve_answers_a_host_and_stops_on_sigterm() {
     assert!(ayt.starts_with("ok S1F2 ") && ayt.contains(&mdln), "{ayt}");
     assert_eq!(sv(&mut host, SV_CONTROL_STATE), json!(4));
     host.command("quit");
-    // SAFETY: kill(2) on our own child's PID.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(t0.elapsed() < PATIENCE, "serve did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = peers::sigterm_and_wait(&mut child.0, PATIENCE);
     assert!(status.success(), "{status}");
     let log = std::fs::read_to_string(dir.join("logs/secs.log")).unwrap();
     assert!(
@@ -532,17 +522,7 @@ fn serve_active_connects_to_the_host_and_again_after_a_separate() {
     host.command("wait_communicating 20");
     assert_eq!(sv(&mut host, SV_COMMUNICATION_STATE), json!(3));
     host.command("quit");
-    let pid = child.0.id() as libc::pid_t;
-    // SAFETY: kill(2) on our own child's PID.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(t0.elapsed() < PATIENCE, "serve did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = peers::sigterm_and_wait(&mut child.0, PATIENCE);
     assert!(status.success(), "{status}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -632,7 +632,6 @@ fn serve_with_metrics_and_remote_exposes_gem_and_keeps_the_switch() {
             .unwrap(),
     );
     let child = &mut serve.0;
-    let pid = child.id() as libc::pid_t;
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut metrics = None;
     for _ in 0..6 {
@@ -685,20 +684,7 @@ fn serve_with_metrics_and_remote_exposes_gem_and_keeps_the_switch() {
                 == Some(true)
         },
     );
-    // SAFETY: kill(2) on our own child's PID.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let t0 = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if t0.elapsed() > Duration::from_secs(30) {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("serve did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = peers::sigterm_and_wait(child, Duration::from_secs(30));
     assert!(status.success(), "{status}");
     std::fs::remove_dir_all(d).ok();
 }

@@ -267,3 +267,22 @@ pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Sends SIGTERM to our own child and waits up to `limit` for it to exit;
+/// fails the test if it does not (the caller's guard ends it by PID).
+pub fn sigterm_and_wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) on our own child's PID.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "did not stop within {limit:?} of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
