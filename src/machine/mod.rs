@@ -9,6 +9,7 @@ pub mod faults;
 #[cfg(feature = "gige")]
 pub mod gige;
 pub mod io;
+pub mod load_port;
 pub mod modbus;
 pub mod sim;
 pub mod wafer_map;

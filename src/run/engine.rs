@@ -142,6 +142,12 @@ impl EngineHandle {
         self.ask(|reply| Request::Command { cmd, reply })
     }
 
+    /// Whether the engine still takes requests (false once its task has
+    /// ended, a panic included).
+    pub fn is_serving(&self) -> bool {
+        !self.tx.is_disconnected()
+    }
+
     /// Fire and forget (the UI): a refusal shows in the run snapshot.
     pub fn send(&self, cmd: RunCommand) {
         let _ = self.tx.send(Request::Command { cmd, reply: None });

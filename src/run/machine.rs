@@ -53,8 +53,12 @@ pub const DEFAULT_TEACH_DIES: usize = 5;
 pub struct SimMachine {
     /// Camera and stage faults.
     pub device_faults: Arc<SimFaults>,
-    /// Seed of the simulated wafer.
+    /// Seed of the simulated wafer imaged when the robot has put none on
+    /// the chuck (a wafer loaded by hand, single-wafer runs).
     pub wafer_seed: u64,
+    /// The chuck the simulated robot loads: the wafer on it is the one
+    /// imaged (each wafer of a lot its own).
+    pub chuck: Arc<crate::machine::sim::SimChuck>,
     /// Stage move-time scale (0 = instantaneous).
     pub stage_time_scale: f64,
     /// Camera frame-rate limit (None = as fast as rendered).
@@ -126,6 +130,7 @@ impl SimMachine {
         Self {
             device_faults: Arc::new(SimFaults::default()),
             wafer_seed,
+            chuck: Arc::default(),
             stage_time_scale: 1.0,
             camera_fps: Some(60.0),
             camera_driver: CameraDriver::Sim,
@@ -294,7 +299,7 @@ impl SimMachine {
         let mut wafer = SimWafer::with_sites(
             recipe.geometry,
             frame,
-            self.wafer_seed,
+            self.chuck.wafer_seed().unwrap_or(self.wafer_seed),
             recipe.sites.clone(),
         );
         if let Some((x, y, r, every)) = self.reticle_defect {

@@ -2,6 +2,7 @@
 
 pub mod engine;
 pub mod ids;
+pub mod lot;
 pub mod machine;
 pub mod recipe;
 pub mod repeaters;

@@ -9,11 +9,14 @@ pub mod data_dir;
 pub mod db_reader;
 
 use crate::machine::modbus::{LinkStatus, ModbusIo};
-use crate::machine::sim::{SimIo, SimIoFaults};
+use crate::machine::sim::{
+    HandlingFaults, HandlingTimes, SimCarrier, SimIo, SimIoFaults, SimLoadPort,
+};
 use crate::machine::{Io, IoDriver, MachineConfig, SimFaults};
 use crate::monitor::{
     alarm_defs, content_hash, AlarmDef, AlarmService, Journal, JournalRow, Monitor, MonitorConfig,
 };
+use crate::run::lot::CarrierHandle;
 use crate::run::{EngineConfig, EngineHandle, LivePipeline, RunEngine, SimMachine};
 use crate::store::query::RunRow;
 use crate::store::SqliteStore;
@@ -46,6 +49,9 @@ pub struct StationConfig {
     /// Camera frame rate when paced.
     pub camera_fps: f64,
     pub resume_after: Duration,
+    /// The carrier the simulated load port docks (the load port, robot and
+    /// pre-aligner are simulated on every machine configuration).
+    pub carrier: SimCarrier,
 }
 
 /// Runs shown in the window's history: a bounded query, so months of runs
@@ -103,6 +109,7 @@ impl Default for StationConfig {
             paced: true,
             camera_fps: 60.0,
             resume_after: Duration::from_secs(3),
+            carrier: SimCarrier::demo(1_000),
         }
     }
 }
@@ -124,6 +131,10 @@ pub struct Station {
     #[cfg(feature = "gige")]
     pub camera_link: Option<crate::machine::gige::CameraLinkProbe>,
     pub device_faults: Arc<SimFaults>,
+    /// The load port: carrier, slot map, lots.
+    pub carrier: CarrierHandle,
+    /// The simulated robot's, pre-aligner's and id reader's faults.
+    pub handling_faults: Arc<HandlingFaults>,
     pub tool_safe: Arc<AtomicBool>,
     pub live: Arc<Mutex<Option<LivePipeline>>>,
     /// Newest alarm journal rows (refreshed in the background).
@@ -167,6 +178,10 @@ impl Station {
         for line in cfg.machine.describe() {
             tracing::info!("machine: {line}");
         }
+        tracing::info!(
+            "machine: load port, robot, pre-aligner and id reader: simulated (carrier {})",
+            cfg.carrier.carrier_id
+        );
         let (io, io_faults, io_links, monitor_cfg): (Box<dyn Io>, _, _, _) = match &cfg.machine.io {
             IoDriver::Sim => {
                 let faults = SimIoFaults::new();
@@ -235,6 +250,16 @@ impl Station {
             machine.camera_fps = Some(cfg.camera_fps);
         }
         machine.golden_dir = Some(cfg.golden_dir());
+        let load_port = SimLoadPort::new(
+            cfg.carrier.clone(),
+            if cfg.paced {
+                HandlingTimes::REAL_TOOL
+            } else {
+                HandlingTimes::INSTANT
+            },
+            machine.chuck.clone(),
+        );
+        let handling_faults = load_port.faults.clone();
         let (device_faults, tool_safe, live) = (
             machine.device_faults.clone(),
             machine.safe.clone(),
@@ -259,6 +284,7 @@ impl Station {
             .build()
             .context("starting the async runtime")?;
         let engine_task = rt.spawn(engine.serve());
+        let carrier = CarrierHandle::new(Box::new(load_port), handle.clone(), rt.handle().clone());
         let stop = Arc::new(AtomicBool::new(false));
         let journal_rows = Arc::new(Mutex::new(Vec::new()));
         let history = Arc::new(Mutex::new(RunHistory::default()));
@@ -287,6 +313,8 @@ impl Station {
             #[cfg(feature = "gige")]
             camera_link,
             device_faults,
+            carrier,
+            handling_faults,
             tool_safe,
             live,
             journal: journal_rows,
