@@ -133,13 +133,24 @@ enum Command {
         /// KLARF cannot carry (" ; { } , non-ASCII) become `_` (warned).
         #[arg(long)]
         lot: String,
-        /// Wafer id, same rules as --lot.
-        #[arg(long)]
-        wafer: String,
+        /// Wafer id, same rules as --lot (not with --carrier: a lot's ids
+        /// are read at the pre-aligner).
+        #[arg(long, required_unless_present = "carrier", conflicts_with = "carrier")]
+        wafer: Option<String>,
         /// Slot of the wafer in its carrier, as recorded with the run and
-        /// in the KLARF.
-        #[arg(long, default_value_t = 1)]
-        slot: u32,
+        /// in the KLARF (default 1).
+        #[arg(long, conflicts_with = "carrier")]
+        slot: Option<u32>,
+        /// Run a lot from a carrier instead of one wafer: `sim`, the
+        /// simulated load port's carrier (25 slots; robot, pre-aligner and
+        /// wafer-id reader). Each wafer is its own run record.
+        #[arg(long, value_parser = ["sim"])]
+        carrier: Option<String>,
+        /// With --carrier: the slots to run, e.g. `1-6` or `1,3,5-9` or
+        /// `all`. Default: every slot holding one wafer. Empty, double- and
+        /// cross-slotted slots are never picked (skipped, said).
+        #[arg(long, requires = "carrier")]
+        slots: Option<String>,
         /// Operator id recorded with the run: up to 32 characters (may be
         /// empty), same character rules as --lot.
         #[arg(long, default_value = "operator")]
@@ -501,6 +512,8 @@ fn run(cli: Cli) -> Result<()> {
             lot,
             wafer,
             slot,
+            carrier,
+            slots,
             operator,
             db,
             klarf_dir,
@@ -513,13 +526,27 @@ fn run(cli: Cli) -> Result<()> {
             fast,
             sim_fps,
         }) => {
+            use waferscope::cli::run::RunWhat;
+            let what = match (carrier, wafer) {
+                (Some(_), _) => RunWhat::Lot {
+                    slots: match slots.as_deref().map(waferscope::run::lot::parse_slots) {
+                        None => None,
+                        Some(Ok(s)) => Some(s),
+                        Some(Err(why)) => fail(anyhow::anyhow!(why)),
+                    },
+                },
+                (None, wafer) => RunWhat::Wafer {
+                    // clap requires --wafer without --carrier.
+                    wafer: wafer.unwrap_or_default(),
+                    slot: slot.unwrap_or(1),
+                },
+            };
             let args = waferscope::cli::run::RunArgs {
                 machine: machine()?,
                 sim_fps,
                 recipe,
                 lot,
-                wafer,
-                slot,
+                what,
                 operator,
                 db: data.pick(db, Item::Db)?,
                 klarf_dir,

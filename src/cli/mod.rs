@@ -7,6 +7,7 @@ pub mod export;
 pub mod gui;
 pub use crate::store::image_input;
 pub mod inspect;
+pub mod lot;
 pub mod out;
 pub mod run;
 pub mod serve;

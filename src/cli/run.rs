@@ -18,8 +18,8 @@ pub struct RunArgs {
     pub machine: MachineConfig,
     pub recipe: PathBuf,
     pub lot: String,
-    pub wafer: String,
-    pub slot: u32,
+    /// One wafer, or a lot from the carrier.
+    pub what: RunWhat,
     pub operator: String,
     pub db: PathBuf,
     pub klarf_dir: Option<PathBuf>,
@@ -42,6 +42,16 @@ pub struct RunArgs {
     pub keep_days: u32,
     /// Serve Prometheus metrics here while the run lasts (`--metrics`).
     pub metrics: Option<std::net::SocketAddr>,
+}
+
+/// What `waferscope run` runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunWhat {
+    /// The wafer on the chuck, with the ids given (`--wafer`, `--slot`).
+    Wafer { wafer: String, slot: u32 },
+    /// A lot from the carrier the simulated load port docks (`--carrier
+    /// sim`): these slots, or (`None`) every slot holding one wafer.
+    Lot { slots: Option<Vec<u32>> },
 }
 
 /// Where taught golden dies are kept: `--golden-dir`, or `golden/` beside
@@ -113,7 +123,13 @@ impl EngineWatch {
 /// log, KLARF and thumbnail directories, database) is checked before the
 /// run header is printed and before anything is started.
 pub fn run(args: &RunArgs) -> Result<i32> {
-    let ids = crate::run::ids::check_identity(&args.lot, &args.wafer, args.slot, &args.operator)
+    // A lot's wafer ids are read at the pre-aligner: only the lot and
+    // operator ids are checked here.
+    let (wafer, slot) = match &args.what {
+        RunWhat::Wafer { wafer, slot } => (wafer.as_str(), *slot),
+        RunWhat::Lot { .. } => ("wafer", 1),
+    };
+    let ids = crate::run::ids::check_identity(&args.lot, wafer, slot, &args.operator)
         .map_err(anyhow::Error::msg)?;
     anyhow::ensure!(
         args.sim_fps > 0.0 && args.sim_fps <= 10_000.0,
@@ -191,6 +207,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     while !machine_view.read().value.all_live() && t0.elapsed() < Duration::from_secs(3) {
         std::thread::sleep(Duration::from_millis(10));
     }
+    if let RunWhat::Lot { slots } = &args.what {
+        return super::lot::run_lot(&station, recipe, ids.identity, slots.clone(), &args.db);
+    }
     let identity = ids.identity;
     // Ctrl-C: first Stop, then Abort. Each press is sent at once and its
     // answer awaited on a task of its own: waiting here for the Stop's
@@ -232,7 +251,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         recipe.recipe.id,
         identity.lot,
         identity.wafer,
-        args.slot,
+        identity.slot,
         dies
     )?;
     if let Some(note) = recipe.reference_note() {
