@@ -26,6 +26,7 @@ fn view(alarms: AlarmSnapshot, health: Health) -> View {
         defs: Arc::from(Vec::new()),
         health,
         host: None,
+        lot: Default::default(),
     }
 }
 

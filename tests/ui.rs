@@ -370,7 +370,7 @@ fn an_engineer_teaches_the_loaded_recipes_golden_die_from_the_window() {
     h.get_by_label("Load recipe").click();
     wait_for(&mut h, "READY", |h| has(h, "■ READY"));
     h.get_by_label("Teach golden die").click();
-    wait_for(&mut h, "taught", |h| has(h, "teach golden die: done"));
+    wait_for(&mut h, "taught", |h| has(h, "Golden die taught"));
     // Kept beside the station's database, named after the recipe.
     let golden = dir.join("golden/INS-200-SAMPLE4.png");
     let img = image::open(&golden).unwrap();

@@ -24,6 +24,7 @@ pub enum Tab {
     Overview,
     Heartbeat,
     Alarms,
+    Carrier,
     Health,
     Host,
     Simulator,
@@ -34,9 +35,11 @@ pub struct StationApp {
     machine: LatestReader<MachineSnapshot>,
     alarms: LatestReader<AlarmSnapshot>,
     run: LatestReader<RunSnapshot>,
+    lot: LatestReader<crate::run::lot::LotSnapshot>,
     events: broadcast::Receiver<RunEvent>,
     pub tab: Tab,
     pub run_control: RunControl,
+    pub carrier_panel: super::carrier::CarrierPanel,
     alarm_panel: AlarmPanel,
     live_view: LiveView,
     pub map: WaferMapState,
@@ -66,10 +69,12 @@ impl StationApp {
             machine: reader(station.monitor.snapshots.reader())?,
             alarms: reader(station.alarms.snapshots.reader())?,
             run: reader(station.engine.snapshots.reader())?,
+            lot: reader(station.carrier.snapshots.reader())?,
             events: station.engine.events.subscribe(),
             station,
             tab: Tab::Overview,
             run_control: RunControl::new(recipes),
+            carrier_panel: Default::default(),
             alarm_panel: AlarmPanel::default(),
             live_view: LiveView::default(),
             map: WaferMapState::default(),
@@ -152,7 +157,8 @@ impl StationApp {
         }
         self.pending.retain(|(what, rx)| match rx.try_recv() {
             Ok(r) => {
-                self.run_control.message = Some(r.map(|_| format!("{what}: done")));
+                // `what` is the sentence for the request's success.
+                self.run_control.message = Some(r.map(|_| what.clone()));
                 false
             }
             Err(flume::TryRecvError::Empty) => true,
@@ -200,6 +206,7 @@ impl StationApp {
             defs: self.station.alarm_defs.clone(),
             health: self.health.clone(),
             host: self.host_view(now_ns),
+            lot: self.lot.read().value,
         }
     }
 
@@ -315,6 +322,7 @@ impl StationApp {
                         (Tab::Overview, "Overview"),
                         (Tab::Heartbeat, "Heartbeat"),
                         (Tab::Alarms, "Alarms"),
+                        (Tab::Carrier, "Carrier"),
                         (Tab::Health, "Health"),
                         (Tab::Host, "Host"),
                         (Tab::Simulator, "Simulator"),
@@ -336,6 +344,16 @@ impl StationApp {
                     .unwrap_or_else(|e| e.into_inner())
                     .clone();
                 self.alarm_panel.ui(ui, &view, &journal, &mut out);
+            }
+            Tab::Carrier => {
+                let recipe = self
+                    .run_control
+                    .recipe
+                    .as_ref()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned());
+                self.carrier_panel
+                    .ui(ui, &view, recipe.as_deref(), &mut out)
             }
             Tab::Health => health::ui(ui, &view),
             Tab::Host => super::host::ui(ui, view.host.as_ref(), &mut out),
@@ -421,10 +439,24 @@ impl StationApp {
                     Ok(recipe) => {
                         self.map = WaferMapState::for_recipe(&recipe);
                         self.loaded = Some(recipe.clone());
+                        let id = recipe.recipe.id.clone();
                         let rx = engine.load_nowait(recipe, ids.identity);
-                        self.pending.push(("load".into(), rx));
+                        self.pending.push((format!("Recipe {id} loaded"), rx));
                     }
                 }
+            }
+            UiCommand::LoadCarrier => {
+                let rx = self.station.carrier.load_carrier_nowait();
+                self.pending.push(("Carrier docked and mapped".into(), rx));
+            }
+            UiCommand::StartLot { lot, slots } => self.start_lot(lot, slots),
+            UiCommand::StopLotAfterWafer => {
+                self.station.carrier.stop_after_wafer();
+                self.run_control.message = Some(Ok("The lot stops after the wafer in hand".into()));
+            }
+            UiCommand::AbortLot => {
+                self.station.carrier.abort_lot();
+                self.run_control.message = Some(Ok("Aborting the lot".into()));
             }
             UiCommand::OpenTab(tab) => self.tab = tab,
             UiCommand::HostOnline(on) => self.host_switch(|g| g.set_online(on)),
@@ -438,10 +470,20 @@ impl StationApp {
             }
             UiCommand::TeachGolden => {
                 let rx = engine.teach_nowait(crate::run::machine::DEFAULT_TEACH_DIES);
-                self.pending.push(("teach golden die".into(), rx));
+                self.pending.push(("Golden die taught".into(), rx));
             }
             UiCommand::Run(cmd) => {
-                let what = format!("{:?}", cmd.kind()).to_lowercase();
+                use crate::run::state::CommandKind as K;
+                let what = match cmd.kind() {
+                    K::Start => "Run started",
+                    K::Pause => "Pausing at the next die",
+                    K::Resume => "Run resumed",
+                    K::Stop => "Stopping after the die in hand",
+                    K::Abort => "Run aborted",
+                    K::Acknowledge => "Acknowledged",
+                    K::Reset => "Tool reset to idle",
+                }
+                .to_owned();
                 let rx = engine.command_nowait(cmd);
                 self.pending.push((what, rx));
             }
@@ -492,6 +534,41 @@ impl StationApp {
 }
 
 impl StationApp {
+    /// Starts a lot with the recipe chosen in Run control; the answer is
+    /// shown where run answers are, the progress on the Carrier panel.
+    fn start_lot(&mut self, lot: String, slots: Vec<u32>) {
+        let Some(path) = self.run_control.recipe.clone() else {
+            self.run_control.message = Some(Err("choose a recipe in Run control first".into()));
+            return;
+        };
+        let recipe = match crate::run::recipe::load(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                self.run_control.message = Some(Err(format!("{e:#}")));
+                return;
+            }
+        };
+        self.map = WaferMapState::for_recipe(&recipe);
+        self.loaded = Some(recipe.clone());
+        let n = slots.len();
+        let plan = crate::run::lot::LotPlan {
+            lot: lot.clone(),
+            recipe,
+            slots,
+            operator: self.run_control.operator.clone(),
+            typed_ids: Vec::new(),
+            on_wafer_fault: crate::run::lot::OnWaferFault::WaitForReset,
+        };
+        // The report also lands in the lot snapshot: the receiver is not
+        // kept.
+        self.run_control.message = Some(
+            self.station
+                .carrier
+                .start_lot(plan)
+                .map(|_| format!("Started lot {lot}: {n} slots")),
+        );
+    }
+
     fn operator(&self) -> OperatorName {
         OperatorName::new(&self.run_control.operator)
     }

@@ -15,6 +15,18 @@ pub enum UiCommand {
         operator: String,
     },
     Run(RunCommand),
+    /// Dock the carrier in the load port and map its slots.
+    LoadCarrier,
+    /// Run these slots of the docked carrier as lot `lot`, with the recipe
+    /// chosen in Run control.
+    StartLot {
+        lot: String,
+        slots: Vec<u32>,
+    },
+    /// The lot ends once the wafer in hand is done.
+    StopLotAfterWafer,
+    /// The wafer in hand is aborted (results kept), the lot ends.
+    AbortLot,
     /// Teach the loaded recipe's golden die (an engineer's action).
     TeachGolden,
     AckAlarm(u32),

@@ -3,6 +3,7 @@
 
 pub mod alarms;
 pub mod app;
+pub mod carrier;
 pub mod clock;
 pub mod command;
 pub mod gallery;

@@ -93,6 +93,8 @@ pub struct View {
     pub health: Health,
     /// The fab host's link, if the station has one.
     pub host: Option<super::host::HostView>,
+    /// The load port: carrier map and the lot in progress.
+    pub lot: crate::run::lot::LotSnapshot,
 }
 
 impl View {
