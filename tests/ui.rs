@@ -176,6 +176,16 @@ fn an_operator_runs_pauses_sees_a_suspension_acknowledges_and_aborts() {
     assert_eq!(map.count(DieMark::Pending), 0);
     assert!(!map.defects.is_empty());
     assert!(has(&h, "camera link check"));
+    // The summary to acknowledge says what ended, how and why.
+    assert!(has(&h, "Run summary"));
+    assert!(has(&h, "Ended: aborted — camera link check"), "the reason");
+    assert!(has(
+        &h,
+        "Run 1: lot LOT-001, wafer W01, slot 1, recipe INS-200-SAMPLE4"
+    ));
+    h.get_by_label("Acknowledge").click();
+    wait_for(&mut h, "IDLE after acknowledging", |h| has(h, "■ IDLE"));
+    assert!(!has(&h, "Run summary"));
     drop(h);
     std::fs::remove_dir_all(dir).ok();
 }

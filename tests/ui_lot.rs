@@ -146,6 +146,7 @@ fn an_operator_runs_slots_1_to_6_of_a_carrier_and_stops_a_lot_after_a_wafer() {
     h.run_steps(2);
     h.get_by_label("Start lot").click();
     wait_for(&mut h, "a wafer inspecting", |h| has(h, "inspecting"));
+    assert!(has(&h, "of 22 of the lot"), "the strip follows the lot");
     h.get_by_label("Stop after this wafer").click();
     wait_for(&mut h, "the lot stopped", |h| {
         has(h, "Lot LOT-001-K stopped")

@@ -53,6 +53,14 @@ impl RunState {
         }
     }
 
+    /// A run has ended and its end is not yet acknowledged.
+    pub fn ended(self) -> bool {
+        matches!(
+            self,
+            Self::Complete | Self::Aborted | Self::Faulted | Self::FaultAcknowledged
+        )
+    }
+
     /// A wafer is being worked on (the run record is open).
     pub fn in_run(self) -> bool {
         matches!(

@@ -173,6 +173,7 @@ impl RunControl {
                 | crate::run::RunState::Faulted
                 | crate::run::RunState::FaultAcknowledged
         ) {
+            summary_ui(ui, &view.run);
             ui.horizontal(|ui| {
                 // A fault is acknowledged first, then reset (HMI.md).
                 if state != crate::run::RunState::FaultAcknowledged
@@ -186,7 +187,7 @@ impl RunControl {
                 }
             });
         }
-        if !view.run.cause.as_str().is_empty() {
+        if !view.run.cause.as_str().is_empty() && !view.run.state.ended() {
             ui.label(RichText::new(view.run.cause.as_str()).italics());
         }
         for w in &self.id_warnings {
@@ -242,4 +243,38 @@ impl RunControl {
             self.abort_dialog = None;
         }
     }
+}
+
+/// The run summary the operator acknowledges when a run has ended
+/// (HMI.md: Complete / Aborted → acknowledge the run summary → Idle): what
+/// was run, how it ended and why, what it found.
+fn summary_ui(ui: &mut Ui, run: &crate::run::RunSnapshot) {
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        ui.label(RichText::new("Run summary").strong());
+        ui.label(format!(
+            "Run {}: lot {}, wafer {}, slot {}, recipe {}",
+            run.run_id, run.lot, run.wafer, run.slot, run.recipe_id
+        ));
+        let how = run.exit.map_or("faulted", |e| e.name());
+        if run.cause.as_str().is_empty() {
+            ui.label(format!("Ended: {how}"));
+        } else {
+            ui.label(format!("Ended: {how} — {}", run.cause));
+        }
+        let secs = run.elapsed_ms / 1000;
+        ui.label(format!(
+            "{} of {} dies inspected, {} defects, in {}:{:02}",
+            run.dies_done,
+            run.dies_total,
+            run.defects,
+            secs / 60,
+            secs % 60
+        ));
+        if !run.not_exported.as_str().is_empty() {
+            ui.label(format!(
+                "⚠ Results recorded but not exported: {}",
+                run.not_exported
+            ));
+        }
+    });
 }

@@ -124,6 +124,14 @@ pub fn ui(ui: &mut Ui, view: &View) {
             or_dash(run.wafer.as_str()),
             run.slot
         ));
+        if view.lot.running {
+            // Changes once per wafer: well within rule 8.
+            ui.label(format!(
+                "— wafer {} of {} of the lot",
+                (view.lot.wafers_done + 1).min(view.lot.wafers_total),
+                view.lot.wafers_total
+            ));
+        }
         ui.separator();
         let eta = if slow.state.in_run() && slow.dies_done > 0 {
             format!("  ETA {}", mmss(slow.eta_ms))
