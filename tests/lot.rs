@@ -302,3 +302,40 @@ fn a_lot_is_refused_without_a_carrier_or_while_another_runs() {
         .unwrap_err();
     assert!(e.contains("lot"), "{e}");
 }
+
+#[test]
+fn the_lot_overview_has_each_wafer_the_stack_map_and_limits_from_the_wafers_before() {
+    let (station, d) = station("overview", acceptance_carrier());
+    dock(&station);
+    let first = run(&station, plan("LOT-P", "1-3,5-6", OnWaferFault::EndLot));
+    assert_eq!(first.end, LotEnd::Complete);
+    let second = run(&station, plan("LOT-Q", "7-8", OnWaferFault::EndLot));
+    assert_eq!(second.end, LotEnd::Complete);
+    let conn = waferscope::store::export::open_existing(&d.join("station.db")).unwrap();
+    use waferscope::store::lot_query::{lot_overview, ControlLimits};
+    let p = lot_overview(&conn, "LOT-P").unwrap();
+    assert_eq!(p.wafers.len(), 5);
+    assert_eq!(p.limits, None, "nothing of the recipe before the first lot");
+    let counts: Vec<i64> = first
+        .wafers
+        .iter()
+        .filter(|w| w.run_id > 0)
+        .map(|w| w.defects as i64)
+        .collect();
+    assert_eq!(
+        p.wafers.iter().map(|w| w.defects).collect::<Vec<_>>(),
+        counts
+    );
+    assert_eq!(p.stack.len() as i64, counts.iter().sum::<i64>());
+    // Every stacked defect lies on the 200 mm wafer.
+    assert!(p.stack.iter().all(|[x, y]| x.hypot(*y) <= 100_000.0));
+    let q = lot_overview(&conn, "LOT-Q").unwrap();
+    assert_eq!(q.wafers.len(), 2);
+    // Limits from the five wafers run before it, newest first.
+    assert_eq!(
+        q.limits,
+        ControlLimits::from_counts(&counts.iter().rev().copied().collect::<Vec<_>>())
+    );
+    let e = lot_overview(&conn, "NO-SUCH").unwrap_err().to_string();
+    assert!(e.contains("NO-SUCH"), "{e}");
+}

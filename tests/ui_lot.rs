@@ -141,6 +141,19 @@ fn an_operator_runs_slots_1_to_6_of_a_carrier_and_stops_a_lot_after_a_wafer() {
         assert_eq!(r.lot, "LOT-001-K");
     }
 
+    // The lot view shows the lot that just ended: its five wafers.
+    h.get_by_label("Lot view").click();
+    wait_for(&mut h, "the lot view", |h| {
+        has(h, "Lot LOT-001-K: 5 wafers, ")
+    });
+    assert!(has(&h, "Stack map (all wafers)"));
+    assert!(has(
+        &h,
+        "No control limits: fewer than 5 earlier wafers of this recipe."
+    ));
+    h.get_by_label("Carrier").click();
+    h.run_steps(2);
+
     // A second lot, all picked wafers: stop after the wafer in hand.
     h.get_by_label("Pick all wafers").click();
     h.run_steps(2);

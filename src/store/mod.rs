@@ -8,6 +8,7 @@ pub mod golden;
 pub mod image_input;
 pub mod klarf;
 pub mod lock;
+pub mod lot_query;
 pub mod query;
 pub mod record;
 pub mod retention;

@@ -25,6 +25,7 @@ pub enum Tab {
     Heartbeat,
     Alarms,
     Carrier,
+    Lots,
     Health,
     Host,
     Simulator,
@@ -40,6 +41,9 @@ pub struct StationApp {
     pub tab: Tab,
     pub run_control: RunControl,
     pub carrier_panel: super::carrier::CarrierPanel,
+    pub lot_view: super::lot_view::LotView,
+    /// A lot was running at the last frame (its end opens the lot view).
+    lot_was_running: bool,
     alarm_panel: AlarmPanel,
     live_view: LiveView,
     pub map: WaferMapState,
@@ -75,6 +79,8 @@ impl StationApp {
             tab: Tab::Overview,
             run_control: RunControl::new(recipes),
             carrier_panel: Default::default(),
+            lot_view: Default::default(),
+            lot_was_running: false,
             alarm_panel: AlarmPanel::default(),
             live_view: LiveView::default(),
             map: WaferMapState::default(),
@@ -164,6 +170,7 @@ impl StationApp {
             Err(flume::TryRecvError::Empty) => true,
             Err(_) => false,
         });
+        self.lot_view.poll();
         let live = self.station.live_pipeline();
         if let Some(l) = &live {
             self.live_view.refresh(ctx, &l.display);
@@ -310,6 +317,11 @@ impl StationApp {
         self.logic(ui.ctx());
         let view = self.view();
         let mut out = Vec::new();
+        // A lot that has just ended is read for the lot view.
+        if self.lot_was_running && !view.lot.running && !view.lot.lot.as_str().is_empty() {
+            out.push(UiCommand::ShowLot(view.lot.lot.as_str().to_owned()));
+        }
+        self.lot_was_running = view.lot.running;
         egui::Panel::top("status_strip")
             .resizable(false)
             .show(ui, |ui| status_strip::ui(ui, &view));
@@ -323,6 +335,7 @@ impl StationApp {
                         (Tab::Heartbeat, "Heartbeat"),
                         (Tab::Alarms, "Alarms"),
                         (Tab::Carrier, "Carrier"),
+                        (Tab::Lots, "Lot view"),
                         (Tab::Health, "Health"),
                         (Tab::Host, "Host"),
                         (Tab::Simulator, "Simulator"),
@@ -354,6 +367,11 @@ impl StationApp {
                     .map(|n| n.to_string_lossy().into_owned());
                 self.carrier_panel
                     .ui(ui, &view, recipe.as_deref(), &mut out)
+            }
+            Tab::Lots => {
+                if let Some(lot) = self.lot_view.ui(ui) {
+                    out.push(UiCommand::ShowLot(lot));
+                }
             }
             Tab::Health => health::ui(ui, &view),
             Tab::Host => super::host::ui(ui, view.host.as_ref(), &mut out),
@@ -458,6 +476,7 @@ impl StationApp {
                 self.station.carrier.abort_lot();
                 self.run_control.message = Some(Ok("Aborting the lot".into()));
             }
+            UiCommand::ShowLot(lot) => self.lot_view.request(self.station.cfg.db.clone(), lot),
             UiCommand::OpenTab(tab) => self.tab = tab,
             UiCommand::HostOnline(on) => self.host_switch(|g| g.set_online(on)),
             UiCommand::HostRemote(remote) => self.host_switch(|g| g.set_remote(remote)),

@@ -27,6 +27,8 @@ pub enum UiCommand {
     StopLotAfterWafer,
     /// The wafer in hand is aborted (results kept), the lot ends.
     AbortLot,
+    /// Read lot `0` for the lot view.
+    ShowLot(String),
     /// Teach the loaded recipe's golden die (an engineer's action).
     TeachGolden,
     AckAlarm(u32),

@@ -12,6 +12,7 @@ pub mod heartbeat;
 pub mod host;
 pub mod live_view;
 pub mod look;
+pub mod lot_view;
 pub mod once_per_second;
 pub mod run_control;
 pub mod simulator;
