@@ -339,3 +339,61 @@ fn the_lot_overview_has_each_wafer_the_stack_map_and_limits_from_the_wafers_befo
     let e = lot_overview(&conn, "NO-SUCH").unwrap_err().to_string();
     assert!(e.contains("NO-SUCH"), "{e}");
 }
+
+#[test]
+fn in_the_window_a_faulted_wafer_waits_for_acknowledge_and_reset_then_the_lot_goes_on() {
+    use waferscope::run::RunCommand;
+    let (station, d) = station("reset", acceptance_carrier());
+    dock(&station);
+    let rx = station
+        .carrier
+        .start_lot(plan("LOT-W", "1-3", OnWaferFault::WaitForReset))
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let wait = |what: &str, cond: &dyn Fn() -> bool| {
+        while !cond() {
+            assert!(t0.elapsed() < Duration::from_secs(120), "{what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    wait("slot 2 inspecting", &|| {
+        station.carrier.current().slots[1].progress == SlotProgress::Inspecting
+    });
+    station.device_faults.camera_timeout_next(1_000);
+    wait("slot 2 faulted", &|| {
+        station.carrier.current().slots[1].progress == SlotProgress::Faulted
+    });
+    wait("the lot asks for the operator", &|| {
+        station
+            .carrier
+            .current()
+            .message
+            .as_str()
+            .contains("acknowledge and reset")
+    });
+    // The lot waits: nothing else is picked meanwhile.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        station.carrier.current().slots[2].progress,
+        SlotProgress::Waiting
+    );
+    assert!(station.carrier.current().running);
+    // The cause is cleared (the camera answers again), the operator
+    // acknowledges and resets: the lot goes on with slot 3.
+    // (Drains the injected timeouts still armed.)
+    while station.device_faults.camera_result().is_err() {}
+    station.engine.command(RunCommand::Acknowledge).unwrap();
+    station.engine.command(RunCommand::Reset).unwrap();
+    let report = station.runtime().block_on(rx).unwrap();
+    assert_eq!(report.end, LotEnd::Complete, "{report:?}");
+    let p: Vec<_> = report.wafers.iter().map(|w| w.progress).collect();
+    assert_eq!(
+        p,
+        [
+            SlotProgress::Complete,
+            SlotProgress::Faulted,
+            SlotProgress::Complete
+        ]
+    );
+    assert_eq!(runs_in(&d.join("station.db")).len(), 3);
+}
