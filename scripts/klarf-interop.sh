@@ -20,8 +20,8 @@ mkdir klarf
   --lot LOT-IO --wafer W11 --slot 11 --klarf-dir klarf --seed 5 > /dev/null
 "$BIN" --data-dir "$WORK" run --fast --recipe "$ROOT/assets/recipes/full-300mm.toml" --alarms "$ROOT/assets/alarms.toml" \
   --lot LOT-IO --wafer W12 --slot 12 --klarf-dir klarf --seed 6 > /dev/null
-"$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 1 klarf/LOT-IO_W11_run1.klarf klarf/LOT-IO_W11_run1_v18.klarf
-"$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 2 klarf/LOT-IO_W12_run2.klarf klarf/LOT-IO_W12_run2_v18.klarf
+"$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 1 klarf/LOT-IO_W11_slot11_run1.klarf klarf/LOT-IO_W11_slot11_run1_v18.klarf
+"$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 2 klarf/LOT-IO_W12_slot12_run2.klarf klarf/LOT-IO_W12_slot12_run2_v18.klarf
 # A truncated die (more defects found than the per-die capacity lists):
 # marked in a copy of run 2's record, exported again and read back; NDEFECT
 # still matches the rows listed and both readers see the marked die.
@@ -55,8 +55,8 @@ grep -q "^RepeaterList" klarf/repeaters.klarf
 "$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" repeaters.db 2 klarf/repeaters.klarf klarf/repeaters_v18.klarf
 # Negative control: the same KLARF with the leading space of every data row
 # removed must fail the check (klarf-reader then silently reads 0 defects).
-sed 's/^ //' klarf/LOT-IO_W11_run1.klarf > klarf/broken.klarf
-if "$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 1 klarf/broken.klarf klarf/LOT-IO_W11_run1_v18.klarf > broken.log 2>&1; then
+sed 's/^ //' klarf/LOT-IO_W11_slot11_run1.klarf > klarf/broken.klarf
+if "$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 1 klarf/broken.klarf klarf/LOT-IO_W11_slot11_run1_v18.klarf > broken.log 2>&1; then
   echo "klarf interop: the checker did not catch a broken file" >&2
   exit 1
 fi

@@ -355,8 +355,9 @@ enum Command {
         /// Export the alarm journal as CSV instead of a run.
         #[arg(long)]
         alarm_journal: bool,
-        /// Output file or directory (default: a name from lot, wafer and
-        /// run in the current directory).
+        /// Output file or directory (default: a name from lot, wafer, slot
+        /// and run, `{lot}_{wafer}_slot{NN}_run{id}`, in the current
+        /// directory).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
         /// The results database. Default: waferscope.db in the data

@@ -261,7 +261,11 @@ fn export_errors_name_the_problem_and_leave_no_partial_file() {
         !d.join("absent.db").exists(),
         "a missing database is not created by an export"
     );
+    // Into a directory: one file per wafer, named by lot, wafer and slot.
+    let per_wafer = export_run(&db, 1, Format::Klarf12, Some(&d)).unwrap();
+    assert_eq!(per_wafer, d.join("LOT-9_W03_slot03_run1.klarf"));
     let ok = export_run(&db, 1, Format::Klarf18, Some(&d)).unwrap();
+    assert_eq!(ok, d.join("LOT-9_W03_slot03_run1_v18.klarf"));
     assert!(std::fs::read_to_string(ok)
         .unwrap()
         .ends_with("}\nEndOfFile;\n"));

@@ -240,6 +240,9 @@ impl Station {
             machine.safe.clone(),
             machine.current.clone(),
         );
+        // A KLARF that cannot be written raises the "export failing" alarm
+        // while the store retries it.
+        store.software = Some(alarms.software.clone());
         let (engine, handle) = RunEngine::new(
             Box::new(machine),
             monitor.snapshots.reader().context("monitor readers")?,
