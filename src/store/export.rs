@@ -3,7 +3,7 @@
 //! a failed export leaves nothing behind.
 
 use super::db;
-use super::klarf::{klarf_12, klarf_18};
+use super::klarf::{klarf_12, klarf_18, klarf_18_lot};
 use super::query::{load_run, RunExport, RunRow};
 use crate::monitor::alarm_engine::unix_ms_now;
 use anyhow::{anyhow, bail, Result};
@@ -97,6 +97,27 @@ pub fn export_run_into(db_path: &Path, run: i64, format: Format, dir: &Path) -> 
     }
     let (e, text) = render_run(db_path, run, format)?;
     let out = dir.join(default_name(&e, format));
+    write_atomically(&out, &text)?;
+    Ok(out)
+}
+
+/// Writes the KLARF 1.8 lot file of `runs` (one WaferRecord per run, in
+/// this order) to `out`: a directory gets `{lot}_lot_v18.klarf` in it,
+/// anything else is the file's path. Returns the path written.
+pub fn export_lot(db_path: &Path, runs: &[i64], out: &Path) -> Result<PathBuf> {
+    let conn = open_existing(db_path)?;
+    let loaded = runs
+        .iter()
+        .map(|&run| load_run(&conn, run))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|err| anyhow!("{}: {err}", db_path.display()))?;
+    let text = klarf_18_lot(&loaded, unix_ms_now())
+        .map_err(|err| anyhow!("{}: {err}", db_path.display()))?;
+    let out = if out.is_dir() {
+        out.join(format!("{}_lot_v18.klarf", file_safe(&loaded[0].run.lot)))
+    } else {
+        out.to_owned()
+    };
     write_atomically(&out, &text)?;
     Ok(out)
 }
