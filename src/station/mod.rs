@@ -73,6 +73,17 @@ impl RunHistory {
 }
 
 impl StationConfig {
+    /// Where exports the operator asks for go by default: the KLARF
+    /// directory if there is one, else `exports/` beside the database.
+    pub fn export_dir(&self) -> PathBuf {
+        self.klarf_dir.clone().unwrap_or_else(|| {
+            self.db
+                .parent()
+                .unwrap_or(std::path::Path::new(""))
+                .join("exports")
+        })
+    }
+
     /// Where taught golden dies are kept: `golden_dir`, or `golden/`
     /// beside the database.
     pub fn golden_dir(&self) -> PathBuf {

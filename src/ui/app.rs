@@ -57,6 +57,10 @@ pub struct StationApp {
     watchdog: super::watchdog::UiWatchdog,
     /// The fab host's link, when the station has one (`--gem`).
     gem: Option<crate::host::gem::GemHandle>,
+    /// The overview's "export a recorded run".
+    pub export_picker: super::export_run::ExportPicker,
+    /// Exports under way, each answering with its path or why not.
+    exports: Vec<flume::Receiver<Result<String, String>>>,
 }
 
 impl StationApp {
@@ -86,6 +90,8 @@ impl StationApp {
             gallery: Default::default(),
             watchdog: super::watchdog::UiWatchdog::start(super::watchdog::STALL_THRESHOLD),
             gem: None,
+            export_picker: Default::default(),
+            exports: Vec::new(),
         })
     }
 
@@ -157,6 +163,17 @@ impl StationApp {
             }
             Err(flume::TryRecvError::Empty) => true,
             Err(_) => false,
+        });
+        self.exports.retain(|rx| match rx.try_recv() {
+            Ok(answer) => {
+                self.run_control.message = Some(answer);
+                false
+            }
+            Err(flume::TryRecvError::Empty) => true,
+            Err(flume::TryRecvError::Disconnected) => {
+                self.run_control.message = Some(Err("an export ended without an answer".into()));
+                false
+            }
         });
         let live = self.station.live_pipeline();
         if let Some(l) = &live {
@@ -282,6 +299,11 @@ impl StationApp {
         !self.pending.is_empty()
     }
 
+    /// Whether an export is still being written.
+    pub fn exporting(&self) -> bool {
+        !self.exports.is_empty()
+    }
+
     /// An operator switch of the host link; a refusal is shown where the
     /// run control shows answers.
     fn host_switch(
@@ -394,6 +416,8 @@ impl StationApp {
             if let Some(note) = history.note() {
                 cols[1].label(note);
             }
+            cols[1].separator();
+            self.export_picker.ui(&mut cols[1], &history.runs, out);
         });
     }
 
@@ -427,6 +451,7 @@ impl StationApp {
                 }
             }
             UiCommand::OpenTab(tab) => self.tab = tab,
+            UiCommand::ExportRun { run, format } => self.export_run(run, format),
             UiCommand::HostOnline(on) => self.host_switch(|g| g.set_online(on)),
             UiCommand::HostRemote(remote) => self.host_switch(|g| g.set_remote(remote)),
             UiCommand::AckHostMessage => {
@@ -492,6 +517,33 @@ impl StationApp {
 }
 
 impl StationApp {
+    /// Starts writing a recorded run's export off the UI thread; the
+    /// answer shows on the run control's message line.
+    fn export_run(&mut self, run: i64, format: crate::store::export::Format) {
+        let row = self
+            .station
+            .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .runs
+            .iter()
+            .find(|r| r.id == run)
+            .cloned();
+        let Some(row) = row else {
+            self.run_control.message = Some(Err(format!(
+                "run {run} is not among the recent runs: export it with `waferscope export --run {run}`"
+            )));
+            return;
+        };
+        self.run_control.message = Some(Ok(format!("exporting run {run}…")));
+        self.exports.push(super::export_run::start_export(
+            self.station.cfg.db.clone(),
+            &row,
+            format,
+            self.station.cfg.export_dir(),
+        ));
+    }
+
     fn operator(&self) -> OperatorName {
         OperatorName::new(&self.run_control.operator)
     }

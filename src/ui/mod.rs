@@ -5,6 +5,7 @@ pub mod alarms;
 pub mod app;
 pub mod clock;
 pub mod command;
+pub mod export_run;
 pub mod gallery;
 pub mod health;
 pub mod heartbeat;
