@@ -20,8 +20,8 @@ mkdir klarf
   --lot LOT-IO --wafer W11 --slot 11 --klarf-dir klarf --seed 5 > /dev/null
 "$BIN" --data-dir "$WORK" run --fast --recipe "$ROOT/assets/recipes/full-300mm.toml" --alarms "$ROOT/assets/alarms.toml" \
   --lot LOT-IO --wafer W12 --slot 12 --klarf-dir klarf --seed 6 > /dev/null
-"$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 1 klarf/LOT-IO_W11_run1.klarf klarf/LOT-IO_W11_run1_v18.klarf
-"$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 2 klarf/LOT-IO_W12_run2.klarf klarf/LOT-IO_W12_run2_v18.klarf
+"$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 1 klarf/LOT-IO_W11_slot11_run1.klarf klarf/LOT-IO_W11_slot11_run1_v18.klarf
+"$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 2 klarf/LOT-IO_W12_slot12_run2.klarf klarf/LOT-IO_W12_slot12_run2_v18.klarf
 # A truncated die (more defects found than the per-die capacity lists):
 # marked in a copy of run 2's record, exported again and read back; NDEFECT
 # still matches the rows listed and both readers see the marked die.
@@ -53,10 +53,21 @@ PY
 "$BIN" export --db repeaters.db --run 2 --format klarf18 --out klarf/repeaters_v18.klarf > /dev/null
 grep -q "^RepeaterList" klarf/repeaters.klarf
 "$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" repeaters.db 2 klarf/repeaters.klarf klarf/repeaters_v18.klarf
+# A lot as one KLARF 1.8 file (`export --lot`): three wafers of one recipe,
+# the first inspected twice (the lot file takes each wafer's newest run).
+# klarfio reads it; walking its dict (not get_WaferIDs, which crashes),
+# each wafer's defect count equals the database's.
+for wafer_slot_seed in "W21 1 21" "W22 2 22" "W23 3 23" "W21 1 24"; do
+  read -r wafer slot seed <<< "$wafer_slot_seed"
+  "$BIN" --data-dir "$WORK" run --fast --recipe "$ROOT/assets/recipes/sampled-200mm.toml" --alarms "$ROOT/assets/alarms.toml" \
+    --lot LOT-18 --wafer "$wafer" --slot "$slot" --seed "$seed" > /dev/null
+done
+"$BIN" export --db waferscope.db --lot LOT-18 --out klarf > /dev/null
+"$VENV/bin/python" "$ROOT/tests/interop/klarf_lot_check.py" waferscope.db LOT-18 klarf/LOT-18_lot_v18.klarf
 # Negative control: the same KLARF with the leading space of every data row
 # removed must fail the check (klarf-reader then silently reads 0 defects).
-sed 's/^ //' klarf/LOT-IO_W11_run1.klarf > klarf/broken.klarf
-if "$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 1 klarf/broken.klarf klarf/LOT-IO_W11_run1_v18.klarf > broken.log 2>&1; then
+sed 's/^ //' klarf/LOT-IO_W11_slot11_run1.klarf > klarf/broken.klarf
+if "$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" waferscope.db 1 klarf/broken.klarf klarf/LOT-IO_W11_slot11_run1_v18.klarf > broken.log 2>&1; then
   echo "klarf interop: the checker did not catch a broken file" >&2
   exit 1
 fi

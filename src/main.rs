@@ -358,16 +358,21 @@ enum Command {
     /// journal as CSV.
     Export {
         /// The run id (see `waferscope runs`).
-        #[arg(long, required_unless_present = "alarm_journal")]
+        #[arg(long, required_unless_present_any = ["alarm_journal", "lot"], conflicts_with = "lot")]
         run: Option<i64>,
-        /// klarf12, klarf18 or csv.
-        #[arg(long, default_value = "klarf12")]
-        format: String,
+        /// Export a lot as one KLARF 1.8 file: a WaferRecord for the newest
+        /// finished run of each of its wafers, by slot.
+        #[arg(long, conflicts_with = "alarm_journal")]
+        lot: Option<String>,
+        /// klarf12, klarf18 or csv (a lot: klarf18 only).
+        #[arg(long)]
+        format: Option<String>,
         /// Export the alarm journal as CSV instead of a run.
         #[arg(long)]
         alarm_journal: bool,
-        /// Output file or directory (default: a name from lot, wafer and
-        /// run in the current directory).
+        /// Output file or directory (default: a name from lot, wafer, slot
+        /// and run, `{lot}_{wafer}_slot{NN}_run{id}`, in the current
+        /// directory).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
         /// The results database. Default: waferscope.db in the data
@@ -496,17 +501,26 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Runs { db }) => waferscope::cli::export::list(&data.pick(db, Item::Db)?),
         Some(Command::Export {
             run,
+            lot,
             format,
             alarm_journal,
             out,
             db,
-        }) => waferscope::cli::export::export(
-            &data.pick(db, Item::Db)?,
-            run,
-            &format,
-            alarm_journal,
-            out.as_deref(),
-        ),
+        }) => match lot {
+            Some(lot) => waferscope::cli::export::export_lot(
+                &data.pick(db, Item::Db)?,
+                &lot,
+                format.as_deref(),
+                out.as_deref(),
+            ),
+            None => waferscope::cli::export::export(
+                &data.pick(db, Item::Db)?,
+                run,
+                format.as_deref().unwrap_or("klarf12"),
+                alarm_journal,
+                out.as_deref(),
+            ),
+        },
         Some(Command::Run {
             recipe,
             lot,

@@ -91,7 +91,7 @@ fn unknown_field_and_bad_values() {
     );
     assert_eq!(
         err(&GOOD.replace("\"high\"\nsignal", "\"above\"\nsignal")),
-        "alarm 5 \"Vacuum lost\": field `kind`: \"above\" is not one of high, low, stale, lost, invalid, monitor_stopped, evaluator_stopped"
+        "alarm 5 \"Vacuum lost\": field `kind`: \"above\" is not one of high, low, stale, lost, invalid, monitor_stopped, evaluator_stopped, software"
     );
     assert_eq!(
         err(&GOOD.replace("limit = 30.0", "limit = 300.0")),

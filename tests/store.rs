@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use waferscope::pipeline::{Defect, DefectClass, DieResult, ReferenceMode};
-use waferscope::store::export::{export_run, Format};
-use waferscope::store::query::{list_runs, load_run};
+use waferscope::store::export::{export_lot, export_run, Format};
+use waferscope::store::query::{list_runs, load_run, lot_runs};
 use waferscope::store::{db, ExitStatus, RunIdentity, RunLayout, RunStart, RunStore, SqliteStore};
 
 fn dir(name: &str) -> PathBuf {
@@ -261,10 +261,87 @@ fn export_errors_name_the_problem_and_leave_no_partial_file() {
         !d.join("absent.db").exists(),
         "a missing database is not created by an export"
     );
+    // Into a directory: one file per wafer, named by lot, wafer and slot.
+    let per_wafer = export_run(&db, 1, Format::Klarf12, Some(&d)).unwrap();
+    assert_eq!(per_wafer, d.join("LOT-9_W03_slot03_run1.klarf"));
     let ok = export_run(&db, 1, Format::Klarf18, Some(&d)).unwrap();
+    assert_eq!(ok, d.join("LOT-9_W03_slot03_run1_v18.klarf"));
     assert!(std::fs::read_to_string(ok)
         .unwrap()
         .ends_with("}\nEndOfFile;\n"));
+    std::fs::remove_dir_all(d).ok();
+}
+
+/// A lot as one KLARF 1.8 file: one LotRecord, and for each run the very
+/// WaferRecord its own 1.8 file has; runs of another lot are refused,
+/// naming the run; the lot's runs are the newest of each wafer.
+#[test]
+fn a_lot_file_holds_one_wafer_record_per_run_and_refuses_another_lot() {
+    let d = dir("lot");
+    let path = d.join("results.db");
+    let mut store = SqliteStore::open(&path).unwrap();
+    let mut ids = Vec::new();
+    for (lot, wafer, slot, defects) in [
+        ("LOT-9", "W03", 3, 4),
+        ("LOT-9", "W04", 4, 1),
+        ("LOT-7", "W01", 1, 2),
+        ("LOT-9", "W03", 3, 2),
+    ] {
+        let mut s = start();
+        s.identity.lot = lot.into();
+        s.identity.wafer = wafer.into();
+        s.identity.slot = slot;
+        let id = store.begin(&s).unwrap();
+        for i in 0..3 {
+            store.record_die(id, &die(i, defects)).unwrap();
+        }
+        store
+            .end(id, ExitStatus::Complete, "", 1_795_690_700_000 + id as i64)
+            .unwrap();
+        ids.push(id as i64);
+    }
+    drop(store);
+    let conn = db::open(&path).unwrap();
+    assert_eq!(
+        lot_runs(&conn, "LOT-9").unwrap(),
+        [4, 2],
+        "each wafer's newest run, by slot"
+    );
+    assert_eq!(
+        format!("{:#}", lot_runs(&conn, "LOT-0").unwrap_err()),
+        "lot \"LOT-0\" has no finished run in this database"
+    );
+    let lot = export_lot(&path, &[4, 2], &d).unwrap();
+    assert_eq!(lot, d.join("LOT-9_lot_v18.klarf"));
+    let text = std::fs::read_to_string(&lot).unwrap();
+    assert_eq!(text.matches("Record LotRecord").count(), 1);
+    assert_eq!(text.matches("Record WaferRecord").count(), 2);
+    for run in [4, 2] {
+        let single = export_run(&path, run, Format::Klarf18, Some(&d)).unwrap();
+        let single = std::fs::read_to_string(single).unwrap();
+        let from = single.find("    Record WaferRecord").unwrap();
+        let to = single.find("  }\n  List ClassLookupList").unwrap();
+        assert!(
+            text.contains(&single[from..to]),
+            "run {run}'s wafer record is not in the lot file"
+        );
+    }
+    let e = format!("{:#}", export_lot(&path, &[1, 2, 3], &d).unwrap_err());
+    assert_eq!(
+        e,
+        format!(
+            "{}: run 3 cannot go in the lot file of run 1: it has lot \"LOT-7\", not \"LOT-9\"; \
+             a KLARF lot file holds one lot, recipe and layout, one record per wafer",
+            path.display()
+        )
+    );
+    let e = format!("{:#}", export_lot(&path, &[1, 4], &d).unwrap_err());
+    assert!(
+        e.contains(
+            "run 4 cannot go in the lot file of run 1: it has wafer \"W03\" again (run 1 has it)"
+        ),
+        "{e}"
+    );
     std::fs::remove_dir_all(d).ok();
 }
 

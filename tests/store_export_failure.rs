@@ -90,7 +90,7 @@ fn a_klarf_that_cannot_be_written_exits_7_and_is_recorded() {
     // The KLARF directory is writable (the up-front check passes), but the
     // run's KLARF file cannot be put in place: a directory already holds its
     // name (lot, wafer, run 1 of a fresh database), so the rename fails.
-    std::fs::create_dir_all(k.join("LOT-X_W01_run1.klarf")).unwrap();
+    std::fs::create_dir_all(k.join("LOT-X_W01_slot01_run1.klarf")).unwrap();
     let out = Command::new("sh")
         .args([
             "-c",
@@ -109,7 +109,7 @@ fn a_klarf_that_cannot_be_written_exits_7_and_is_recorded() {
     assert_eq!(out.status.code(), Some(7), "{stderr}");
     assert!(
         stderr.contains("results not exported: KLARF:")
-            && stderr.contains("LOT-X_W01_run1.klarf: cannot write the export"),
+            && stderr.contains("LOT-X_W01_slot01_run1.klarf: cannot write the export"),
         "{stderr}"
     );
     let (status, export_error) = record(&d);
@@ -127,6 +127,6 @@ fn a_klarf_that_cannot_be_written_exits_7_and_is_recorded() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, ["LOT-X_W01_run1.klarf"]);
+    assert_eq!(left, ["LOT-X_W01_slot01_run1.klarf"]);
     std::fs::remove_dir_all(d).ok();
 }

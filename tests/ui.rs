@@ -302,6 +302,75 @@ fn the_run_history_is_the_newest_runs_with_a_note_not_the_whole_table() {
     std::fs::remove_dir_all(d).ok();
 }
 
+/// The overview's Export action: pick a recorded run and a format, press
+/// Export…; the file is written off the UI thread into the station's
+/// export directory (no file dialog without the `file-dialog` feature)
+/// and the message line says where.
+#[test]
+fn an_operator_exports_a_past_run_from_the_overview() {
+    use waferscope::store::{RunIdentity, RunLayout, RunStart, RunStore, SqliteStore};
+    let d = fresh_dir("export");
+    let mut store = SqliteStore::open(&d.join("station.db")).unwrap();
+    for (wafer, slot) in [("W06", 6), ("W07", 7)] {
+        let id = store
+            .begin(&RunStart {
+                identity: RunIdentity {
+                    lot: "LOT-U".into(),
+                    wafer: wafer.into(),
+                    slot,
+                    operator: "op".into(),
+                },
+                recipe_id: "R".into(),
+                recipe_hash: "h".into(),
+                plan: Vec::new(),
+                started_unix_ms: 1_700_000_000_000,
+                layout: RunLayout::default(),
+            })
+            .unwrap();
+        store
+            .end(
+                id,
+                waferscope::store::ExitStatus::Complete,
+                "",
+                1_700_000_000_001,
+            )
+            .unwrap();
+    }
+    drop(store);
+    let mut h = harness(app_in(&d, d.join("thumbnails")));
+    wait_for(&mut h, "history read", |h| {
+        h.state().station.history.lock().unwrap().total == 2
+    });
+    h.run_steps(2);
+    // The older run, not the newest offered first, as KLARF 1.8.
+    h.get_by_label("run 1 · LOT-U/W06 slot 6 · complete")
+        .click();
+    h.run_steps(1);
+    h.get_by_label("KLARF 1.8").click();
+    h.run_steps(1);
+    h.get_by_label("Export…").click();
+    let file = d.join("exports").join("LOT-U_W06_slot06_run1_v18.klarf");
+    wait_for(&mut h, "the export written", |h| {
+        !h.state().exporting() && file.is_file()
+    });
+    h.run_steps(2);
+    assert!(
+        has(&h, &format!("run 1 exported to {}", file.display())),
+        "the message line says where"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.starts_with("Record FileRecord \"1.8\"")
+            && text.contains("Record LotRecord \"LOT-U\"")
+            && text.contains("Record WaferRecord \"W06\"")
+            && text.contains("Field SlotNumber 1 {6}")
+            && text.ends_with("}\nEndOfFile;\n"),
+        "{text}"
+    );
+    drop(h);
+    std::fs::remove_dir_all(d).ok();
+}
+
 #[test]
 fn the_run_control_applies_the_id_rules() {
     let d = fresh_dir("ids");

@@ -1,10 +1,11 @@
 //! `waferscope runs` and `waferscope export`.
 
 use crate::store::export::{
-    alarm_journal_csv, export_run, open_existing, write_atomically, Format,
+    alarm_journal_csv, export_lot as write_lot_file, export_run, open_existing, write_atomically,
+    Format,
 };
-use crate::store::query::list_runs;
-use anyhow::{anyhow, Result};
+use crate::store::query::{list_runs, lot_runs};
+use anyhow::{anyhow, bail, Result};
 use std::path::{Path, PathBuf};
 
 pub fn list(db: &Path) -> Result<()> {
@@ -90,6 +91,21 @@ pub fn export(
     }
     let run = run.ok_or_else(|| anyhow!("--run is required"))?;
     let written = export_run(db, run, Format::parse(format)?, out)?;
+    crate::outln!("{}", written.display())?;
+    Ok(())
+}
+
+/// `waferscope export --lot LOT`: the lot's KLARF 1.8 file (the newest
+/// finished run of each wafer) to `out` (a file or a directory; default:
+/// `{lot}_lot_v18.klarf` in the current directory).
+pub fn export_lot(db: &Path, lot: &str, format: Option<&str>, out: Option<&Path>) -> Result<()> {
+    if let Some(f) = format {
+        if Format::parse(f)? != Format::Klarf18 {
+            bail!("--lot writes a KLARF 1.8 lot file: --format must be klarf18 (or left out)");
+        }
+    }
+    let runs = lot_runs(&open_existing(db)?, lot).map_err(|e| anyhow!("{}: {e}", db.display()))?;
+    let written = write_lot_file(db, &runs, out.unwrap_or(Path::new(".")))?;
     crate::outln!("{}", written.display())?;
     Ok(())
 }

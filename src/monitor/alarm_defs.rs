@@ -2,6 +2,7 @@
 //! names the file, the alarm and the field.
 
 use super::alarm_engine::MAX_ALARMS;
+use super::software::{SoftwareCondition, SOFTWARE_CONDITIONS};
 use crate::machine::{Signal, Subsystem};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
@@ -55,6 +56,9 @@ pub enum Condition {
     /// (`AlarmSnapshot::as_seen_at`), and the journal thread, which
     /// watches the evaluator, journals it.
     EvaluatorStopped,
+    /// A condition the station's own software sets (e.g. a KLARF export
+    /// failing and being retried), read by the evaluator like a signal.
+    Software { condition: SoftwareCondition },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -74,7 +78,7 @@ pub struct AlarmDef {
     pub max_shelve_ns: u64,
 }
 
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "alid",
     "name",
     "text",
@@ -88,6 +92,7 @@ const KEYS: [&str; 13] = [
     "priority",
     "latching",
     "max_shelve_min",
+    "condition",
 ];
 
 #[derive(Deserialize)]
@@ -105,6 +110,7 @@ struct Raw {
     priority: Option<String>,
     latching: Option<bool>,
     max_shelve_min: Option<f64>,
+    condition: Option<String>,
 }
 
 pub fn load(path: &Path) -> Result<Vec<AlarmDef>> {
@@ -245,8 +251,22 @@ fn validate(raw: Raw, label: &str) -> Result<AlarmDef> {
         "invalid" => Condition::Invalid { signal: signal()? },
         "monitor_stopped" => Condition::MonitorStopped,
         "evaluator_stopped" => Condition::EvaluatorStopped,
+        "software" => {
+            let c = raw
+                .condition
+                .as_deref()
+                .ok_or_else(|| missing("condition"))?;
+            let condition = SoftwareCondition::from_name(c).ok_or_else(|| {
+                let known: Vec<_> = SOFTWARE_CONDITIONS.iter().map(|c| c.name()).collect();
+                anyhow!(
+                    "{label}: field `condition`: unknown software condition \"{c}\" (known: {})",
+                    known.join(", ")
+                )
+            })?;
+            Condition::Software { condition }
+        }
         other => bail!(
-            "{label}: field `kind`: \"{other}\" is not one of high, low, stale, lost, invalid, monitor_stopped, evaluator_stopped"
+            "{label}: field `kind`: \"{other}\" is not one of high, low, stale, lost, invalid, monitor_stopped, evaluator_stopped, software"
         ),
     };
     if let Condition::High { signal, limit, .. } | Condition::Low { signal, limit, .. } = condition

@@ -12,6 +12,7 @@ use super::alarm_state::{AlarmState, AlarmStatus, EventKind, Events, Shelving};
 use super::quality::out_of_date_after_ns;
 use super::quality::Quality;
 use super::snapshot::MachineSnapshot;
+use super::software::SoftwareConditions;
 use crate::hot::{Counter, FixedText};
 use anyhow::{bail, Result};
 use crossbeam_channel::Sender;
@@ -224,6 +225,8 @@ pub struct AlarmEngine {
     last_values: Vec<f64>,
     /// Evaluation period, stamped into snapshots (0: not set).
     period_ns: u64,
+    /// Conditions the station's software sets (read like signals).
+    software: Arc<SoftwareConditions>,
 }
 
 impl AlarmEngine {
@@ -261,6 +264,7 @@ impl AlarmEngine {
             transitions: 0,
             raised: [0; 3],
             period_ns: 0,
+            software: Arc::default(),
         })
     }
 
@@ -273,6 +277,12 @@ impl AlarmEngine {
     /// Journal events dropped because the journal channel was full.
     pub fn journal_drops(&self) -> &Arc<Counter> {
         &self.journal_drops
+    }
+
+    /// The software conditions this engine reads: whoever raises one
+    /// (e.g. the KLARF exporter) sets its flag here.
+    pub fn software_conditions(&self) -> &Arc<SoftwareConditions> {
+        &self.software
     }
 
     pub fn defs(&self) -> &Arc<[AlarmDef]> {
@@ -308,11 +318,18 @@ impl AlarmEngine {
             }
             // Judged by the readers of the alarm picture, never here.
             Condition::EvaluatorStopped => return (None, f64::NAN),
+            // The station's own software, not the machine: known whether
+            // or not the poller is alive.
+            Condition::Software { condition } => {
+                return (Some(self.software.is_active(condition)), f64::NAN)
+            }
             _ if out_of_date => return (None, self.last_values[i]),
             _ => {}
         }
         match self.defs[i].condition {
-            Condition::MonitorStopped | Condition::EvaluatorStopped => (None, f64::NAN),
+            Condition::MonitorStopped
+            | Condition::EvaluatorStopped
+            | Condition::Software { .. } => (None, f64::NAN),
             Condition::High {
                 signal,
                 limit,

@@ -18,6 +18,7 @@ use super::alarm_state::EventKind;
 use super::faults::PanicSwitch;
 use super::journal::Journal;
 use super::snapshot::MachineSnapshot;
+use super::software::SoftwareConditions;
 use crate::hot::liveness::{join_named, spawn_watched, ThreadHealth, ThreadState};
 use crate::hot::{alloc_count, latest_cell, prime_thread, Counter, LatestReader, LatestSubscriber};
 use anyhow::{Context, Result};
@@ -49,6 +50,9 @@ pub struct AlarmService {
     /// Operator commands refused because the evaluator did not take them
     /// (queue full, or the evaluator is gone).
     pub commands_refused: Arc<Counter>,
+    /// Conditions the station's own software raises (set a flag here and
+    /// the evaluator raises the alarm defined for it at its next pass).
+    pub software: Arc<SoftwareConditions>,
     commands: Sender<AlarmCommand>,
     stop: Arc<AtomicBool>,
     threads: Vec<(&'static str, JoinHandle<()>)>,
@@ -78,6 +82,7 @@ impl AlarmService {
         let period_ns = period.as_nanos().max(1) as u64;
         engine.set_period_ns(period_ns);
         let journal_drops = engine.journal_drops().clone();
+        let software = engine.software_conditions().clone();
         let (mut writer, snapshots) = latest_cell(engine.snapshot(now_ns));
         let stop = Arc::new(AtomicBool::new(false));
         let panic_switch = Arc::new(PanicSwitch::default());
@@ -205,6 +210,7 @@ impl AlarmService {
             panic_switch,
             journal_drops,
             commands_refused: Arc::new(Counter::new()),
+            software,
             commands: cmd_tx,
             stop,
             threads,

@@ -10,6 +10,7 @@ pub mod journal;
 pub mod poller;
 pub mod quality;
 pub mod snapshot;
+pub mod software;
 pub mod trend;
 
 pub use alarm_defs::{AlarmDef, Condition, Priority};
@@ -21,4 +22,5 @@ pub use journal::{content_hash, Journal, JournalRow};
 pub use poller::{Monitor, MonitorConfig, Poller};
 pub use quality::Quality;
 pub use snapshot::{HeartbeatSnapshot, MachineSnapshot, SignalSnapshot};
+pub use software::{SoftwareCondition, SoftwareConditions};
 pub use trend::{TrendPoint, TrendRing};

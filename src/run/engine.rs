@@ -924,24 +924,32 @@ impl RunEngine {
             }
         }
         // Exports: the results are recorded either way; a failure is the
-        // operator's to know (console, run record, exit code), and can be
-        // repeated with `waferscope export`.
-        let mut not_exported: Vec<String> = repeaters_failed.into_iter().collect();
-        match self.store.finalize(run_id) {
+        // operator's to know (console, run record, exit code, and for the
+        // KLARF an alarm while the store retries it in the background),
+        // and can be repeated with `waferscope export`.
+        let klarf_failed = match self.store.finalize(run_id) {
             Ok(files) => {
                 for f in files {
                     tracing::info!(run_id, file = %f.display(), "exported");
                 }
+                None
             }
-            Err(e) => not_exported.push(format!("KLARF: {e:#}")),
-        }
+            Err(e) => Some(format!("KLARF: {e:#}")),
+        };
+        // What else was not exported: still so once the KLARF is written.
+        let mut not_exported_else: Vec<String> = repeaters_failed.into_iter().collect();
         let thumbs_failed = self
             .machine
             .thumbnails_failed()
             .saturating_sub(w.thumbnails_failed_before);
         if thumbs_failed > 0 {
-            not_exported.push(format!("{thumbs_failed} defect thumbnails not written"));
+            not_exported_else.push(format!("{thumbs_failed} defect thumbnails not written"));
         }
+        let not_exported: Vec<String> = klarf_failed
+            .iter()
+            .chain(&not_exported_else)
+            .cloned()
+            .collect();
         let mut not_exported_why = String::new();
         if !not_exported.is_empty() {
             let why = not_exported.join("; ");
@@ -950,6 +958,13 @@ impl RunEngine {
             // on the same full disk), the snapshot below still says so.
             if let Err(e) = self.store.export_failed(run_id, &why) {
                 tracing::error!("recording the export failure of run {run_id}: {e:#}");
+            }
+            if klarf_failed.is_some() {
+                let remaining =
+                    (!not_exported_else.is_empty()).then(|| not_exported_else.join("; "));
+                if let Err(e) = self.store.retry_export(run_id, remaining) {
+                    tracing::error!("run {run_id}: the KLARF will not be retried: {e:#}");
+                }
             }
             not_exported_why = why.clone();
             let note = format!("results not exported: {why}");

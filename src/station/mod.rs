@@ -79,6 +79,17 @@ impl RunHistory {
 }
 
 impl StationConfig {
+    /// Where exports the operator asks for go by default: the KLARF
+    /// directory if there is one, else `exports/` beside the database.
+    pub fn export_dir(&self) -> PathBuf {
+        self.klarf_dir.clone().unwrap_or_else(|| {
+            self.db
+                .parent()
+                .unwrap_or(std::path::Path::new(""))
+                .join("exports")
+        })
+    }
+
     /// Where taught golden dies are kept: `golden_dir`, or `golden/`
     /// beside the database.
     pub fn golden_dir(&self) -> PathBuf {
@@ -265,6 +276,9 @@ impl Station {
             machine.safe.clone(),
             machine.current.clone(),
         );
+        // A KLARF that cannot be written raises the "export failing" alarm
+        // while the store retries it.
+        store.software = Some(alarms.software.clone());
         let (engine, handle) = RunEngine::new(
             Box::new(machine),
             monitor.snapshots.reader().context("monitor readers")?,

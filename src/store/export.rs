@@ -3,8 +3,8 @@
 //! a failed export leaves nothing behind.
 
 use super::db;
-use super::klarf::{klarf_12, klarf_18};
-use super::query::{load_run, RunExport};
+use super::klarf::{klarf_12, klarf_18, klarf_18_lot};
+use super::query::{load_run, RunExport, RunRow};
 use crate::monitor::alarm_engine::unix_ms_now;
 use anyhow::{anyhow, bail, Result};
 use std::io::Write;
@@ -74,6 +74,64 @@ pub fn write_atomically(out: &Path, text: &str) -> Result<()> {
         bail!("{}: cannot write the export: {e}", out.display());
     }
     Ok(())
+}
+
+/// Writes run `run`'s KLARF 1.2 and 1.8 into the directory `dir` under
+/// their default names (what the station does when a run ends). Returns
+/// the files. A missing directory is an error, never a file of its name.
+pub fn write_run_klarfs(db_path: &Path, run: i64, dir: &Path) -> Result<Vec<PathBuf>> {
+    [Format::Klarf12, Format::Klarf18]
+        .into_iter()
+        .map(|f| export_run_into(db_path, run, f, dir))
+        .collect()
+}
+
+/// Exports run `run` as `format` into the directory `dir`, under its
+/// default name. Returns the path written.
+pub fn export_run_into(db_path: &Path, run: i64, format: Format, dir: &Path) -> Result<PathBuf> {
+    if !dir.is_dir() {
+        bail!(
+            "{}: the export directory does not exist or is not a directory",
+            dir.display()
+        );
+    }
+    let (e, text) = render_run(db_path, run, format)?;
+    let out = dir.join(default_name(&e, format));
+    write_atomically(&out, &text)?;
+    Ok(out)
+}
+
+/// Writes the KLARF 1.8 lot file of `runs` (one WaferRecord per run, in
+/// this order) to `out`: a directory gets `{lot}_lot_v18.klarf` in it,
+/// anything else is the file's path. Returns the path written.
+pub fn export_lot(db_path: &Path, runs: &[i64], out: &Path) -> Result<PathBuf> {
+    let conn = open_existing(db_path)?;
+    let loaded = runs
+        .iter()
+        .map(|&run| load_run(&conn, run))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|err| anyhow!("{}: {err}", db_path.display()))?;
+    let text = klarf_18_lot(&loaded, unix_ms_now())
+        .map_err(|err| anyhow!("{}: {err}", db_path.display()))?;
+    let out = if out.is_dir() {
+        out.join(format!("{}_lot_v18.klarf", file_safe(&loaded[0].run.lot)))
+    } else {
+        out.to_owned()
+    };
+    write_atomically(&out, &text)?;
+    Ok(out)
+}
+
+/// Run `run` of `db_path` and its text as `format`.
+fn render_run(db_path: &Path, run: i64, format: Format) -> Result<(RunExport, String)> {
+    let conn = open_existing(db_path)?;
+    let e = load_run(&conn, run).map_err(|err| anyhow!("{}: {err}", db_path.display()))?;
+    let text = match format {
+        Format::Klarf12 => klarf_12(&e, unix_ms_now()),
+        Format::Klarf18 => klarf_18(&e, unix_ms_now()),
+        Format::Csv => defects_csv(&e),
+    };
+    Ok((e, text))
 }
 
 fn csv_field(s: &str) -> String {
@@ -169,13 +227,7 @@ pub fn alarm_journal_csv(conn: &rusqlite::Connection) -> Result<String> {
 /// Exports run `run` of `db_path` as `format` to `out` (or a default name in
 /// the current directory). Returns the path written.
 pub fn export_run(db_path: &Path, run: i64, format: Format, out: Option<&Path>) -> Result<PathBuf> {
-    let conn = open_existing(db_path)?;
-    let e = load_run(&conn, run).map_err(|err| anyhow!("{}: {err}", db_path.display()))?;
-    let text = match format {
-        Format::Klarf12 => klarf_12(&e, unix_ms_now()),
-        Format::Klarf18 => klarf_18(&e, unix_ms_now()),
-        Format::Csv => defects_csv(&e),
-    };
+    let (e, text) = render_run(db_path, run, format)?;
     let out = match out {
         Some(p) if p.is_dir() => p.join(default_name(&e, format)),
         Some(p) => p.to_owned(),
@@ -185,23 +237,35 @@ pub fn export_run(db_path: &Path, run: i64, format: Format, out: Option<&Path>) 
     Ok(out)
 }
 
-fn default_name(e: &RunExport, format: Format) -> String {
-    let safe = |s: &str| {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect::<String>()
-    };
+/// `{lot}_{wafer}_slot{NN}_run{id}` and the format's suffix: one file per
+/// wafer, found by lot, wafer and slot; the run id keeps a wafer inspected
+/// twice from overwriting its first result.
+pub fn default_name(e: &RunExport, format: Format) -> String {
+    run_file_name(&e.run, format)
+}
+
+/// The default name of run `r`'s export as `format` (see `default_name`).
+pub fn run_file_name(r: &RunRow, format: Format) -> String {
     format!(
-        "{}_{}_run{}{}",
-        safe(&e.run.lot),
-        safe(&e.run.wafer),
-        e.run.id,
+        "{}_{}_slot{:02}_run{}{}",
+        file_safe(&r.lot),
+        file_safe(&r.wafer),
+        r.slot,
+        r.id,
         format.suffix()
     )
+}
+
+/// An id as part of a file name: letters, digits and '-' kept, anything
+/// else (path separators included) becomes '_'.
+fn file_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

@@ -21,6 +21,7 @@
 
 use super::query::RunExport;
 use crate::pipeline::DefectClass;
+use anyhow::{bail, Result};
 use std::fmt::Write;
 
 /// The class table written to every file, by KLARF class number.
@@ -281,16 +282,67 @@ fn nm(um: f64) -> i64 {
     (um * 1000.0).round() as i64
 }
 
-/// KLARF 1.8: nested records; lengths in integer nm, areas in nm².
+/// KLARF 1.8 date and time fields: `"MM-DD-YY", "HH:MM:SS"`.
+fn stamp_18(ms: i64) -> String {
+    let t = klarf_time(ms);
+    let (d, h) = t.split_once(' ').unwrap_or((&t, ""));
+    format!("\"{d}\", \"{h}\"")
+}
+
+/// KLARF 1.8 of one run: nested records; lengths in integer nm, areas in
+/// nm². The same as a lot file holding this one wafer.
 pub fn klarf_18(e: &RunExport, now_unix_ms: i64) -> String {
-    let f = facts(e);
+    file_18(&[e], now_unix_ms)
+}
+
+/// A KLARF 1.8 lot file: one LotRecord with one WaferRecord per run, in
+/// the order given. The runs must be of one lot, one recipe and one wafer
+/// layout (the file and lot records carry those once), and of distinct
+/// wafers (readers key wafer records by WaferID); the error names the
+/// first run that is not, and why.
+pub fn klarf_18_lot(runs: &[RunExport], now_unix_ms: i64) -> Result<String> {
+    let Some(first) = runs.first() else {
+        bail!("a KLARF lot file needs at least one run");
+    };
+    let (r0, l0) = (&first.run, &first.layout);
+    for (i, e) in runs.iter().enumerate().skip(1) {
+        let (r, l) = (&e.run, &e.layout);
+        let differs = if r.lot != r0.lot {
+            Some(format!("lot \"{}\", not \"{}\"", r.lot, r0.lot))
+        } else if r.recipe_id != r0.recipe_id {
+            Some(format!(
+                "recipe \"{}\", not \"{}\"",
+                r.recipe_id, r0.recipe_id
+            ))
+        } else if l.die_pitch_um != l0.die_pitch_um
+            || l.diameter_mm != l0.diameter_mm
+            || l.notch != l0.notch
+        {
+            Some("another wafer size, die pitch or notch".to_owned())
+        } else {
+            runs[..i]
+                .iter()
+                .find(|o| o.run.wafer == r.wafer)
+                .map(|o| format!("wafer \"{}\" again (run {} has it)", r.wafer, o.run.id))
+        };
+        if let Some(why) = differs {
+            bail!(
+                "run {} cannot go in the lot file of run {}: it has {why}; a KLARF lot file holds one lot, recipe and layout, one record per wafer",
+                r.id,
+                r0.id
+            );
+        }
+    }
+    Ok(file_18(&runs.iter().collect::<Vec<_>>(), now_unix_ms))
+}
+
+/// The file: file-level fields and the lot's from the first run, then a
+/// WaferRecord per run.
+fn file_18(runs: &[&RunExport], now_unix_ms: i64) -> String {
+    let e = runs[0];
     let l = &e.layout;
     let r = &e.run;
-    let stamp = |ms: i64| {
-        let t = klarf_time(ms);
-        let (d, h) = t.split_once(' ').unwrap_or((&t, ""));
-        format!("\"{d}\", \"{h}\"")
-    };
+    let stamp = stamp_18;
     let mut s = String::new();
     let w = &mut s;
     let _ = writeln!(w, "Record FileRecord \"1.8\"");
@@ -328,6 +380,32 @@ pub fn klarf_18(e: &RunExport, now_unix_ms: i64) -> String {
         quoted(&klarf_time(r.started_unix_ms))
     );
     let _ = writeln!(w, "    Field StepID 1 {{\"INSPECT\"}}");
+    for e in runs {
+        wafer_record_18(w, e);
+    }
+    let _ = writeln!(w, "  }}");
+    let classes = class_lookup();
+
+    let _ = writeln!(w, "  List ClassLookupList");
+    let _ = writeln!(w, "  {{");
+    let _ = writeln!(w, "    Columns 2 {{ int32 CLASSNUMBER, string CLASSNAME }}");
+    let _ = writeln!(w, "    Data {}", classes.len());
+    let _ = writeln!(w, "    {{");
+    for (n, name) in &classes {
+        let _ = writeln!(w, "      {n} \"{}\";", name.to_uppercase());
+    }
+    let _ = writeln!(w, "    }}");
+    let _ = writeln!(w, "  }}");
+    let _ = writeln!(w, "}}");
+    let _ = writeln!(w, "EndOfFile;");
+    s
+}
+
+/// One run's WaferRecord, inside a LotRecord.
+fn wafer_record_18(w: &mut String, e: &RunExport) {
+    let f = facts(e);
+    let r = &e.run;
+    let stamp = stamp_18;
     let _ = writeln!(w, "    Record WaferRecord {}", quoted(&r.wafer));
     let _ = writeln!(w, "    {{");
     let _ = writeln!(
@@ -429,21 +507,6 @@ pub fn klarf_18(e: &RunExport, now_unix_ms: i64) -> String {
     let _ = writeln!(w, "        }}");
     let _ = writeln!(w, "      }}");
     let _ = writeln!(w, "    }}");
-    let _ = writeln!(w, "  }}");
-    let classes = class_lookup();
-    let _ = writeln!(w, "  List ClassLookupList");
-    let _ = writeln!(w, "  {{");
-    let _ = writeln!(w, "    Columns 2 {{ int32 CLASSNUMBER, string CLASSNAME }}");
-    let _ = writeln!(w, "    Data {}", classes.len());
-    let _ = writeln!(w, "    {{");
-    for (n, name) in &classes {
-        let _ = writeln!(w, "      {n} \"{}\";", name.to_uppercase());
-    }
-    let _ = writeln!(w, "    }}");
-    let _ = writeln!(w, "  }}");
-    let _ = writeln!(w, "}}");
-    let _ = writeln!(w, "EndOfFile;");
-    s
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod db;
 pub mod dirs;
 pub mod export;
+pub mod export_retry;
 pub mod golden;
 pub mod image_input;
 pub mod klarf;

@@ -164,6 +164,24 @@ pub fn recent_runs(conn: &Connection, limit: usize) -> Result<(Vec<RunRow>, u64)
     Ok((rows, total as u64))
 }
 
+/// The runs of lot `lot` for its lot file: the newest closed run of each
+/// of its wafers, by slot then wafer id. An unknown lot, or one with no
+/// closed run, is an error naming it.
+pub fn lot_runs(conn: &Connection, lot: &str) -> Result<Vec<i64>> {
+    let mut st = conn.prepare(
+        "SELECT MAX(r.id) FROM runs r JOIN wafers w ON w.id = r.wafer JOIN lots l ON l.id = w.lot
+         WHERE l.lot_id = ?1 AND r.state = 'closed'
+         GROUP BY w.id ORDER BY w.slot, w.wafer_id",
+    )?;
+    let runs: Vec<i64> = st
+        .query_map([lot], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if runs.is_empty() {
+        bail!("lot \"{lot}\" has no finished run in this database");
+    }
+    Ok(runs)
+}
+
 /// One run in full. An unknown id is an error naming it.
 pub fn load_run(conn: &Connection, id: i64) -> Result<RunExport> {
     let run = match conn.query_row(&format!("{RUN_SELECT} WHERE r.id = ?1"), [id], run_row) {

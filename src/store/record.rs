@@ -100,6 +100,15 @@ pub trait RunStore: Send {
     fn export_failed(&mut self, _run: u64, _why: &str) -> Result<()> {
         Ok(())
     }
+    /// After `finalize` failed and `export_failed` recorded it: write the
+    /// run's exports again in the background until they are written (the
+    /// "export failing" alarm active meanwhile), then record `remaining`
+    /// (what else was not exported, `None`: nothing) as its export
+    /// failure. Never waits for the export. A store that exports nothing
+    /// has nothing to retry.
+    fn retry_export(&mut self, _run: u64, _remaining: Option<String>) -> Result<()> {
+        Ok(())
+    }
     /// After `end`: write the run's exports (KLARF) where configured.
     /// Returns the files written.
     fn finalize(&mut self, _run: u64) -> Result<Vec<std::path::PathBuf>> {

@@ -10,9 +10,11 @@
 //! before it stays committed.
 
 use super::db;
+use super::export_retry::{ExportRetry, Waiting};
 use super::lock::StationLock;
 use super::record::{DefectPosition, ExitStatus, RepeaterMark, RunStart, RunStore};
 use crate::monitor::alarm_engine::unix_ms_now;
+use crate::monitor::SoftwareConditions;
 use crate::pipeline::DieResult;
 use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -20,15 +22,20 @@ use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 type Reply<T> = flume::Sender<Result<T, String>>;
+
+/// How often a KLARF that could not be written is tried again by default.
+pub const DEFAULT_EXPORT_RETRY: Duration = Duration::from_secs(3);
 
 enum Msg {
     Begin(Box<RunStart>, Reply<u64>),
     Die(u64, Box<DieResult>),
     NotInspected(u64, Vec<u32>),
     End(u64, ExitStatus, String, i64, Reply<()>),
-    ExportFailed(u64, String, Reply<()>),
+    /// The run's export failure, or `None` once nothing failed.
+    ExportError(u64, Option<String>, Reply<()>),
     Repeaters(u64, Vec<RepeaterMark>, Reply<()>),
     Flush(Reply<()>),
     MaxPages(u64, Reply<u64>),
@@ -75,6 +82,13 @@ pub struct SqliteStore {
     pub recovered: Vec<i64>,
     /// Where each finished run's KLARF 1.2 and 1.8 go, if anywhere.
     pub klarf_dir: Option<PathBuf>,
+    /// Where the "KLARF export failing" condition is set while a run's
+    /// KLARF waits to be written again (`None`: no alarm).
+    pub software: Option<Arc<SoftwareConditions>>,
+    /// How often a KLARF that could not be written is tried again.
+    pub export_retry_every: Duration,
+    /// Started at the first export to retry.
+    export_retry: Option<ExportRetry>,
 }
 
 impl SqliteStore {
@@ -135,6 +149,9 @@ impl SqliteStore {
             _lock: lock,
             recovered,
             klarf_dir: None,
+            software: None,
+            export_retry_every: DEFAULT_EXPORT_RETRY,
+            export_retry: None,
         })
     }
 
@@ -155,15 +172,11 @@ impl SqliteStore {
     }
 
     fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Msg) -> Result<T> {
-        let (tx, rx) = flume::bounded(1);
-        self.tx
+        let tx = self
+            .tx
             .as_ref()
-            .ok_or_else(|| anyhow!("the results database is closed"))?
-            .send(make(tx))
-            .map_err(|_| anyhow!("{}: the database writer has stopped", self.path.display()))?;
-        rx.recv()
-            .map_err(|_| anyhow!("{}: the database writer has stopped", self.path.display()))?
-            .map_err(|e| anyhow!("{}: {e}", self.path.display()))
+            .ok_or_else(|| anyhow!("the results database is closed"))?;
+        ask_writer(tx, &self.path, make)
     }
 
     /// Waits until everything sent so far is committed.
@@ -189,8 +202,25 @@ impl SqliteStore {
     }
 }
 
+/// Sends a request to the writer thread and waits for its answer.
+fn ask_writer<T>(
+    writer: &Sender<Msg>,
+    path: &Path,
+    make: impl FnOnce(Reply<T>) -> Msg,
+) -> Result<T> {
+    let (tx, rx) = flume::bounded(1);
+    writer
+        .send(make(tx))
+        .map_err(|_| anyhow!("{}: the database writer has stopped", path.display()))?;
+    rx.recv()
+        .map_err(|_| anyhow!("{}: the database writer has stopped", path.display()))?
+        .map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
 impl Drop for SqliteStore {
     fn drop(&mut self) {
+        // The retry thread holds a line to the writer: it ends first.
+        drop(self.export_retry.take());
         drop(self.tx.take());
         if let Some(t) = self.thread.take() {
             // The writer answers every request before it ends; a panic
@@ -225,7 +255,34 @@ impl RunStore for SqliteStore {
         flushed
     }
     fn export_failed(&mut self, run: u64, why: &str) -> Result<()> {
-        self.ask(|r| Msg::ExportFailed(run, why.to_owned(), r))
+        self.ask(|r| Msg::ExportError(run, Some(why.to_owned()), r))
+    }
+    fn retry_export(&mut self, run: u64, remaining: Option<String>) -> Result<()> {
+        let Some(dir) = self.klarf_dir.clone() else {
+            return Ok(());
+        };
+        if self.export_retry.is_none() {
+            let db = self.path.clone();
+            let writer = self
+                .tx
+                .clone()
+                .ok_or_else(|| anyhow!("the results database is closed"))?;
+            let path = self.path.clone();
+            self.export_retry = Some(ExportRetry::start(
+                self.export_retry_every,
+                Box::new(move |run| super::export::write_run_klarfs(&db, run as i64, &dir)),
+                Box::new(move |run: u64, remaining: Option<&str>| {
+                    ask_writer(&writer, &path, |r| {
+                        Msg::ExportError(run, remaining.map(str::to_owned), r)
+                    })
+                }),
+                self.software.clone(),
+            )?);
+        }
+        match &self.export_retry {
+            Some(retry) => retry.add(Waiting { run, remaining }),
+            None => Ok(()),
+        }
     }
     fn defect_positions(&mut self, run: u64) -> Result<(Vec<DefectPosition>, u32)> {
         self.flush()?;
@@ -274,19 +331,7 @@ impl RunStore for SqliteStore {
             return Ok(Vec::new());
         };
         self.flush()?;
-        let mut written = Vec::new();
-        for f in [
-            super::export::Format::Klarf12,
-            super::export::Format::Klarf18,
-        ] {
-            written.push(super::export::export_run(
-                &self.path,
-                run as i64,
-                f,
-                Some(&dir),
-            )?);
-        }
-        Ok(written)
+        super::export::write_run_klarfs(&self.path, run as i64, &dir)
     }
 }
 
@@ -367,7 +412,7 @@ fn writer(
                     Msg::End(run, status, reason, at, _) => {
                         end_run(&tx, *run, *status, reason, *at)?;
                     }
-                    Msg::ExportFailed(run, why, _) => {
+                    Msg::ExportError(run, why, _) => {
                         tx.execute(
                             "UPDATE runs SET export_error = ?2 WHERE id = ?1",
                             params![*run as i64, why],
@@ -429,7 +474,7 @@ fn writer(
                     };
                     reply(to, r);
                 }
-                Msg::ExportFailed(_, _, to) | Msg::Repeaters(_, _, to) | Msg::Flush(to) => {
+                Msg::ExportError(_, _, to) | Msg::Repeaters(_, _, to) | Msg::Flush(to) => {
                     reply(to, outcome.clone())
                 }
                 Msg::MaxPages(pages, to) => {

@@ -8,7 +8,7 @@ use super::look;
 use super::view::View;
 use crate::monitor::alarm_defs::{AlarmDef, Condition};
 use crate::monitor::alarm_engine::priority_of;
-use crate::monitor::{AlarmState, JournalRow, Shelving};
+use crate::monitor::{AlarmState, JournalRow, Shelving, SoftwareCondition};
 use egui::{RichText, Ui};
 use std::time::Duration;
 
@@ -189,6 +189,10 @@ impl AlarmPanel {
 pub fn handling_panel(def: &AlarmDef) -> (Tab, &'static str) {
     match def.condition {
         Condition::MonitorStopped | Condition::EvaluatorStopped => (Tab::Health, "Health"),
+        // The overview's recent runs, where a run is exported again.
+        Condition::Software {
+            condition: SoftwareCondition::ExportFailing,
+        } => (Tab::Overview, "Overview"),
         Condition::High { .. }
         | Condition::Low { .. }
         | Condition::Stale { .. }
@@ -213,9 +217,15 @@ mod tests {
             .map(|d| d.alid)
             .collect();
         assert_eq!(health, [1091, 1092]);
+        let overview: Vec<u32> = defs
+            .iter()
+            .filter(|d| handling_panel(d).0 == Tab::Overview)
+            .map(|d| d.alid)
+            .collect();
+        assert_eq!(overview, [1093], "export failing: where runs are exported");
         assert!(defs
             .iter()
-            .filter(|d| !health.contains(&d.alid))
+            .filter(|d| !health.contains(&d.alid) && !overview.contains(&d.alid))
             .all(|d| handling_panel(d) == (Tab::Heartbeat, "Heartbeat")));
     }
 }

@@ -64,6 +64,10 @@ pub struct StationApp {
     watchdog: super::watchdog::UiWatchdog,
     /// The fab host's link, when the station has one (`--gem`).
     gem: Option<crate::host::gem::GemHandle>,
+    /// The overview's "export a recorded run".
+    pub export_picker: super::export_run::ExportPicker,
+    /// Exports under way, each answering with its path or why not.
+    exports: Vec<flume::Receiver<Result<String, String>>>,
 }
 
 impl StationApp {
@@ -97,6 +101,8 @@ impl StationApp {
             gallery: Default::default(),
             watchdog: super::watchdog::UiWatchdog::start(super::watchdog::STALL_THRESHOLD),
             gem: None,
+            export_picker: Default::default(),
+            exports: Vec::new(),
         })
     }
 
@@ -171,6 +177,17 @@ impl StationApp {
             Err(_) => false,
         });
         self.lot_view.poll();
+        self.exports.retain(|rx| match rx.try_recv() {
+            Ok(answer) => {
+                self.run_control.message = Some(answer);
+                false
+            }
+            Err(flume::TryRecvError::Empty) => true,
+            Err(flume::TryRecvError::Disconnected) => {
+                self.run_control.message = Some(Err("an export ended without an answer".into()));
+                false
+            }
+        });
         let live = self.station.live_pipeline();
         if let Some(l) = &live {
             self.live_view.refresh(ctx, &l.display);
@@ -294,6 +311,11 @@ impl StationApp {
     /// Whether a load or command is still waiting for the engine's answer.
     pub fn busy(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    /// Whether an export is still being written.
+    pub fn exporting(&self) -> bool {
+        !self.exports.is_empty()
     }
 
     /// An operator switch of the host link; a refusal is shown where the
@@ -430,6 +452,8 @@ impl StationApp {
             if let Some(note) = history.note() {
                 cols[1].label(note);
             }
+            cols[1].separator();
+            self.export_picker.ui(&mut cols[1], &history.runs, out);
         });
     }
 
@@ -478,6 +502,7 @@ impl StationApp {
             }
             UiCommand::ShowLot(lot) => self.lot_view.request(self.station.cfg.db.clone(), lot),
             UiCommand::OpenTab(tab) => self.tab = tab,
+            UiCommand::ExportRun { run, format } => self.export_run(run, format),
             UiCommand::HostOnline(on) => self.host_switch(|g| g.set_online(on)),
             UiCommand::HostRemote(remote) => self.host_switch(|g| g.set_remote(remote)),
             UiCommand::AckHostMessage => {
@@ -586,6 +611,33 @@ impl StationApp {
                 .start_lot(plan)
                 .map(|_| format!("Started lot {lot}: {n} slots")),
         );
+    }
+
+    /// Starts writing a recorded run's export off the UI thread; the
+    /// answer shows on the run control's message line.
+    fn export_run(&mut self, run: i64, format: crate::store::export::Format) {
+        let row = self
+            .station
+            .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .runs
+            .iter()
+            .find(|r| r.id == run)
+            .cloned();
+        let Some(row) = row else {
+            self.run_control.message = Some(Err(format!(
+                "run {run} is not among the recent runs: export it with `waferscope export --run {run}`"
+            )));
+            return;
+        };
+        self.run_control.message = Some(Ok(format!("exporting run {run}…")));
+        self.exports.push(super::export_run::start_export(
+            self.station.cfg.db.clone(),
+            &row,
+            format,
+            self.station.cfg.export_dir(),
+        ));
     }
 
     fn operator(&self) -> OperatorName {

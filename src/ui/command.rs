@@ -48,4 +48,9 @@ pub enum UiCommand {
     HostRemote(bool),
     /// The oldest message from the host has been read.
     AckHostMessage,
+    /// Export a recorded run to a file (off the UI thread).
+    ExportRun {
+        run: i64,
+        format: crate::store::export::Format,
+    },
 }

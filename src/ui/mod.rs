@@ -6,6 +6,7 @@ pub mod app;
 pub mod carrier;
 pub mod clock;
 pub mod command;
+pub mod export_run;
 pub mod gallery;
 pub mod health;
 pub mod heartbeat;

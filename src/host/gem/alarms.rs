@@ -19,7 +19,7 @@
 //! | high/low limit on a signal         | high     | 4 parameter control error |
 //! | heartbeat stale                    | any      | 6 equipment status warning |
 //! | heartbeat lost                     | any      | 5 irrecoverable error      |
-//! | invalid reading, monitor stopped, evaluator stopped | any | 8 data integrity |
+//! | invalid reading, monitor stopped, evaluator stopped, software (export failing) | any | 8 data integrity |
 //!
 //! Categories 1 (personal safety) and 2 (equipment safety) are never
 //! claimed: safety is the tool's physical interlocks, and a software
@@ -61,9 +61,11 @@ pub fn alarm_category(def: &AlarmDef) -> u8 {
         },
         Condition::Stale { .. } => category::EQUIPMENT_STATUS_WARNING,
         Condition::Lost { .. } => category::IRRECOVERABLE_ERROR,
-        Condition::Invalid { .. } | Condition::MonitorStopped | Condition::EvaluatorStopped => {
-            category::DATA_INTEGRITY
-        }
+        // A software condition so far means results not delivered.
+        Condition::Invalid { .. }
+        | Condition::MonitorStopped
+        | Condition::EvaluatorStopped
+        | Condition::Software { .. } => category::DATA_INTEGRITY,
     }
 }
 
