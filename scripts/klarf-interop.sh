@@ -64,6 +64,18 @@ for wafer_slot_seed in "W21 1 21" "W22 2 22" "W23 3 23" "W21 1 24"; do
 done
 "$BIN" export --db waferscope.db --lot LOT-18 --out klarf > /dev/null
 "$VENV/bin/python" "$ROOT/tests/interop/klarf_lot_check.py" waferscope.db LOT-18 klarf/LOT-18_lot_v18.klarf
+# A lot from the simulated carrier (slots 1-6, slot 4 double-slotted and
+# skipped): one KLARF 1.2 and 1.8 per wafer, each read by both readers with
+# the database's counts, and the lot file by klarfio.
+mkdir klarf-lot
+"$BIN" --data-dir "$WORK" run --fast --carrier sim --slots 1-6 --db carrier.db --recipe "$ROOT/assets/recipes/sampled-200mm.toml" \
+  --alarms "$ROOT/assets/alarms.toml" --lot LOT-C --klarf-dir klarf-lot > /dev/null
+[ "$(ls klarf-lot | grep -c -v '_v18.klarf$')" -eq 5 ] || { echo "klarf interop: the carrier lot did not write 5 KLARF 1.2 files" >&2; ls klarf-lot >&2; exit 1; }
+for run in 1 2 3 4 5; do
+  "$VENV/bin/python" "$ROOT/tests/interop/klarf_check.py" carrier.db "$run" klarf-lot/LOT-C_*_run"$run".klarf klarf-lot/LOT-C_*_run"$run"_v18.klarf
+done
+"$BIN" export --db carrier.db --lot LOT-C --out klarf-lot > /dev/null
+"$VENV/bin/python" "$ROOT/tests/interop/klarf_lot_check.py" carrier.db LOT-C klarf-lot/LOT-C_lot_v18.klarf
 # Negative control: the same KLARF with the leading space of every data row
 # removed must fail the check (klarf-reader then silently reads 0 defects).
 sed 's/^ //' klarf/LOT-IO_W11_slot11_run1.klarf > klarf/broken.klarf

@@ -137,6 +137,11 @@ fn slots_1_to_6_run_five_wafers_and_skip_the_double_slotted_one_saying_so() {
         .collect();
     klarf_12.sort();
     assert_eq!(klarf_12.len(), 5);
+    // And the lot file, one WaferRecord per wafer run.
+    let lot_file = report.lot_file.clone().expect("asked for").unwrap();
+    assert_eq!(lot_file, d.join("klarf").join("LOT-A_lot_v18.klarf"));
+    let text = std::fs::read_to_string(&lot_file).unwrap();
+    assert_eq!(text.matches("WaferRecord ").count(), 5, "{text}");
     for s in [1, 2, 3, 5, 6] {
         let id = format!("WaferID \"FOUP-7-{s:02}\";");
         assert_eq!(

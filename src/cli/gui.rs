@@ -112,7 +112,7 @@ impl eframe::App for Scripted {
     }
 }
 
-pub fn run(args: GuiArgs) -> Result<()> {
+pub fn run(mut args: GuiArgs) -> Result<()> {
     let created = match &args.data_dir {
         Some(d) => d.prepare()?,
         None => Vec::new(),
@@ -127,6 +127,7 @@ pub fn run(args: GuiArgs) -> Result<()> {
             thumbnails.display()
         )
     })?;
+    args.station.klarf_dir = Some(crate::station::exports_ready(&args.station));
     let station = Station::start(args.station)?;
     if let Some(addr) = args.metrics {
         station.serve_metrics(addr)?;

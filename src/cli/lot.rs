@@ -161,6 +161,14 @@ pub fn run_lot(
             }
         ));
     }
+    match &report.lot_file {
+        Some(Ok(path)) => lines.push(format!("lot file (KLARF 1.8): {}", path.display())),
+        Some(Err(why)) => crate::errln!(
+            "warning: lot file not written: {why} (repeat with `waferscope export --lot {}`)",
+            report.lot
+        ),
+        None => {}
+    }
     let run = report.wafers.iter().filter(|w| w.run_id > 0).count();
     lines.push(format!(
         "lot {} {}: {run} wafers recorded in {}",

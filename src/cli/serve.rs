@@ -66,7 +66,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     alarm_defs::load(&args.alarms)?;
     let _log = crate::logging::init(&args.log_dir, false, args.keep_days)?;
     crate::station::data_dir::report_created(&created);
-    let station = Station::start(StationConfig {
+    let mut cfg = StationConfig {
         machine: args.machine.clone(),
         db: args.db.clone(),
         alarms: args.alarms.clone(),
@@ -76,7 +76,9 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         wafer_seed: args.seed,
         paced: !args.fast,
         ..StationConfig::default()
-    })?;
+    };
+    cfg.klarf_dir = Some(crate::station::exports_ready(&cfg));
+    let station = Station::start(cfg)?;
     for id in &station.recovered_runs {
         crate::errln!("note: run {id} was interrupted (the program stopped mid-run); closed as aborted, its results kept");
     }

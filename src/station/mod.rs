@@ -172,6 +172,21 @@ pub struct Station {
     rt: tokio::runtime::Runtime,
 }
 
+/// The station's export directory (`exports/` beside the database unless
+/// one is configured), created if missing. One that cannot be created now
+/// is still the one used: a run's KLARF then waits there, retried with its
+/// alarm raised, rather than the station refusing to start.
+pub fn exports_ready(cfg: &StationConfig) -> PathBuf {
+    let dir = cfg.export_dir();
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        tracing::warn!(
+            "the export directory {} cannot be created now ({e}); KLARF files will be retried there",
+            dir.display()
+        );
+    }
+    dir
+}
+
 impl Station {
     pub fn start(cfg: StationConfig) -> Result<Self> {
         let defs: Arc<[AlarmDef]> = alarm_defs::load(&cfg.alarms)?.into();
@@ -298,7 +313,11 @@ impl Station {
             .build()
             .context("starting the async runtime")?;
         let engine_task = rt.spawn(engine.serve());
-        let carrier = CarrierHandle::new(Box::new(load_port), handle.clone(), rt.handle().clone());
+        let mut carrier =
+            CarrierHandle::new(Box::new(load_port), handle.clone(), rt.handle().clone());
+        if let Some(dir) = &cfg.klarf_dir {
+            carrier = carrier.with_lot_file(cfg.db.clone(), dir.clone());
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let journal_rows = Arc::new(Mutex::new(Vec::new()));
         let history = Arc::new(Mutex::new(RunHistory::default()));

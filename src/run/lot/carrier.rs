@@ -10,6 +10,7 @@ use crate::hot::LatestSubscriber;
 use crate::machine::load_port::LoadPort;
 use crate::run::text::FixedText;
 use crate::run::EngineHandle;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -24,6 +25,9 @@ pub struct CarrierHandle {
     control: Arc<Mutex<Arc<LotControl>>>,
     engine: EngineHandle,
     rt: tokio::runtime::Handle,
+    /// Where a lot's KLARF 1.8 lot file goes when it ends: (database,
+    /// export directory); none if `None`.
+    lot_file: Option<(PathBuf, PathBuf)>,
 }
 
 /// Clears `busy` however the task holding it ends (a panic included).
@@ -46,7 +50,15 @@ impl CarrierHandle {
             control: Arc::default(),
             engine,
             rt,
+            lot_file: None,
         }
+    }
+
+    /// Each lot that ends writes its KLARF 1.8 lot file (one WaferRecord
+    /// per wafer run) from `db` into `dir`.
+    pub fn with_lot_file(mut self, db: PathBuf, dir: PathBuf) -> Self {
+        self.lot_file = Some((db, dir));
+        self
     }
 
     fn take_busy(&self, what: &str) -> Result<Busy, String> {
@@ -141,6 +153,7 @@ impl CarrierHandle {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (engine, port, board) = (self.engine.clone(), self.port.clone(), self.board.clone());
         let lot = plan.lot.clone();
+        let lot_file = self.lot_file.clone();
         let runner = self
             .rt
             .spawn(run_lot(engine, port, plan, control, board.clone()));
@@ -148,8 +161,11 @@ impl CarrierHandle {
         self.rt.spawn(async move {
             let busy_guard = busy;
             let report = match runner.await {
-                Ok(report) => {
+                Ok(mut report) => {
                     tracing::info!(lot = %report.lot, end = report.end.label(), "lot ended");
+                    if let Some((db, dir)) = lot_file {
+                        report.lot_file = Some(write_lot_file(db, dir, &report, &board).await);
+                    }
                     report
                 }
                 Err(e) => {
@@ -165,6 +181,7 @@ impl CarrierHandle {
                         end: LotEnd::Faulted,
                         wafers: Vec::new(),
                         message: why,
+                        lot_file: None,
                     }
                 }
             };
@@ -215,4 +232,47 @@ impl CarrierHandle {
             )
         })
     }
+}
+
+/// Writes the lot's KLARF 1.8 lot file (its wafers that were run, by slot)
+/// off the async threads; the outcome is logged and shown with the lot.
+/// A lot file not written loses nothing: each wafer has its own KLARF, and
+/// `waferscope export --lot` writes the lot file again.
+async fn write_lot_file(
+    db: PathBuf,
+    dir: PathBuf,
+    report: &LotReport,
+    board: &SharedBoard,
+) -> Result<PathBuf, String> {
+    let mut run: Vec<(u32, i64)> = report
+        .wafers
+        .iter()
+        .filter(|w| w.run_id > 0)
+        .map(|w| (w.slot, w.run_id as i64))
+        .collect();
+    run.sort();
+    let runs: Vec<i64> = run.into_iter().map(|(_, r)| r).collect();
+    if runs.is_empty() {
+        return Err("no wafer of the lot was run".into());
+    }
+    let written = tokio::task::spawn_blocking(move || {
+        crate::store::export::export_lot(&db, &runs, &dir).map_err(|e| format!("{e:#}"))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the lot file's task ended: {e}")));
+    let note = match &written {
+        Ok(path) => {
+            tracing::info!(lot = %report.lot, file = %path.display(), "lot file written");
+            format!("{}; lot file {}", report.message, path.display())
+        }
+        Err(why) => {
+            tracing::error!(lot = %report.lot, "lot file not written: {why}");
+            format!(
+                "{}; lot file not written: {why} (repeat with `waferscope export --lot {}`)",
+                report.message, report.lot
+            )
+        }
+    };
+    LotBoard::update(board, |s| s.message = FixedText::new(&note));
+    written
 }

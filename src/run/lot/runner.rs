@@ -67,6 +67,9 @@ pub struct LotReport {
     pub wafers: Vec<WaferReport>,
     /// The lot's last message (why it ended, when not complete).
     pub message: String,
+    /// The KLARF 1.8 lot file written when the lot ended, or why not
+    /// (`None`: none asked for).
+    pub lot_file: Option<Result<std::path::PathBuf, String>>,
 }
 
 /// Runs a handling step on a blocking thread.
@@ -230,6 +233,7 @@ pub async fn run_lot(
             })
             .collect(),
         message,
+        lot_file: None,
     }
 }
 
