@@ -4,11 +4,13 @@
 
 use super::alarms::AlarmPanel;
 use super::command::UiCommand;
+use super::heartbeat::HeartbeatPanel;
+use super::history::HistoryPanel;
 use super::live_view::LiveView;
 use super::run_control::RunControl;
 use super::view::{Health, LinkRow, View};
 use super::wafer_map::WaferMapState;
-use super::{health, heartbeat, look, simulator, status_strip, wafer_map};
+use super::{health, look, simulator, status_strip, wafer_map};
 use crate::hot::{alloc_count, LatencyHistogram, LatestReader};
 use crate::machine::Signal;
 use crate::monitor::alarm_engine::OperatorName;
@@ -22,6 +24,7 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
     Overview,
+    History,
     Heartbeat,
     Alarms,
     Health,
@@ -40,6 +43,8 @@ pub struct StationApp {
     alarm_panel: AlarmPanel,
     live_view: LiveView,
     pub map: WaferMapState,
+    pub heartbeat: HeartbeatPanel,
+    pub history: HistoryPanel,
     trends: Box<TrendRings>,
     machine_slow: MachineSnapshot,
     run_slow: RunSnapshot,
@@ -62,6 +67,7 @@ pub struct StationApp {
 impl StationApp {
     pub fn new(station: Station) -> anyhow::Result<Self> {
         let recipes = station.recipe_files();
+        let history = HistoryPanel::new(station.cfg.db.clone(), station.cfg.thumbnails.clone());
         Ok(Self {
             machine: reader(station.monitor.snapshots.reader())?,
             alarms: reader(station.alarms.snapshots.reader())?,
@@ -73,6 +79,8 @@ impl StationApp {
             alarm_panel: AlarmPanel::default(),
             live_view: LiveView::default(),
             map: WaferMapState::default(),
+            heartbeat: HeartbeatPanel::default(),
+            history,
             trends: Box::default(),
             machine_slow: MachineSnapshot::default(),
             run_slow: RunSnapshot::default(),
@@ -163,6 +171,7 @@ impl StationApp {
             self.live_view.refresh(ctx, &l.display);
         }
         self.gallery.poll(ctx);
+        self.history.poll(ctx);
     }
 
     fn view(&mut self) -> View {
@@ -313,6 +322,7 @@ impl StationApp {
                 ui.horizontal_wrapped(|ui| {
                     for (t, label) in [
                         (Tab::Overview, "Overview"),
+                        (Tab::History, "History"),
                         (Tab::Heartbeat, "Heartbeat"),
                         (Tab::Alarms, "Alarms"),
                         (Tab::Health, "Health"),
@@ -327,7 +337,8 @@ impl StationApp {
             });
         egui::CentralPanel::default().show(ui, |ui| match self.tab {
             Tab::Overview => self.overview(ui, &mut out),
-            Tab::Heartbeat => heartbeat::ui(ui, &view, &self.trends),
+            Tab::History => self.history.ui(ui),
+            Tab::Heartbeat => self.heartbeat.ui(ui, &view, &self.trends),
             Tab::Alarms => {
                 let journal = self
                     .station

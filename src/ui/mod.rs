@@ -8,6 +8,7 @@ pub mod command;
 pub mod gallery;
 pub mod health;
 pub mod heartbeat;
+pub mod history;
 pub mod host;
 pub mod live_view;
 pub mod look;
