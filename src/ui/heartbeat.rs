@@ -39,41 +39,7 @@ impl HeartbeatPanel {
         });
         self.signals(ui, view, trends);
     }
-}
 
-fn heartbeats(ui: &mut Ui, view: &View) {
-    ui.heading("Heartbeats");
-    // `view.machine` is already taken as seen now (every row LOST when the
-    // monitor stopped); say why, once, above the rows.
-    if view.machine.is_out_of_date(view.now_ns) {
-        ui.label(
-            RichText::new(format!(
-                "⊘ Monitor stopped: no machine data for {:.1} s; every value below is its last reading",
-                view.machine.age_ns(view.now_ns) as f64 / 1e9
-            ))
-            .color(look::QUALITY)
-            .strong(),
-        );
-    }
-    egui::Grid::new("heartbeats")
-        .striped(true)
-        .num_columns(4)
-        .show(ui, |ui| {
-            for s in SUBSYSTEMS {
-                let h = view.machine.heartbeat(s);
-                ui.label(RichText::new(s.name()).strong());
-                quality(ui, h.quality);
-                ui.label(format!(
-                    "counter {}",
-                    view.machine_slow.heartbeat(s).counter
-                ));
-                ui.label(age(view.now_ns, h.advanced_ns, h.quality));
-                ui.end_row();
-            }
-        });
-}
-
-impl HeartbeatPanel {
     fn signals(&mut self, ui: &mut Ui, view: &View, trends: &TrendRings) {
         egui::Grid::new("signals")
             .striped(true)
@@ -126,6 +92,38 @@ impl HeartbeatPanel {
                 }
             });
     }
+}
+
+fn heartbeats(ui: &mut Ui, view: &View) {
+    ui.heading("Heartbeats");
+    // `view.machine` is already taken as seen now (every row LOST when the
+    // monitor stopped); say why, once, above the rows.
+    if view.machine.is_out_of_date(view.now_ns) {
+        ui.label(
+            RichText::new(format!(
+                "⊘ Monitor stopped: no machine data for {:.1} s; every value below is its last reading",
+                view.machine.age_ns(view.now_ns) as f64 / 1e9
+            ))
+            .color(look::QUALITY)
+            .strong(),
+        );
+    }
+    egui::Grid::new("heartbeats")
+        .striped(true)
+        .num_columns(4)
+        .show(ui, |ui| {
+            for s in SUBSYSTEMS {
+                let h = view.machine.heartbeat(s);
+                ui.label(RichText::new(s.name()).strong());
+                quality(ui, h.quality);
+                ui.label(format!(
+                    "counter {}",
+                    view.machine_slow.heartbeat(s).counter
+                ));
+                ui.label(age(view.now_ns, h.advanced_ns, h.quality));
+                ui.end_row();
+            }
+        });
 }
 
 /// The limits of the signal's high and low alarms, from the alarm
