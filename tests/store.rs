@@ -540,3 +540,79 @@ fn a_run_without_repeaters_writes_no_repeater_record() {
     assert!(!text.contains("Repeater"));
     std::fs::remove_dir_all(d).ok();
 }
+
+/// The History screen's query: runs whose lot contains the text (any
+/// case), started within the age asked for, newest first, at most the
+/// limit, with the count of all that match.
+#[test]
+fn runs_are_found_by_lot_and_age_bounded_with_the_matching_total() {
+    use std::time::Duration;
+    use waferscope::store::query::{find_runs, RunFilter};
+    let d = dir("find-runs");
+    let path = d.join("station.db");
+    let mut store = SqliteStore::open(&path).unwrap();
+    let hour_ms = 3_600_000;
+    let now = 1_795_690_619_000;
+    // (lot, started hours ago)
+    let runs = [
+        ("LOT-A", 50),
+        ("lot-a2", 30),
+        ("LOT-B", 2),
+        ("LOT-A", 1),
+        ("LOT-A", 0),
+    ];
+    for (n, (lot, ago)) in runs.iter().enumerate() {
+        let mut s = start();
+        s.identity.lot = (*lot).into();
+        s.identity.wafer = format!("W{n}");
+        s.started_unix_ms = now - ago * hour_ms;
+        let id = store.begin(&s).unwrap();
+        store
+            .end(id, ExitStatus::Complete, "", s.started_unix_ms + 1000)
+            .unwrap();
+    }
+    drop(store);
+    let conn = db::open(&path).unwrap();
+    let find = |lot: &str, hours: Option<u64>, limit| {
+        let filter = RunFilter {
+            lot_contains: lot.into(),
+            max_age: hours.map(|h| Duration::from_secs(h * 3600)),
+        };
+        let (rows, total) = find_runs(&conn, &filter, now, limit).unwrap();
+        (
+            rows.iter().map(|r| r.wafer.clone()).collect::<Vec<_>>(),
+            total,
+        )
+    };
+    assert_eq!(
+        find("", None, 10),
+        (
+            vec!["W4", "W3", "W2", "W1", "W0"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            5
+        )
+    );
+    let (rows, total) = find("lot-a", None, 10);
+    assert_eq!(
+        (rows, total),
+        (vec!["W4".into(), "W3".into(), "W1".into(), "W0".into()], 4),
+        "any case, contained"
+    );
+    let (rows, total) = find("lot-a", Some(24), 10);
+    assert_eq!(
+        (rows, total),
+        (vec!["W4".into(), "W3".into()], 2),
+        "within 24 h"
+    );
+    let (rows, total) = find("", None, 2);
+    assert_eq!((rows.len(), total), (2, 5), "bounded, with the total");
+    let (rows, total) = find("%", None, 10);
+    assert_eq!(
+        (rows.len(), total),
+        (0, 0),
+        "the text is matched as typed, not as a pattern"
+    );
+    std::fs::remove_dir_all(d).ok();
+}

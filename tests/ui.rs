@@ -686,3 +686,180 @@ fn the_host_panel_shows_the_link_switches_control_and_acknowledges_host_messages
     drop(h);
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// HMI rule 9: the Heartbeat panel's trends switch between 1 min, 10 min
+/// and 1 h, and the button of the span shown reads as selected.
+#[test]
+fn the_heartbeat_trends_switch_spans() {
+    use egui::accesskit::Toggled;
+    use waferscope::monitor::trend::TrendSpan;
+    let d = fresh_dir("spans");
+    let mut h = harness(app_in(&d, d.join("thumbnails")));
+    h.run_steps(2);
+    h.get_by_label("Heartbeat").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().heartbeat.span,
+        TrendSpan::TenMinutes,
+        "10 min first"
+    );
+    for span in [
+        TrendSpan::OneHour,
+        TrendSpan::OneMinute,
+        TrendSpan::TenMinutes,
+    ] {
+        h.get_by_label(span.label()).click();
+        h.run_steps(2);
+        assert_eq!(h.state().heartbeat.span, span);
+        for other in TrendSpan::ALL {
+            let toggled = h.get_by_label(other.label()).accesskit_node().toggled();
+            let expected = if other == span {
+                Toggled::True
+            } else {
+                Toggled::False
+            };
+            assert_eq!(toggled, Some(expected), "{other:?} while {span:?} is shown");
+        }
+    }
+    drop(h);
+    std::fs::remove_dir_all(d).ok();
+}
+
+/// The History tab: two runs recorded on the simulated station are
+/// listed; the lot filter leaves one; a click on it shows its wafer map
+/// and a defect table equal to the database's defects, sortable by a
+/// header.
+#[test]
+fn a_click_on_a_past_run_shows_its_map_and_defect_table() {
+    use waferscope::store::query::load_run;
+    use waferscope::ui::history::DefectColumn;
+    let d = fresh_dir("history-review");
+    let mut app = app_in(&d, d.join("thumbnails"));
+    app.run_control.recipe =
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/recipes/sampled-200mm.toml"));
+    let mut h = harness(app);
+    wait_for(&mut h, "healthy", |h| has(h, "Health ✔ OK"));
+    for (lot, wafer) in [("LOT-A", "WA-01"), ("LOT-B", "WB-01")] {
+        h.state_mut().run_control.lot = lot.into();
+        h.state_mut().run_control.wafer = wafer.into();
+        h.run_steps(1);
+        h.get_by_label("Load recipe").click();
+        wait_for(&mut h, "READY", |h| has(h, "■ READY"));
+        h.get_by_label("Start").click();
+        wait_for(&mut h, "COMPLETE", |h| has(h, "COMPLETE"));
+        h.get_by_label("Acknowledge").click();
+        wait_for(&mut h, "IDLE", |h| has(h, "■ IDLE"));
+    }
+
+    // A row of the run list: a button per cell (the status strip may name
+    // the last wafer too, as text).
+    let listed = |h: &Harness<'static, StationApp>, wafer: &str| {
+        h.query_by_role_and_label(egui::accesskit::Role::Button, wafer)
+            .is_some()
+    };
+    h.get_by_label("History").click();
+    wait_for(&mut h, "both runs listed", |h| {
+        listed(h, "WA-01") && listed(h, "WB-01")
+    });
+    assert!(has(&h, "2 runs"));
+
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Lot contains:")
+        .focus();
+    h.run_steps(1);
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Lot contains:")
+        .type_text("lot-b");
+    wait_for(&mut h, "only LOT-B listed", |h| {
+        listed(h, "WB-01") && !listed(h, "WA-01")
+    });
+    assert!(has(&h, "1 run"));
+
+    h.get_by_label("WB-01").click();
+    wait_for(&mut h, "the run opened", |h| {
+        h.state().history.review.run.is_some()
+    });
+    h.run_steps(2);
+    let conn = waferscope::store::db::open(&d.join("station.db")).unwrap();
+    let run_id = h.state().history.review.run.as_ref().unwrap().run.id;
+    let recorded = load_run(&conn, run_id).unwrap();
+    assert_eq!(recorded.run.wafer, "WB-01");
+    assert!(
+        !recorded.defects.is_empty(),
+        "the wafer must have defects for this test"
+    );
+    assert!(has(&h, &format!("Run {run_id}: lot LOT-B, wafer WB-01")));
+    // Its map: every recorded die drawn, every listed defect marked.
+    let review = &h.state().history.review;
+    assert_eq!(review.map.sites.len(), recorded.dies.len());
+    assert_eq!(review.map.defects.len(), recorded.defects.len());
+    assert!(
+        has(&h, &format!("{} dies: ", recorded.dies.len())),
+        "the map's summary is shown"
+    );
+    // Its defect table: the database's defects, in its order.
+    assert_eq!(review.table.rows(), recorded.defects.as_slice());
+    assert!(has(
+        &h,
+        &format!("{} defects listed", recorded.defects.len())
+    ));
+
+    // Sort by area, then the other way.
+    h.get_by_label(DefectColumn::Area.label()).click();
+    h.run_steps(2);
+    let areas: Vec<f64> = h
+        .state()
+        .history
+        .review
+        .table
+        .rows()
+        .iter()
+        .map(|r| r.area_um2)
+        .collect();
+    assert!(
+        areas.windows(2).all(|w| w[0] <= w[1]),
+        "ascending: {areas:?}"
+    );
+    assert!(has(&h, "Area µm² ▲"));
+    h.get_by_label("Area µm² ▲").click();
+    h.run_steps(2);
+    let areas: Vec<f64> = h
+        .state()
+        .history
+        .review
+        .table
+        .rows()
+        .iter()
+        .map(|r| r.area_um2)
+        .collect();
+    assert!(
+        areas.windows(2).all(|w| w[0] >= w[1]),
+        "descending: {areas:?}"
+    );
+    assert!(has(&h, "Area µm² ▼"));
+    let mut sorted = h.state().history.review.table.rows().to_vec();
+    let mut expected = recorded.defects.clone();
+    let key = |r: &waferscope::store::query::DefectRow| (r.die_index, r.defect_no);
+    sorted.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(sorted, expected, "sorting keeps every row");
+
+    // Export the reviewed run as KLARF 1.2 (into the export directory:
+    // this build has no save dialog); the file lists its defects.
+    h.get_by_label("Export KLARF 1.2…").click();
+    let exported = d.join("exports").join(format!(
+        "LOT-B_WB-01_slot{:02}_run{run_id}.klarf",
+        recorded.run.slot
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !exported.exists() {
+        assert!(Instant::now() < deadline, "{} written", exported.display());
+        h.run_steps(1);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    wait_for(&mut h, "the answer", |h| {
+        has(h, &format!("run {run_id} exported to "))
+    });
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(text.contains("DefectList"), "{text}");
+    drop(h);
+    std::fs::remove_dir_all(d).ok();
+}

@@ -7,6 +7,7 @@
 
 pub mod data_dir;
 pub mod db_reader;
+pub mod history_query;
 
 use crate::machine::modbus::{LinkStatus, ModbusIo};
 use crate::machine::sim::{

@@ -182,6 +182,47 @@ pub fn lot_runs(conn: &Connection, lot: &str) -> Result<Vec<i64>> {
     Ok(runs)
 }
 
+/// Which runs a history screen asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Runs whose lot id contains this text, ignoring case; empty: any lot.
+    pub lot_contains: String,
+    /// Runs started at most this long before now; `None`: any time.
+    pub max_age: Option<std::time::Duration>,
+}
+
+/// The newest `limit` runs that pass `filter` at `now_unix_ms`, newest
+/// first, and how many pass it in all (for "showing N of M"). Bounded like
+/// `recent_runs`.
+pub fn find_runs(
+    conn: &Connection,
+    filter: &RunFilter,
+    now_unix_ms: i64,
+    limit: usize,
+) -> Result<(Vec<RunRow>, u64)> {
+    let since = filter
+        .max_age
+        .map(|age| now_unix_ms - age.as_millis() as i64);
+    // instr() rather than LIKE: the operator's text is matched as typed,
+    // `%` and `_` included.
+    let wanted = "(?1 = '' OR instr(lower(l.lot_id), lower(?1)) > 0)
+         AND (?2 IS NULL OR r.started_unix_ms >= ?2)";
+    let total: i64 = conn.query_row(
+        &format!(
+            "SELECT COUNT(*) FROM runs r JOIN wafers w ON w.id = r.wafer JOIN lots l ON l.id = w.lot WHERE {wanted}"
+        ),
+        params![filter.lot_contains, since],
+        |r| r.get(0),
+    )?;
+    let mut st = conn.prepare(&format!(
+        "{RUN_SELECT} WHERE {wanted} ORDER BY r.id DESC LIMIT ?3"
+    ))?;
+    let rows = st
+        .query_map(params![filter.lot_contains, since, limit as i64], run_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((rows, total as u64))
+}
+
 /// One run in full. An unknown id is an error naming it.
 pub fn load_run(conn: &Connection, id: i64) -> Result<RunExport> {
     let run = match conn.query_row(&format!("{RUN_SELECT} WHERE r.id = ?1"), [id], run_row) {

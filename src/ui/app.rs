@@ -4,11 +4,13 @@
 
 use super::alarms::AlarmPanel;
 use super::command::UiCommand;
+use super::heartbeat::HeartbeatPanel;
+use super::history::HistoryPanel;
 use super::live_view::LiveView;
 use super::run_control::RunControl;
 use super::view::{Health, LinkRow, View};
 use super::wafer_map::WaferMapState;
-use super::{health, heartbeat, look, simulator, status_strip, wafer_map};
+use super::{health, look, simulator, status_strip, wafer_map};
 use crate::hot::{alloc_count, LatencyHistogram, LatestReader};
 use crate::machine::Signal;
 use crate::monitor::alarm_engine::OperatorName;
@@ -22,6 +24,7 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
     Overview,
+    History,
     Heartbeat,
     Alarms,
     Carrier,
@@ -47,6 +50,8 @@ pub struct StationApp {
     alarm_panel: AlarmPanel,
     live_view: LiveView,
     pub map: WaferMapState,
+    pub heartbeat: HeartbeatPanel,
+    pub history: HistoryPanel,
     trends: Box<TrendRings>,
     machine_slow: MachineSnapshot,
     run_slow: RunSnapshot,
@@ -73,6 +78,7 @@ pub struct StationApp {
 impl StationApp {
     pub fn new(station: Station) -> anyhow::Result<Self> {
         let recipes = station.recipe_files();
+        let history = HistoryPanel::new(station.cfg.db.clone(), station.cfg.thumbnails.clone());
         Ok(Self {
             machine: reader(station.monitor.snapshots.reader())?,
             alarms: reader(station.alarms.snapshots.reader())?,
@@ -88,6 +94,8 @@ impl StationApp {
             alarm_panel: AlarmPanel::default(),
             live_view: LiveView::default(),
             map: WaferMapState::default(),
+            heartbeat: HeartbeatPanel::default(),
+            history,
             trends: Box::default(),
             machine_slow: MachineSnapshot::default(),
             run_slow: RunSnapshot::default(),
@@ -193,6 +201,7 @@ impl StationApp {
             self.live_view.refresh(ctx, &l.display);
         }
         self.gallery.poll(ctx);
+        self.history.poll(ctx);
     }
 
     fn view(&mut self) -> View {
@@ -354,6 +363,7 @@ impl StationApp {
                 ui.horizontal_wrapped(|ui| {
                     for (t, label) in [
                         (Tab::Overview, "Overview"),
+                        (Tab::History, "History"),
                         (Tab::Heartbeat, "Heartbeat"),
                         (Tab::Alarms, "Alarms"),
                         (Tab::Carrier, "Carrier"),
@@ -370,7 +380,8 @@ impl StationApp {
             });
         egui::CentralPanel::default().show(ui, |ui| match self.tab {
             Tab::Overview => self.overview(ui, &mut out),
-            Tab::Heartbeat => heartbeat::ui(ui, &view, &self.trends),
+            Tab::History => self.history.ui(ui, &mut out),
+            Tab::Heartbeat => self.heartbeat.ui(ui, &view, &self.trends),
             Tab::Alarms => {
                 let journal = self
                     .station
@@ -502,7 +513,7 @@ impl StationApp {
             }
             UiCommand::ShowLot(lot) => self.lot_view.request(self.station.cfg.db.clone(), lot),
             UiCommand::OpenTab(tab) => self.tab = tab,
-            UiCommand::ExportRun { run, format } => self.export_run(run, format),
+            UiCommand::ExportRun { run, format } => self.export_run(&run, format),
             UiCommand::HostOnline(on) => self.host_switch(|g| g.set_online(on)),
             UiCommand::HostRemote(remote) => self.host_switch(|g| g.set_remote(remote)),
             UiCommand::AckHostMessage => {
@@ -615,26 +626,15 @@ impl StationApp {
 
     /// Starts writing a recorded run's export off the UI thread; the
     /// answer shows on the run control's message line.
-    fn export_run(&mut self, run: i64, format: crate::store::export::Format) {
-        let row = self
-            .station
-            .history
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .runs
-            .iter()
-            .find(|r| r.id == run)
-            .cloned();
-        let Some(row) = row else {
-            self.run_control.message = Some(Err(format!(
-                "run {run} is not among the recent runs: export it with `waferscope export --run {run}`"
-            )));
-            return;
-        };
-        self.run_control.message = Some(Ok(format!("exporting run {run}…")));
+    fn export_run(
+        &mut self,
+        row: &crate::store::query::RunRow,
+        format: crate::store::export::Format,
+    ) {
+        self.run_control.message = Some(Ok(format!("exporting run {}…", row.id)));
         self.exports.push(super::export_run::start_export(
             self.station.cfg.db.clone(),
-            &row,
+            row,
             format,
             self.station.cfg.export_dir(),
         ));

@@ -6,6 +6,33 @@
 /// "HH:MM:SS ZONE" for `unix_s` in the local time zone; UTC (named) if the
 /// C library cannot convert it.
 pub fn local_clock_text(unix_s: i64) -> String {
+    let (tm, zone) = local_time(unix_s);
+    format!("{:02}:{:02}:{:02} {zone}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+        .trim_end()
+        .to_owned()
+}
+
+/// "YYYY-MM-DD HH:MM:SS ZONE" for `unix_s` in the local time zone (a
+/// recorded run's start, read on the screen); UTC (named) if the C library
+/// cannot convert it.
+pub fn local_date_time_text(unix_s: i64) -> String {
+    let (tm, zone) = local_time(unix_s);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {zone}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+    .trim_end()
+    .to_owned()
+}
+
+/// The broken-down local time of `unix_s` and its zone's name; UTC if the
+/// C library cannot convert it.
+fn local_time(unix_s: i64) -> (libc::tm, String) {
     let t: libc::time_t = unix_s as libc::time_t;
     // SAFETY: `tm` is a plain C struct for which all-zero bytes are a valid
     // value (its `tm_zone` pointer is then null, which we check before use).
@@ -14,8 +41,9 @@ pub fn local_clock_text(unix_s: i64) -> String {
     // re-entrant form (no shared static result), safe from any thread.
     let ok = !unsafe { libc::localtime_r(&t, &mut tm) }.is_null();
     if !ok {
-        let s = unix_s.rem_euclid(86_400);
-        return format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60);
+        // SAFETY: as above, for gmtime_r.
+        unsafe { libc::gmtime_r(&t, &mut tm) };
+        return (tm, "UTC".into());
     }
     let zone = if tm.tm_zone.is_null() {
         String::new()
@@ -26,9 +54,7 @@ pub fn local_clock_text(unix_s: i64) -> String {
             .to_string_lossy()
             .into_owned()
     };
-    format!("{:02}:{:02}:{:02} {zone}", tm.tm_hour, tm.tm_min, tm.tm_sec)
-        .trim_end()
-        .to_owned()
+    (tm, zone)
 }
 
 /// Seconds since the Unix epoch, now.
@@ -81,6 +107,20 @@ mod tests {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{text}");
         assert!(text.contains("1 passed"), "{text}");
+    }
+
+    /// The date and time of a run's start equal what `date` prints.
+    #[test]
+    fn a_start_time_reads_as_the_local_date_and_time_date_shows() {
+        let unix_s = 1_782_864_000_i64 + 3_723;
+        let out = std::process::Command::new("date")
+            .arg("-d")
+            .arg(format!("@{unix_s}"))
+            .arg("+%Y-%m-%d %H:%M:%S %Z")
+            .output()
+            .expect("date");
+        let expected = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(local_date_time_text(unix_s), expected.trim());
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub enum UiCommand {
     AckHostMessage,
     /// Export a recorded run to a file (off the UI thread).
     ExportRun {
-        run: i64,
+        run: Box<crate::store::query::RunRow>,
         format: crate::store::export::Format,
     },
 }

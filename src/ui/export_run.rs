@@ -73,9 +73,10 @@ impl ExportPicker {
                 ui.selectable_value(&mut self.format, format, label);
             }
             let export = ui.add_enabled(chosen.is_some(), egui::Button::new("Export…"));
-            if let (true, Some(run)) = (export.clicked(), chosen) {
+            let row = chosen.and_then(|id| offered.iter().find(|r| r.id == id));
+            if let (true, Some(row)) = (export.clicked(), row) {
                 out.push(UiCommand::ExportRun {
-                    run,
+                    run: Box::new(row.clone()),
                     format: self.format,
                 });
             }

@@ -10,6 +10,7 @@ pub mod export_run;
 pub mod gallery;
 pub mod health;
 pub mod heartbeat;
+pub mod history;
 pub mod host;
 pub mod live_view;
 pub mod look;

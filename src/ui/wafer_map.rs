@@ -10,6 +10,7 @@ use super::command::UiCommand;
 use crate::machine::DieSite;
 use crate::pipeline::{DefectClass, DieResult, ReferenceMode};
 use crate::run::ValidRecipe;
+use crate::store::query::{DieRow, RunExport};
 use crate::store::record::RepeaterMark;
 use egui::{Color32, Ui};
 use egui_plot::{Corner, Legend, Line, MarkerShape, Plot, PlotPoints, Points, Polygon};
@@ -161,19 +162,124 @@ impl WaferMapState {
         self.selected = None;
     }
 
+    /// A finished (or still recording) run's map as the database holds it:
+    /// its recorded dies, their states and references, and every listed
+    /// defect. Sites not in the run's plan are not recorded and not drawn.
+    pub fn for_run(run: &RunExport) -> Self {
+        let l = &run.layout;
+        let mut dies: Vec<&DieRow> = run.dies.iter().collect();
+        dies.sort_by_key(|d| d.die_index);
+        // The die grid's own formula (machine::wafer_map::die_grid_offset).
+        let origin = |col: i32, row: i32| {
+            (
+                col as f64 * l.die_pitch_um.0 - l.die_size_um.0 / 2.0 + l.grid_offset_um.0,
+                row as f64 * l.die_pitch_um.1 - l.die_size_um.1 / 2.0 + l.grid_offset_um.1,
+            )
+        };
+        let sites: Vec<DieSite> = dies
+            .iter()
+            .map(|d| DieSite {
+                index: d.die_index,
+                col: d.col,
+                row: d.row,
+                origin_um: origin(d.col, d.row),
+                has_left: false,
+                has_right: false,
+            })
+            .collect();
+        let marks = dies
+            .iter()
+            .map(|d| match d.status.as_str() {
+                "inspected" if d.defect_count + d.not_listed > 0 => DieMark::Defective,
+                "inspected" => DieMark::Clean,
+                "pending" => DieMark::Pending,
+                _ => DieMark::NotInspected,
+            })
+            .collect();
+        // Whether the golden die stood in for a missing neighbour is not
+        // recorded: such dies are drawn as plain die-to-die.
+        let references = dies
+            .iter()
+            .map(|d| {
+                let mode = d
+                    .reference_mode
+                    .as_deref()
+                    .and_then(|m| ReferenceMode::ALL.into_iter().find(|r| r.name() == m))?;
+                Some(DieReference {
+                    mode,
+                    golden_side: false,
+                    untrusted: d.alignment_untrusted.unwrap_or(false),
+                })
+            })
+            .collect();
+        let truncated = dies
+            .iter()
+            .filter(|d| d.not_listed > 0)
+            .map(|d| (d.die_index, d.not_listed as u32))
+            .collect();
+        let defects = run
+            .defects
+            .iter()
+            .filter_map(|f| {
+                let site = sites.iter().find(|s| s.index == f.die_index)?;
+                Some(MapDefect {
+                    die_index: f.die_index,
+                    defect_no: f.defect_no,
+                    x_mm: (site.origin_um.0 + f.x_um) / 1000.0,
+                    y_mm: (site.origin_um.1 + f.y_um) / 1000.0,
+                    class: DefectClass::ALL
+                        .into_iter()
+                        .find(|c| c.number() == f.class_number)
+                        .unwrap_or_default(),
+                    area_um2: f.area_um2,
+                    size_um: (f.width_um, f.height_um),
+                    peak: f.peak_diff.clamp(0, 255) as u8,
+                    repeater: f.repeater,
+                })
+            })
+            .collect();
+        Self {
+            diameter_mm: l.diameter_mm,
+            notch: l.notch.clone(),
+            die_size_um: l.die_size_um,
+            pixel_um: l.pixel_um,
+            image_px: l.image_px,
+            sites,
+            marks,
+            defects,
+            truncated,
+            references,
+            reference_note: None,
+            selected: None,
+            run_id: run.run.id as u64,
+            summary_shown: Default::default(),
+        }
+    }
+
+    /// Where die `die` sits in `sites` (and `marks`, `references`): its
+    /// index for a recipe's full grid, found by search for a recorded run
+    /// whose plan skipped dies.
+    fn slot(&self, die: u32) -> Option<usize> {
+        match self.sites.get(die as usize) {
+            Some(s) if s.index == die => Some(die as usize),
+            _ => self.sites.binary_search_by_key(&die, |s| s.index).ok(),
+        }
+    }
+
     pub fn apply(&mut self, r: &DieResult) {
-        let Some(site) = self.sites.get(r.die_index as usize).copied() else {
+        let Some(slot) = self.slot(r.die_index) else {
             return;
         };
-        self.marks[r.die_index as usize] = if r.capture_failed {
+        let site = self.sites[slot];
+        self.marks[slot] = if r.capture_failed {
             DieMark::NotInspected
         } else if r.count > 0 {
             DieMark::Defective
         } else {
             DieMark::Clean
         };
-        if let Some(slot) = self.references.get_mut(r.die_index as usize) {
-            *slot = (!r.capture_failed).then_some(DieReference {
+        if let Some(reference) = self.references.get_mut(slot) {
+            *reference = (!r.capture_failed).then_some(DieReference {
                 mode: r.reference_mode,
                 golden_side: r.golden_left || r.golden_right,
                 untrusted: r.alignment_untrusted,
@@ -297,7 +403,10 @@ impl WaferMapState {
             ),
             None => format!("Die {die}: {listed} defects"),
         };
-        let reference = match self.references.get(die as usize).copied().flatten() {
+        let reference = match self
+            .slot(die)
+            .and_then(|i| self.references.get(i).copied().flatten())
+        {
             Some(r) if r.untrusted => format!(
                 "; reference {}: ALIGNMENT UNTRUSTED, not compared",
                 r.mode.name()
