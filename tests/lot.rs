@@ -402,3 +402,82 @@ fn in_the_window_a_faulted_wafer_waits_for_acknowledge_and_reset_then_the_lot_go
     );
     assert_eq!(runs_in(&d.join("station.db")).len(), 3);
 }
+
+#[test]
+fn a_wafer_outside_the_recipes_control_limits_raises_the_lot_excursion_alarm() {
+    use waferscope::store::{RunIdentity, RunLayout, RunStart, RunStore, SqliteStore};
+    const EXCURSION: u32 = 1094;
+    // Five earlier complete wafers of the recipe without a defect: limits
+    // 0 to 0, so the simulated wafers (each with defects) are outside.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let d = std::env::temp_dir().join(format!("waferscope-lot-{}-excursion", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    {
+        let mut store = SqliteStore::open(&d.join("station.db")).unwrap();
+        for n in 0..5 {
+            let id = store
+                .begin(&RunStart {
+                    identity: RunIdentity {
+                        lot: "EARLIER".into(),
+                        wafer: format!("E{n}"),
+                        slot: n + 1,
+                        operator: "op".into(),
+                    },
+                    recipe_id: recipe().recipe.id.clone(),
+                    recipe_hash: "h".into(),
+                    plan: Vec::new(),
+                    started_unix_ms: 1_700_000_000_000 + n as i64,
+                    layout: RunLayout::default(),
+                })
+                .unwrap();
+            store
+                .end(
+                    id,
+                    waferscope::store::ExitStatus::Complete,
+                    "",
+                    1_700_000_001_000,
+                )
+                .unwrap();
+        }
+    }
+    let station = Station::start(StationConfig {
+        db: d.join("station.db"),
+        alarms: root.join("assets/alarms.toml"),
+        recipes: root.join("assets/recipes"),
+        thumbnails: d.join("thumbnails"),
+        read_history: false,
+        paced: false,
+        carrier: acceptance_carrier(),
+        ..StationConfig::default()
+    })
+    .unwrap();
+    dock(&station);
+    let mut alarms = station.alarms.snapshots.reader().unwrap();
+    assert!(alarms
+        .read()
+        .value
+        .entry(EXCURSION)
+        .is_none_or(|e| !e.condition));
+    let report = run(&station, plan("LOT-X", "1-2", OnWaferFault::EndLot));
+    assert_eq!(report.end, LotEnd::Complete);
+    assert!(report.wafers.iter().all(|w| w.defects > 0), "{report:?}");
+    let t0 = std::time::Instant::now();
+    while !alarms
+        .read()
+        .value
+        .entry(EXCURSION)
+        .is_some_and(|e| e.condition)
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "alarm 1094 raised");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let message = station.carrier.current().message;
+    assert!(
+        message.as_str().contains("excursion: FOUP-7-01 (")
+            && message
+                .as_str()
+                .contains("outside the control limits 0.0 to 0.0"),
+        "{message}"
+    );
+}

@@ -11,15 +11,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub enum SoftwareCondition {
     /// A finished run's KLARF could not be written and is being retried.
     ExportFailing,
+    /// The last lot that ended has a wafer whose defect count is outside
+    /// the recipe's control limits (cleared when a lot ends within them).
+    LotExcursion,
 }
 
-pub const SOFTWARE_CONDITIONS: [SoftwareCondition; 1] = [SoftwareCondition::ExportFailing];
+pub const SOFTWARE_CONDITIONS: [SoftwareCondition; 2] = [
+    SoftwareCondition::ExportFailing,
+    SoftwareCondition::LotExcursion,
+];
 
 impl SoftwareCondition {
     /// The name alarm definitions use (`condition = "export_failing"`).
     pub fn name(self) -> &'static str {
         match self {
             Self::ExportFailing => "export_failing",
+            Self::LotExcursion => "lot_excursion",
         }
     }
 

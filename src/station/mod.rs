@@ -319,6 +319,7 @@ impl Station {
         if let Some(dir) = &cfg.klarf_dir {
             carrier = carrier.with_lot_file(cfg.db.clone(), dir.clone());
         }
+        let carrier = carrier.with_excursion_check(cfg.db.clone(), alarms.software.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let journal_rows = Arc::new(Mutex::new(Vec::new()));
         let history = Arc::new(Mutex::new(RunHistory::default()));

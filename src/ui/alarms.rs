@@ -193,6 +193,9 @@ pub fn handling_panel(def: &AlarmDef) -> (Tab, &'static str) {
         Condition::Software {
             condition: SoftwareCondition::ExportFailing,
         } => (Tab::Overview, "Overview"),
+        Condition::Software {
+            condition: SoftwareCondition::LotExcursion,
+        } => (Tab::Lots, "Lot view"),
         Condition::High { .. }
         | Condition::Low { .. }
         | Condition::Stale { .. }
@@ -223,6 +226,12 @@ mod tests {
             .map(|d| d.alid)
             .collect();
         assert_eq!(overview, [1093], "export failing: where runs are exported");
+        let lots: Vec<u32> = defs
+            .iter()
+            .filter(|d| handling_panel(d).0 == Tab::Lots)
+            .map(|d| d.alid)
+            .collect();
+        assert_eq!(lots, [1094], "a lot excursion: the lot view");
         assert!(defs
             .iter()
             .filter(|d| !health.contains(&d.alid) && !overview.contains(&d.alid))

@@ -61,7 +61,12 @@ pub fn alarm_category(def: &AlarmDef) -> u8 {
         },
         Condition::Stale { .. } => category::EQUIPMENT_STATUS_WARNING,
         Condition::Lost { .. } => category::IRRECOVERABLE_ERROR,
-        // A software condition so far means results not delivered.
+        // A lot whose defects left the control limits: a process
+        // parameter warning, as a limit alarm of medium priority.
+        Condition::Software {
+            condition: crate::monitor::software::SoftwareCondition::LotExcursion,
+        } => category::PARAMETER_CONTROL_WARNING,
+        // Results not delivered.
         Condition::Invalid { .. }
         | Condition::MonitorStopped
         | Condition::EvaluatorStopped

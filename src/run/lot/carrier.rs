@@ -8,6 +8,7 @@ use super::runner::{run_lot, LotControl, LotReport, SharedPort};
 use super::snapshot::{LotBoard, LotEnd, LotSnapshot, SharedBoard, SlotProgress, SlotView};
 use crate::hot::LatestSubscriber;
 use crate::machine::load_port::LoadPort;
+use crate::monitor::software::{SoftwareCondition, SoftwareConditions};
 use crate::run::text::FixedText;
 use crate::run::EngineHandle;
 use std::path::PathBuf;
@@ -28,6 +29,9 @@ pub struct CarrierHandle {
     /// Where a lot's KLARF 1.8 lot file goes when it ends: (database,
     /// export directory); none if `None`.
     lot_file: Option<(PathBuf, PathBuf)>,
+    /// Where an ended lot is checked against its recipe's control limits
+    /// (the database) and the alarm condition an excursion sets.
+    excursions: Option<(PathBuf, Arc<SoftwareConditions>)>,
 }
 
 /// Clears `busy` however the task holding it ends (a panic included).
@@ -51,7 +55,20 @@ impl CarrierHandle {
             engine,
             rt,
             lot_file: None,
+            excursions: None,
         }
+    }
+
+    /// Each lot that ends is checked against its recipe's control limits
+    /// (`store::lot_query`); a wafer outside them sets the lot-excursion
+    /// alarm condition, a lot within them clears it.
+    pub fn with_excursion_check(
+        mut self,
+        db: PathBuf,
+        conditions: Arc<SoftwareConditions>,
+    ) -> Self {
+        self.excursions = Some((db, conditions));
+        self
     }
 
     /// Each lot that ends writes its KLARF 1.8 lot file (one WaferRecord
@@ -154,6 +171,7 @@ impl CarrierHandle {
         let (engine, port, board) = (self.engine.clone(), self.port.clone(), self.board.clone());
         let lot = plan.lot.clone();
         let lot_file = self.lot_file.clone();
+        let excursions = self.excursions.clone();
         let runner = self
             .rt
             .spawn(run_lot(engine, port, plan, control, board.clone()));
@@ -165,6 +183,9 @@ impl CarrierHandle {
                     tracing::info!(lot = %report.lot, end = report.end.label(), "lot ended");
                     if let Some((db, dir)) = lot_file {
                         report.lot_file = Some(write_lot_file(db, dir, &report, &board).await);
+                    }
+                    if let Some((db, conditions)) = excursions {
+                        check_excursions(db, conditions, &report, &board).await;
                     }
                     report
                 }
@@ -275,4 +296,59 @@ async fn write_lot_file(
     };
     LotBoard::update(board, |s| s.message = FixedText::new(&note));
     written
+}
+
+/// Checks the ended lot's wafers against its recipe's control limits and
+/// sets the lot-excursion alarm condition accordingly. A lot that cannot
+/// be read leaves the condition as it was (said in the log and the lot's
+/// message): nothing is known about its wafers.
+async fn check_excursions(
+    db: PathBuf,
+    conditions: Arc<SoftwareConditions>,
+    report: &LotReport,
+    board: &SharedBoard,
+) {
+    if !report.wafers.iter().any(|w| w.run_id > 0) {
+        return;
+    }
+    let lot = report.lot.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        crate::store::export::open_existing(&db)
+            .and_then(|conn| crate::store::lot_query::lot_overview(&conn, &lot))
+            .map_err(|e| format!("{e:#}"))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the lot check's task ended: {e}")));
+    let note = match read {
+        Err(why) => {
+            tracing::error!(lot = %report.lot, "control limits not checked: {why}");
+            format!("control limits not checked: {why}")
+        }
+        Ok(o) => {
+            let outside: Vec<String> = o
+                .excursions()
+                .iter()
+                .map(|w| format!("{} ({} defects)", w.wafer, w.defects))
+                .collect();
+            conditions.set(SoftwareCondition::LotExcursion, !outside.is_empty());
+            match (&o.limits, outside.is_empty()) {
+                (None, _) => return,
+                (Some(_), true) => return,
+                (Some(l), false) => {
+                    let why = format!(
+                        "excursion: {} outside the control limits {:.1} to {:.1}",
+                        outside.join(", "),
+                        l.lower,
+                        l.upper
+                    );
+                    tracing::warn!(lot = %report.lot, "{why}");
+                    why
+                }
+            }
+        }
+    };
+    LotBoard::update(board, |s| {
+        let message = format!("{}; {note}", s.message);
+        s.message = FixedText::new(&message);
+    });
 }
