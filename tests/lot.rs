@@ -301,6 +301,15 @@ fn a_lot_is_refused_without_a_carrier_or_while_another_runs() {
         station.runtime().block_on(first).unwrap().end,
         LotEnd::Complete
     );
+    for (slots, says) in [
+        (vec![0], "slot 0 is not in 1..=25"),
+        (vec![2, 3, 2], "slot 2 is picked twice"),
+    ] {
+        let mut p = plan("LOT-3", "1", OnWaferFault::EndLot);
+        p.slots = slots;
+        let e = station.carrier.start_lot(p).unwrap_err();
+        assert!(e.contains(says), "{e}");
+    }
     let e = station
         .carrier
         .start_lot(plan("bad\u{7}lot", "1", OnWaferFault::EndLot))

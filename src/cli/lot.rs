@@ -182,7 +182,17 @@ pub fn run_lot(
             break;
         }
     }
+    let not_exported: Vec<u32> = report
+        .wafers
+        .iter()
+        .filter(|w| w.not_exported)
+        .map(|w| w.slot)
+        .collect();
+    if !not_exported.is_empty() {
+        crate::errln!("warning: results of slots {not_exported:?} recorded but not exported (repeat with `waferscope export`)");
+    }
     Ok(match report.end {
+        LotEnd::Complete if !not_exported.is_empty() => exit_code::NOT_EXPORTED,
         LotEnd::Complete => exit_code::COMPLETE,
         LotEnd::Stopped => exit_code::STOPPED,
         LotEnd::Aborted => exit_code::ABORTED,

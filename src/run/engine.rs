@@ -68,6 +68,11 @@ enum Request {
         cmd: RunCommand,
         reply: Reply,
     },
+    /// Forget the loaded recipe and wafer (READY → IDLE): the wafer it
+    /// names is no longer on the chuck.
+    Unload {
+        reply: Reply,
+    },
     /// Teach the loaded recipe's golden die from this many dies.
     Teach {
         dies: usize,
@@ -140,6 +145,16 @@ impl EngineHandle {
     /// Commands without waiting: the answer arrives on the returned channel.
     pub fn command_nowait(&self, cmd: RunCommand) -> flume::Receiver<Result<(), String>> {
         self.ask(|reply| Request::Command { cmd, reply })
+    }
+
+    /// Forgets the loaded recipe and wafer (READY → IDLE), e.g. when the
+    /// wafer it names went back to its carrier without being run.
+    pub async fn unload_async(&self) -> Result<(), String> {
+        answer(
+            self.ask(|reply| Request::Unload { reply })
+                .recv_async()
+                .await,
+        )
     }
 
     /// Whether the engine still takes requests (false once its task has
@@ -223,6 +238,17 @@ impl RunEngine {
                 }
                 Request::Teach { dies, reply } => {
                     let r = self.teach(dies).await;
+                    self.answer(reply, r);
+                }
+                Request::Unload { reply } => {
+                    let r = match self.snap.state {
+                        RunState::Idle | RunState::Ready => {
+                            self.loaded = None;
+                            self.set_state(RunState::Idle);
+                            Ok(())
+                        }
+                        other => Err(format!("cannot unload while {}", other.label())),
+                    };
                     self.answer(reply, r);
                 }
                 Request::Command { cmd, reply } => {
@@ -710,6 +736,10 @@ impl RunEngine {
             Request::Teach { reply, .. } => self.answer(
                 reply,
                 Err("a run is in progress: finish it before teaching a golden die".into()),
+            ),
+            Request::Unload { reply } => self.answer(
+                reply,
+                Err("a run is in progress: its wafer is on the chuck".into()),
             ),
             Request::Command { cmd, reply } => match transition(self.snap.state, cmd.kind()) {
                 Err(why) => self.answer(reply, Err(why.to_string())),

@@ -319,7 +319,12 @@ impl Station {
         if let Some(dir) = &cfg.klarf_dir {
             carrier = carrier.with_lot_file(cfg.db.clone(), dir.clone());
         }
-        let carrier = carrier.with_excursion_check(cfg.db.clone(), alarms.software.clone());
+        let mut carrier = carrier.with_excursion_check(cfg.db.clone(), alarms.software.clone());
+        if cfg.machine.camera != crate::machine::config::CameraDriver::Sim {
+            carrier = carrier.refusing_lots(
+                "the load port is simulated: lots run only with the simulated camera (a real camera would image the one wafer on its chuck under every simulated wafer id)".into(),
+            );
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let journal_rows = Arc::new(Mutex::new(Vec::new()));
         let history = Arc::new(Mutex::new(RunHistory::default()));

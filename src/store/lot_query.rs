@@ -79,13 +79,15 @@ pub struct LotOverview {
 }
 
 impl LotOverview {
-    /// Wafers whose defect count is outside the control limits.
+    /// Complete wafers whose defect count is outside the control limits.
     pub fn excursions(&self) -> Vec<&LotWafer> {
         match &self.limits {
             Some(l) => self
                 .wafers
                 .iter()
-                .filter(|w| l.outside(w.defects))
+                // A stopped, aborted or faulted run is partial: its count
+                // says nothing about the process.
+                .filter(|w| w.exit_status.as_deref() == Some("complete") && l.outside(w.defects))
                 .collect(),
             None => Vec::new(),
         }

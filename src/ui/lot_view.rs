@@ -104,7 +104,10 @@ impl LotView {
                 ));
             }
             None => {
-                ui.label("No control limits: fewer than 5 earlier wafers of this recipe.");
+                ui.label(format!(
+                    "No control limits: fewer than {} earlier wafers of this recipe.",
+                    crate::store::lot_query::MIN_LIMIT_HISTORY
+                ));
             }
         }
         for w in o.excursions() {

@@ -46,10 +46,15 @@ impl RunControl {
     pub fn ui(&mut self, ui: &mut Ui, view: &View, out: &mut Vec<UiCommand>) {
         ui.heading("Run control");
         let state = view.run.state;
-        let can_load = matches!(
-            state,
-            crate::run::RunState::Idle | crate::run::RunState::Ready
-        );
+        // A lot loads and starts each wafer itself: a hand-started run
+        // between two of its wafers would have the robot take a wafer
+        // away mid-inspection.
+        let lot_running = view.lot.running;
+        let can_load = !lot_running
+            && matches!(
+                state,
+                crate::run::RunState::Idle | crate::run::RunState::Ready
+            );
         ui.add_enabled_ui(can_load, |ui| {
             egui::Grid::new("identity").num_columns(2).show(ui, |ui| {
                 let label = ui.label("Recipe");
@@ -148,7 +153,12 @@ impl RunControl {
                 ("Stop", CommandKind::Stop),
                 ("Abort", CommandKind::Abort),
             ] {
-                let allowed = transition(state, kind);
+                let allowed = match transition(state, kind) {
+                    Ok(_) if kind == CommandKind::Start && lot_running => {
+                        Err("a lot is running: it starts each wafer itself")
+                    }
+                    other => other,
+                };
                 let b = ui.add_enabled(allowed.is_ok(), egui::Button::new(label));
                 let b = match allowed {
                     Err(why) => b.on_disabled_hover_text(why),

@@ -32,6 +32,8 @@ pub struct CarrierHandle {
     /// Where an ended lot is checked against its recipe's control limits
     /// (the database) and the alarm condition an excursion sets.
     excursions: Option<(PathBuf, Arc<SoftwareConditions>)>,
+    /// Why this station runs no lots, if it runs none.
+    refuse_lots: Option<String>,
 }
 
 /// Clears `busy` however the task holding it ends (a panic included).
@@ -56,7 +58,16 @@ impl CarrierHandle {
             rt,
             lot_file: None,
             excursions: None,
+            refuse_lots: None,
         }
+    }
+
+    /// This station runs no lots, saying why (e.g. a real camera with the
+    /// simulated load port: it would record one physical wafer many times
+    /// under simulated ids).
+    pub fn refusing_lots(mut self, why: String) -> Self {
+        self.refuse_lots = Some(why);
+        self
     }
 
     /// Each lot that ends is checked against its recipe's control limits
@@ -160,6 +171,17 @@ impl CarrierHandle {
         crate::run::ids::check_identity(&plan.lot, "wafer", 1, &plan.operator)?;
         if plan.slots.is_empty() {
             return Err("pick at least one slot".into());
+        }
+        for (i, s) in plan.slots.iter().enumerate() {
+            if !(1..=crate::machine::load_port::SLOTS as u32).contains(s) {
+                return Err(format!("slot {s} is not in 1..=25"));
+            }
+            if plan.slots[..i].contains(s) {
+                return Err(format!("slot {s} is picked twice"));
+            }
+        }
+        if let Some(why) = &self.refuse_lots {
+            return Err(why.clone());
         }
         let busy = self.take_busy("start a lot")?;
         if !LotBoard::current(&self.board).docked {

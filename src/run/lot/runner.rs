@@ -57,6 +57,9 @@ pub struct WaferReport {
     pub run_id: u64,
     pub defects: u32,
     pub note: String,
+    /// Its run is recorded but its KLARF or thumbnails were not written
+    /// when it ended (retried; `waferscope export` repeats it).
+    pub not_exported: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -223,6 +226,7 @@ pub async fn run_lot(
             .map(|&slot| {
                 let v = &snap.slots[slot as usize - 1];
                 WaferReport {
+                    not_exported: v.not_exported,
                     slot,
                     wafer: v.wafer.as_str().to_owned(),
                     progress: v.progress,
@@ -267,7 +271,12 @@ async fn run_one(
         &format!("Lot {lot}, wafer {n} of {total}: slot {slot} to the pre-aligner"),
     );
     if let Err(e) = handling(port, move |p| p.slot_to_aligner(slot)).await {
-        return handling_fault(board, slot, &e, "in its slot (the robot did not take it)");
+        return handling_fault(
+            board,
+            slot,
+            &e,
+            "in its slot or on the robot's end effector (check before recovering)",
+        );
     }
     let read = handling(port, |p| p.align_and_read_id()).await;
     let typed = plan
@@ -304,11 +313,31 @@ async fn run_one(
         return handling_fault(board, slot, &e, "on the pre-aligner");
     }
     let wafer = identity.wafer.clone();
+    if control.abort_requested() {
+        // Aborted while the wafer was handled: back to its slot unrun
+        // rather than a run started only to be aborted.
+        set_slot(board, slot, SlotProgress::Unloading, "back to its slot");
+        if let Err(e) = handling(port, move |p| p.chuck_to_slot(slot)).await {
+            return handling_fault(board, slot, &e, "on the chuck");
+        }
+        set_slot(
+            board,
+            slot,
+            SlotProgress::NotRun,
+            "back in its slot: the lot was aborted",
+        );
+        return WaferEnd::EndLot(LotEnd::Aborted, "lot aborted by the operator".into());
+    }
     let started = match engine.load_async(plan.recipe.clone(), identity).await {
         Ok(()) => engine.command_async(RunCommand::Start).await,
         Err(why) => Err(why),
     };
     if let Err(why) = started {
+        // Loaded but not started: the engine must not keep this wafer's
+        // identity for a later Start (the wafer is going back).
+        if let Err(e) = engine.unload_async().await {
+            tracing::warn!("unloading wafer {wafer} from the run engine: {e}");
+        }
         // Not started: nothing recorded for it; back to its slot, and the
         // lot stops (a tool that is not ready now will not be for the next).
         let why = format!("the tool is not ready: {why}");
@@ -328,6 +357,7 @@ async fn run_one(
     let ended = match wait_for_end(engine, reader, control).await {
         Ok(s) => s,
         Err(why) => {
+            let why = format!("wafer on the chuck — {why}");
             set_slot(board, slot, SlotProgress::Faulted, &why);
             return WaferEnd::EndLot(LotEnd::Faulted, why);
         }
@@ -336,6 +366,7 @@ async fn run_one(
         let v = &mut s.slots[slot as usize - 1];
         v.run_id = ended.run_id;
         v.defects = ended.defects;
+        v.not_exported = !ended.not_exported.as_str().is_empty();
     });
     set_slot(board, slot, SlotProgress::Unloading, "back to its slot");
     let back = handling(port, move |p| p.chuck_to_slot(slot)).await;
@@ -367,6 +398,11 @@ async fn run_one(
             },
         ),
     };
+    // The run is recorded either way: a wafer that cannot be put back
+    // keeps its result (run id, defects) beside the handling fault.
+    if let Err(e) = back {
+        return handling_fault(board, slot, &e, "on the chuck (its run is recorded)");
+    }
     set_slot(board, slot, progress, ended.cause.as_str());
     say(
         board,
@@ -377,9 +413,6 @@ async fn run_one(
             ended.run_id
         ),
     );
-    if let Err(e) = back {
-        return handling_fault(board, slot, &e, "on the chuck");
-    }
     // The lot is the operator's unit: a wafer's own end is acknowledged
     // here so the next can load; the lot's end is theirs to see.
     if ended.state == RunState::Complete {

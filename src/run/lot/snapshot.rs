@@ -68,6 +68,8 @@ pub struct SlotView {
     pub wafer: FixedText<32>,
     /// Why a slot was skipped, faulted or not run.
     pub note: FixedText<160>,
+    /// Its run's exports (KLARF, thumbnails) were not written at its end.
+    pub not_exported: bool,
 }
 
 /// How a lot ended.
