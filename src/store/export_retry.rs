@@ -40,7 +40,26 @@ pub type RecordFn = Box<dyn FnMut(u64, Option<&str>) -> Result<()> + Send>;
 pub struct ExportRetry {
     tx: Option<Sender<Waiting>>,
     thread: Option<JoinHandle<()>>,
+    pending: Arc<Pending>,
+}
+
+/// Runs queued and not yet written, and the alarm condition that says so.
+/// The count and the condition change together under one lock: a run
+/// queued while the retry thread finishes a pass can never be cleared
+/// away by that pass (the thread knows only what it has received).
+struct Pending {
+    count: std::sync::Mutex<usize>,
     conditions: Option<Arc<SoftwareConditions>>,
+}
+
+impl Pending {
+    fn change(&self, up: bool) {
+        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        *n = if up { *n + 1 } else { n.saturating_sub(1) };
+        if let Some(c) = &self.conditions {
+            c.set(SoftwareCondition::ExportFailing, *n > 0);
+        }
+    }
 }
 
 impl ExportRetry {
@@ -54,7 +73,11 @@ impl ExportRetry {
         conditions: Option<Arc<SoftwareConditions>>,
     ) -> Result<Self> {
         let (tx, rx) = unbounded::<Waiting>();
-        let flags = conditions.clone();
+        let pending = Arc::new(Pending {
+            count: std::sync::Mutex::new(0),
+            conditions,
+        });
+        let flags = pending.clone();
         let (thread, _health) = spawn_watched(
             RETRY_THREAD,
             // An attempt on a hung network share may take long; waiting
@@ -66,21 +89,28 @@ impl ExportRetry {
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
-            conditions,
+            pending,
         })
     }
 
     /// Queues a run for retrying; its alarm condition is set at once.
     pub fn add(&self, waiting: Waiting) -> Result<()> {
-        if let Some(c) = &self.conditions {
-            c.set(SoftwareCondition::ExportFailing, true);
-        }
+        self.pending.change(true);
         let run = waiting.run;
-        self.tx
+        let sent = self
+            .tx
             .as_ref()
-            .ok_or_else(|| anyhow!("the KLARF retry has stopped"))?
-            .send(waiting)
-            .map_err(|_| anyhow!("run {run}: the KLARF retry thread has stopped"))
+            .ok_or_else(|| anyhow!("the KLARF retry has stopped"))
+            .and_then(|tx| {
+                tx.send(waiting)
+                    .map_err(|_| anyhow!("run {run}: the KLARF retry thread has stopped"))
+            });
+        if sent.is_err() {
+            // Not queued: nothing will write it, and the condition must
+            // not wait for it (the caller records the failure).
+            self.pending.change(false);
+        }
+        sent
     }
 }
 
@@ -101,7 +131,7 @@ fn retry_loop(
     every: Duration,
     mut export: ExportFn,
     mut record: RecordFn,
-    conditions: Option<Arc<SoftwareConditions>>,
+    pending: Arc<Pending>,
     health: &ThreadHealth,
 ) {
     let mut waiting: Vec<(Waiting, u32)> = Vec::new();
@@ -120,7 +150,10 @@ fn retry_loop(
                 if waiting.is_empty() {
                     next_try = Instant::now() + every;
                 }
-                if !waiting.iter().any(|(q, _)| q.run == w.run) {
+                if waiting.iter().any(|(q, _)| q.run == w.run) {
+                    // Already waiting: counted once.
+                    pending.change(false);
+                } else {
                     waiting.push((w, 0));
                 }
                 continue;
@@ -141,6 +174,7 @@ fn retry_loop(
                             "KLARF written on retry, but the run's record still says it is not: {e:#}"
                         );
                     }
+                    pending.change(false);
                     false
                 }
                 Err(e) => {
@@ -149,9 +183,6 @@ fn retry_loop(
                 }
             }
         });
-        if let Some(c) = &conditions {
-            c.set(SoftwareCondition::ExportFailing, !waiting.is_empty());
-        }
         next_try = Instant::now() + every;
     }
     for (w, attempts) in waiting {
@@ -167,6 +198,28 @@ fn retry_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two runs queued, one written: the alarm condition holds until the
+    /// other is written too, whatever order the thread learns of them in.
+    #[test]
+    fn the_condition_holds_while_any_queued_run_is_unwritten() {
+        let c = Arc::new(SoftwareConditions::default());
+        let p = Pending {
+            count: std::sync::Mutex::new(0),
+            conditions: Some(c.clone()),
+        };
+        p.change(true);
+        p.change(true);
+        p.change(false);
+        assert!(c.is_active(SoftwareCondition::ExportFailing));
+        p.change(false);
+        assert!(!c.is_active(SoftwareCondition::ExportFailing));
+        p.change(false);
+        assert!(
+            !c.is_active(SoftwareCondition::ExportFailing),
+            "never below zero"
+        );
+    }
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
 
