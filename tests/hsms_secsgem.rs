@@ -161,9 +161,16 @@ fn active_equipment_with_the_secsgem_host_passive() {
     let port = free_port();
     let mut host = Peer::secsgem_host("passive", port, 5.0, 0.2);
     let connect = format!("127.0.0.1:{port}").parse().unwrap();
-    let (handle, events) = rt
-        .block_on(Hsms::start(config(HsmsMode::Active { connect })))
-        .expect("started");
+    let mut cfg = config(HsmsMode::Active { connect });
+    // secsgem 0.3.0's passive side can take a Select.req that arrives
+    // while it is still setting up a connection it has just accepted as
+    // coming in NOT_CONNECTED: it drops it with a WrongSourceStateError
+    // and that connection never selects (seen once on a loaded CI
+    // machine). With T5 at 200 ms we connected to the restarted host the
+    // moment its port opened; at 2 s (still well inside the test's
+    // patience) we connect to a host that is up, as a real host is.
+    cfg.timers.t5 = Duration::from_secs(2);
+    let (handle, events) = rt.block_on(Hsms::start(cfg)).expect("started");
     spawn_gem_stand_in(&rt, handle.clone(), events);
 
     // We connect and select; the host's S1F13 gets our S1F14.

@@ -59,8 +59,12 @@ fn has(h: &Harness<'static, StationApp>, label: &str) -> bool {
     h.query_all_by_label_contains(label).next().is_some()
 }
 
+fn slot_box<'a>(h: &'a Harness<'static, StationApp>, label: &'a str) -> egui_kittest::Node<'a> {
+    h.get_by_role_and_label(egui::accesskit::Role::CheckBox, label)
+}
+
 fn checked(h: &Harness<'static, StationApp>, label: &str) -> bool {
-    h.get_by_label(label).accesskit_node().toggled() == Some(egui::accesskit::Toggled::True)
+    slot_box(h, label).accesskit_node().toggled() == Some(egui::accesskit::Toggled::True)
 }
 
 /// `NDEFECT n;`-style figure of a KLARF 1.2 text: the defect rows listed.
@@ -92,8 +96,8 @@ fn an_operator_runs_slots_1_to_6_of_a_carrier_and_stops_a_lot_after_a_wafer() {
     wait_for(&mut h, "the slot map", |h| has(h, "Carrier FOUP-K"));
     // Every slot holding one wafer is picked; slot 4 cannot be.
     assert!(checked(&h, "Slot 1") && checked(&h, "Slot 25"));
-    assert!(h.get_by_label("Slot 4").accesskit_node().is_disabled());
-    assert!(h.get_by_label("Slot 10").accesskit_node().is_disabled());
+    assert!(slot_box(&h, "Slot 4").accesskit_node().is_disabled());
+    assert!(slot_box(&h, "Slot 10").accesskit_node().is_disabled());
     assert!(has(&h, "double-slotted"));
     assert!(has(&h, "22 slots picked; recipe sampled-200mm.toml"));
 
@@ -101,10 +105,19 @@ fn an_operator_runs_slots_1_to_6_of_a_carrier_and_stops_a_lot_after_a_wafer() {
     h.run_steps(2);
     for s in 1..=6 {
         if s != 4 {
-            h.get_by_label(&format!("Slot {s}")).click();
+            h.get_by_role_and_label(egui::accesskit::Role::CheckBox, &format!("Slot {s}"))
+                .click();
             h.run_steps(1);
         }
     }
+    // Slot 3's id cannot be read: the operator types it.
+    h.state().station.handling_faults.make_id_unreadable(3);
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Slot 3")
+        .click();
+    h.run_steps(1);
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Slot 3")
+        .type_text("HAND-03");
+    h.run_steps(2);
     h.run_steps(2);
     assert!(has(&h, "5 slots picked"), "slots 1-3, 5, 6");
     let lot = h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Lot id");
@@ -118,9 +131,10 @@ fn an_operator_runs_slots_1_to_6_of_a_carrier_and_stops_a_lot_after_a_wafer() {
         has(h, "Lot LOT-001-K complete")
     });
     assert!(has(&h, "Lot LOT-001-K complete: 5 wafers run"));
-    for s in [1, 2, 3, 5, 6] {
+    for s in [1, 2, 5, 6] {
         assert!(has(&h, &format!("FOUP-K-{s:02}")), "slot {s}'s wafer id");
     }
+    assert!(has(&h, "HAND-03"), "slot 3's typed id");
     // Slot 4 was never part of the pick (the operator could not pick it).
 
     // The database has the five wafers; each KLARF 1.2 file lists as many

@@ -114,7 +114,7 @@ pub fn export_lot(db_path: &Path, runs: &[i64], out: &Path) -> Result<PathBuf> {
     let text = klarf_18_lot(&loaded, unix_ms_now())
         .map_err(|err| anyhow!("{}: {err}", db_path.display()))?;
     let out = if out.is_dir() {
-        out.join(format!("{}_lot_v18.klarf", file_safe(&loaded[0].run.lot)))
+        out.join(lot_file_name(&loaded[0].run.lot))
     } else {
         out.to_owned()
     };
@@ -258,6 +258,11 @@ pub fn run_file_name(r: &RunRow, format: Format) -> String {
 
 /// An id as part of a file name: letters, digits and '-' kept, anything
 /// else (path separators included) becomes '_'.
+/// The lot file's name in an export directory.
+pub fn lot_file_name(lot: &str) -> String {
+    format!("{}_lot_v18.klarf", file_safe(lot))
+}
+
 fn file_safe(s: &str) -> String {
     s.chars()
         .map(|c| {

@@ -502,7 +502,11 @@ impl StationApp {
                 let rx = self.station.carrier.load_carrier_nowait();
                 self.pending.push(("Carrier docked and mapped".into(), rx));
             }
-            UiCommand::StartLot { lot, slots } => self.start_lot(lot, slots),
+            UiCommand::StartLot {
+                lot,
+                slots,
+                typed_ids,
+            } => self.start_lot(lot, slots, typed_ids),
             UiCommand::StopLotAfterWafer => {
                 self.station.carrier.stop_after_wafer();
                 self.run_control.message = Some(Ok("The lot stops after the wafer in hand".into()));
@@ -591,7 +595,7 @@ impl StationApp {
 impl StationApp {
     /// Starts a lot with the recipe chosen in Run control; the answer is
     /// shown where run answers are, the progress on the Carrier panel.
-    fn start_lot(&mut self, lot: String, slots: Vec<u32>) {
+    fn start_lot(&mut self, lot: String, slots: Vec<u32>, typed_ids: Vec<(u32, String)>) {
         let Some(path) = self.run_control.recipe.clone() else {
             self.run_control.message = Some(Err("choose a recipe in Run control first".into()));
             return;
@@ -611,7 +615,7 @@ impl StationApp {
             recipe,
             slots,
             operator: self.run_control.operator.clone(),
-            typed_ids: Vec::new(),
+            typed_ids,
             on_wafer_fault: crate::run::lot::OnWaferFault::WaitForReset,
         };
         // The report also lands in the lot snapshot: the receiver is not

@@ -13,6 +13,9 @@ pub struct CarrierPanel {
     pub lot: String,
     /// The operator's pick, by slot (index 0 = slot 1).
     pub picked: [bool; SLOTS],
+    /// Wafer ids the operator typed, by slot (empty: read at the
+    /// pre-aligner); a typed id is used even where the reader can read.
+    pub typed: [String; SLOTS],
     /// The carrier map the pick was made for (a new map resets it).
     picked_for: Option<(String, [SlotState; SLOTS])>,
     confirm_abort: bool,
@@ -23,6 +26,7 @@ impl Default for CarrierPanel {
         Self {
             lot: "LOT-001".into(),
             picked: [false; SLOTS],
+            typed: std::array::from_fn(|_| String::new()),
             picked_for: None,
             confirm_abort: false,
         }
@@ -59,6 +63,7 @@ impl CarrierPanel {
         let key = (lot.carrier.as_str().to_owned(), map);
         if self.picked_for.as_ref() != Some(&key) {
             self.picked = std::array::from_fn(|i| map[i].can_pick());
+            self.typed = std::array::from_fn(|_| String::new());
             self.picked_for = Some(key);
         }
         ui.separator();
@@ -67,26 +72,33 @@ impl CarrierPanel {
             .show(ui, |ui| {
                 egui::Grid::new("slot_map")
                     .striped(true)
-                    .num_columns(6)
+                    .num_columns(7)
                     .show(ui, |ui| {
-                        for h in ["Slot", "Mapped", "Wafer", "Lot progress", "Defects", "Run"] {
+                        for h in [
+                            "Slot",
+                            "Mapped",
+                            "Wafer",
+                            "Typed id",
+                            "Lot progress",
+                            "Defects",
+                            "Run",
+                        ] {
                             ui.label(RichText::new(h).strong());
                         }
                         ui.end_row();
                         for (i, v) in lot.slots.iter().enumerate() {
                             let n = i + 1;
                             let can = v.state.can_pick() && idle;
-                            ui.add_enabled(
-                                can,
-                                egui::Checkbox::new(&mut self.picked[i], format!("Slot {n}")),
-                            )
-                            .on_disabled_hover_text(
-                                if v.state.can_pick() {
+                            let pick = ui
+                                .add_enabled(
+                                    can,
+                                    egui::Checkbox::new(&mut self.picked[i], format!("Slot {n}")),
+                                )
+                                .on_disabled_hover_text(if v.state.can_pick() {
                                     "a lot is running"
                                 } else {
                                     "never picked: the robot cannot take a wafer from this slot"
-                                },
-                            );
+                                });
                             if !v.state.can_pick() {
                                 self.picked[i] = false;
                             }
@@ -94,6 +106,18 @@ impl CarrierPanel {
                             // word says it.
                             ui.label(v.state.label());
                             ui.label(v.wafer.as_str());
+                            if can {
+                                // Typed, or (empty) read at the pre-aligner.
+                                ui.add(
+                                    egui::TextEdit::singleline(&mut self.typed[i])
+                                        .hint_text("read at the aligner")
+                                        .desired_width(130.0),
+                                )
+                                .labelled_by(pick.id)
+                                .on_hover_text("The wafer id, when the reader cannot read it");
+                            } else {
+                                ui.label(self.typed[i].as_str());
+                            }
                             let progress = v.progress.label();
                             if v.note.as_str().is_empty() || v.progress == SlotProgress::Complete {
                                 ui.label(progress);
@@ -154,9 +178,15 @@ impl CarrierPanel {
                 .add_enabled(why_not.is_none(), egui::Button::new("Start lot"))
                 .on_disabled_hover_text(why_not.unwrap_or_default());
             if start.clicked() {
+                let typed_ids = slots
+                    .iter()
+                    .map(|&s| (s, self.typed[s as usize - 1].trim().to_owned()))
+                    .filter(|(_, id)| !id.is_empty())
+                    .collect();
                 out.push(UiCommand::StartLot {
                     lot: self.lot.clone(),
                     slots,
+                    typed_ids,
                 });
             }
             let stop = ui

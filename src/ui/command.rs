@@ -22,6 +22,8 @@ pub enum UiCommand {
     StartLot {
         lot: String,
         slots: Vec<u32>,
+        /// Wafer ids typed by the operator, by slot.
+        typed_ids: Vec<(u32, String)>,
     },
     /// The lot ends once the wafer in hand is done.
     StopLotAfterWafer,

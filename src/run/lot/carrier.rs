@@ -298,8 +298,11 @@ async fn write_lot_file(
     if runs.is_empty() {
         return Err("no wafer of the lot was run".into());
     }
+    // The file's own path: given only the directory, a directory that has
+    // gone missing would be taken for the file's name.
+    let out = dir.join(crate::store::export::lot_file_name(&report.lot));
     let written = tokio::task::spawn_blocking(move || {
-        crate::store::export::export_lot(&db, &runs, &dir).map_err(|e| format!("{e:#}"))
+        crate::store::export::export_lot(&db, &runs, &out).map_err(|e| format!("{e:#}"))
     })
     .await
     .unwrap_or_else(|e| Err(format!("the lot file's task ended: {e}")));
