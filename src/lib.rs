@@ -2,6 +2,7 @@
 //!
 //! See `../shared/DESIGN.md` for the threads, data flow and module layout.
 
+pub mod access;
 pub mod bench;
 pub mod cli;
 pub mod host;
