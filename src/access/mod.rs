@@ -1,6 +1,8 @@
 //! Who may do what: users and their roles, sign-in, and the audit trail
 //! every command, sign-in and recipe change is written to.
 
+pub mod password;
 pub mod role;
 
+pub use password::{check_password_rules, hash_password, verify_password};
 pub use role::{Action, Policy, Role};
