@@ -3,6 +3,9 @@
 
 pub mod password;
 pub mod role;
+pub mod users;
+pub mod utc_time;
 
 pub use password::{check_password_rules, hash_password, verify_password};
 pub use role::{Action, Policy, Role};
+pub use users::{LockoutPolicy, SignInError, SignedIn, UserRow, Users};

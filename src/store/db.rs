@@ -110,7 +110,7 @@ pub fn schema_version() -> i64 {
 }
 
 /// Tables a database of ours may contain besides those of the migrations
-/// (the alarm journal shares the file).
+/// (the alarm journal, the users and the audit trail share the file).
 const OUR_TABLES: &[&str] = &[
     "lots",
     "wafers",
@@ -120,6 +120,8 @@ const OUR_TABLES: &[&str] = &[
     "alarm_journal",
     "alarm_state",
     "alarm_definitions",
+    "users",
+    "audit",
 ];
 
 /// Opens (creating if new) and migrates the results database. A file that
