@@ -1,11 +1,13 @@
 //! Who may do what: users and their roles, sign-in, and the audit trail
 //! every command, sign-in and recipe change is written to.
 
+pub mod audit;
 pub mod password;
 pub mod role;
 pub mod users;
 pub mod utc_time;
 
+pub use audit::{AuditEntry, AuditLog, BrokenEntry, NewEntry, Source, VerifyReport};
 pub use password::{check_password_rules, hash_password, verify_password};
 pub use role::{Action, Policy, Role};
 pub use users::{LockoutPolicy, SignInError, SignedIn, UserRow, Users};
