@@ -44,8 +44,12 @@ pub fn check_password_rules(password: &str) -> Result<(), String> {
     }
     let chars = password.chars().count();
     if chars < MIN_PASSWORD_CHARS {
+        let has = match chars {
+            1 => "1 character".to_owned(),
+            n => format!("{n} characters"),
+        };
         return Err(format!(
-            "the password is too short: {chars} characters, at least {MIN_PASSWORD_CHARS} are needed"
+            "the password is too short: {has}, at least {MIN_PASSWORD_CHARS} are needed"
         ));
     }
     Ok(())
@@ -98,6 +102,9 @@ mod tests {
             check_password_rules("seven c").unwrap_err(),
             "the password is too short: 7 characters, at least 8 are needed"
         );
+        assert!(check_password_rules("x")
+            .unwrap_err()
+            .contains("too short: 1 character,"));
         // Characters, not bytes.
         assert!(check_password_rules("ééééééé").is_err());
     }
