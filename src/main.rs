@@ -24,7 +24,9 @@ Exit codes:
      did not answer
   7  `run`: completed and recorded, but its KLARF or thumbnails could not be
      written (the reason is printed and recorded; repeat with `export`)
-  8  standard output was closed (e.g. `| head`) or could not be written";
+  8  standard output was closed (e.g. `| head`) or could not be written
+  9  `audit --verify`: the audit trail was edited or has entries missing (the
+     first broken entry is named)";
 
 #[derive(Parser)]
 #[command(
@@ -380,11 +382,69 @@ enum Command {
         #[arg(long)]
         db: Option<std::path::PathBuf>,
     },
+    /// Add, re-password, disable, enable and list the station's users
+    /// (each change goes to the audit trail). Passwords are read from
+    /// standard input, never taken as an argument.
+    Users {
+        #[command(subcommand)]
+        what: UsersCommand,
+        /// The station database. Default: waferscope.db in the data
+        /// directory.
+        #[arg(long, global = true)]
+        db: Option<std::path::PathBuf>,
+    },
+    /// The audit trail: who did what, when, from where, allowed or refused.
+    /// Lists it; `--verify` checks its hash chain (exit 9 naming the first
+    /// edited or deleted entry); `--csv FILE` exports it.
+    Audit {
+        /// Only entries from then on: a UTC time (2026-11-30T06:00:00Z) or
+        /// a time back from now (90m, 24h, 7d).
+        #[arg(long, value_name = "SPEC")]
+        since: Option<String>,
+        /// Check the whole chain (not only the --since part).
+        #[arg(long)]
+        verify: bool,
+        /// Write the entries as CSV to FILE (atomically).
+        #[arg(long, value_name = "FILE")]
+        csv: Option<std::path::PathBuf>,
+        /// The station database. Default: waferscope.db in the data
+        /// directory.
+        #[arg(long)]
+        db: Option<std::path::PathBuf>,
+    },
     /// Measure the hot path and print text and JSON.
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
     },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add a user; the password (at least 8 characters) is one line of
+    /// standard input.
+    Add {
+        /// 1 to 32 letters, digits, '.', '_' or '-'.
+        name: String,
+        /// operator, engineer, maintenance or administrator.
+        #[arg(long)]
+        role: waferscope::access::Role,
+    },
+    /// Set a user's password (one line of standard input); also ends a
+    /// lockout after wrong passwords.
+    Passwd { name: String },
+    /// Stop a user signing in (not the last enabled administrator).
+    Disable { name: String },
+    /// Let a disabled user sign in again.
+    Enable { name: String },
+    /// Change a user's role (not the last enabled administrator's).
+    Role {
+        name: String,
+        /// operator, engineer, maintenance or administrator.
+        role: waferscope::access::Role,
+    },
+    /// Name, role, enabled or disabled, and any lock, of every user.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -495,6 +555,38 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Devices { path }) => {
             if !waferscope::cli::devices::devices(&path)? {
                 std::process::exit(exit_code::NOT_READY);
+            }
+            Ok(())
+        }
+        Some(Command::Users { what, db }) => {
+            use waferscope::cli::users::{self, UserChange};
+            let db = data.pick(db, Item::Db)?;
+            let change = match what {
+                UsersCommand::List => return users::list(&db),
+                UsersCommand::Add { name, role } => UserChange::Add { name, role },
+                UsersCommand::Passwd { name } => UserChange::Passwd { name },
+                UsersCommand::Disable { name } => UserChange::Disable { name },
+                UsersCommand::Enable { name } => UserChange::Enable { name },
+                UsersCommand::Role { name, role } => UserChange::Role { name, role },
+            };
+            users::change(&db, data.used().as_ref(), change)
+        }
+        Some(Command::Audit {
+            since,
+            verify,
+            csv,
+            db,
+        }) => {
+            let intact = waferscope::cli::audit::run(
+                &data.pick(db, Item::Db)?,
+                &waferscope::cli::audit::AuditArgs {
+                    since: since.as_deref(),
+                    verify,
+                    csv: csv.as_deref(),
+                },
+            )?;
+            if !intact {
+                std::process::exit(exit_code::AUDIT_BROKEN);
             }
             Ok(())
         }

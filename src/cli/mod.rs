@@ -1,6 +1,7 @@
 //! Headless commands behind `waferscope …` (the argument parsing itself is
 //! in main.rs).
 
+pub mod audit;
 pub mod devices;
 pub mod export;
 #[cfg(feature = "gui")]
@@ -13,3 +14,4 @@ pub mod run;
 pub mod serve;
 pub mod simulate;
 pub mod teach;
+pub mod users;

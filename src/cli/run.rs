@@ -78,6 +78,8 @@ pub mod exit_code {
     pub const NOT_EXPORTED: i32 = 7;
     /// Standard output was closed (`| head`) or could not be written.
     pub const OUTPUT_FAILED: i32 = 8;
+    /// `audit --verify`: the audit trail's hash chain is broken.
+    pub const AUDIT_BROKEN: i32 = 9;
 }
 
 /// How long a running wafer may go without a single snapshot from the run
