@@ -112,6 +112,13 @@ struct GuiOpts {
     /// after every disconnect.
     #[arg(long, value_name = "HOST:PORT")]
     gem_active: Option<std::net::SocketAddr>,
+    /// Sign the user out after this many minutes without input.
+    #[arg(long, default_value_t = 15.0, value_name = "MINUTES")]
+    idle_sign_out: f64,
+    /// Lock an account for this many minutes after 5 wrong passwords in a
+    /// row.
+    #[arg(long, default_value_t = 15.0, value_name = "MINUTES")]
+    lockout: f64,
 }
 
 #[derive(Subcommand)]
@@ -832,6 +839,13 @@ fn gui(
         thumbnails: data.pick(opts.thumbnail_dir, Item::Thumbnails)?,
         wafer_seed: opts.seed,
         paced: !opts.fast,
+        access: waferscope::access::AccessConfig {
+            lockout: waferscope::access::users::LockoutPolicy {
+                lock_for: minutes("--lockout", opts.lockout)?,
+                ..Default::default()
+            },
+            idle_sign_out: minutes("--idle-sign-out", opts.idle_sign_out)?,
+        },
         ..Default::default()
     };
     waferscope::cli::gui::run(waferscope::cli::gui::GuiArgs {
@@ -846,6 +860,15 @@ fn gui(
         gem: (opts.gem.is_some() || opts.gem_active.is_some())
             .then(|| waferscope::cli::serve::mode(opts.gem, opts.gem_active)),
     })
+}
+
+/// A positive number of minutes given as `flag`.
+#[cfg(feature = "gui")]
+fn minutes(flag: &str, m: f64) -> Result<std::time::Duration> {
+    if !(m.is_finite() && m > 0.0 && m < 1e6) {
+        anyhow::bail!("{flag} {m}: give a positive number of minutes");
+    }
+    Ok(std::time::Duration::from_secs_f64(m * 60.0))
 }
 
 /// The window's options when none are given (plain `waferscope`): the

@@ -198,8 +198,9 @@ fn timed_shelve_expires_and_reraises_and_is_clamped_to_the_maximum() {
     assert!(e.command(
         AlarmCommand::Shelve {
             alid: 1,
-            duration_ns: Some(3_600_000 * MS),
-            operator: "bo".into()
+            duration_ns: 3_600_000 * MS,
+            operator: "bo".into(),
+            reason: "sensor under repair".into(),
         },
         200 * MS
     ));
@@ -239,40 +240,50 @@ fn timed_shelve_expires_and_reraises_and_is_clamped_to_the_maximum() {
 }
 
 #[test]
-fn one_shot_shelve_clears_when_the_alarm_returns_to_normal() {
+fn a_shelving_keeps_who_and_why_until_it_ends_and_the_journal_has_the_reason() {
     let (mut e, rx) = engine(&defs(""));
     e.tick(&snap(12.0), 0);
     e.tick(&snap(12.0), 100 * MS);
-    e.command(
+    assert!(e.command(
         AlarmCommand::Shelve {
             alid: 1,
-            duration_ns: None,
+            duration_ns: 60_000 * MS,
             operator: "bo".into(),
+            reason: "stage encoder being replaced".into(),
         },
         150 * MS,
-    );
-    e.tick(&snap(12.0), 200 * MS);
-    assert_eq!(e.status(1).unwrap().shelving, Shelving::OneShot);
-    e.tick(&snap(1.0), 300 * MS);
-    assert_eq!(e.status(1).unwrap().shelving, Shelving::None);
-    assert_eq!(state(&e), AlarmState::Normal);
-    e.tick(&snap(12.0), 400 * MS);
-    e.tick(&snap(12.0), 500 * MS);
+    ));
+    let snapshot = e.snapshot(200 * MS);
+    let entry = snapshot.entry(1).expect("a shelved alarm stays listed");
     assert_eq!(
-        state(&e),
-        AlarmState::UnackActive,
-        "the next occurrence is annunciated"
+        entry.shelving,
+        Shelving::Timed {
+            until_ns: 150 * MS + 60_000 * MS
+        }
     );
-    let k: Vec<_> = kinds(&rx).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(entry.shelved_by.as_str(), "bo");
+    assert_eq!(entry.shelve_reason.as_str(), "stage encoder being replaced");
+    let shelved = rx
+        .try_iter()
+        .find(|j| j.kind == EventKind::Shelved)
+        .expect("journaled");
+    assert_eq!(shelved.operator.unwrap().as_str(), "bo");
+    assert_eq!(shelved.note.as_str(), "stage encoder being replaced");
+    assert!(e.command(
+        AlarmCommand::Unshelve {
+            alid: 1,
+            operator: "bo".into(),
+        },
+        300 * MS,
+    ));
+    let status = e.status(1).unwrap();
+    assert_eq!(status.shelving, Shelving::None);
     assert_eq!(
-        k,
-        [
-            EventKind::Raised,
-            EventKind::Shelved,
-            EventKind::Unshelved,
-            EventKind::Raised
-        ]
+        status.shelved_by.as_str(),
+        "",
+        "who shelved it is forgotten once it is not"
     );
+    assert_eq!(status.shelve_reason.as_str(), "");
 }
 
 /// 15 high alarms on camera temperature with rising limits.

@@ -422,6 +422,37 @@ fn host_drives_the_station() {
         gem.secs_log().dropped() + gem.secs_log().write_failures(),
         0
     );
+    // Every host command is in the audit trail with source "host": the
+    // START refused in ONLINE LOCAL with why, the one accepted in ONLINE
+    // REMOTE, and the host taking the tool on-line.
+    let audit = waferscope::access::audit::AuditLog::open(&s.station.cfg.db)
+        .unwrap()
+        .list(None)
+        .unwrap();
+    let host_entries: Vec<_> = audit.iter().filter(|e| e.source == "host").collect();
+    let starts: Vec<_> = host_entries
+        .iter()
+        .filter(|e| e.action == "host_remote_command" && e.params.contains("LOT-G1"))
+        .collect();
+    assert!(
+        starts
+            .iter()
+            .any(|e| !e.accepted && e.reason == "ONLINE LOCAL: the operator keeps control"),
+        "{host_entries:#?}"
+    );
+    assert!(starts.iter().any(|e| e.accepted), "{host_entries:#?}");
+    assert!(
+        host_entries
+            .iter()
+            .any(|e| e.action == "host_online" && e.accepted && e.user == "host"),
+        "{host_entries:#?}"
+    );
+    assert!(waferscope::access::audit::AuditLog::open(&s.station.cfg.db)
+        .unwrap()
+        .verify()
+        .unwrap()
+        .first_broken
+        .is_none());
     host.command("quit");
     s.station.runtime().block_on(gem.shutdown());
     drop(s);

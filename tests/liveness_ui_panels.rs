@@ -27,6 +27,8 @@ fn view(alarms: AlarmSnapshot, health: Health) -> View {
         health,
         host: None,
         lot: Default::default(),
+        permits: Arc::new(waferscope::ui::session::Permits::signed_out()),
+        signed_in: None,
     }
 }
 

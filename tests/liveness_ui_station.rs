@@ -11,6 +11,9 @@ use waferscope::machine::{SIGNALS, SUBSYSTEMS};
 use waferscope::station::{Station, StationConfig};
 use waferscope::ui::StationApp;
 
+#[path = "common/sign_in.rs"]
+mod sign_in;
+
 #[test]
 fn a_dead_poller_shows_every_row_lost_and_the_monitor_stopped_alarm() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -35,7 +38,7 @@ fn a_dead_poller_shows_every_row_lost_and_the_monitor_stopped_alarm() {
         .with_context_setup(waferscope::ui::app::setup)
         .build_ui_state(
             |ui, app: &mut StationApp| app.show(ui),
-            StationApp::new(station).unwrap(),
+            sign_in::as_administrator(StationApp::new(station).unwrap()),
         );
     let has = |h: &Harness<'static, StationApp>, label: &str| {
         h.query_all_by_label_contains(label).next().is_some()

@@ -16,6 +16,9 @@ use waferscope::machine::MachineConfig;
 use waferscope::station::{Station, StationConfig};
 use waferscope::ui::StationApp;
 
+#[path = "common/sign_in.rs"]
+mod sign_in;
+
 fn wait_for(
     h: &mut Harness<'static, StationApp>,
     what: &str,
@@ -59,7 +62,7 @@ fn the_health_panel_shows_the_modbus_link_and_its_loss() {
         .with_context_setup(waferscope::ui::app::setup)
         .build_ui_state(
             |ui, app: &mut StationApp| app.show(ui),
-            StationApp::new(station).unwrap(),
+            sign_in::as_administrator(StationApp::new(station).unwrap()),
         );
     h.get_by_label("Health").click();
     wait_for(&mut h, "the link shown connected", |h| {

@@ -180,8 +180,9 @@ fn acknowledged_and_active_alarms_survive_a_restart() {
     });
     alarms.command(AlarmCommand::Shelve {
         alid: 1031,
-        duration_ns: Some(600_000_000_000),
+        duration_ns: 600_000_000_000,
         operator: "Ana Ruiz".into(),
+        reason: "sensor under repair".into(),
     });
     wait_until("acknowledged", || {
         view.read().value.entry(1032).unwrap().state == AlarmState::AckActive

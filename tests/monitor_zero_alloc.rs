@@ -62,8 +62,9 @@ fn polling_and_alarm_evaluation_allocate_nothing_after_warm_up() {
         AlarmCommand::AcknowledgeAll { operator },
         AlarmCommand::Shelve {
             alid: 2001,
-            duration_ns: Some(60_000_000_000),
+            duration_ns: 60_000_000_000,
             operator,
+            reason: "stage encoder swap".into(),
         },
         AlarmCommand::Unshelve {
             alid: 2001,
@@ -71,8 +72,9 @@ fn polling_and_alarm_evaluation_allocate_nothing_after_warm_up() {
         },
         AlarmCommand::Shelve {
             alid: 1031,
-            duration_ns: None,
+            duration_ns: 600_000_000_000,
             operator,
+            reason: "camera link under test".into(),
         },
         AlarmCommand::Unshelve {
             alid: 1031,

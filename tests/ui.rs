@@ -13,6 +13,9 @@ use waferscope::station::{Station, StationConfig};
 use waferscope::ui::wafer_map::DieMark;
 use waferscope::ui::StationApp;
 
+#[path = "common/sign_in.rs"]
+mod sign_in;
+
 fn app(name: &str) -> (StationApp, PathBuf) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let d = std::env::temp_dir().join(format!("waferscope-ui-{}-{name}", std::process::id()));
@@ -30,7 +33,10 @@ fn app(name: &str) -> (StationApp, PathBuf) {
         ..StationConfig::default()
     })
     .unwrap();
-    (StationApp::new(station).unwrap(), d)
+    (
+        sign_in::as_administrator(StationApp::new(station).unwrap()),
+        d,
+    )
 }
 
 fn harness(app: StationApp) -> Harness<'static, StationApp> {
@@ -238,7 +244,7 @@ fn app_in(d: &std::path::Path, thumbnails: PathBuf) -> StationApp {
         ..StationConfig::default()
     })
     .unwrap();
-    StationApp::new(station).unwrap()
+    sign_in::as_administrator(StationApp::new(station).unwrap())
 }
 
 fn fresh_dir(name: &str) -> PathBuf {

@@ -14,6 +14,9 @@ use waferscope::machine::sim::SimCarrier;
 use waferscope::station::{Station, StationConfig};
 use waferscope::ui::StationApp;
 
+#[path = "common/sign_in.rs"]
+mod sign_in;
+
 fn app(d: &Path) -> StationApp {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     std::fs::create_dir_all(d.join("klarf")).unwrap();
@@ -29,7 +32,7 @@ fn app(d: &Path) -> StationApp {
         ..StationConfig::default()
     })
     .unwrap();
-    StationApp::new(station).unwrap()
+    sign_in::as_administrator(StationApp::new(station).unwrap())
 }
 
 fn harness(app: StationApp) -> Harness<'static, StationApp> {

@@ -65,7 +65,6 @@ impl Scripted {
                     lot: "DEMO".into(),
                     wafer: format!("W{:02}", self.wafer),
                     slot: self.wafer % 25 + 1,
-                    operator: "demo".into(),
                 });
             }
             Some(RunState::Ready) => self.app.apply(UiCommand::Run(RunCommand::Start)),
@@ -156,6 +155,13 @@ pub fn run(mut args: GuiArgs) -> Result<()> {
     let mut app = StationApp::new(station)?;
     if let Some(g) = gem {
         app = app.with_gem(g);
+    }
+    // A scripted window (`--autostart`, `--demo`) runs wafers with nobody
+    // at the screen: it acts as an operator named for the console user who
+    // started it (audited as such); anything else needs a sign-in.
+    if args.autostart.is_some() {
+        app.session
+            .start_scripted(&app.station.guard, &crate::cli::users::console_user());
     }
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,

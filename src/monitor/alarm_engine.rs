@@ -28,6 +28,9 @@ pub const FLOOD_WINDOW_NS: u64 = 600_000_000_000;
 /// events cost no allocation on the evaluator.
 pub type OperatorName = FixedText<32>;
 
+/// Why an alarm was shelved, kept inline like [`OperatorName`].
+pub type ShelveReason = FixedText<64>;
+
 /// Something the journal records.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JournalEvent {
@@ -43,6 +46,8 @@ pub struct JournalEvent {
     /// The signal's value at the time, when it has one.
     pub value: f64,
     pub detail: &'static str,
+    /// The operator's words (a shelving's reason), appended to `detail`.
+    pub note: ShelveReason,
 }
 
 pub fn unix_ms_now() -> i64 {
@@ -63,12 +68,14 @@ pub enum AlarmCommand {
     AcknowledgeAll {
         operator: OperatorName,
     },
-    /// Shelve for a time (clamped to the alarm's maximum) or, with `None`,
-    /// one-shot until the alarm returns to normal.
+    /// Shelve for a time (clamped to the alarm's maximum: the access
+    /// layer refuses longer ones with a reason) and why: a shelving without
+    /// a duration and a reason is not offered (issue 15).
     Shelve {
         alid: u32,
-        duration_ns: Option<u64>,
+        duration_ns: u64,
         operator: OperatorName,
+        reason: ShelveReason,
     },
     Unshelve {
         alid: u32,
@@ -88,6 +95,10 @@ pub struct AlarmEntry {
     pub chattering: bool,
     pub condition: bool,
     pub raised_ns: u64,
+    /// Who shelved it and why (empty when not shelved, or shelved before
+    /// a restart: only the shelving and its end are persisted).
+    pub shelved_by: OperatorName,
+    pub shelve_reason: ShelveReason,
 }
 
 /// The alarm picture the UI reads: every alarm not Normal (or shelved),
@@ -203,6 +214,7 @@ impl AlarmSnapshot {
             chattering: false,
             condition: true,
             raised_ns: self.taken_ns,
+            ..AlarmEntry::default()
         };
         seen.count = (n + 1) as u16;
         seen.active[p] += 1;
@@ -408,6 +420,17 @@ impl AlarmEngine {
         operator: Option<OperatorName>,
         detail: &'static str,
     ) {
+        self.emit_noted(i, events, operator, detail, ShelveReason::default())
+    }
+
+    fn emit_noted(
+        &mut self,
+        i: usize,
+        events: Events,
+        operator: Option<OperatorName>,
+        detail: &'static str,
+        note: ShelveReason,
+    ) {
         for kind in events.iter() {
             self.transitions += 1;
             let s = &self.status[i];
@@ -421,6 +444,7 @@ impl AlarmEngine {
                 operator,
                 value: self.last_values[i],
                 detail,
+                note,
             };
             // Never wait for the journal: a stuck disk must not stop alarm
             // evaluation. A full (or closed) channel is counted; the
@@ -461,16 +485,19 @@ impl AlarmEngine {
                 alid,
                 duration_ns,
                 operator,
+                reason,
             } => {
                 let Some(i) = find(alid) else { return false };
-                let clamped = duration_ns.is_some_and(|d| d > self.defs[i].max_shelve_ns);
-                let e = self.status[i].shelve(&self.defs[i], duration_ns, now_ns);
-                let detail = match (duration_ns, clamped) {
-                    (None, _) => "one-shot",
-                    (Some(_), true) => "timed, clamped to the alarm's maximum",
-                    (Some(_), false) => "timed",
+                let clamped = duration_ns > self.defs[i].max_shelve_ns;
+                let e = self.status[i].shelve(&self.defs[i], Some(duration_ns), now_ns);
+                self.status[i].shelved_by = operator;
+                self.status[i].shelve_reason = reason;
+                let detail = if clamped {
+                    "timed, clamped to the alarm's maximum"
+                } else {
+                    "timed"
                 };
-                self.emit(i, single(e), Some(operator), detail);
+                self.emit_noted(i, single(e), Some(operator), detail, reason);
                 true
             }
             AlarmCommand::Unshelve { alid, operator } => {
@@ -521,6 +548,8 @@ impl AlarmEngine {
                     chattering: s.chattering,
                     condition: s.condition,
                     raised_ns: s.raised_ns,
+                    shelved_by: s.shelved_by,
+                    shelve_reason: s.shelve_reason,
                 };
                 snap.count += 1;
             }

@@ -117,6 +117,9 @@ pub struct AlarmStatus {
     pub in_flood: bool,
     /// A latched alarm whose condition has already cleared.
     pub latched_clear: bool,
+    /// Who shelved it and why, while shelved.
+    pub shelved_by: super::alarm_engine::OperatorName,
+    pub shelve_reason: super::alarm_engine::ShelveReason,
 }
 
 impl AlarmStatus {
@@ -157,11 +160,15 @@ impl AlarmStatus {
         match self.shelving {
             Shelving::Timed { until_ns } if now_ns >= until_ns => {
                 self.shelving = Shelving::None;
+                self.shelved_by = Default::default();
+                self.shelve_reason = Default::default();
                 ev.push(EventKind::Unshelved);
                 self.state = AlarmState::Normal;
             }
             Shelving::OneShot if !self.condition => {
                 self.shelving = Shelving::None;
+                self.shelved_by = Default::default();
+                self.shelve_reason = Default::default();
                 ev.push(EventKind::Unshelved);
                 self.state = AlarmState::Normal;
                 return ev;
@@ -238,6 +245,8 @@ impl AlarmStatus {
             return None;
         }
         self.shelving = Shelving::None;
+        self.shelved_by = Default::default();
+        self.shelve_reason = Default::default();
         Some(EventKind::Unshelved)
     }
 }

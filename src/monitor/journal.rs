@@ -116,7 +116,11 @@ impl Journal {
                     e.first_out,
                     e.operator.as_ref().map(|o| o.as_str()),
                     value,
-                    e.detail
+                    if e.note.as_str().is_empty() {
+                        e.detail.to_owned()
+                    } else {
+                        format!("{}: {}", e.detail, e.note.as_str())
+                    }
                 ])?;
                 if !matches!(
                     e.kind,
@@ -234,6 +238,7 @@ impl Journal {
             } else {
                 "first definitions"
             },
+            note: Default::default(),
         }])?;
         Ok(true)
     }

@@ -5,6 +5,7 @@
 //! start a station here, so there is one place that decides which driver
 //! serves which subsystem.
 
+pub mod commands;
 pub mod data_dir;
 pub mod db_reader;
 pub mod history_query;
@@ -53,6 +54,9 @@ pub struct StationConfig {
     /// The carrier the simulated load port docks (the load port, robot and
     /// pre-aligner are simulated on every machine configuration).
     pub carrier: SimCarrier,
+    /// Who may do what, sign-in lock-out and idle sign-out.
+    pub policy: crate::access::Policy,
+    pub access: crate::access::AccessConfig,
 }
 
 /// Runs shown in the window's history: a bounded query, so months of runs
@@ -122,6 +126,8 @@ impl Default for StationConfig {
             camera_fps: 60.0,
             resume_after: Duration::from_secs(3),
             carrier: SimCarrier::demo(1_000),
+            policy: crate::access::Policy::default(),
+            access: crate::access::AccessConfig::default(),
         }
     }
 }
@@ -145,6 +151,9 @@ pub struct Station {
     pub device_faults: Arc<SimFaults>,
     /// The load port: carrier, slot map, lots.
     pub carrier: CarrierHandle,
+    /// Checks every command against the actor's role and audits it
+    /// (`commands.rs`); users and sign-in.
+    pub guard: Arc<crate::access::Guard>,
     /// The simulated robot's, pre-aligner's and id reader's faults.
     pub handling_faults: Arc<HandlingFaults>,
     pub tool_safe: Arc<AtomicBool>,
@@ -202,6 +211,11 @@ impl Station {
         let recovered_runs = store.recovered.clone();
         store.klarf_dir = cfg.klarf_dir.clone();
         let journal = Journal::open(&cfg.db)?;
+        let guard = Arc::new(crate::access::Guard::open(
+            &cfg.db,
+            cfg.policy.clone(),
+            cfg.access,
+        )?);
         for line in cfg.machine.describe() {
             tracing::info!("machine: {line}");
         }
@@ -354,6 +368,7 @@ impl Station {
             camera_link,
             device_faults,
             carrier,
+            guard,
             handling_faults,
             tool_safe,
             live,
@@ -428,6 +443,7 @@ impl Station {
             variables,
             alarm_view,
             self.alarm_defs.clone(),
+            Some(self.guard.clone()),
         ))?;
         // The metrics endpoint (if any, now or later) exposes its states.
         if self

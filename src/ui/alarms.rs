@@ -5,16 +5,28 @@
 use super::app::Tab;
 use super::command::UiCommand;
 use super::look;
+use super::session::{add_allowed, permitted_button};
 use super::view::View;
+use crate::access::Action;
 use crate::monitor::alarm_defs::{AlarmDef, Condition};
 use crate::monitor::alarm_engine::priority_of;
-use crate::monitor::{AlarmState, JournalRow, Shelving, SoftwareCondition};
+use crate::monitor::{JournalRow, Shelving, SoftwareCondition};
 use egui::{RichText, Ui};
 use std::time::Duration;
 
 #[derive(Default)]
 pub struct AlarmPanel {
     pub filter: String,
+    /// The shelve dialog open for one alarm.
+    shelving: Option<ShelveDialog>,
+}
+
+/// Shelving needs a reason and a duration within the alarm's maximum.
+struct ShelveDialog {
+    alid: u32,
+    minutes: u32,
+    max_minutes: u32,
+    reason: String,
 }
 
 impl AlarmPanel {
@@ -29,11 +41,11 @@ impl AlarmPanel {
         ui.horizontal(|ui| {
             ui.heading("Active alarms");
             let unacked: u16 = a.unacknowledged.iter().sum();
-            if ui
-                .add_enabled(unacked > 0, egui::Button::new("Acknowledge all"))
-                .on_disabled_hover_text("nothing to acknowledge")
-                .clicked()
-            {
+            let allowed = match view.permits.check(Action::Acknowledge) {
+                Ok(()) if unacked == 0 => Err("nothing to acknowledge"),
+                other => other,
+            };
+            if add_allowed(ui, allowed, egui::Button::new("Acknowledge all")).clicked() {
                 out.push(UiCommand::AckAllAlarms);
             }
             if a.flood_more > 0 {
@@ -78,10 +90,21 @@ impl AlarmPanel {
                     let state = match e.shelving {
                         Shelving::None => look::alarm_state_text(e.state).to_string(),
                         Shelving::OneShot => "⏏ SHELVED (until normal)".into(),
-                        Shelving::Timed { until_ns } => format!(
-                            "⏏ SHELVED ({} min left)",
-                            (until_ns.saturating_sub(view.now_ns) / 60_000_000_000) + 1
-                        ),
+                        Shelving::Timed { until_ns } => {
+                            let left_s = until_ns.saturating_sub(view.now_ns) / 1_000_000_000;
+                            let until = super::clock::local_clock_text(
+                                super::clock::unix_now_s() + left_s as i64,
+                            );
+                            format!(
+                                "⏏ SHELVED by {} until {until} ({} min left)",
+                                if e.shelved_by.as_str().is_empty() {
+                                    "someone before a restart"
+                                } else {
+                                    e.shelved_by.as_str()
+                                },
+                                left_s / 60 + 1
+                            )
+                        }
                     };
                     ui.label(state);
                     if e.first_out {
@@ -98,6 +121,9 @@ impl AlarmPanel {
                     }
                 });
                 ui.label(&def.text);
+                if !e.shelve_reason.as_str().is_empty() {
+                    ui.label(format!("Shelved because: {}", e.shelve_reason));
+                }
                 ui.label(RichText::new(format!("What to do: {}", def.guidance)).italics());
                 ui.horizontal(|ui| {
                     // HMI rule 12: every alarm links to the panel where it
@@ -112,36 +138,49 @@ impl AlarmPanel {
                     }
                     let unack = e.state.is_unacknowledged();
                     if e.shelving == Shelving::None {
-                        if ui
-                            .add_enabled(
-                                unack,
-                                egui::Button::new(format!("Acknowledge {}", e.alid)),
-                            )
-                            .clicked()
+                        let allowed = match view.permits.check(Action::Acknowledge) {
+                            Ok(()) if !unack => Err("already acknowledged"),
+                            other => other,
+                        };
+                        if add_allowed(
+                            ui,
+                            allowed,
+                            egui::Button::new(format!("Acknowledge {}", e.alid)),
+                        )
+                        .clicked()
                         {
                             out.push(UiCommand::AckAlarm(e.alid));
                         }
-                        if ui.button(format!("Shelve {} 10 min", e.alid)).clicked() {
-                            out.push(UiCommand::ShelveAlarm(
-                                e.alid,
-                                Some(Duration::from_secs(600)),
-                            ));
-                        }
-                        if ui
-                            .add_enabled(
-                                e.state != AlarmState::ReturnedUnack,
-                                egui::Button::new(format!("Shelve {} until normal", e.alid)),
-                            )
-                            .clicked()
+                        if permitted_button(
+                            ui,
+                            &view.permits,
+                            Action::Shelve,
+                            format!("Shelve {}…", e.alid),
+                        )
+                        .clicked()
                         {
-                            out.push(UiCommand::ShelveAlarm(e.alid, None));
+                            let max_minutes = (def.max_shelve_ns / 60_000_000_000).max(1) as u32;
+                            self.shelving = Some(ShelveDialog {
+                                alid: e.alid,
+                                minutes: 10.min(max_minutes),
+                                max_minutes,
+                                reason: String::new(),
+                            });
                         }
-                    } else if ui.button(format!("Unshelve {}", e.alid)).clicked() {
+                    } else if permitted_button(
+                        ui,
+                        &view.permits,
+                        Action::Shelve,
+                        format!("Unshelve {}", e.alid),
+                    )
+                    .clicked()
+                    {
                         out.push(UiCommand::UnshelveAlarm(e.alid));
                     }
                 });
             });
         }
+        self.shelve_dialog_ui(ui, out);
         ui.separator();
         ui.horizontal(|ui| {
             ui.heading("Journal");
@@ -201,6 +240,50 @@ pub fn handling_panel(def: &AlarmDef) -> (Tab, &'static str) {
         | Condition::Stale { .. }
         | Condition::Lost { .. }
         | Condition::Invalid { .. } => (Tab::Heartbeat, "Heartbeat"),
+    }
+}
+
+impl AlarmPanel {
+    /// Reason and duration (up to the alarm's maximum) before shelving.
+    fn shelve_dialog_ui(&mut self, ui: &mut Ui, out: &mut Vec<UiCommand>) {
+        let Some(d) = &mut self.shelving else {
+            return;
+        };
+        let mut close = false;
+        egui::Window::new(format!("Shelve alarm {}?", d.alid))
+            .collapsible(false)
+            .resizable(false)
+            .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+            .show(ui.ctx(), |ui| {
+                ui.label("A shelved alarm is not annunciated until its time is up.");
+                let l = ui.label("Minutes");
+                ui.add(egui::DragValue::new(&mut d.minutes).range(1..=d.max_minutes))
+                    .labelled_by(l.id);
+                ui.label(format!("at most {} min for this alarm", d.max_minutes));
+                let l = ui.label("Reason");
+                ui.text_edit_singleline(&mut d.reason).labelled_by(l.id);
+                ui.horizontal(|ui| {
+                    let ok = !d.reason.trim().is_empty();
+                    if ui
+                        .add_enabled(ok, egui::Button::new("Confirm shelve"))
+                        .on_disabled_hover_text("give a reason")
+                        .clicked()
+                    {
+                        out.push(UiCommand::ShelveAlarm {
+                            alid: d.alid,
+                            duration: Duration::from_secs(u64::from(d.minutes) * 60),
+                            reason: d.reason.trim().to_owned(),
+                        });
+                        close = true;
+                    }
+                    if ui.button("Cancel").clicked() {
+                        close = true;
+                    }
+                });
+            });
+        if close {
+            self.shelving = None;
+        }
     }
 }
 

@@ -12,11 +12,10 @@ use super::view::{Health, LinkRow, View};
 use super::wafer_map::WaferMapState;
 use super::{health, look, simulator, status_strip, wafer_map};
 use crate::hot::{alloc_count, LatencyHistogram, LatestReader};
-use crate::machine::Signal;
-use crate::monitor::alarm_engine::OperatorName;
 use crate::monitor::trend::TrendRings;
-use crate::monitor::{AlarmCommand, AlarmSnapshot, MachineSnapshot};
+use crate::monitor::{AlarmSnapshot, MachineSnapshot};
 use crate::run::{RunEvent, RunSnapshot, RunState};
+use crate::station::commands::SimulatorFault;
 use crate::station::Station;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -73,6 +72,8 @@ pub struct StationApp {
     pub export_picker: super::export_run::ExportPicker,
     /// Exports under way, each answering with its path or why not.
     exports: Vec<flume::Receiver<Result<String, String>>>,
+    /// Who is signed in, and what they may do.
+    pub session: super::session::Session,
 }
 
 impl StationApp {
@@ -111,6 +112,7 @@ impl StationApp {
             gem: None,
             export_picker: Default::default(),
             exports: Vec::new(),
+            session: Default::default(),
         })
     }
 
@@ -240,6 +242,12 @@ impl StationApp {
             health: self.health.clone(),
             host: self.host_view(now_ns),
             lot: self.lot.read().value,
+            permits: self.session.permits.clone(),
+            signed_in: self
+                .session
+                .user
+                .as_ref()
+                .map(|u| format!("{} ({})", u.name, u.role)),
         }
     }
 
@@ -331,12 +339,22 @@ impl StationApp {
     /// run control shows answers.
     fn host_switch(
         &mut self,
+        actor: &crate::access::Actor,
+        what: &str,
+        on: bool,
         set: impl FnOnce(&crate::host::gem::GemHandle) -> Result<(), String>,
     ) {
         let Some(g) = &self.gem else {
             return;
         };
-        if let Err(why) = set(g) {
+        let r = self.station.guard.guarded(
+            actor,
+            crate::access::Action::HostOnlineOffline,
+            what,
+            &format!("on={on}"),
+            || set(g),
+        );
+        if let Err(why) = r {
             tracing::warn!("host switch not applied: {why}");
             self.run_control.message = Some(Err(format!("host switch not applied: {why}")));
         }
@@ -345,6 +363,7 @@ impl StationApp {
     /// One UI pass (called by eframe, and by the UI tests directly).
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let start = thread_cpu_ns();
+        self.session.tick(ui.ctx(), &self.station.guard);
         self.logic(ui.ctx());
         let view = self.view();
         let mut out = Vec::new();
@@ -375,6 +394,8 @@ impl StationApp {
                         ui.selectable_value(&mut self.tab, t, label);
                     }
                 });
+                ui.separator();
+                self.session.ui(ui, &self.station.guard);
                 ui.separator();
                 self.run_control.ui(ui, &view, &mut out);
             });
@@ -407,7 +428,7 @@ impl StationApp {
                 }
             }
             Tab::Health => health::ui(ui, &view),
-            Tab::Host => super::host::ui(ui, view.host.as_ref(), &mut out),
+            Tab::Host => super::host::ui(ui, view.host.as_ref(), &view.permits, &mut out),
             Tab::Simulator => simulator::ui(ui, &view, self.station.io_faults.is_some(), &mut out),
         });
         for c in out {
@@ -468,18 +489,52 @@ impl StationApp {
         });
     }
 
+    /// Signs in at the window (the sign-in form does this; tests too).
+    pub fn sign_in(&mut self, name: &str, password: &str) -> Result<(), String> {
+        self.session.sign_in(&self.station.guard, name, password)
+    }
+
     pub fn apply(&mut self, c: UiCommand) {
-        let engine = self.station.engine.clone();
+        // What only changes what the window shows needs no one signed in.
+        match c {
+            UiCommand::ShowLot(lot) => {
+                return self.lot_view.request(self.station.cfg.db.clone(), lot)
+            }
+            UiCommand::OpenTab(tab) => {
+                self.tab = tab;
+                return;
+            }
+            UiCommand::SelectDie(d) => {
+                self.map.selected = d;
+                if let Some(d) = d {
+                    let dir = self
+                        .station
+                        .cfg
+                        .thumbnails
+                        .join(format!("run-{}", self.map.run_id));
+                    self.gallery.open(dir, d, self.map.die_details(d));
+                }
+                return;
+            }
+            _ => {}
+        }
+        // Everything else acts on the station: the station's guard checks
+        // the signed-in user's role again and audits it.
+        let Some(actor) = self.session.actor() else {
+            self.run_control.message = Some(Err("sign in first".into()));
+            return;
+        };
+        let station = &self.station;
         match c {
             UiCommand::LoadRecipe {
                 path,
                 lot,
                 wafer,
                 slot,
-                operator,
             } => {
-                // The same id rules as `waferscope run`.
-                let ids = match crate::run::ids::check_identity(&lot, &wafer, slot, &operator) {
+                // The same id rules as `waferscope run`; the operator is
+                // the signed-in user.
+                let ids = match crate::run::ids::check_identity(&lot, &wafer, slot, &actor.user) {
                     Ok(ids) => ids,
                     Err(e) => {
                         self.run_control.message = Some(Err(e));
@@ -490,45 +545,68 @@ impl StationApp {
                 match crate::run::recipe::load(&path) {
                     Err(e) => self.run_control.message = Some(Err(format!("{e:#}"))),
                     Ok(recipe) => {
-                        self.map = WaferMapState::for_recipe(&recipe);
-                        self.loaded = Some(recipe.clone());
                         let id = recipe.recipe.id.clone();
-                        let rx = engine.load_nowait(recipe, ids.identity);
+                        let map = WaferMapState::for_recipe(&recipe);
+                        let rx = station.load_recipe(&actor, recipe.clone(), ids.identity);
+                        self.map = map;
+                        self.loaded = Some(recipe);
                         self.pending.push((format!("Recipe {id} loaded"), rx));
                     }
                 }
             }
             UiCommand::LoadCarrier => {
-                let rx = self.station.carrier.load_carrier_nowait();
+                let rx = station.load_carrier(&actor);
                 self.pending.push(("Carrier docked and mapped".into(), rx));
             }
             UiCommand::StartLot {
                 lot,
                 slots,
                 typed_ids,
-            } => self.start_lot(lot, slots, typed_ids),
+            } => self.start_lot(&actor, lot, slots, typed_ids),
             UiCommand::StopLotAfterWafer => {
-                self.station.carrier.stop_after_wafer();
-                self.run_control.message = Some(Ok("The lot stops after the wafer in hand".into()));
+                self.run_control.message = Some(
+                    station
+                        .stop_lot_after_wafer(&actor)
+                        .map(|()| "The lot stops after the wafer in hand".into()),
+                );
             }
             UiCommand::AbortLot => {
-                self.station.carrier.abort_lot();
-                self.run_control.message = Some(Ok("Aborting the lot".into()));
+                self.run_control.message = Some(
+                    station
+                        .abort_lot(&actor)
+                        .map(|()| "Aborting the lot".into()),
+                );
             }
-            UiCommand::ShowLot(lot) => self.lot_view.request(self.station.cfg.db.clone(), lot),
-            UiCommand::OpenTab(tab) => self.tab = tab,
-            UiCommand::ExportRun { run, format } => self.export_run(&run, format),
-            UiCommand::HostOnline(on) => self.host_switch(|g| g.set_online(on)),
-            UiCommand::HostRemote(remote) => self.host_switch(|g| g.set_remote(remote)),
+            UiCommand::ExportRun { run, format } => {
+                match station.guard.authorize(
+                    &actor,
+                    crate::access::Action::Export,
+                    "export",
+                    &format!("run={} format={format:?}", run.id),
+                ) {
+                    Ok(()) => self.export_run(&actor, &run, format),
+                    Err(why) => self.run_control.message = Some(Err(why)),
+                }
+            }
+            UiCommand::HostOnline(on) => {
+                self.host_switch(&actor, "host_online", on, |g| g.set_online(on))
+            }
+            UiCommand::HostRemote(remote) => {
+                self.host_switch(&actor, "host_remote", remote, |g| g.set_remote(remote))
+            }
             UiCommand::AckHostMessage => {
                 if let Some(g) = &self.gem {
                     if let Some(m) = g.acknowledge_terminal() {
-                        tracing::info!("operator acknowledged the host's message: {}", m.text);
+                        tracing::info!(
+                            "{} acknowledged the host's message: {}",
+                            actor.user,
+                            m.text
+                        );
                     }
                 }
             }
             UiCommand::TeachGolden => {
-                let rx = engine.teach_nowait(crate::run::machine::DEFAULT_TEACH_DIES);
+                let rx = station.teach_golden(&actor, crate::run::machine::DEFAULT_TEACH_DIES);
                 self.pending.push(("Golden die taught".into(), rx));
             }
             UiCommand::Run(cmd) => {
@@ -543,51 +621,46 @@ impl StationApp {
                     K::Reset => "Tool reset to idle",
                 }
                 .to_owned();
-                let rx = engine.command_nowait(cmd);
+                let rx = station.run_command(&actor, cmd);
                 self.pending.push((what, rx));
             }
-            UiCommand::AckAlarm(alid) => self.alarm_command(AlarmCommand::Acknowledge {
+            UiCommand::AckAlarm(alid) => {
+                let r = station.acknowledge_alarm(&actor, Some(alid));
+                self.say_if_refused(r);
+            }
+            UiCommand::AckAllAlarms => {
+                let r = station.acknowledge_alarm(&actor, None);
+                self.say_if_refused(r);
+            }
+            UiCommand::ShelveAlarm {
                 alid,
-                operator: self.operator(),
-            }),
-            UiCommand::AckAllAlarms => self.alarm_command(AlarmCommand::AcknowledgeAll {
-                operator: self.operator(),
-            }),
-            UiCommand::ShelveAlarm(alid, d) => self.alarm_command(AlarmCommand::Shelve {
-                alid,
-                duration_ns: d.map(|d| d.as_nanos() as u64),
-                operator: self.operator(),
-            }),
-            UiCommand::UnshelveAlarm(alid) => self.alarm_command(AlarmCommand::Unshelve {
-                alid,
-                operator: self.operator(),
-            }),
-            // Only offered on simulated I/O (the Simulator panel).
+                duration,
+                reason,
+            } => {
+                let r = station.shelve_alarm(&actor, alid, duration, &reason);
+                self.say_if_refused(r);
+            }
+            UiCommand::UnshelveAlarm(alid) => {
+                let r = station.unshelve_alarm(&actor, alid);
+                self.say_if_refused(r);
+            }
             UiCommand::FreezeHeartbeat(s, on) => {
-                if let Some(faults) = &self.station.io_faults {
-                    faults.freeze_heartbeat(s, on)
-                }
+                let r = station.simulator_fault(&actor, SimulatorFault::FreezeHeartbeat(s, on));
+                self.say_if_refused(r);
             }
             UiCommand::VacuumLoss(on) => {
-                if let Some(faults) = &self.station.io_faults {
-                    if on {
-                        faults.set_value(Signal::ChuckVacuum, 60.0)
-                    } else {
-                        faults.restore(Signal::ChuckVacuum)
-                    }
-                }
+                let r = station.simulator_fault(&actor, SimulatorFault::VacuumLoss(on));
+                self.say_if_refused(r);
             }
-            UiCommand::SelectDie(d) => {
-                self.map.selected = d;
-                if let Some(d) = d {
-                    let dir = self
-                        .station
-                        .cfg
-                        .thumbnails
-                        .join(format!("run-{}", self.map.run_id));
-                    self.gallery.open(dir, d, self.map.die_details(d));
-                }
-            }
+            UiCommand::ShowLot(_) | UiCommand::OpenTab(_) | UiCommand::SelectDie(_) => {}
+        }
+    }
+
+    /// A refusal is said on the run control's message line (alarm panel
+    /// and simulator answers included: one place for answers).
+    fn say_if_refused(&mut self, r: Result<(), String>) {
+        if let Err(why) = r {
+            self.run_control.message = Some(Err(why));
         }
     }
 }
@@ -595,7 +668,13 @@ impl StationApp {
 impl StationApp {
     /// Starts a lot with the recipe chosen in Run control; the answer is
     /// shown where run answers are, the progress on the Carrier panel.
-    fn start_lot(&mut self, lot: String, slots: Vec<u32>, typed_ids: Vec<(u32, String)>) {
+    fn start_lot(
+        &mut self,
+        actor: &crate::access::Actor,
+        lot: String,
+        slots: Vec<u32>,
+        typed_ids: Vec<(u32, String)>,
+    ) {
         let Some(path) = self.run_control.recipe.clone() else {
             self.run_control.message = Some(Err("choose a recipe in Run control first".into()));
             return;
@@ -614,7 +693,7 @@ impl StationApp {
             lot: lot.clone(),
             recipe,
             slots,
-            operator: self.run_control.operator.clone(),
+            operator: actor.user.clone(),
             typed_ids,
             on_wafer_fault: crate::run::lot::OnWaferFault::WaitForReset,
         };
@@ -622,9 +701,8 @@ impl StationApp {
         // kept.
         self.run_control.message = Some(
             self.station
-                .carrier
-                .start_lot(plan)
-                .map(|_| format!("Started lot {lot}: {n} slots")),
+                .start_lot(actor, plan)
+                .map(|()| format!("Started lot {lot}: {n} slots")),
         );
     }
 
@@ -632,9 +710,18 @@ impl StationApp {
     /// answer shows on the run control's message line.
     fn export_run(
         &mut self,
+        actor: &crate::access::Actor,
         row: &crate::store::query::RunRow,
         format: crate::store::export::Format,
     ) {
+        // Whether the file was written is the operator's answer; the
+        // trail records who asked for which run.
+        self.station.guard.record(
+            actor,
+            "export",
+            &format!("run={} format={format:?}", row.id),
+            &Ok(()),
+        );
         self.run_control.message = Some(Ok(format!("exporting run {}…", row.id)));
         self.exports.push(super::export_run::start_export(
             self.station.cfg.db.clone(),
@@ -642,20 +729,6 @@ impl StationApp {
             format,
             self.station.cfg.export_dir(),
         ));
-    }
-
-    fn operator(&self) -> OperatorName {
-        OperatorName::new(&self.run_control.operator)
-    }
-
-    /// Sends an alarm command; one the evaluator cannot take is said on
-    /// the run-control message line (and counted on the Health panel).
-    fn alarm_command(&mut self, cmd: AlarmCommand) {
-        if !self.station.alarms.command(cmd) {
-            self.run_control.message = Some(Err(
-                "alarm command not applied: the alarm evaluator is not taking commands".into(),
-            ));
-        }
     }
 }
 

@@ -38,10 +38,14 @@ impl CarrierPanel {
         let lot = &view.lot;
         ui.heading("Carrier");
         let idle = !lot.running;
+        // Carriers and lots are running wafers: the signed-in user's role
+        // decides first.
+        let may_run = view.permits.check(crate::access::Action::RunControl);
+        let refused = may_run.err();
         ui.horizontal(|ui| {
             if ui
-                .add_enabled(idle, egui::Button::new("Load carrier"))
-                .on_disabled_hover_text("a lot is running")
+                .add_enabled(idle && refused.is_none(), egui::Button::new("Load carrier"))
+                .on_disabled_hover_text(refused.unwrap_or("a lot is running"))
                 .clicked()
             {
                 out.push(UiCommand::LoadCarrier);
@@ -160,7 +164,9 @@ impl CarrierPanel {
             recipe.unwrap_or("— none chosen")
         ));
         ui.horizontal(|ui| {
-            let why_not = if !idle {
+            let why_not = if let Some(why) = refused {
+                Some(why)
+            } else if !idle {
                 Some("a lot is running")
             } else if slots.is_empty() {
                 Some("pick at least one slot")
@@ -191,10 +197,12 @@ impl CarrierPanel {
             }
             let stop = ui
                 .add_enabled(
-                    lot.running && !lot.stop_after_wafer,
+                    lot.running && !lot.stop_after_wafer && refused.is_none(),
                     egui::Button::new("Stop after this wafer"),
                 )
-                .on_disabled_hover_text(if lot.stop_after_wafer {
+                .on_disabled_hover_text(if let Some(why) = refused {
+                    why
+                } else if lot.stop_after_wafer {
                     "already asked: the lot ends after the wafer in hand"
                 } else {
                     "no lot is running"
@@ -213,8 +221,11 @@ impl CarrierPanel {
             } else {
                 self.confirm_abort = false;
                 if ui
-                    .add_enabled(lot.running, egui::Button::new("Abort lot…"))
-                    .on_disabled_hover_text("no lot is running")
+                    .add_enabled(
+                        lot.running && refused.is_none(),
+                        egui::Button::new("Abort lot…"),
+                    )
+                    .on_disabled_hover_text(refused.unwrap_or("no lot is running"))
                     .clicked()
                 {
                     self.confirm_abort = true;

@@ -12,7 +12,6 @@ pub enum UiCommand {
         lot: String,
         wafer: String,
         slot: u32,
-        operator: String,
     },
     Run(RunCommand),
     /// Dock the carrier in the load port and map its slots.
@@ -35,8 +34,12 @@ pub enum UiCommand {
     TeachGolden,
     AckAlarm(u32),
     AckAllAlarms,
-    /// `None`: one-shot.
-    ShelveAlarm(u32, Option<Duration>),
+    /// Shelve for a time within the alarm's maximum, with a reason.
+    ShelveAlarm {
+        alid: u32,
+        duration: Duration,
+        reason: String,
+    },
     UnshelveAlarm(u32),
     /// Simulator controls (maintenance use).
     FreezeHeartbeat(crate::machine::Subsystem, bool),

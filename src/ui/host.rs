@@ -54,7 +54,14 @@ pub fn strip_text(h: &HostView) -> String {
     format!("Host {link} · {}", h.control.name())
 }
 
-pub fn ui(ui: &mut Ui, host: Option<&HostView>, out: &mut Vec<UiCommand>) {
+pub fn ui(
+    ui: &mut Ui,
+    host: Option<&HostView>,
+    permits: &super::session::Permits,
+    out: &mut Vec<UiCommand>,
+) {
+    use super::session::permitted_button;
+    use crate::access::Action;
     ui.heading("Host (SECS/GEM)");
     let Some(h) = host else {
         ui.label(
@@ -83,7 +90,7 @@ pub fn ui(ui: &mut Ui, host: Option<&HostView>, out: &mut Vec<UiCommand>) {
         } else {
             ("Go on-line", true)
         };
-        if ui.button(verb).clicked() {
+        if permitted_button(ui, permits, Action::HostOnlineOffline, verb).clicked() {
             out.push(UiCommand::HostOnline(to));
         }
     });
@@ -95,8 +102,7 @@ pub fn ui(ui: &mut Ui, host: Option<&HostView>, out: &mut Vec<UiCommand>) {
         } else {
             ("Give control to the host", true)
         };
-        if ui
-            .button(verb)
+        if permitted_button(ui, permits, Action::HostOnlineOffline, verb)
             .on_hover_text("in LOCAL the host can watch but every remote command is refused")
             .clicked()
         {

@@ -17,6 +17,7 @@ pub mod look;
 pub mod lot_view;
 pub mod once_per_second;
 pub mod run_control;
+pub mod session;
 pub mod simulator;
 pub mod status_strip;
 pub mod view;

@@ -3,7 +3,9 @@
 //! hover otherwise). Abort asks for confirmation and a reason.
 
 use super::command::UiCommand;
+use super::session::permitted_button;
 use super::view::View;
+use crate::access::Action;
 use crate::run::state::{transition, CommandKind};
 use crate::run::RunCommand;
 use egui::{RichText, Ui};
@@ -15,7 +17,6 @@ pub struct RunControl {
     pub lot: String,
     pub wafer: String,
     pub slot: u32,
-    pub operator: String,
     /// The last answer to a load or command (error text shown in red).
     pub message: Option<Result<String, String>>,
     /// Ids of the loaded run that had characters replaced (kept until the
@@ -34,7 +35,6 @@ impl RunControl {
             lot: "LOT-001".into(),
             wafer: "W01".into(),
             slot: 1,
-            operator: "operator".into(),
             message: None,
             id_warnings: Vec::new(),
             abort_dialog: None,
@@ -104,27 +104,21 @@ impl RunControl {
                 ui.add(egui::DragValue::new(&mut self.slot).range(1..=25))
                     .labelled_by(l.id);
                 ui.end_row();
-                let l = ui.label("Operator");
-                ui.text_edit_singleline(&mut self.operator)
-                    .labelled_by(l.id);
-                ui.end_row();
             });
             ui.horizontal(|ui| {
-                if ui.button("Load recipe").clicked() {
+                if permitted_button(ui, &view.permits, Action::LoadRecipe, "Load recipe").clicked() {
                     if let Some(path) = self.recipe.clone() {
                         out.push(UiCommand::LoadRecipe {
                             path,
                             lot: self.lot.clone(),
                             wafer: self.wafer.clone(),
                             slot: self.slot,
-                            operator: self.operator.clone(),
                         });
                     }
                 }
                 // An engineer's action: the median of dies of the loaded
                 // recipe's plan becomes its golden die (`waferscope teach`).
-                if ui
-                    .button("Teach golden die")
+                if permitted_button(ui, &view.permits, Action::TeachGolden, "Teach golden die")
                     .on_hover_text("Image dies of the loaded recipe's plan and keep their median as its golden die")
                     .clicked()
                 {
@@ -157,6 +151,7 @@ impl RunControl {
                     Ok(_) if kind == CommandKind::Start && lot_running => {
                         Err("a lot is running: it starts each wafer itself")
                     }
+                    Ok(_) => view.permits.check(Action::RunControl).map(|()| state),
                     other => other,
                 };
                 let b = ui.add_enabled(allowed.is_ok(), egui::Button::new(label));
@@ -187,11 +182,13 @@ impl RunControl {
             ui.horizontal(|ui| {
                 // A fault is acknowledged first, then reset (HMI.md).
                 if state != crate::run::RunState::FaultAcknowledged
-                    && ui.button("Acknowledge").clicked()
+                    && permitted_button(ui, &view.permits, Action::Acknowledge, "Acknowledge")
+                        .clicked()
                 {
                     out.push(UiCommand::Run(RunCommand::Acknowledge));
                 }
-                if state == crate::run::RunState::FaultAcknowledged && ui.button("Reset").clicked()
+                if state == crate::run::RunState::FaultAcknowledged
+                    && permitted_button(ui, &view.permits, Action::ResetFault, "Reset").clicked()
                 {
                     out.push(UiCommand::Run(RunCommand::Reset));
                 }

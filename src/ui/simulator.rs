@@ -17,6 +17,9 @@ pub fn ui(ui: &mut Ui, view: &View, sim_io: bool, out: &mut Vec<UiCommand>) {
         return;
     }
     ui.label("Inject faults into the simulated tool.");
+    let may = view.permits.check(crate::access::Action::SimulatorFaults);
+    let button =
+        |ui: &mut Ui, label: String| super::session::add_allowed(ui, may, egui::Button::new(label));
     for s in SUBSYSTEMS {
         let frozen = view.machine.heartbeat(s).quality != Quality::Live;
         let label = if frozen {
@@ -24,7 +27,7 @@ pub fn ui(ui: &mut Ui, view: &View, sim_io: bool, out: &mut Vec<UiCommand>) {
         } else {
             format!("Freeze {} heartbeat", s.name())
         };
-        if ui.button(label).clicked() {
+        if button(ui, label).clicked() {
             out.push(UiCommand::FreezeHeartbeat(s, !frozen));
         }
     }
@@ -33,10 +36,10 @@ pub fn ui(ui: &mut Ui, view: &View, sim_io: bool, out: &mut Vec<UiCommand>) {
         .signal(crate::machine::Signal::ChuckVacuum)
         .value;
     if vac > 20.0 {
-        if ui.button("Restore chuck vacuum").clicked() {
+        if button(ui, "Restore chuck vacuum".into()).clicked() {
             out.push(UiCommand::VacuumLoss(false));
         }
-    } else if ui.button("Lose chuck vacuum").clicked() {
+    } else if button(ui, "Lose chuck vacuum".into()).clicked() {
         out.push(UiCommand::VacuumLoss(true));
     }
 }

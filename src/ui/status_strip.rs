@@ -1,6 +1,6 @@
 //! The status strip: always on top, never moving. Run state as icon and
 //! word, run id, recipe, lot/wafer/slot, progress, alarm counts by priority with an
-//! unacknowledged marker, overall health, operator, clock and a liveness
+//! unacknowledged marker, overall health, who is signed in, clock and a liveness
 //! tick that advances every second.
 
 use super::look;
@@ -171,7 +171,12 @@ pub fn ui(ui: &mut Ui, view: &View) {
             }
         }
         ui.separator();
-        ui.label(format!("Operator {}", or_dash(run.operator.as_str())));
+        // Who is signed in at this window (the run's operator is who
+        // started it: on the Run summary and in the records).
+        match &view.signed_in {
+            Some(who) => ui.label(RichText::new(format!("👤 Signed in: {who}")).strong()),
+            None => ui.label("👤 Nobody signed in"),
+        };
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             ui.label(if view.tick { "◐" } else { "◑" })
                 .on_hover_text("liveness: advances every second");

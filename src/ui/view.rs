@@ -95,6 +95,10 @@ pub struct View {
     pub host: Option<super::host::HostView>,
     /// The load port: carrier map and the lot in progress.
     pub lot: crate::run::lot::LotSnapshot,
+    /// What the signed-in user may do (buttons disable themselves).
+    pub permits: Arc<super::session::Permits>,
+    /// "ana (engineer)", for the status strip; `None` when signed out.
+    pub signed_in: Option<String>,
 }
 
 impl View {

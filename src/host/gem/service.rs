@@ -258,6 +258,7 @@ pub async fn start(
     variables: Arc<StationVariables>,
     alarm_view: LatestReader<AlarmSnapshot>,
     alarm_defs: Arc<[AlarmDef]>,
+    guard: Option<Arc<crate::access::Guard>>,
 ) -> Result<GemHandle> {
     let (saved, mut ecs, reports) = load_state(&cfg)?;
     apply_serve_timers(&cfg, &saved, &mut ecs)?;
@@ -326,6 +327,7 @@ pub async fn start(
         control,
         ecs,
         engine,
+        guard,
         run_view,
         run_events,
         commands,
@@ -396,6 +398,8 @@ struct Task {
     control: Control,
     ecs: EquipmentConstants,
     engine: EngineHandle,
+    /// The audit trail host commands are written to (source "host").
+    guard: Option<Arc<crate::access::Guard>>,
     run_view: LatestReader<RunSnapshot>,
     run_events: Option<broadcast::Receiver<RunEvent>>,
     commands: mpsc::Receiver<Command>,
@@ -886,6 +890,7 @@ impl Task {
                 None => {
                     let a = self.control.host_offline();
                     self.control_changed();
+                    self.audit_host("host_offline", "", ack_outcome(a));
                     Ok(Item::binary_byte(a))
                 }
                 Some(_) => Err(IllegalData::new("S1F15 has no body")),
@@ -894,6 +899,7 @@ impl Task {
                 None => {
                     let a = self.control.host_online();
                     self.control_changed();
+                    self.audit_host("host_online", "", ack_outcome(a));
                     Ok(Item::binary_byte(a))
                 }
                 Some(_) => Err(IllegalData::new("S1F17 has no body")),
@@ -966,7 +972,37 @@ impl Task {
 
     /// S7F3 download / S7F17 delete, then the process program change
     /// events they made.
+    /// Writes a host command and its outcome to the audit trail.
+    fn audit_host(&self, what: &str, params: &str, outcome: Result<(), String>) {
+        if let Some(guard) = &self.guard {
+            guard.record(&crate::access::Actor::host(), what, params, &outcome);
+        }
+    }
+
     fn change_programs(&mut self, body: Option<&Item>, function: u8) -> Result<Item, IllegalData> {
+        let reply = self.change_programs_unaudited(body, function);
+        let what = if function == 3 {
+            "host_recipe_download"
+        } else {
+            "host_recipe_delete"
+        };
+        let outcome = match &reply {
+            Ok(item) => ack_outcome(item.as_binary_byte().unwrap_or(u8::MAX)),
+            Err(e) => Err(format!("illegal data: {e:?}")),
+        };
+        let params = body.map_or_else(String::new, |b| {
+            // The program's text can be long: the trail keeps its start.
+            format!("{b:?}").chars().take(200).collect()
+        });
+        self.audit_host(what, &params, outcome);
+        reply
+    }
+
+    fn change_programs_unaudited(
+        &mut self,
+        body: Option<&Item>,
+        function: u8,
+    ) -> Result<Item, IllegalData> {
         let body = body.ok_or_else(|| IllegalData::new(format!("S7F{function} needs a body")))?;
         // Parsing the recipe (maybe decoding its reference image), fsync
         // and directory I/O: off the shared worker (see `blocking`).
@@ -1032,14 +1068,27 @@ impl Task {
     // ---- remote commands ---------------------------------------------------
 
     async fn remote_command(&mut self, body: Option<&Item>) -> Result<Item, IllegalData> {
-        let outcome = match rc::parse(body)? {
+        let parsed = rc::parse(body)?;
+        let what = match &parsed {
+            Ok(cmd) => format!("{cmd:?}"),
+            Err(_) => "unknown or malformed command".to_owned(),
+        };
+        let mut local = false;
+        let outcome = match parsed {
             Err(refusal) => Err(refusal),
             // E30: in ONLINE LOCAL the operator keeps control.
             Ok(_) if self.control.state != ControlState::OnlineRemote => {
+                local = true;
                 Err(Refusal::new(rc::HCACK_CANNOT_NOW))
             }
             Ok(cmd) => self.execute(cmd).await,
         };
+        let audited = match &outcome {
+            Ok(()) => Ok(()),
+            Err(_) if local => Err("ONLINE LOCAL: the operator keeps control".to_owned()),
+            Err(r) => Err(format!("HCACK {}", r.hcack)),
+        };
+        self.audit_host("host_remote_command", &what, audited);
         Ok(match outcome {
             Ok(()) => rc::s2f42(rc::HCACK_OK, &[]),
             Err(r) => rc::s2f42(r.hcack, &r.params),
@@ -1283,6 +1332,16 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// A SECS acknowledge code as an audited outcome: 0 accepted, anything
+/// else refused with the code.
+fn ack_outcome(code: u8) -> Result<(), String> {
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(format!("acknowledge code {code}"))
     }
 }
 

@@ -1,0 +1,288 @@
+//! The guard every command passes on its way to the station, below the UI:
+//! it checks the actor's role against the policy and writes the command,
+//! accepted or refused and why, to the audit trail. The window's buttons
+//! ask it too (to disable what the signed-in user may not do, with the
+//! reason as a tooltip), but a command that reaches the station is checked
+//! again here whatever sent it.
+
+use super::audit::{AuditLog, NewEntry, Source};
+use super::role::{Action, Policy, Role};
+use super::users::{LockoutPolicy, SignInError, SignedIn, Users};
+use anyhow::Result;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Who asks: a signed-in person at the window, the console, or the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub user: String,
+    /// `None`: the fab's host (checked by the GEM control state, not by a
+    /// role).
+    pub role: Option<Role>,
+    pub source: Source,
+}
+
+impl Actor {
+    pub fn signed_in(s: &SignedIn) -> Actor {
+        Actor {
+            user: s.name.clone(),
+            role: Some(s.role),
+            source: Source::Window,
+        }
+    }
+
+    /// The fab's host over SECS/GEM.
+    pub fn host() -> Actor {
+        Actor {
+            user: "host".into(),
+            role: None,
+            source: Source::Host,
+        }
+    }
+
+    fn role_text(&self) -> &'static str {
+        self.role.map_or("host", Role::as_str)
+    }
+}
+
+/// Sign-in and session settings.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessConfig {
+    pub lockout: LockoutPolicy,
+    /// A window left untouched this long signs its user out.
+    pub idle_sign_out: Duration,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            lockout: LockoutPolicy::default(),
+            idle_sign_out: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+pub struct Guard {
+    pub policy: Policy,
+    pub cfg: AccessConfig,
+    audit: Mutex<AuditLog>,
+    users: Mutex<Users>,
+}
+
+impl Guard {
+    pub fn open(db: &Path, policy: Policy, cfg: AccessConfig) -> Result<Guard> {
+        Ok(Guard {
+            policy,
+            cfg,
+            audit: Mutex::new(AuditLog::open(db)?),
+            users: Mutex::new(Users::open(db)?),
+        })
+    }
+
+    /// Whether `actor` may do `action`, without writing anything (the
+    /// window asks this every frame to disable its buttons).
+    pub fn may(&self, actor: &Actor, action: Action) -> Result<(), String> {
+        match actor.role {
+            Some(role) => self.policy.check(role, action),
+            // The host's commands are checked by the GEM layer (ONLINE
+            // REMOTE); it may only send what GEM offers it.
+            None => Ok(()),
+        }
+    }
+
+    /// Checks `actor` may do `action`; a refusal is audited here (with
+    /// `what` and `params`) and returned. An accepted command is audited
+    /// by [`Guard::record`] once its outcome is known.
+    pub fn authorize(
+        &self,
+        actor: &Actor,
+        action: Action,
+        what: &str,
+        params: &str,
+    ) -> Result<(), String> {
+        let checked = self.may(actor, action);
+        if let Err(why) = &checked {
+            tracing::warn!(
+                "{} ({}) refused {what}: {why}",
+                actor.user,
+                actor.role_text()
+            );
+            self.record(actor, what, params, &Err(why.clone()));
+        }
+        checked
+    }
+
+    /// Writes a command and its outcome to the audit trail. A trail that
+    /// cannot be written is logged as an error (the command has happened;
+    /// losing its record silently would be worse than saying so).
+    pub fn record(&self, actor: &Actor, what: &str, params: &str, outcome: &Result<(), String>) {
+        let entry = NewEntry {
+            user: &actor.user,
+            role: actor.role_text(),
+            source: actor.source,
+            action: what,
+            params,
+            accepted: outcome.is_ok(),
+            reason: outcome.as_ref().err().map_or("", String::as_str),
+        };
+        let written = self
+            .audit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append_now(&entry);
+        if let Err(e) = written {
+            tracing::error!(
+                "the audit trail could not record {what} by {}: {e:#}",
+                actor.user
+            );
+        }
+    }
+
+    /// Checks, runs `act`, and records its outcome: the whole of a command
+    /// whose answer is known at once.
+    pub fn guarded(
+        &self,
+        actor: &Actor,
+        action: Action,
+        what: &str,
+        params: &str,
+        act: impl FnOnce() -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.authorize(actor, action, what, params)?;
+        let outcome = act();
+        self.record(actor, what, params, &outcome);
+        outcome
+    }
+
+    /// Whether anyone can sign in yet (the window's first start creates
+    /// the administrator when not).
+    pub fn has_users(&self) -> Result<bool> {
+        Ok(!self
+            .users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()?)
+    }
+
+    /// Signs a person in at the window; every attempt is audited (the
+    /// password never is).
+    pub fn sign_in(&self, name: &str, password: &str) -> Result<SignedIn, String> {
+        let now = crate::monitor::alarm_engine::unix_ms_now();
+        let result = self
+            .users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sign_in(name, password, now, &self.cfg.lockout);
+        let (role, outcome) = match &result {
+            Ok(s) => (s.role.as_str(), Ok(())),
+            Err(e) => ("", Err(e.to_string())),
+        };
+        let actor_name = name.trim();
+        let entry = NewEntry {
+            user: actor_name,
+            role,
+            source: Source::Window,
+            action: "sign_in",
+            params: "",
+            accepted: outcome.is_ok(),
+            reason: outcome.as_ref().err().map_or("", String::as_str),
+        };
+        if let Err(e) = self
+            .audit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append_now(&entry)
+        {
+            tracing::error!("the audit trail could not record a sign-in: {e:#}");
+        }
+        match &result {
+            Ok(s) => tracing::info!("{} signed in as {}", s.name, s.role),
+            Err(e) => tracing::warn!("sign-in as {actor_name:?} refused: {e}"),
+        }
+        result.map_err(|e: SignInError| e.to_string())
+    }
+
+    pub fn sign_out(&self, actor: &Actor, why: &str) {
+        tracing::info!("{} signed out ({why})", actor.user);
+        self.record(actor, "sign_out", why, &Ok(()));
+    }
+
+    /// The first start: creates the administrator when there is no user
+    /// yet, and signs them in.
+    pub fn create_first_administrator(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<SignedIn, String> {
+        let outcome = {
+            let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+            match users.is_empty() {
+                Ok(true) => users
+                    .add(name, Role::Administrator, password)
+                    .map_err(|e| format!("{e:#}")),
+                Ok(false) => Err("there is already a user: sign in".into()),
+                Err(e) => Err(format!("{e:#}")),
+            }
+        };
+        let actor = Actor {
+            user: name.trim().to_owned(),
+            role: Some(Role::Administrator),
+            source: Source::Window,
+        };
+        self.record(
+            &actor,
+            "user_add",
+            &format!("name={} role=administrator (first start)", name.trim()),
+            &outcome,
+        );
+        outcome?;
+        self.sign_in(name, password)
+    }
+
+    /// An administrator adds a user (the window's first start and
+    /// `waferscope users add` are the other ways in).
+    pub fn add_user(
+        &self,
+        actor: &Actor,
+        name: &str,
+        role: Role,
+        password: &str,
+    ) -> Result<(), String> {
+        let params = format!("name={} role={role}", name.trim());
+        self.guarded(actor, Action::UserAdmin, "user_add", &params, || {
+            self.users
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add(name, role, password)
+                .map_err(|e| format!("{e:#}"))
+        })
+    }
+
+    /// An administrator disables (or enables again) a user.
+    pub fn set_user_disabled(
+        &self,
+        actor: &Actor,
+        name: &str,
+        disabled: bool,
+    ) -> Result<(), String> {
+        let what = if disabled {
+            "user_disable"
+        } else {
+            "user_enable"
+        };
+        self.guarded(
+            actor,
+            Action::UserAdmin,
+            what,
+            &format!("name={name}"),
+            || {
+                self.users
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .set_disabled(name, disabled)
+                    .map_err(|e| format!("{e:#}"))
+            },
+        )
+    }
+}

@@ -1,0 +1,198 @@
+#![cfg(feature = "gui")]
+//! Sign-in at the window, driven through egui_kittest on the real app:
+//! the first start creates the administrator; an operator signed in sees
+//! the Shelve button disabled with the reason on hover; an engineer
+//! shelves with a reason and a duration, and the alarm says who shelved it
+//! until when; the status strip names who is signed in.
+
+use egui_kittest::kittest::{NodeT, Queryable};
+use egui_kittest::Harness;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use waferscope::access::Role;
+use waferscope::station::{Station, StationConfig};
+use waferscope::ui::StationApp;
+
+fn app(d: &Path) -> StationApp {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let station = Station::start(StationConfig {
+        db: d.join("station.db"),
+        alarms: root.join("assets/alarms.toml"),
+        recipes: root.join("assets/recipes"),
+        thumbnails: d.join("thumbnails"),
+        paced: false,
+        ..StationConfig::default()
+    })
+    .unwrap();
+    StationApp::new(station).unwrap()
+}
+
+fn harness(app: StationApp) -> Harness<'static, StationApp> {
+    Harness::builder()
+        .with_size([1600.0, 1000.0])
+        .with_context_setup(waferscope::ui::app::setup)
+        .build_ui_state(|ui, app: &mut StationApp| app.show(ui), app)
+}
+
+fn wait_for(
+    h: &mut Harness<'static, StationApp>,
+    what: &str,
+    mut cond: impl FnMut(&Harness<'static, StationApp>) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        h.run_steps(1);
+        if cond(h) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn has(h: &Harness<'static, StationApp>, label: &str) -> bool {
+    h.query_all_by_label_contains(label).next().is_some()
+}
+
+fn type_into(h: &mut Harness<'static, StationApp>, label: &str, text: &str) {
+    // Password fields are their own role (their text is never exposed).
+    let role = if label.contains("assword") {
+        egui::accesskit::Role::PasswordInput
+    } else {
+        egui::accesskit::Role::TextInput
+    };
+    h.get_by_role_and_label(role, label).click();
+    h.run_steps(1);
+    h.get_by_role_and_label(role, label).type_text(text);
+    h.run_steps(1);
+}
+
+fn sign_in(h: &mut Harness<'static, StationApp>, user: &str, password: &str) {
+    type_into(h, "User", user);
+    type_into(h, "Password", password);
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "Sign in")
+        .click();
+    h.run_steps(2);
+}
+
+const PASSWORD: &str = "correct-horse-77";
+
+#[test]
+fn an_operator_may_not_shelve_an_engineer_shelves_with_a_reason_and_the_strip_names_them() {
+    let d = std::env::temp_dir().join(format!("waferscope-ui-access-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let mut h = harness(app(&d));
+    h.run_steps(2);
+
+    // First start: nobody can sign in yet; the window asks for the
+    // administrator, and nothing can be commanded meanwhile.
+    assert!(has(&h, "First start: create the administrator"));
+    assert!(has(&h, "Nobody signed in"));
+    let load = h.get_by_label("Load recipe");
+    assert!(load.accesskit_node().is_disabled());
+    type_into(&mut h, "User", "root");
+    type_into(&mut h, "Password", PASSWORD);
+    type_into(&mut h, "Repeat password", PASSWORD);
+    h.get_by_label("Create administrator").click();
+    wait_for(&mut h, "root signed in", |h| {
+        has(h, "Signed in: root (administrator)")
+    });
+    let admin = h.state().session.actor().unwrap();
+    for (name, role) in [("olga", Role::Operator), ("erik", Role::Engineer)] {
+        h.state()
+            .station
+            .guard
+            .add_user(&admin, name, role, PASSWORD)
+            .unwrap();
+    }
+    h.get_by_label("Sign out").click();
+    h.run_steps(2);
+    assert!(has(&h, "Nobody signed in"));
+
+    // An alarm to shelve: the camera's heartbeat freezes (injected here as
+    // the simulator would, below the window).
+    h.state()
+        .station
+        .io_faults
+        .as_ref()
+        .unwrap()
+        .freeze_heartbeat(waferscope::machine::Subsystem::Camera, true);
+    h.get_by_label("Alarms").click();
+    wait_for(&mut h, "camera alarm", |h| {
+        has(h, "1031 Camera heartbeat stale")
+    });
+
+    // The operator: Shelve is disabled, and says why on hover.
+    sign_in(&mut h, "olga", PASSWORD);
+    wait_for(&mut h, "olga signed in", |h| {
+        has(h, "Signed in: olga (operator)")
+    });
+    let shelve = h.get_by_label("Shelve 1031…");
+    assert!(shelve.accesskit_node().is_disabled());
+    shelve.hover();
+    wait_for(&mut h, "the reason on hover", |h| {
+        has(
+            h,
+            "an operator may not shelve alarms (engineer, administrator may)",
+        )
+    });
+    // The operator may acknowledge.
+    assert!(!h
+        .get_by_label("Acknowledge 1031")
+        .accesskit_node()
+        .is_disabled());
+    h.get_by_label("Sign out").click();
+    h.run_steps(2);
+
+    // A wrong password is refused and said; the engineer then shelves with
+    // a reason.
+    sign_in(&mut h, "erik", "not-the-password");
+    assert!(has(&h, "✖ wrong user name or password"));
+    // The name stays; the password field was emptied.
+    type_into(&mut h, "Password", PASSWORD);
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "Sign in")
+        .click();
+    h.run_steps(2);
+    wait_for(&mut h, "erik signed in", |h| {
+        has(h, "Signed in: erik (engineer)")
+    });
+    h.get_by_label("Shelve 1031…").click();
+    h.run_steps(2);
+    assert!(has(&h, "Shelve alarm 1031?"));
+    assert!(
+        h.get_by_label("Confirm shelve")
+            .accesskit_node()
+            .is_disabled(),
+        "no reason yet"
+    );
+    // 10 minutes is offered (this alarm's maximum is longer).
+    type_into(&mut h, "Reason", "camera swapped, link under test");
+    h.get_by_label("Confirm shelve").click();
+    wait_for(&mut h, "shelved by erik", |h| {
+        has(h, "⏏ SHELVED by erik until")
+    });
+    assert!(has(&h, "Shelved because: camera swapped, link under test"));
+
+    // The trail: the engineer's wrong password and the shelving (the
+    // operator's disabled button sent nothing).
+    let trail = waferscope::access::audit::AuditLog::open(&h.state().station.cfg.db)
+        .unwrap()
+        .list(None)
+        .unwrap();
+    let shelved: Vec<_> = trail
+        .iter()
+        .filter(|e| e.action == "alarm_shelve" && e.accepted)
+        .collect();
+    assert_eq!(shelved.len(), 1, "{trail:#?}");
+    assert_eq!(shelved[0].user, "erik");
+    assert_eq!(
+        shelved[0].params,
+        "alid=1031 minutes=10 reason=camera swapped, link under test"
+    );
+    assert!(trail
+        .iter()
+        .any(|e| e.action == "sign_in" && e.user == "erik" && !e.accepted));
+    drop(h);
+    std::fs::remove_dir_all(&d).ok();
+}
