@@ -196,6 +196,74 @@ fn users_added_from_stdin_are_listed_without_hashes_and_audited() {
     );
     assert_eq!(csv.lines().count(), 12, "{csv}");
 
+    // A headless run, its KLARF and CSV, the alarm journal: the console
+    // owner's run is in the trail, and none of these files (nor the logs
+    // they wrote) holds a password or a hash.
+    std::fs::create_dir_all(d.join("klarf")).unwrap();
+    ok(
+        &d,
+        &[
+            "run",
+            "--recipe",
+            "recipes/sampled-200mm.toml",
+            "--lot",
+            "L1",
+            "--wafer",
+            "W1",
+            "--fast",
+            "--klarf-dir",
+            "klarf",
+        ],
+        "",
+    );
+    ok(
+        &d,
+        &[
+            "export", "--run", "1", "--format", "csv", "--out", "run.csv",
+        ],
+        "",
+    );
+    ok(
+        &d,
+        &[
+            "export",
+            "--run",
+            "1",
+            "--format",
+            "klarf18",
+            "--out",
+            "run.klarf",
+        ],
+        "",
+    );
+    ok(
+        &d,
+        &["export", "--alarm-journal", "--out", "alarms.csv"],
+        "",
+    );
+    let trail = ok(&d, &["audit", "--since", "1h"], "");
+    assert!(
+        trail.lines().any(|l| l.contains("console:tester")
+            && l.contains("run_start")
+            && l.contains("lot=L1")),
+        "{trail}"
+    );
+    let written: Vec<String> = files_but_the_database(&d)
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    for expected in [
+        "run.csv",
+        "run.klarf",
+        "alarms.csv",
+        "klarf/",
+        "logs/waferscope.log",
+    ] {
+        assert!(
+            written.iter().any(|p| p.contains(expected)),
+            "{expected} among {written:#?}"
+        );
+    }
     // No password, nor any hash of one, outside the user table.
     for (path, content) in files_but_the_database(&d) {
         for secret in [ROOT_PASSWORD, ALICE_PASSWORD, "alice secret 3", "$argon2"] {

@@ -9,11 +9,15 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use waferscope::access::Role;
+use waferscope::access::{AccessConfig, Role};
 use waferscope::station::{Station, StationConfig};
 use waferscope::ui::StationApp;
 
 fn app(d: &Path) -> StationApp {
+    app_with(d, AccessConfig::default())
+}
+
+fn app_with(d: &Path, access: AccessConfig) -> StationApp {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let station = Station::start(StationConfig {
         db: d.join("station.db"),
@@ -21,10 +25,21 @@ fn app(d: &Path) -> StationApp {
         recipes: root.join("assets/recipes"),
         thumbnails: d.join("thumbnails"),
         paced: false,
+        access,
         ..StationConfig::default()
     })
     .unwrap();
     StationApp::new(station).unwrap()
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "waferscope-ui-access-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
 
 fn harness(app: StationApp) -> Harness<'static, StationApp> {
@@ -79,9 +94,7 @@ const PASSWORD: &str = "correct-horse-77";
 
 #[test]
 fn an_operator_may_not_shelve_an_engineer_shelves_with_a_reason_and_the_strip_names_them() {
-    let d = std::env::temp_dir().join(format!("waferscope-ui-access-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+    let d = fresh_dir("shelve");
     let mut h = harness(app(&d));
     h.run_steps(2);
 
@@ -193,6 +206,48 @@ fn an_operator_may_not_shelve_an_engineer_shelves_with_a_reason_and_the_strip_na
     assert!(trail
         .iter()
         .any(|e| e.action == "sign_in" && e.user == "erik" && !e.accepted));
+    drop(h);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn a_window_left_alone_signs_its_user_out_and_says_so() {
+    let d = fresh_dir("idle");
+    let idle = Duration::from_millis(600);
+    let mut h = harness(app_with(
+        &d,
+        AccessConfig {
+            idle_sign_out: idle,
+            ..AccessConfig::default()
+        },
+    ));
+    h.run_steps(2);
+    h.state()
+        .station
+        .guard
+        .create_first_administrator("root", PASSWORD)
+        .unwrap();
+    h.run_steps(2);
+    sign_in(&mut h, "root", PASSWORD);
+    wait_for(&mut h, "signed in", |h| {
+        has(h, "Signed in: root (administrator)")
+    });
+    let signed_in_at = Instant::now();
+    // No input from here on: frames only.
+    wait_for(&mut h, "the idle sign-out", |h| has(h, "Nobody signed in"));
+    assert!(signed_in_at.elapsed() >= idle, "not before the idle time");
+    assert!(has(&h, "Signed out after a time without input"));
+    assert!(h.get_by_label("Load recipe").accesskit_node().is_disabled());
+    let trail = waferscope::access::audit::AuditLog::open(&h.state().station.cfg.db)
+        .unwrap()
+        .list(None)
+        .unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.action == "sign_out" && e.user == "root" && e.params == "idle"),
+        "{trail:#?}"
+    );
     drop(h);
     std::fs::remove_dir_all(&d).ok();
 }

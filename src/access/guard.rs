@@ -18,7 +18,8 @@ use std::time::Duration;
 pub struct Actor {
     pub user: String,
     /// `None`: the fab's host (checked by the GEM control state, not by a
-    /// role).
+    /// role) or the console owner of a headless command (`run`, `serve`:
+    /// whoever can start them owns the station's files already).
     pub role: Option<Role>,
     pub source: Source,
 }
@@ -41,8 +42,22 @@ impl Actor {
         }
     }
 
+    /// The person logged in to the machine who started a headless
+    /// command ("console:ana").
+    pub fn console() -> Actor {
+        Actor {
+            user: crate::cli::users::console_user(),
+            role: None,
+            source: Source::Cli,
+        }
+    }
+
     fn role_text(&self) -> &'static str {
-        self.role.map_or("host", Role::as_str)
+        match (self.role, self.source) {
+            (Some(r), _) => r.as_str(),
+            (None, Source::Host) => "host",
+            (None, _) => "console",
+        }
     }
 }
 
@@ -86,7 +101,8 @@ impl Guard {
         match actor.role {
             Some(role) => self.policy.check(role, action),
             // The host's commands are checked by the GEM layer (ONLINE
-            // REMOTE); it may only send what GEM offers it.
+            // REMOTE); it may only send what GEM offers it. The console
+            // owner runs the headless commands.
             None => Ok(()),
         }
     }

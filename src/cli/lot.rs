@@ -63,7 +63,18 @@ pub fn run_lot(
         typed_ids: Vec::new(),
         on_wafer_fault: OnWaferFault::EndLot,
     };
-    let mut report = match carrier.start_lot(plan) {
+    let params = format!(
+        "lot={} recipe={} slots={:?} operator={}",
+        plan.lot, plan.recipe.recipe.id, plan.slots, plan.operator
+    );
+    let started = carrier.start_lot(plan);
+    station.guard.record(
+        &crate::access::Actor::console(),
+        "lot_start",
+        &params,
+        &started.as_ref().map(|_| ()).map_err(Clone::clone),
+    );
+    let mut report = match started {
         Ok(rx) => rx,
         Err(why) => {
             crate::errln!("cannot start the lot: {why}");

@@ -213,11 +213,13 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         return super::lot::run_lot(&station, recipe, ids.identity, slots.clone(), &args.db);
     }
     let identity = ids.identity;
+    let console = crate::access::Actor::console();
     // Ctrl-C: first Stop, then Abort. Each press is sent at once and its
     // answer awaited on a task of its own: waiting here for the Stop's
     // answer (which comes only at the next die boundary, after the pipeline
     // is built) let the Stop finish before a second press was even sent.
     let ctrl_handle = handle.clone();
+    let (ctrl_guard, ctrl_actor) = (station.guard.clone(), console.clone());
     rt.spawn(async move {
         let mut presses = 0;
         while tokio::signal::ctrl_c().await.is_ok() {
@@ -235,11 +237,20 @@ pub fn run(args: &RunArgs) -> Result<i32> {
                 )
             };
             let answer = ctrl_handle.command_nowait(cmd);
+            let (guard, actor) = (ctrl_guard.clone(), ctrl_actor.clone());
             tokio::spawn(async move {
-                match answer.recv_async().await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(why)) => crate::errln!("{what} refused: {why}"),
-                    Err(_) => crate::errln!("{what}: the run engine has stopped"),
+                let outcome = answer
+                    .recv_async()
+                    .await
+                    .unwrap_or_else(|_| Err("the run engine has stopped".into()));
+                guard.record(
+                    &actor,
+                    &format!("run_{}", what.to_lowercase()),
+                    "Ctrl-C",
+                    &outcome,
+                );
+                if let Err(why) = outcome {
+                    crate::errln!("{what} refused: {why}");
                 }
             });
         }
@@ -259,10 +270,17 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     if let Some(note) = recipe.reference_note() {
         crate::errln!("note: {note}");
     }
-    if let Err(why) = handle
+    let params = format!(
+        "recipe={} lot={} wafer={} slot={} operator={}",
+        recipe.recipe.id, identity.lot, identity.wafer, identity.slot, identity.operator
+    );
+    let started = handle
         .load(recipe, identity)
-        .and_then(|_| handle.command(RunCommand::Start))
-    {
+        .and_then(|_| handle.command(RunCommand::Start));
+    station
+        .guard
+        .record(&console, "run_start", &params, &started);
+    if let Err(why) = started {
         crate::errln!("cannot start: {why}");
         return Ok(exit_code::NOT_READY);
     }
