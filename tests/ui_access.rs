@@ -19,10 +19,19 @@ fn app(d: &Path) -> StationApp {
 
 fn app_with(d: &Path, access: AccessConfig) -> StationApp {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // A copy: the recipes may be edited here.
+    std::fs::create_dir_all(d.join("recipes")).unwrap();
+    for name in ["sampled-200mm.toml", "full-300mm.toml"] {
+        std::fs::copy(
+            root.join("assets/recipes").join(name),
+            d.join("recipes").join(name),
+        )
+        .unwrap();
+    }
     let station = Station::start(StationConfig {
         db: d.join("station.db"),
         alarms: root.join("assets/alarms.toml"),
-        recipes: root.join("assets/recipes"),
+        recipes: d.join("recipes"),
         thumbnails: d.join("thumbnails"),
         paced: false,
         access,
@@ -248,6 +257,88 @@ fn a_window_left_alone_signs_its_user_out_and_says_so() {
             .any(|e| e.action == "sign_out" && e.user == "root" && e.params == "idle"),
         "{trail:#?}"
     );
+    drop(h);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn an_engineer_edits_a_recipe_an_operator_only_reads_it() {
+    let d = fresh_dir("recipe");
+    let mut h = harness(app(&d));
+    h.run_steps(2);
+    let guard = h.state().station.guard.clone();
+    let admin = waferscope::access::Actor::signed_in(
+        &guard.create_first_administrator("root", PASSWORD).unwrap(),
+    );
+    guard
+        .add_user(&admin, "olga", Role::Operator, PASSWORD)
+        .unwrap();
+    guard
+        .add_user(&admin, "erik", Role::Engineer, PASSWORD)
+        .unwrap();
+    let file = d.join("recipes/sampled-200mm.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+
+    // The window draws the sign-in form (no longer the first start's).
+    h.run_steps(2);
+    sign_in(&mut h, "olga", PASSWORD);
+    wait_for(&mut h, "olga signed in", |h| {
+        has(h, "Signed in: olga (operator)")
+    });
+    h.get_by_label("Recipes").click();
+    h.run_steps(2);
+    h.get_by_label("Edit sampled-200mm.toml").click();
+    h.run_steps(2);
+    assert!(has(&h, "Read only: an operator may not edit recipes"));
+    let save = h.get_by_label("Save recipe");
+    assert!(save.accesskit_node().is_disabled());
+    save.hover();
+    wait_for(&mut h, "the reason on hover", |h| {
+        has(
+            h,
+            "an operator may not edit recipes (engineer, administrator may)",
+        )
+    });
+    h.get_by_label("Sign out").click();
+    h.run_steps(2);
+
+    sign_in(&mut h, "erik", PASSWORD);
+    wait_for(&mut h, "erik signed in", |h| {
+        has(h, "Signed in: erik (engineer)")
+    });
+    // Text that is not a recipe is refused naming the file; the file stays.
+    h.state_mut().recipe_editor.text = "broken = [".into();
+    h.run_steps(2);
+    assert!(has(&h, "(unsaved changes)"));
+    h.get_by_label("Save recipe").click();
+    h.run_steps(2);
+    assert!(
+        has(&h, &format!("✖ {}", file.display())),
+        "the refusal names the file"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), original);
+    let edited = format!("# threshold reviewed by erik\n{original}");
+    h.state_mut().recipe_editor.text = edited.clone();
+    h.run_steps(2);
+    h.get_by_label("Save recipe").click();
+    wait_for(&mut h, "saved", |h| has(h, "Recipe saved:"));
+    assert!(!has(&h, "(unsaved changes)"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), edited);
+
+    let trail = waferscope::access::audit::AuditLog::open(&h.state().station.cfg.db)
+        .unwrap()
+        .list(None)
+        .unwrap();
+    let edits: Vec<_> = trail.iter().filter(|e| e.action == "recipe_edit").collect();
+    assert_eq!(edits.len(), 2, "{edits:#?}");
+    assert!(!edits[0].accepted && edits[0].user == "erik");
+    assert!(edits[1].accepted && edits[1].user == "erik");
+    let sha = |t: &str| waferscope::access::sha256_hex(t.as_bytes());
+    assert!(edits[1].params.ends_with(&format!(
+        "old_sha256={} new_sha256={}",
+        sha(&original),
+        sha(&edited)
+    )));
     drop(h);
     std::fs::remove_dir_all(&d).ok();
 }

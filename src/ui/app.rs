@@ -30,6 +30,7 @@ pub enum Tab {
     Lots,
     Health,
     Host,
+    Recipes,
     Simulator,
 }
 
@@ -74,6 +75,7 @@ pub struct StationApp {
     exports: Vec<flume::Receiver<Result<String, String>>>,
     /// Who is signed in, and what they may do.
     pub session: super::session::Session,
+    pub recipe_editor: super::recipe_editor::RecipeEditor,
 }
 
 impl StationApp {
@@ -113,6 +115,7 @@ impl StationApp {
             export_picker: Default::default(),
             exports: Vec::new(),
             session: Default::default(),
+            recipe_editor: Default::default(),
         })
     }
 
@@ -389,6 +392,7 @@ impl StationApp {
                         (Tab::Lots, "Lot view"),
                         (Tab::Health, "Health"),
                         (Tab::Host, "Host"),
+                        (Tab::Recipes, "Recipes"),
                         (Tab::Simulator, "Simulator"),
                     ] {
                         ui.selectable_value(&mut self.tab, t, label);
@@ -429,6 +433,9 @@ impl StationApp {
             }
             Tab::Health => health::ui(ui, &view),
             Tab::Host => super::host::ui(ui, view.host.as_ref(), &view.permits, &mut out),
+            Tab::Recipes => self
+                .recipe_editor
+                .ui(ui, &view, &self.run_control.recipes, &mut out),
             Tab::Simulator => simulator::ui(ui, &view, self.station.io_faults.is_some(), &mut out),
         });
         for c in out {
@@ -604,6 +611,16 @@ impl StationApp {
                         );
                     }
                 }
+            }
+            UiCommand::SaveRecipe { path, text } => {
+                let saved = station.save_recipe(&actor, &path, &text);
+                self.recipe_editor.message = Some(match saved {
+                    Ok(()) => {
+                        self.recipe_editor.saved(text);
+                        Ok(format!("Recipe saved: {}", path.display()))
+                    }
+                    Err(why) => Err(why),
+                });
             }
             UiCommand::TeachGolden => {
                 let rx = station.teach_golden(&actor, crate::run::machine::DEFAULT_TEACH_DIES);

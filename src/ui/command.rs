@@ -32,6 +32,11 @@ pub enum UiCommand {
     ShowLot(String),
     /// Teach the loaded recipe's golden die (an engineer's action).
     TeachGolden,
+    /// Replace a recipe file with this text (an engineer's edit).
+    SaveRecipe {
+        path: PathBuf,
+        text: String,
+    },
     AckAlarm(u32),
     AckAllAlarms,
     /// Shelve for a time within the alarm's maximum, with a reason.

@@ -199,11 +199,18 @@ impl Session {
         let mut submit = false;
         egui::Grid::new("sign_in").num_columns(2).show(ui, |ui| {
             let l = ui.label("User");
-            ui.text_edit_singleline(&mut self.name).labelled_by(l.id);
+            // Fixed ids: the form changes (first start → sign-in) without
+            // taking the focus from the field being typed in.
+            ui.add(egui::TextEdit::singleline(&mut self.name).id_salt("sign_in_user"))
+                .labelled_by(l.id);
             ui.end_row();
             let l = ui.label("Password");
             let r = ui
-                .add(egui::TextEdit::singleline(&mut self.password).password(true))
+                .add(
+                    egui::TextEdit::singleline(&mut self.password)
+                        .password(true)
+                        .id_salt("sign_in_password"),
+                )
                 .labelled_by(l.id);
             submit |= r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             ui.end_row();
