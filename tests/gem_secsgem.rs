@@ -441,6 +441,25 @@ fn host_drives_the_station() {
         "{host_entries:#?}"
     );
     assert!(starts.iter().any(|e| e.accepted), "{host_entries:#?}");
+    // The host's recipe download: a new file (no old contents) and the new
+    // contents' hash; the refused one with its ACKC7.
+    let sha = |t: &str| waferscope::access::sha256_hex(t.as_bytes());
+    assert!(
+        host_entries
+            .iter()
+            .any(|e| e.action == "host_recipe_download"
+                && e.accepted
+                && e.params == format!("ppid=host-dl-1 old_sha256=none new_sha256={}", sha(&good))),
+        "{host_entries:#?}"
+    );
+    assert!(
+        host_entries
+            .iter()
+            .any(|e| e.action == "host_recipe_download"
+                && !e.accepted
+                && e.params.starts_with("ppid=host-dl-2 ")),
+        "{host_entries:#?}"
+    );
     assert!(
         host_entries
             .iter()

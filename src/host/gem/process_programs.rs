@@ -129,6 +129,26 @@ impl ProcessPrograms {
         Ok(Item::binary_byte(grant))
     }
 
+    /// What an S7F3 would change, for the audit trail, read before it is
+    /// applied: the PPID and the hashes of the recipe file's contents
+    /// before and after ("none" when there is no file, or no text sent).
+    pub fn describe_download(&self, body: &Item) -> String {
+        let Some([ppid, ppbody]) = body.as_list().and_then(|l| <&[Item; 2]>::try_from(l).ok())
+        else {
+            return "malformed S7F3".into();
+        };
+        let Ok(Some(ppid)) = ppid_of(ppid, "S7F3") else {
+            return "ppid not a plain recipe file name".into();
+        };
+        let old = std::fs::read(self.path(&ppid))
+            .map_or_else(|_| "none".into(), |b| crate::access::sha256_hex(&b));
+        let new = ppbody
+            .ascii_bytes()
+            .or_else(|| ppbody.as_binary())
+            .map_or_else(|| "none".into(), crate::access::sha256_hex);
+        format!("ppid={ppid} old_sha256={old} new_sha256={new}")
+    }
+
     /// S7F3 process program send (`L,2 <PPID> <PPBODY>`) → S7F4 ACKC7.
     pub fn download(&mut self, body: &Item) -> Result<Item, IllegalData> {
         let Some([ppid, ppbody]) = body.as_list().and_then(|l| <&[Item; 2]>::try_from(l).ok())

@@ -980,6 +980,12 @@ impl Task {
     }
 
     fn change_programs(&mut self, body: Option<&Item>, function: u8) -> Result<Item, IllegalData> {
+        // Read before the change: the recipe's old contents' hash.
+        let params = match (function, body) {
+            (3, Some(b)) => blocking(|| self.pps.describe_download(b)),
+            (_, Some(b)) => format!("{b:?}").chars().take(200).collect(),
+            (_, None) => String::new(),
+        };
         let reply = self.change_programs_unaudited(body, function);
         let what = if function == 3 {
             "host_recipe_download"
@@ -990,10 +996,6 @@ impl Task {
             Ok(item) => ack_outcome(item.as_binary_byte().unwrap_or(u8::MAX)),
             Err(e) => Err(format!("illegal data: {e:?}")),
         };
-        let params = body.map_or_else(String::new, |b| {
-            // The program's text can be long: the trail keeps its start.
-            format!("{b:?}").chars().take(200).collect()
-        });
         self.audit_host(what, &params, outcome);
         reply
     }
