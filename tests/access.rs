@@ -247,8 +247,12 @@ fn a_disabled_user_cannot_sign_in_and_only_maintenance_injects_faults() {
     guard.set_user_disabled(&p.admin, "olga", true).unwrap();
     let refused = guard.sign_in("olga", PASSWORD).unwrap_err();
     assert!(refused.contains("disabled"), "{refused}");
+    // Disabled while signed in: the session she still has is refused too.
+    let refused = station.acknowledge_alarm(&p.operator, None).unwrap_err();
+    assert_eq!(refused, "the account \"olga\" is disabled");
     guard.set_user_disabled(&p.admin, "olga", false).unwrap();
     guard.sign_in("olga", PASSWORD).unwrap();
+    station.acknowledge_alarm(&p.operator, None).unwrap();
 
     let freeze = SimulatorFault::FreezeHeartbeat(waferscope::machine::Subsystem::Camera, true);
     let refused = station.simulator_fault(&p.engineer, freeze).unwrap_err();

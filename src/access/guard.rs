@@ -107,6 +107,29 @@ impl Guard {
         }
     }
 
+    /// A signed-in person's account as it is now: one disabled (or
+    /// removed) since they signed in is refused, and a changed role is the
+    /// one checked, not the role they signed in with.
+    fn current(&self, actor: &Actor) -> Result<Actor, String> {
+        if actor.role.is_none() {
+            return Ok(actor.clone());
+        }
+        let row = self
+            .users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&actor.user)
+            .map_err(|e| format!("{e:#}"))?;
+        match row {
+            None => Err(format!("there is no user {:?} any more", actor.user)),
+            Some(r) if r.disabled => Err(format!("the account {:?} is disabled", actor.user)),
+            Some(r) => Ok(Actor {
+                role: Some(r.role),
+                ..actor.clone()
+            }),
+        }
+    }
+
     /// Checks `actor` may do `action`; a refusal is audited here (with
     /// `what` and `params`) and returned. An accepted command is audited
     /// by [`Guard::record`] once its outcome is known.
@@ -117,7 +140,7 @@ impl Guard {
         what: &str,
         params: &str,
     ) -> Result<(), String> {
-        let checked = self.may(actor, action);
+        let checked = self.current(actor).and_then(|now| self.may(&now, action));
         if let Err(why) = &checked {
             tracing::warn!(
                 "{} ({}) refused {what}: {why}",

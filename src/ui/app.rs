@@ -609,6 +609,12 @@ impl StationApp {
                             actor.user,
                             m.text
                         );
+                        station.guard.record(
+                            &actor,
+                            "host_message_acknowledge",
+                            &m.text.chars().take(200).collect::<String>(),
+                            &Ok(()),
+                        );
                     }
                 }
             }

@@ -84,6 +84,8 @@ pub struct Session {
     message: Option<String>,
     /// A scripted window's session (see `start_scripted`).
     scripted: bool,
+    /// Someone can sign in (there is a user).
+    users_exist: bool,
 }
 
 impl Default for Session {
@@ -97,6 +99,7 @@ impl Default for Session {
             repeat: String::new(),
             message: None,
             scripted: false,
+            users_exist: false,
         }
     }
 }
@@ -184,13 +187,21 @@ impl Session {
             }
             return;
         }
-        let first_start = match guard.has_users() {
-            Ok(has) => !has,
-            Err(e) => {
-                ui.label(RichText::new(format!("✖ the user table cannot be read: {e:#}")).strong());
-                return;
+        // Once there are users there always are (the last administrator
+        // cannot be removed): asked per frame only until then, at a first
+        // start.
+        if !self.users_exist {
+            match guard.has_users() {
+                Ok(has) => self.users_exist = has,
+                Err(e) => {
+                    ui.label(
+                        RichText::new(format!("✖ the user table cannot be read: {e:#}")).strong(),
+                    );
+                    return;
+                }
             }
-        };
+        }
+        let first_start = !self.users_exist;
         ui.heading(if first_start {
             "First start: create the administrator"
         } else {
