@@ -230,8 +230,12 @@ impl AuditLog {
     /// the table and its triggers, if missing). Errors name the file.
     pub fn open(db: &Path) -> Result<AuditLog> {
         let conn = crate::store::db::open(db)?;
+        // FULL on this connection: an entry is on disk when `append`
+        // returns (the store's NORMAL may lose the newest commits to a
+        // power cut; a command must not happen without its record).
         conn.busy_timeout(Duration::from_secs(5))
             .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
+            .and_then(|()| conn.pragma_update(None, "synchronous", "FULL"))
             .and_then(|()| conn.execute_batch(SCHEMA))
             .with_context(|| format!("{}: cannot set up the audit trail", db.display()))?;
         Ok(AuditLog {
