@@ -16,6 +16,14 @@ use super::result::DefectClass;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClassRules {
     /// A scratch is at least this long (px, along its own axis) ...
+    ///
+    /// 16 by default: longer than any edge of a pattern feature that a
+    /// misregistration streak or a pattern defect can draw as a thin line
+    /// (contacts and vias are 4–10 px, the simulator's bridge 10 × 14 px,
+    /// a line 10 px wide), and 4× the width of a 2–4 px line, so the
+    /// elongation rule below and this one agree on where a line starts.
+    /// (It was 24, which the shortest scratches, and the merged pieces of
+    /// a faint one at σ ≈ 8, fell short of.)
     pub scratch_min_length_px: u32,
     /// ... and at least this many times longer than wide.
     pub scratch_min_elongation: f32,
@@ -29,7 +37,7 @@ pub struct ClassRules {
 impl Default for ClassRules {
     fn default() -> Self {
         Self {
-            scratch_min_length_px: 24,
+            scratch_min_length_px: 16,
             scratch_min_elongation: 4.0,
             residue_min_area_px: 120,
             residue_max_contrast_ratio: 2.0,
