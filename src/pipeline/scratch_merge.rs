@@ -6,6 +6,9 @@
 //! one line (same orientation, centroids on each other's axis, small gaps
 //! along it) are merged in the fixed-capacity `DieResult`, in place and
 //! without allocation: O(n²) pairs per pass over at most 64 defects.
+//! At σ ≈ 8 a faint scratch also leaves dots with no direction of their
+//! own: a narrow dot on a piece's axis joins it, and three narrow dots on
+//! one line are merged (O(n³) triples, tried only when no pair merges).
 
 use super::classify::ClassRules;
 use super::features::CentralMoments;
@@ -63,9 +66,10 @@ fn angle_tolerance(rules: &ScratchMergeRules, shorter_length: f32) -> f32 {
 /// Whether `short`, too short or too round to show a direction of its own,
 /// may still be a dash of the line `long` gives: no wider than that line
 /// plus the offset allowed across it (a dash of one scratch has the
-/// scratch's width; a particle of radius r is 2r wide, so a particle of
-/// r ≥ 2.5 beside a 2-px scratch stays a particle). Whether it lies on the
-/// line is then judged by its centroid alone.
+/// scratch's width; a solid disc of radius r measures √3·r across by its
+/// moments, so beside a 2-px scratch a particle of r ≥ 3 stays a
+/// particle). Whether it lies on the line is then judged by its centroid
+/// alone.
 fn is_dash_of(short: &Defect, long: &Defect, rules: &ScratchMergeRules) -> bool {
     short.moments.width_px() <= long.moments.width_px() + rules.max_offset_px
 }
@@ -410,8 +414,7 @@ mod tests {
         let mut three = die_of(&dots);
         assert_eq!(merge(&mut three), 2);
         assert_eq!(three.count, 1);
-        // Not yet a scratch: 19 px span, under the 24 px of these tests'
-        // 16-px default? It is over 16, so a scratch.
+        // Together they span 19 px, over the 16 px of a scratch.
         assert_eq!(three.defects()[0].class, DefectClass::Scratch);
         // The same dots 4 px off the line through the other two stay apart.
         let mut bent = die_of(&dots);
