@@ -238,3 +238,57 @@ fn the_detectors_new_steps_allocate_nothing() {
     }
     assert_eq!(alloc_count::thread_allocations() - before, 0);
 }
+
+/// Merging a faint scratch's pieces (a dash, dots on its axis, three
+/// directionless dots on one line) works in the fixed-size `DieResult`
+/// and allocates nothing.
+#[test]
+fn scratch_merging_of_dashes_and_dots_allocates_nothing() {
+    use waferscope::pipeline::scratch_merge::{merge_scratch_fragments, ScratchMergeRules};
+    use waferscope::pipeline::{
+        ClassRules, Defect, DefectClass, DieResult, PixelMoments, Polarity,
+    };
+
+    // A 2-px-thick piece of the line through (x0, 100) at 30°, along a..b.
+    let piece = |x0: f32, a: i32, b: i32| {
+        let (s, c) = 30f32.to_radians().sin_cos();
+        let mut m = PixelMoments::default();
+        for t in a..b {
+            for w in 0..2 {
+                let x = (x0 + t as f32 * c - w as f32 * s).round() as u16;
+                let y = (100.0 + t as f32 * s + w as f32 * c).round() as u16;
+                m.add_run(y, x, x + 1);
+            }
+        }
+        let n = m.n as f32;
+        Defect {
+            x_px: m.sum_x as f32 / n,
+            y_px: m.sum_y as f32 / n,
+            bbox: [0, 0, 1, 1],
+            area_px: m.n as u32,
+            peak_diff: 40,
+            mean_diff: 30.0,
+            polarity: Polarity::Dark,
+            class: DefectClass::Unknown,
+            moments: m.central(),
+        }
+    };
+    let mut template = DieResult::default();
+    // A 14-px dash with a 3-px dot beyond its end; elsewhere three 3-px dots.
+    template.push(piece(100.0, 0, 14));
+    template.push(piece(100.0, 20, 23));
+    for k in 0..3 {
+        template.push(piece(300.0, k * 8, k * 8 + 3));
+    }
+    let (rules, class_rules) = (ScratchMergeRules::default(), ClassRules::default());
+    let mut out = template;
+    assert_eq!(merge_scratch_fragments(&mut out, &rules, &class_rules), 3);
+    assert_eq!(out.count, 2);
+    let before = alloc_count::thread_allocations();
+    for _ in 0..100 {
+        out = template;
+        merge_scratch_fragments(&mut out, &rules, &class_rules);
+    }
+    assert_eq!(alloc_count::thread_allocations() - before, 0);
+    assert_eq!(out.count, 2);
+}

@@ -120,12 +120,7 @@ fn is_dot(d: &Defect, rules: &ScratchMergeRules) -> bool {
 /// always lie on a line; a third on the same line, within the offset
 /// allowed across it and between the other two, with no gap along it
 /// longer than allowed, is the evidence.
-pub fn dots_on_one_line(
-    p: &Defect,
-    q: &Defect,
-    r: &Defect,
-    rules: &ScratchMergeRules,
-) -> bool {
+pub fn dots_on_one_line(p: &Defect, q: &Defect, r: &Defect, rules: &ScratchMergeRules) -> bool {
     if !(is_dot(p, rules) && is_dot(q, rules) && is_dot(r, rules)) {
         return false;
     }
