@@ -5,6 +5,8 @@
 //! warm-up pass, counted per hot thread. (Its own test binary, so no other
 //! test's threads register under the same names.)
 
+mod independent_images;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -237,4 +239,134 @@ fn the_detectors_new_steps_allocate_nothing() {
         work(&mut out);
     }
     assert_eq!(alloc_count::thread_allocations() - before, 0);
+}
+
+/// Merging a faint scratch's pieces (a dash, dots on its axis, three
+/// directionless dots on one line) works in the fixed-size `DieResult`
+/// and allocates nothing.
+#[test]
+fn scratch_merging_of_dashes_and_dots_allocates_nothing() {
+    use waferscope::pipeline::scratch_merge::{merge_scratch_fragments, ScratchMergeRules};
+    use waferscope::pipeline::{
+        ClassRules, Defect, DefectClass, DieResult, PixelMoments, Polarity,
+    };
+
+    // A 2-px-thick piece of the line through (x0, 100) at 30°, along a..b.
+    let piece = |x0: f32, a: i32, b: i32| {
+        let (s, c) = 30f32.to_radians().sin_cos();
+        let mut m = PixelMoments::default();
+        for t in a..b {
+            for w in 0..2 {
+                let x = (x0 + t as f32 * c - w as f32 * s).round() as u16;
+                let y = (100.0 + t as f32 * s + w as f32 * c).round() as u16;
+                m.add_run(y, x, x + 1);
+            }
+        }
+        let n = m.n as f32;
+        Defect {
+            x_px: m.sum_x as f32 / n,
+            y_px: m.sum_y as f32 / n,
+            bbox: [0, 0, 1, 1],
+            area_px: m.n as u32,
+            peak_diff: 40,
+            mean_diff: 30.0,
+            polarity: Polarity::Dark,
+            class: DefectClass::Unknown,
+            moments: m.central(),
+        }
+    };
+    let mut template = DieResult::default();
+    // A 14-px dash with a 3-px dot beyond its end; elsewhere three 3-px dots.
+    template.push(piece(100.0, 0, 14));
+    template.push(piece(100.0, 20, 23));
+    for k in 0..3 {
+        template.push(piece(300.0, k * 8, k * 8 + 3));
+    }
+    let (rules, class_rules) = (ScratchMergeRules::default(), ClassRules::default());
+    let mut out = template;
+    assert_eq!(merge_scratch_fragments(&mut out, &rules, &class_rules), 3);
+    assert_eq!(out.count, 2);
+    let before = alloc_count::thread_allocations();
+    for _ in 0..100 {
+        out = template;
+        merge_scratch_fragments(&mut out, &rules, &class_rules);
+    }
+    assert_eq!(alloc_count::thread_allocations() - before, 0);
+    assert_eq!(out.count, 2);
+}
+
+/// The reference consulted for compact defects (`pattern_context`) and
+/// the merging of a scratch's pieces allocate nothing on the images of
+/// the second generator at full difficulty, where both happen: some
+/// defects come out Pattern by the reference, some scratches merged.
+#[test]
+fn classifying_with_the_reference_allocates_nothing() {
+    use waferscope::pipeline::{
+        DefectClass, DetectParams, Detector, DieResult, Profiles, Reference, ThresholdMode,
+    };
+    let p = independent_images::GenParams {
+        size: 512,
+        max_shift_px: 64.0,
+        gain_drift: 0.10,
+        offset_drift: 15.0,
+        read_noise: 6.0,
+        electrons_per_grey: 6.0,
+        full_well_electrons: 2_000.0,
+        psf_sigma: 0.8,
+        contrast: (40.0, 160.0),
+        max_defects: 3,
+        neighbour_defect_chance: 0.5,
+    };
+    let n = p.size as u32;
+    let profiles = |img: &[u8]| {
+        let mut pr = Profiles::new(n, n);
+        pr.compute(img);
+        pr
+    };
+    let dies: Vec<_> = (100..112)
+        .map(|seed| {
+            let (t, l, r, _) = independent_images::die_triplet(seed, &p);
+            let (pt, pl, pr) = (profiles(&t), profiles(&l), profiles(&r));
+            (t, l, r, pt, pl, pr)
+        })
+        .collect();
+    let mut det = Detector::new(
+        n,
+        n,
+        DetectParams {
+            threshold_mode: ThresholdMode::Sigma,
+            max_shift_px: 128,
+            edge_tolerance: 0.15,
+            box_threshold_ratio: 0.36,
+            ..DetectParams::default()
+        },
+    );
+    let mut out = DieResult::default();
+    let pass = |det: &mut Detector, out: &mut DieResult| {
+        let mut classes = [0u32; 2];
+        for (k, (t, l, r, pt, pl, pr)) in dies.iter().enumerate() {
+            out.clear(k as u32);
+            det.inspect(
+                Reference::die(t, pt),
+                Reference::die(l, pl),
+                Reference::die(r, pr),
+                None,
+                out,
+            );
+            for d in out.defects() {
+                classes[0] += (d.class == DefectClass::Pattern) as u32;
+                classes[1] += (d.class == DefectClass::Scratch) as u32;
+            }
+        }
+        classes
+    };
+    let warm = pass(&mut det, &mut out);
+    assert!(
+        warm[0] > 0 && warm[1] > 0,
+        "pattern and scratch seen: {warm:?}"
+    );
+    let before = alloc_count::thread_allocations();
+    let again = pass(&mut det, &mut out);
+    assert_eq!(alloc_count::thread_allocations() - before, 0);
+    assert_eq!(again, warm);
 }

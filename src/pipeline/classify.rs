@@ -8,6 +8,11 @@
 //! "low contrast" means the same at noise σ 2 and σ 12). Their accuracy on
 //! shapes drawn independently of the simulator is measured by
 //! `tests/classify_features.rs` on `tests/data/defect_features.csv`.
+//!
+//! Shape alone cannot tell a missing 4 px contact from a small particle;
+//! for compact defects the detector also asks the reference
+//! (`replaces_with_neighbouring_material`): a closed feature of the
+//! reference that T shows as the material around it is a pattern defect.
 
 use super::features::DefectFeatures;
 use super::result::DefectClass;
@@ -16,6 +21,14 @@ use super::result::DefectClass;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClassRules {
     /// A scratch is at least this long (px, along its own axis) ...
+    ///
+    /// 16 by default: longer than any edge of a pattern feature that a
+    /// misregistration streak or a pattern defect can draw as a thin line
+    /// (contacts and vias are 4–10 px, the simulator's bridge 10 × 14 px,
+    /// a line 10 px wide), and 4× the width of a 2–4 px line, so the
+    /// elongation rule below and this one agree on where a line starts.
+    /// (It was 24, which the shortest scratches, and the merged pieces of
+    /// a faint one at σ ≈ 8, fell short of.)
     pub scratch_min_length_px: u32,
     /// ... and at least this many times longer than wide.
     pub scratch_min_elongation: f32,
@@ -29,7 +42,7 @@ pub struct ClassRules {
 impl Default for ClassRules {
     fn default() -> Self {
         Self {
-            scratch_min_length_px: 24,
+            scratch_min_length_px: 16,
             scratch_min_elongation: 4.0,
             residue_min_area_px: 120,
             residue_max_contrast_ratio: 2.0,
@@ -74,6 +87,47 @@ pub fn classify(f: &DefectFeatures, rules: &ClassRules) -> DefectClass {
     } else {
         DefectClass::Unknown
     }
+}
+
+/// What T and the (gain-mapped) reference show over a compact defect's
+/// bounding box and along a line 2 px outside each of its sides, grey
+/// levels: the context the shape rules do not see.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PatternContext {
+    pub test_inside: f32,
+    pub reference_inside: f32,
+    /// The reference outside the box: above, below, left, right.
+    pub reference_sides: [f32; 4],
+}
+
+/// The largest box side, px, for which the reference is consulted: a
+/// contact, a via or a bridge across a gap spans a few line widths; a
+/// larger defect is not a pattern feature gone wrong, and the bound keeps
+/// the cost per defect small.
+pub const PATTERN_CONTEXT_MAX_SIDE_PX: u32 = 32;
+
+/// Whether T over the defect shows the material the reference has all
+/// around it, where the reference itself has another: a closed feature
+/// (a contact, a via) gone, or one added. All four sides must be one
+/// material (within half a threshold of their mean), the reference inside
+/// must differ from it by at least a threshold (there is a feature
+/// there), and T inside must be nearer the surrounding level than the
+/// reference's own.
+///
+/// A particle on a flat surface fails the second test; a particle on a
+/// feature has its own level, which fails the third unless it happens to
+/// match the surrounding material, and then it looks exactly like the
+/// feature gone. Open features are left to the shape rules: across a
+/// line the sides differ (line to the left and right, oxide above and
+/// below), and a round particle darkening a line that wide would pass
+/// for a cut as readily as a bridge passes for a particle.
+pub fn replaces_with_neighbouring_material(ctx: &PatternContext, threshold: f32) -> bool {
+    let sides = ctx.reference_sides;
+    let around = sides.iter().sum::<f32>() / 4.0;
+    let feature = (ctx.reference_inside - around).abs();
+    sides.iter().all(|s| (s - around).abs() <= threshold / 2.0)
+        && feature >= threshold
+        && (ctx.test_inside - around).abs() <= feature / 2.0
 }
 
 #[cfg(test)]
@@ -131,6 +185,48 @@ mod tests {
     fn a_short_line_is_not_a_scratch() {
         let line = |x, y| off_line(x, y, 30.0, 6.0).is_some_and(|d| d <= 1.0);
         assert_ne!(class_of(line, 3.0), DefectClass::Scratch);
+    }
+
+    #[test]
+    fn the_reference_tells_a_missing_contact_or_bridge_from_a_particle() {
+        let ctx = |t, r, sides| PatternContext {
+            test_inside: t,
+            reference_inside: r,
+            reference_sides: sides,
+        };
+        let oxide = [55.0; 4];
+        // A contact (215) gone to oxide.
+        assert!(replaces_with_neighbouring_material(
+            &ctx(58.0, 190.0, oxide),
+            40.0
+        ));
+        // A contact added where the reference has oxide.
+        assert!(replaces_with_neighbouring_material(
+            &ctx(200.0, 55.0, [210.0; 4]),
+            40.0
+        ));
+        // Metal across the oxide gap between two lines (a bridge), or a
+        // line darkened across its width: open features are not judged.
+        let lines_above_and_below = [160.0, 158.0, 55.0, 55.0];
+        assert!(!replaces_with_neighbouring_material(
+            &ctx(150.0, 60.0, lines_above_and_below),
+            40.0
+        ));
+        // A particle on flat oxide: the reference has no feature there.
+        assert!(!replaces_with_neighbouring_material(
+            &ctx(150.0, 55.0, oxide),
+            40.0
+        ));
+        // A bright particle on a contact: its own level, not the oxide's.
+        assert!(!replaces_with_neighbouring_material(
+            &ctx(250.0, 190.0, oxide),
+            40.0
+        ));
+        // Different materials on opposite sides: no one material to match.
+        assert!(!replaces_with_neighbouring_material(
+            &ctx(150.0, 60.0, [160.0, 55.0, 55.0, 160.0]),
+            40.0
+        ));
     }
 
     #[test]

@@ -25,7 +25,10 @@
 
 use super::align::{align, Alignment, Profiles, DEFAULT_MAX_SHIFT};
 use super::care::{CareAreas, CareMap, CareRule, MAX_CARE_AREAS};
-use super::classify::{classify, ClassRules};
+use super::classify::{
+    classify, replaces_with_neighbouring_material, ClassRules, PatternContext,
+    PATTERN_CONTEXT_MAX_SIDE_PX,
+};
 use super::compare::{
     differs_from, estimate_levels, flag_row, flag_span, overlap, signed_difference_row, Prepared,
     Resample,
@@ -33,7 +36,7 @@ use super::compare::{
 use super::features::DefectFeatures;
 use super::label::Labeler;
 use super::noise::{NoiseEstimator, NOISE_ROW_STEP};
-use super::result::{Defect, DieResult, Polarity, ReferenceMode};
+use super::result::{Defect, DefectClass, DieResult, Polarity, ReferenceMode};
 use super::scratch_merge::{merge_scratch_fragments, ScratchMergeRules};
 use super::simd::Isa;
 
@@ -538,7 +541,8 @@ impl Detector {
             );
             // The reference that agreed best decided the flag; its sign is
             // the defect's polarity.
-            let reference = if (t - l).abs() <= (t - r).abs() { l } else { r };
+            let left_agreed = (t - l).abs() <= (t - r).abs();
+            let reference = if left_agreed { l } else { r };
             let (cx, cy) = c.centroid();
             let features = DefectFeatures {
                 area_px: c.area,
@@ -554,6 +558,27 @@ impl Detector {
                 peak_diff: c.peak,
                 threshold: pixel_threshold as f32,
             };
+            let mut class = classify(&features, &self.params.class_rules);
+            // Shape cannot tell a missing 4 px contact from a particle;
+            // the reference can (`replaces_with_neighbouring_material`).
+            if matches!(class, DefectClass::Particle | DefectClass::Unknown)
+                && features.bbox_w.max(features.bbox_h) <= PATTERN_CONTEXT_MAX_SIDE_PX
+            {
+                let (rs, rm, rp) = if left_agreed {
+                    (&rl, &ml, left.pixels)
+                } else {
+                    (&rr, &mr, right.pixels)
+                };
+                let context =
+                    pattern_context(test.pixels, w, c.bbox, ((x0, x1), (y0, y1)), |x, y| {
+                        rm.apply(rs.at(rp, w, x, y) as f32)
+                    });
+                if context.is_some_and(|ctx| {
+                    replaces_with_neighbouring_material(&ctx, pixel_threshold as f32)
+                }) {
+                    class = DefectClass::Pattern;
+                }
+            }
             out.push(Defect {
                 x_px: cx,
                 y_px: cy,
@@ -562,7 +587,7 @@ impl Detector {
                 peak_diff: c.peak,
                 mean_diff: features.mean_diff,
                 polarity: features.polarity,
-                class: classify(&features, &self.params.class_rules),
+                class,
                 moments: features.moments,
             });
         }
@@ -609,6 +634,46 @@ impl Detector {
         }
         sigma
     }
+}
+
+/// T's and the mapped reference's mean levels over `bbox` ([x0, y0, x1,
+/// y1), exclusive ends) and the reference's along a line 2 px outside
+/// each side; `None` when a side falls outside `valid` (the overlap where
+/// the reference is defined). Reads only; no allocation.
+fn pattern_context(
+    test: &[u8],
+    width: usize,
+    bbox: [u16; 4],
+    valid: ((usize, usize), (usize, usize)),
+    reference: impl Fn(usize, usize) -> f32,
+) -> Option<PatternContext> {
+    let [bx0, by0, bx1, by1] = bbox.map(|v| v as usize);
+    let ((vx0, vx1), (vy0, vy1)) = valid;
+    if bx0 < vx0 + 2 || by0 < vy0 + 2 || bx1 + 2 > vx1 || by1 + 2 > vy1 || bx0 >= bx1 || by0 >= by1
+    {
+        return None;
+    }
+    let (mut t_sum, mut r_sum) = (0.0f32, 0.0f32);
+    for y in by0..by1 {
+        for x in bx0..bx1 {
+            t_sum += test[y * width + x] as f32;
+            r_sum += reference(x, y);
+        }
+    }
+    let n = ((bx1 - bx0) * (by1 - by0)) as f32;
+    let row_mean = |y: usize| (bx0..bx1).map(|x| reference(x, y)).sum::<f32>() / (bx1 - bx0) as f32;
+    let column_mean =
+        |x: usize| (by0..by1).map(|y| reference(x, y)).sum::<f32>() / (by1 - by0) as f32;
+    Some(PatternContext {
+        test_inside: t_sum / n,
+        reference_inside: r_sum / n,
+        reference_sides: [
+            row_mean(by0 - 2),
+            row_mean(by1 + 1),
+            column_mean(bx0 - 2),
+            column_mean(bx1 + 1),
+        ],
+    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,9 @@
 //! one line (same orientation, centroids on each other's axis, small gaps
 //! along it) are merged in the fixed-capacity `DieResult`, in place and
 //! without allocation: O(n²) pairs per pass over at most 64 defects.
+//! At σ ≈ 8 a faint scratch also leaves dots with no direction of their
+//! own: a narrow dot on a piece's axis joins it, and three narrow dots on
+//! one line are merged (O(n³) triples, tried only when no pair merges).
 
 use super::classify::ClassRules;
 use super::features::CentralMoments;
@@ -26,6 +29,11 @@ pub struct ScratchMergeRules {
     pub max_offset_px: f32,
     /// Largest gap between the pieces' ends along the axis, px.
     pub max_gap_px: f32,
+    /// Widest a directionless dot may be and still be taken for a dash of
+    /// a scratch when three line up (`dots_on_one_line`), px: a scratch
+    /// line 1.5–3 px wide, blurred by the optics, crosses the threshold
+    /// over at most about 4 px across.
+    pub max_dot_width_px: f32,
 }
 
 impl Default for ScratchMergeRules {
@@ -36,6 +44,7 @@ impl Default for ScratchMergeRules {
             max_angle_deg: 10.0,
             max_offset_px: 3.0,
             max_gap_px: 24.0,
+            max_dot_width_px: 4.0,
         }
     }
 }
@@ -54,22 +63,42 @@ fn angle_tolerance(rules: &ScratchMergeRules, shorter_length: f32) -> f32 {
         .max((1.0 / shorter_length.max(1.0)).atan().to_degrees())
 }
 
-/// Whether `a` and `b` are pieces of one straight scratch.
+/// Whether `short`, too short or too round to show a direction of its own,
+/// may still be a dash of the line `long` gives: no wider than that line
+/// plus the offset allowed across it (a dash of one scratch has the
+/// scratch's width; a solid disc of radius r measures √3·r across by its
+/// moments, so beside a 2-px scratch a particle of r ≥ 3 stays a
+/// particle). Whether it lies on the line is then judged by its centroid
+/// alone.
+fn is_dash_of(short: &Defect, long: &Defect, rules: &ScratchMergeRules) -> bool {
+    short.moments.width_px() <= long.moments.width_px() + rules.max_offset_px
+}
+
+/// Whether `a` and `b` are pieces of one straight scratch. The longer
+/// piece must show a direction (a fragment); the shorter one either shows
+/// one that agrees, or is a narrow dash (`is_dash_of`) on the longer one's
+/// axis: at σ ≈ 8 a faint scratch breaks into one long piece and 2–6 px
+/// dots whose own moments say nothing about the line.
 pub fn are_collinear_pieces(a: &Defect, b: &Defect, rules: &ScratchMergeRules) -> bool {
-    if !is_fragment(a, rules) || !is_fragment(b, rules) {
-        return false;
-    }
     let (long, short) = if a.moments.length_px() >= b.moments.length_px() {
         (a, b)
     } else {
         (b, a)
     };
+    if !is_fragment(long, rules) {
+        return false;
+    }
     let (long_len, short_len) = (long.moments.length_px(), short.moments.length_px());
-    let angle_diff = {
-        let d = (long.moments.orientation_deg() - short.moments.orientation_deg()).abs() % 180.0;
-        d.min(180.0 - d)
-    };
-    if angle_diff > angle_tolerance(rules, short_len) {
+    if is_fragment(short, rules) {
+        let angle_diff = {
+            let d =
+                (long.moments.orientation_deg() - short.moments.orientation_deg()).abs() % 180.0;
+            d.min(180.0 - d)
+        };
+        if angle_diff > angle_tolerance(rules, short_len) {
+            return false;
+        }
+    } else if !is_dash_of(short, long, rules) {
         return false;
     }
     let (s, c) = long.moments.orientation_deg().to_radians().sin_cos();
@@ -78,6 +107,78 @@ pub fn are_collinear_pieces(a: &Defect, b: &Defect, rules: &ScratchMergeRules) -
     let across = (-dx * s + dy * c).abs();
     let gap = along - (long_len + short_len) / 2.0;
     across <= rules.max_offset_px && gap <= rules.max_gap_px
+}
+
+/// A piece too short or round to show a direction of its own, and narrow
+/// enough to be a dash of a scratch.
+fn is_dot(d: &Defect, rules: &ScratchMergeRules) -> bool {
+    !is_fragment(d, rules) && d.moments.width_px() <= rules.max_dot_width_px
+}
+
+/// Whether three directionless dots are the dashes of one line: a faint
+/// scratch at threshold may break into nothing but 2–5 px dots. Two dots
+/// always lie on a line; a third on the same line, within the offset
+/// allowed across it and between the other two, with no gap along it
+/// longer than allowed, is the evidence.
+pub fn dots_on_one_line(p: &Defect, q: &Defect, r: &Defect, rules: &ScratchMergeRules) -> bool {
+    if !(is_dot(p, rules) && is_dot(q, rules) && is_dot(r, rules)) {
+        return false;
+    }
+    let dist = |a: &Defect, b: &Defect| (a.x_px - b.x_px).hypot(a.y_px - b.y_px);
+    // The two farthest apart are the ends, the third the middle.
+    let (pq, pr, qr) = (dist(p, q), dist(p, r), dist(q, r));
+    let (a, b, m) = if pq >= pr && pq >= qr {
+        (p, q, r)
+    } else if pr >= qr {
+        (p, r, q)
+    } else {
+        (q, r, p)
+    };
+    let span = dist(a, b);
+    if span <= 0.0 {
+        return false;
+    }
+    let (c, s) = ((b.x_px - a.x_px) / span, (b.y_px - a.y_px) / span);
+    let (dx, dy) = (m.x_px - a.x_px, m.y_px - a.y_px);
+    let along = dx * c + dy * s;
+    let across = (-dx * s + dy * c).abs();
+    let half = |d: &Defect| d.moments.length_px() / 2.0;
+    let gap_am = along - half(a) - half(m);
+    let gap_mb = span - along - half(m) - half(b);
+    across <= rules.max_offset_px
+        && (0.0..=span).contains(&along)
+        && gap_am <= rules.max_gap_px
+        && gap_mb <= rules.max_gap_px
+}
+
+/// Removes defect `k` of `out`, keeping the order of the rest.
+fn remove_at(out: &mut DieResult, k: usize) {
+    out.defects.copy_within(k + 1..out.count as usize, k);
+    out.count -= 1;
+}
+
+/// Finds one triple of dots on one line (`dots_on_one_line`) and merges
+/// it into its first piece. Returns whether it did.
+fn merge_one_dotted_line(
+    out: &mut DieResult,
+    rules: &ScratchMergeRules,
+    class_rules: &ClassRules,
+) -> bool {
+    let n = out.count as usize;
+    for i in 0..n {
+        for j in i + 1..n {
+            for k in j + 1..n {
+                let (p, q, r) = (out.defects[i], out.defects[j], out.defects[k]);
+                if dots_on_one_line(&p, &q, &r, rules) {
+                    out.defects[i] = merged(&merged(&p, &q, class_rules), &r, class_rules);
+                    remove_at(out, k);
+                    remove_at(out, j);
+                    return true;
+                }
+            }
+        }
+    }
+    false
 }
 
 /// One defect covering both pieces: exact area, centroid and moments;
@@ -136,8 +237,7 @@ pub fn merge_scratch_fragments(
             while j < out.count as usize {
                 if are_collinear_pieces(&out.defects[i], &out.defects[j], rules) {
                     out.defects[i] = merged(&out.defects[i], &out.defects[j], class_rules);
-                    out.defects.copy_within(j + 1..out.count as usize, j);
-                    out.count -= 1;
+                    remove_at(out, j);
                     absorbed += 1;
                     merged_any = true;
                 } else {
@@ -147,7 +247,12 @@ pub fn merge_scratch_fragments(
             i += 1;
         }
         if !merged_any {
-            return absorbed;
+            // Dashes with no direction of their own, three on a line,
+            // become one piece that may then pick up more (`is_dash_of`).
+            if !merge_one_dotted_line(out, rules, class_rules) {
+                return absorbed;
+            }
+            absorbed += 2;
         }
     }
 }
@@ -263,6 +368,65 @@ mod tests {
         ]);
         assert_eq!(merge(&mut r), 0);
         assert_eq!(r.defects()[1].class, DefectClass::Particle);
+    }
+
+    /// A disc of radius `r` about (cx, cy).
+    fn disc(cx: f32, cy: f32, r: f32) -> Vec<(u16, u16)> {
+        let n = (2.0 * r + 2.0) as u16;
+        let (x0, y0) = ((cx - r - 1.0) as u16, (cy - r - 1.0) as u16);
+        (0..n)
+            .flat_map(|i| (0..n).map(move |j| (x0 + i, y0 + j)))
+            .filter(|&(x, y)| (x as f32 - cx).hypot(y as f32 - cy) <= r)
+            .collect()
+    }
+
+    #[test]
+    fn short_dashes_on_a_pieces_axis_join_it() {
+        // A 12-px piece at 20° and a 4-px dash (no direction of its own)
+        // 6 px beyond its end, on its axis.
+        for deg in [0.0, 20.0, 135.0] {
+            let mut r = die_of(&[
+                defect_of(&line(100.0, 100.0, deg, 0, 12), DefectClass::Unknown),
+                defect_of(&line(100.0, 100.0, deg, 18, 22), DefectClass::Particle),
+            ]);
+            assert_eq!(merge(&mut r), 1, "{deg}°");
+        }
+    }
+
+    #[test]
+    fn three_dots_on_a_line_become_one_scratch_two_do_not() {
+        // 3-px dashes every 8 px along 30°: no piece has a direction.
+        let dots: Vec<Defect> = (0..3)
+            .map(|k| {
+                defect_of(
+                    &line(100.0, 100.0, 30.0, k * 8, k * 8 + 3),
+                    DefectClass::Particle,
+                )
+            })
+            .collect();
+        let mut two = die_of(&dots[..2]);
+        assert_eq!(merge(&mut two), 0);
+        let mut three = die_of(&dots);
+        assert_eq!(merge(&mut three), 2);
+        assert_eq!(three.count, 1);
+        // Together they span 19 px, over the 16 px of a scratch.
+        assert_eq!(three.defects()[0].class, DefectClass::Scratch);
+        // The same dots 4 px off the line through the other two stay apart.
+        let mut bent = die_of(&dots);
+        bent.defects[1].y_px += 4.0;
+        assert_eq!(merge(&mut bent), 0);
+    }
+
+    #[test]
+    fn three_small_particles_in_a_row_stay_particles() {
+        // Discs of radius 3 (6 px wide) are not dashes of a scratch.
+        let mut r = die_of(&[
+            defect_of(&disc(100.0, 100.0, 3.0), DefectClass::Particle),
+            defect_of(&disc(112.0, 100.0, 3.0), DefectClass::Particle),
+            defect_of(&disc(124.0, 100.0, 3.0), DefectClass::Particle),
+            defect_of(&line(40.0, 100.0, 0.0, 0, 40), DefectClass::Scratch),
+        ]);
+        assert_eq!(merge(&mut r), 0);
     }
 
     #[test]
