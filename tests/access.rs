@@ -68,6 +68,7 @@ fn people(station: &Station) -> People {
 }
 
 fn trail(station: &Station) -> Vec<AuditEntry> {
+    station.guard.flush();
     AuditLog::open(&station.cfg.db).unwrap().list(None).unwrap()
 }
 
@@ -167,20 +168,41 @@ fn an_operator_is_refused_shelve_reset_and_recipe_edit_an_engineer_is_not_and_bo
     std::fs::write(&path, &original).unwrap();
     let edited = format!("# tuned by erik\n{original}");
     let refused = station
-        .save_recipe(&p.operator, &path, &edited)
+        .save_recipe(&p.operator, &path, &original, &edited)
         .unwrap_err();
     assert!(refused.contains("may not edit recipes"), "{refused}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
     let invalid = station
-        .save_recipe(&p.engineer, &path, "this is = not a recipe [")
+        .save_recipe(&p.engineer, &path, &original, "this is = not a recipe [")
         .unwrap_err();
     assert!(invalid.contains("edited.toml"), "names the file: {invalid}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
-    station.save_recipe(&p.engineer, &path, &edited).unwrap();
+    // Opened before someone else changed the file: refused, theirs kept.
+    let theirs = format!("# from the host\n{original}");
+    std::fs::write(&path, &theirs).unwrap();
+    let stale = station
+        .save_recipe(&p.engineer, &path, &original, &edited)
+        .unwrap_err();
+    assert!(stale.contains("changed since it was opened"), "{stale}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), theirs);
+    std::fs::write(&path, &original).unwrap();
+    station
+        .save_recipe(&p.engineer, &path, &original, &edited)
+        .unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
+
+    // A password typed into the name field is never written: the trail
+    // (and the log) say an unknown name of its length.
+    assert!(station.guard.sign_in(PASSWORD, "anything").is_err());
 
     // The trail: each refusal and each success, with role and reason.
     let t = trail(&station);
+    assert!(
+        t.iter().any(|e| e.action == "sign_in"
+            && !e.accepted
+            && e.user == format!("(unknown name, {} characters)", PASSWORD.len())),
+        "{t:#?}"
+    );
     for action in ["alarm_shelve", "run_reset", "recipe_edit"] {
         let olga = entry(&t, "olga", action);
         assert_eq!(olga.len(), 1, "{action}: {olga:#?}");
@@ -278,7 +300,9 @@ fn a_disabled_user_cannot_sign_in_and_only_maintenance_injects_faults() {
 #[test]
 fn five_wrong_passwords_lock_the_account_for_the_configured_time() {
     let d = temp_dir("lockout");
-    let lock_for = Duration::from_secs(2);
+    // Long enough that the six attempts (each an Argon2 hash) fit inside
+    // it on a loaded machine.
+    let lock_for = Duration::from_secs(6);
     let station = station(
         &d,
         AccessConfig {

@@ -319,3 +319,15 @@ fn a_deleted_entry_fails_verify_naming_the_gap() {
         "{out}"
     );
 }
+
+#[test]
+fn an_emptied_trail_fails_verify() {
+    let (d, conn) = tampered("emptied");
+    conn.execute("DELETE FROM audit", []).unwrap();
+    drop(conn);
+    let out = fails(&d, &["audit", "--verify"], "", 9);
+    assert!(
+        out.contains("audit trail broken: it is empty, yet the station has users"),
+        "{out}"
+    );
+}

@@ -425,6 +425,7 @@ fn host_drives_the_station() {
     // Every host command is in the audit trail with source "host": the
     // START refused in ONLINE LOCAL with why, the one accepted in ONLINE
     // REMOTE, and the host taking the tool on-line.
+    s.station.guard.flush();
     let audit = waferscope::access::audit::AuditLog::open(&s.station.cfg.db)
         .unwrap()
         .list(None)

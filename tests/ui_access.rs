@@ -198,6 +198,7 @@ fn an_operator_may_not_shelve_an_engineer_shelves_with_a_reason_and_the_strip_na
 
     // The trail: the engineer's wrong password and the shelving (the
     // operator's disabled button sent nothing).
+    h.state().station.guard.flush();
     let trail = waferscope::access::audit::AuditLog::open(&h.state().station.cfg.db)
         .unwrap()
         .list(None)
@@ -224,7 +225,7 @@ fn a_window_left_alone_signs_its_user_out_and_says_so() {
     let d = fresh_dir("idle");
     // Long enough that a loaded machine still shows the signed-in strip
     // before the sign-out.
-    let idle = Duration::from_secs(2);
+    let idle = Duration::from_secs(4);
     let mut h = harness(app_with(
         &d,
         AccessConfig {
@@ -251,6 +252,7 @@ fn a_window_left_alone_signs_its_user_out_and_says_so() {
     assert!(before_sign_in.elapsed() >= idle, "not before the idle time");
     assert!(has(&h, "Signed out after a time without input"));
     assert!(h.get_by_label("Load recipe").accesskit_node().is_disabled());
+    h.state().station.guard.flush();
     let trail = waferscope::access::audit::AuditLog::open(&h.state().station.cfg.db)
         .unwrap()
         .list(None)
@@ -310,6 +312,10 @@ fn an_engineer_edits_a_recipe_an_operator_only_reads_it() {
     wait_for(&mut h, "erik signed in", |h| {
         has(h, "Signed in: erik (engineer)")
     });
+    // Signing out closed the editor: nobody saves another's edit.
+    assert!(has(&h, "Choose a recipe."));
+    h.get_by_label("Edit sampled-200mm.toml").click();
+    h.run_steps(2);
     // Text that is not a recipe is refused naming the file; the file stays.
     h.state_mut().recipe_editor.text = "broken = [".into();
     h.run_steps(2);
@@ -329,6 +335,7 @@ fn an_engineer_edits_a_recipe_an_operator_only_reads_it() {
     assert!(!has(&h, "(unsaved changes)"));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), edited);
 
+    h.state().station.guard.flush();
     let trail = waferscope::access::audit::AuditLog::open(&h.state().station.cfg.db)
         .unwrap()
         .list(None)
@@ -343,6 +350,84 @@ fn an_engineer_edits_a_recipe_an_operator_only_reads_it() {
         sha(&original),
         sha(&edited)
     )));
+    drop(h);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn a_scripted_window_runs_as_the_console_user_who_started_it() {
+    let d = fresh_dir("scripted");
+    let mut app = app(&d);
+    let guard = app.station.guard.clone();
+    app.session.start_scripted(&guard, "console:tester");
+    let mut run = app.station.engine.snapshots.reader().unwrap();
+    let recipe = d.join("recipes/sampled-200mm.toml");
+    // As `--autostart` does: load and start through the window's commands
+    // (the monitor needs a moment before a load's interlocks hold).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while run.read().value.state != waferscope::run::RunState::Ready {
+        assert!(Instant::now() < deadline, "{:?}", app.run_control.message);
+        app.apply(waferscope::ui::command::UiCommand::LoadRecipe {
+            path: recipe.clone(),
+            lot: "DEMO".into(),
+            wafer: "W01".into(),
+            slot: 1,
+        });
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    app.apply(waferscope::ui::command::UiCommand::Run(
+        waferscope::run::RunCommand::Start,
+    ));
+    while !run.read().value.state.in_run() && !run.read().value.state.ended() {
+        assert!(Instant::now() < deadline, "{:?}", app.run_control.message);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A run command is recorded once the engine has answered it.
+    let trail = loop {
+        guard.flush();
+        let trail = waferscope::access::audit::AuditLog::open(&app.station.cfg.db)
+            .unwrap()
+            .list(None)
+            .unwrap();
+        if trail.iter().any(|e| e.action == "run_start") || Instant::now() > deadline {
+            break trail;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for action in ["sign_in", "load_recipe", "run_start"] {
+        assert!(
+            trail.iter().any(|e| e.action == action
+                && e.accepted
+                && e.user == "console:tester"
+                && e.role == "console"),
+            "{action}: {trail:#?}"
+        );
+    }
+    assert_eq!(run.read().value.operator.as_str(), "console:tester");
+    drop(app);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn a_user_disabled_while_signed_in_is_signed_out() {
+    let d = fresh_dir("disabled");
+    let mut h = harness(app(&d));
+    h.run_steps(2);
+    let guard = h.state().station.guard.clone();
+    let admin = waferscope::access::Actor::signed_in(
+        &guard.create_first_administrator("root", PASSWORD).unwrap(),
+    );
+    guard
+        .add_user(&admin, "olga", Role::Operator, PASSWORD)
+        .unwrap();
+    h.run_steps(2);
+    sign_in(&mut h, "olga", PASSWORD);
+    wait_for(&mut h, "olga signed in", |h| {
+        has(h, "Signed in: olga (operator)")
+    });
+    guard.set_user_disabled(&admin, "olga", true).unwrap();
+    wait_for(&mut h, "olga signed out", |h| has(h, "Nobody signed in"));
+    assert!(has(&h, "Signed out: the account \"olga\" is disabled"));
     drop(h);
     std::fs::remove_dir_all(&d).ok();
 }

@@ -5,7 +5,8 @@
 //! reason as a tooltip), but a command that reaches the station is checked
 //! again here whatever sent it.
 
-use super::audit::{AuditLog, NewEntry, Source};
+use super::audit::{AuditLog, Source};
+use super::audit_writer::{AuditWriter, QueuedEntry};
 use super::role::{Action, Policy, Role};
 use super::users::{LockoutPolicy, SignInError, SignedIn, Users};
 use anyhow::Result;
@@ -46,7 +47,7 @@ impl Actor {
     /// command ("console:ana").
     pub fn console() -> Actor {
         Actor {
-            user: crate::cli::users::console_user(),
+            user: console_user(),
             role: None,
             source: Source::Cli,
         }
@@ -59,6 +60,15 @@ impl Actor {
             (None, _) => "console",
         }
     }
+}
+
+/// Who the audit trail says acted at the console: `console:<$USER>`.
+pub fn console_user() -> String {
+    let login = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    format!("console:{login}")
 }
 
 /// Sign-in and session settings.
@@ -81,18 +91,50 @@ impl Default for AccessConfig {
 pub struct Guard {
     pub policy: Policy,
     pub cfg: AccessConfig,
-    audit: Mutex<AuditLog>,
+    /// Writes the trail on a thread of its own (`audit_writer.rs`).
+    writer: AuditWriter,
     users: Mutex<Users>,
 }
 
 impl Guard {
     pub fn open(db: &Path, policy: Policy, cfg: AccessConfig) -> Result<Guard> {
+        let writer = AuditWriter::start(AuditLog::open(db)?)
+            .map_err(|e| anyhow::anyhow!("cannot start the audit writer thread: {e}"))?;
         Ok(Guard {
             policy,
             cfg,
-            audit: Mutex::new(AuditLog::open(db)?),
+            writer,
             users: Mutex::new(Users::open(db)?),
         })
+    }
+
+    /// Audit entries that could not be written (each logged as an error).
+    pub fn audit_failures(&self) -> u64 {
+        self.writer.failures.get()
+    }
+
+    /// Waits until every entry recorded so far is in the trail.
+    pub fn flush(&self) {
+        self.writer.flush()
+    }
+
+    /// The account `name` as it is now, for a signed-in session to follow
+    /// (disabled or removed: `Err` saying so).
+    pub fn account(&self, name: &str) -> Result<SignedIn, String> {
+        let row = self
+            .users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map_err(|e| format!("{e:#}"))?;
+        match row {
+            None => Err(format!("there is no user {name:?} any more")),
+            Some(r) if r.disabled => Err(format!("the account {name:?} is disabled")),
+            Some(r) => Ok(SignedIn {
+                name: r.name,
+                role: r.role,
+            }),
+        }
     }
 
     /// Whether `actor` may do `action`, without writing anything (the
@@ -114,68 +156,54 @@ impl Guard {
         if actor.role.is_none() {
             return Ok(actor.clone());
         }
-        let row = self
-            .users
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&actor.user)
-            .map_err(|e| format!("{e:#}"))?;
-        match row {
-            None => Err(format!("there is no user {:?} any more", actor.user)),
-            Some(r) if r.disabled => Err(format!("the account {:?} is disabled", actor.user)),
-            Some(r) => Ok(Actor {
-                role: Some(r.role),
-                ..actor.clone()
-            }),
-        }
+        let now = self.account(&actor.user)?;
+        Ok(Actor {
+            role: Some(now.role),
+            ..actor.clone()
+        })
     }
 
     /// Checks `actor` may do `action`; a refusal is audited here (with
-    /// `what` and `params`) and returned. An accepted command is audited
-    /// by [`Guard::record`] once its outcome is known.
+    /// `what` and `params`) and returned. Accepted, the actor as they are
+    /// now (their current role) is returned: the one to record the
+    /// command's outcome with ([`Guard::record`]).
     pub fn authorize(
         &self,
         actor: &Actor,
         action: Action,
         what: &str,
         params: &str,
-    ) -> Result<(), String> {
-        let checked = self.current(actor).and_then(|now| self.may(&now, action));
-        if let Err(why) = &checked {
-            tracing::warn!(
-                "{} ({}) refused {what}: {why}",
-                actor.user,
-                actor.role_text()
-            );
-            self.record(actor, what, params, &Err(why.clone()));
+    ) -> Result<Actor, String> {
+        let now = match self.current(actor) {
+            Ok(now) => now,
+            Err(why) => {
+                tracing::warn!("{} refused {what}: {why}", actor.user);
+                self.record(actor, what, params, &Err(why.clone()));
+                return Err(why);
+            }
+        };
+        if let Err(why) = self.may(&now, action) {
+            tracing::warn!("{} ({}) refused {what}: {why}", now.user, now.role_text());
+            self.record(&now, what, params, &Err(why.clone()));
+            return Err(why);
         }
-        checked
+        Ok(now)
     }
 
-    /// Writes a command and its outcome to the audit trail. A trail that
-    /// cannot be written is logged as an error (the command has happened;
-    /// losing its record silently would be worse than saying so).
+    /// Queues a command and its outcome for the audit trail (written on
+    /// the audit writer's thread; never waits). One that cannot be written
+    /// is logged as an error and counted on the Health panel.
     pub fn record(&self, actor: &Actor, what: &str, params: &str, outcome: &Result<(), String>) {
-        let entry = NewEntry {
-            user: &actor.user,
-            role: actor.role_text(),
+        self.writer.write(QueuedEntry {
+            at_ms: crate::monitor::alarm_engine::unix_ms_now(),
+            user: actor.user.clone(),
+            role: actor.role_text().to_owned(),
             source: actor.source,
-            action: what,
-            params,
+            action: what.to_owned(),
+            params: params.to_owned(),
             accepted: outcome.is_ok(),
-            reason: outcome.as_ref().err().map_or("", String::as_str),
-        };
-        let written = self
-            .audit
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .append_now(&entry);
-        if let Err(e) = written {
-            tracing::error!(
-                "the audit trail could not record {what} by {}: {e:#}",
-                actor.user
-            );
-        }
+            reason: outcome.as_ref().err().cloned().unwrap_or_default(),
+        });
     }
 
     /// Checks, runs `act`, and records its outcome: the whole of a command
@@ -188,9 +216,9 @@ impl Guard {
         params: &str,
         act: impl FnOnce() -> Result<(), String>,
     ) -> Result<(), String> {
-        self.authorize(actor, action, what, params)?;
+        let now = self.authorize(actor, action, what, params)?;
         let outcome = act();
-        self.record(actor, what, params, &outcome);
+        self.record(&now, what, params, &outcome);
         outcome
     }
 
@@ -213,32 +241,41 @@ impl Guard {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .sign_in(name, password, now, &self.cfg.lockout);
-        let (role, outcome) = match &result {
-            Ok(s) => (s.role.as_str(), Ok(())),
-            Err(e) => ("", Err(e.to_string())),
+        // A name that is no user's is not written anywhere: people type
+        // their password into the name field.
+        let known = |n: &str| {
+            self.users
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(n)
+                .ok()
+                .flatten()
+                .map(|r| r.name)
         };
-        let actor_name = name.trim();
-        let entry = NewEntry {
-            user: actor_name,
-            role,
+        let (user, role, outcome) = match &result {
+            Ok(s) => (s.name.clone(), s.role.as_str(), Ok(())),
+            Err(e) => (
+                known(name.trim()).unwrap_or_else(|| {
+                    format!("(unknown name, {} characters)", name.trim().chars().count())
+                }),
+                "",
+                Err(e.to_string()),
+            ),
+        };
+        match &outcome {
+            Ok(()) => tracing::info!("{user} signed in as {role}"),
+            Err(e) => tracing::warn!("sign-in as {user} refused: {e}"),
+        }
+        self.writer.write(QueuedEntry {
+            at_ms: now,
+            user,
+            role: role.to_owned(),
             source: Source::Window,
-            action: "sign_in",
-            params: "",
+            action: "sign_in".into(),
+            params: String::new(),
             accepted: outcome.is_ok(),
-            reason: outcome.as_ref().err().map_or("", String::as_str),
-        };
-        if let Err(e) = self
-            .audit
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .append_now(&entry)
-        {
-            tracing::error!("the audit trail could not record a sign-in: {e:#}");
-        }
-        match &result {
-            Ok(s) => tracing::info!("{} signed in as {}", s.name, s.role),
-            Err(e) => tracing::warn!("sign-in as {actor_name:?} refused: {e}"),
-        }
+            reason: outcome.err().unwrap_or_default(),
+        });
         result.map_err(|e: SignInError| e.to_string())
     }
 

@@ -2,6 +2,7 @@
 //! every command, sign-in and recipe change is written to.
 
 pub mod audit;
+pub mod audit_writer;
 pub mod guard;
 pub mod password;
 pub mod role;

@@ -179,11 +179,30 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// Exhaustive: a new action or role must be given its place here (a
+    /// lookup that fell back to a default would fail open).
     fn index(a: Action, r: Role) -> (usize, usize) {
-        (
-            Action::ALL.iter().position(|x| *x == a).unwrap_or(0),
-            Role::ALL.iter().position(|x| *x == r).unwrap_or(0),
-        )
+        let action = match a {
+            Action::RunControl => 0,
+            Action::Acknowledge => 1,
+            Action::Shelve => 2,
+            Action::ResetFault => 3,
+            Action::TeachGolden => 4,
+            Action::LoadRecipe => 5,
+            Action::EditRecipe => 6,
+            Action::MachineConfig => 7,
+            Action::SimulatorFaults => 8,
+            Action::UserAdmin => 9,
+            Action::HostOnlineOffline => 10,
+            Action::Export => 11,
+        };
+        let role = match r {
+            Role::Operator => 0,
+            Role::Engineer => 1,
+            Role::Maintenance => 2,
+            Role::Administrator => 3,
+        };
+        (action, role)
     }
 
     pub fn set(&mut self, a: Action, r: Role, allowed: bool) {
@@ -239,6 +258,15 @@ mod tests {
             p.check(Role::Operator, Action::Shelve).unwrap_err(),
             "an operator may not shelve alarms (engineer, administrator may)"
         );
+    }
+
+    #[test]
+    fn every_action_and_role_has_its_own_place() {
+        for (i, a) in Action::ALL.into_iter().enumerate() {
+            for (j, r) in Role::ALL.into_iter().enumerate() {
+                assert_eq!(Policy::index(a, r), (i, j), "{a:?} {r:?}");
+            }
+        }
     }
 
     #[test]

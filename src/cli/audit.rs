@@ -35,6 +35,14 @@ pub fn run(db: &Path, args: &AuditArgs) -> Result<bool> {
     }
     if args.verify {
         let report = log.verify()?;
+        // Every user was added with an entry: users and an empty trail
+        // mean the trail was emptied (or its table dropped and made anew).
+        if report.entries == 0 && !crate::access::Users::open(db)?.is_empty()? {
+            crate::outln!(
+                "audit trail broken: it is empty, yet the station has users (every entry deleted, or the table dropped)"
+            )?;
+            return Ok(false);
+        }
         return match report.first_broken {
             None => {
                 crate::outln!(

@@ -82,6 +82,7 @@ pub fn run_lot(
         }
     };
     let ctrl = carrier.clone();
+    let guard = station.guard.clone();
     station.runtime().spawn(async move {
         let mut presses = 0;
         while tokio::signal::ctrl_c().await.is_ok() {
@@ -89,9 +90,21 @@ pub fn run_lot(
             if presses == 1 {
                 crate::errln!("\nCtrl-C: stopping after the wafer in hand (press again to abort)");
                 ctrl.stop_after_wafer();
+                guard.record(
+                    &crate::access::Actor::console(),
+                    "lot_stop_after_wafer",
+                    "Ctrl-C",
+                    &Ok(()),
+                );
             } else {
                 crate::errln!("\nCtrl-C again: aborting the lot");
                 ctrl.abort_lot();
+                guard.record(
+                    &crate::access::Actor::console(),
+                    "lot_abort",
+                    "Ctrl-C twice",
+                    &Ok(()),
+                );
             }
         }
     });

@@ -142,7 +142,16 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let mut view = station.engine.snapshots.reader().context("run readers")?;
     if view.read().value.state.in_run() {
         let reason = format!("the station was stopped ({signal})");
-        if let Err(why) = station.engine.command(RunCommand::Abort { reason }) {
+        let aborted = station.engine.command(RunCommand::Abort {
+            reason: reason.clone(),
+        });
+        station.guard.record(
+            &crate::access::Actor::console(),
+            "run_abort",
+            &format!("reason={reason}"),
+            &aborted,
+        );
+        if let Err(why) = aborted {
             crate::errln!("abort refused: {why}");
         }
         let t0 = Instant::now();

@@ -67,13 +67,7 @@ impl UserChange {
 }
 
 /// Who the audit trail says made a console change: `console:<$USER>`.
-pub fn console_user() -> String {
-    let login = std::env::var("USER")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(|| "unknown".into());
-    format!("console:{login}")
-}
+pub use crate::access::guard::console_user;
 
 /// Applies `change` to the users of the station database `db` and records
 /// it (accepted or refused) in the audit trail. `data_dir`: the data

@@ -67,14 +67,15 @@ impl Station {
             RunCommand::Abort { reason } => format!("reason={reason}"),
             _ => String::new(),
         };
-        if let Err(why) = self
+        let actor = match self
             .guard
             .authorize(actor, action_for(&cmd), &what, &params)
         {
-            return answered(Err(why));
-        }
+            Ok(now) => now,
+            Err(why) => return answered(Err(why)),
+        };
         let rx = self.engine.command_nowait(cmd);
-        self.audited_answer(actor, what, params, rx)
+        self.audited_answer(&actor, what, params, rx)
     }
 
     pub fn load_recipe(&self, actor: &Actor, recipe: ValidRecipe, identity: RunIdentity) -> Answer {
@@ -82,26 +83,28 @@ impl Station {
             "recipe={} lot={} wafer={} slot={}",
             recipe.recipe.id, identity.lot, identity.wafer, identity.slot
         );
-        if let Err(why) = self
+        let actor = match self
             .guard
             .authorize(actor, Action::LoadRecipe, "load_recipe", &params)
         {
-            return answered(Err(why));
-        }
+            Ok(now) => now,
+            Err(why) => return answered(Err(why)),
+        };
         let rx = self.engine.load_nowait(recipe, identity);
-        self.audited_answer(actor, "load_recipe".into(), params, rx)
+        self.audited_answer(&actor, "load_recipe".into(), params, rx)
     }
 
     pub fn teach_golden(&self, actor: &Actor, dies: usize) -> Answer {
         let params = format!("dies={dies}");
-        if let Err(why) = self
+        let actor = match self
             .guard
             .authorize(actor, Action::TeachGolden, "teach_golden", &params)
         {
-            return answered(Err(why));
-        }
+            Ok(now) => now,
+            Err(why) => return answered(Err(why)),
+        };
         let rx = self.engine.teach_nowait(dies);
-        self.audited_answer(actor, "teach_golden".into(), params, rx)
+        self.audited_answer(&actor, "teach_golden".into(), params, rx)
     }
 
     pub fn acknowledge_alarm(&self, actor: &Actor, alid: Option<u32>) -> Result<(), String> {
@@ -215,7 +218,17 @@ impl Station {
     /// An engineer's recipe edit: the text must be a valid recipe (checked
     /// as a run would load it) before it replaces the file; the trail
     /// keeps the old and new contents' hashes.
-    pub fn save_recipe(&self, actor: &Actor, path: &Path, text: &str) -> Result<(), String> {
+    ///
+    /// `opened`: the file's text when the editor read it. A file changed
+    /// since (a host download, another station) is not overwritten: the
+    /// edit is refused, to be made again on the new text.
+    pub fn save_recipe(
+        &self,
+        actor: &Actor,
+        path: &Path,
+        opened: &str,
+        text: &str,
+    ) -> Result<(), String> {
         let old = std::fs::read(path).ok();
         let params = format!(
             "file={} old_sha256={} new_sha256={}",
@@ -226,6 +239,12 @@ impl Station {
         );
         self.guard
             .guarded(actor, Action::EditRecipe, "recipe_edit", &params, || {
+                if old.as_deref() != Some(opened.as_bytes()) {
+                    return Err(format!(
+                        "{} changed since it was opened (a host download, or another editor): open it again and redo the edit",
+                        path.display()
+                    ));
+                }
                 let dir = path.parent().unwrap_or(Path::new(""));
                 crate::run::recipe::parse_in(text, dir)
                     .map_err(|e| format!("{}: {e:#}", path.display()))?;
@@ -234,14 +253,15 @@ impl Station {
     }
 
     pub fn load_carrier(&self, actor: &Actor) -> Answer {
-        if let Err(why) = self
+        let actor = match self
             .guard
             .authorize(actor, Action::RunControl, "carrier_load", "")
         {
-            return answered(Err(why));
-        }
+            Ok(now) => now,
+            Err(why) => return answered(Err(why)),
+        };
         let rx = self.carrier.load_carrier_nowait();
-        self.audited_answer(actor, "carrier_load".into(), String::new(), rx)
+        self.audited_answer(&actor, "carrier_load".into(), String::new(), rx)
     }
 
     pub fn start_lot(&self, actor: &Actor, plan: crate::run::lot::LotPlan) -> Result<(), String> {

@@ -320,6 +320,7 @@ impl StationApp {
         h.threads = crate::hot::liveness::threads();
         h.alarm_journal_drops = self.station.alarms.journal_drops.get();
         h.alarm_commands_refused = self.station.alarms.commands_refused.get();
+        h.audit_failures = self.station.guard.audit_failures();
         self.health = h;
     }
 
@@ -400,6 +401,9 @@ impl StationApp {
                 });
                 ui.separator();
                 self.session.ui(ui, &self.station.guard);
+                if self.session.user.is_none() && self.recipe_editor.path.is_some() {
+                    self.recipe_editor.close();
+                }
                 ui.separator();
                 self.run_control.ui(ui, &view, &mut out);
             });
@@ -591,7 +595,7 @@ impl StationApp {
                     "export",
                     &format!("run={} format={format:?}", run.id),
                 ) {
-                    Ok(()) => self.export_run(&actor, &run, format),
+                    Ok(now) => self.export_run(&now, &run, format),
                     Err(why) => self.run_control.message = Some(Err(why)),
                 }
             }
@@ -618,8 +622,8 @@ impl StationApp {
                     }
                 }
             }
-            UiCommand::SaveRecipe { path, text } => {
-                let saved = station.save_recipe(&actor, &path, &text);
+            UiCommand::SaveRecipe { path, opened, text } => {
+                let saved = station.save_recipe(&actor, &path, &opened, &text);
                 self.recipe_editor.message = Some(match saved {
                     Ok(()) => {
                         self.recipe_editor.saved(text);

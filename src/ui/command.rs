@@ -32,9 +32,11 @@ pub enum UiCommand {
     ShowLot(String),
     /// Teach the loaded recipe's golden die (an engineer's action).
     TeachGolden,
-    /// Replace a recipe file with this text (an engineer's edit).
+    /// Replace a recipe file with this text (an engineer's edit);
+    /// `opened`: its text when the editor read it.
     SaveRecipe {
         path: PathBuf,
+        opened: String,
         text: String,
     },
     AckAlarm(u32),

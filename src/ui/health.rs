@@ -61,6 +61,7 @@ pub fn ui(ui: &mut Ui, view: &View) {
                 "alarm commands not applied",
                 format!("{}", h.alarm_commands_refused),
             );
+            row("audit entries not written", format!("{}", h.audit_failures));
             row(
                 "UI frame CPU p50 / p99",
                 format!("{:.2} / {:.2} ms", h.ui_frame_p50_ms, h.ui_frame_p99_ms),

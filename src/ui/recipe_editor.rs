@@ -45,6 +45,12 @@ impl RecipeEditor {
         self.saved = text;
     }
 
+    /// Closes the file, unsaved edits and all (at sign-out: the next
+    /// person does not save someone else's edit under their own name).
+    pub fn close(&mut self) {
+        *self = Self::default();
+    }
+
     pub fn ui(&mut self, ui: &mut Ui, view: &View, recipes: &[PathBuf], out: &mut Vec<UiCommand>) {
         ui.heading("Recipes");
         let may_edit = view.permits.allows(Action::EditRecipe);
@@ -82,6 +88,7 @@ impl RecipeEditor {
             if save.clicked() && changed {
                 out.push(UiCommand::SaveRecipe {
                     path: path.clone(),
+                    opened: self.saved.clone(),
                     text: self.text.clone(),
                 });
             }

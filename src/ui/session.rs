@@ -86,6 +86,8 @@ pub struct Session {
     scripted: bool,
     /// Someone can sign in (there is a user).
     users_exist: bool,
+    /// When the signed-in account was last read (`tick`).
+    account_read: Instant,
 }
 
 impl Default for Session {
@@ -100,13 +102,26 @@ impl Default for Session {
             message: None,
             scripted: false,
             users_exist: false,
+            account_read: Instant::now(),
         }
     }
 }
 
 impl Session {
+    /// Who the window's commands come from: the signed-in person, or for
+    /// a scripted window the console user who started it (no account: the
+    /// owner of the station's files, like `waferscope run`).
     pub fn actor(&self) -> Option<Actor> {
-        self.user.as_ref().map(Actor::signed_in)
+        let user = self.user.as_ref()?;
+        Some(if self.scripted {
+            Actor {
+                user: user.name.clone(),
+                role: None,
+                source: crate::access::Source::Window,
+            }
+        } else {
+            Actor::signed_in(user)
+        })
     }
 
     pub fn sign_in(&mut self, guard: &Guard, name: &str, password: &str) -> Result<(), String> {
@@ -133,15 +148,17 @@ impl Session {
             name: console_user.to_owned(),
             role: crate::access::Role::Operator,
         };
-        guard.record(
-            &Actor::signed_in(&user),
-            "sign_in",
-            "scripted window (--autostart): no password",
-            &Ok(()),
-        );
         self.permits = Arc::new(Permits::for_user(&guard.policy, &user));
         self.user = Some(user);
         self.scripted = true;
+        if let Some(actor) = self.actor() {
+            guard.record(
+                &actor,
+                "sign_in",
+                "scripted window (--autostart): no password",
+                &Ok(()),
+            );
+        }
     }
 
     pub fn sign_out(&mut self, guard: &Guard, why: &str) {
@@ -158,16 +175,38 @@ impl Session {
         }
     }
 
-    /// Notes input; signs the user out after the configured idle time.
+    /// Signs the user out after the configured idle time (checked before
+    /// this frame's input counts: the first event after a long gap, a
+    /// window minimised, say, does not keep a session that has expired);
+    /// follows the account (disabled: signed out; a new role: its
+    /// permissions), read every 2 s.
     pub fn tick(&mut self, ctx: &egui::Context, guard: &Guard) {
-        let input = ctx.input(|i| !i.events.is_empty() || i.pointer.is_moving());
         let now = Instant::now();
-        if input {
-            self.last_input = now;
-        }
         if self.user.is_some() && !self.scripted && now - self.last_input >= guard.cfg.idle_sign_out
         {
             self.sign_out(guard, "idle");
+        }
+        let input = ctx.input(|i| !i.events.is_empty() || i.pointer.is_moving());
+        if input {
+            self.last_input = now;
+        }
+        if self.scripted || now - self.account_read < std::time::Duration::from_secs(2) {
+            return;
+        }
+        self.account_read = now;
+        let Some(name) = self.user.as_ref().map(|u| u.name.clone()) else {
+            return;
+        };
+        match guard.account(&name) {
+            Err(why) => {
+                self.sign_out(guard, "account changed");
+                self.message = Some(format!("Signed out: {why}"));
+            }
+            Ok(current) if Some(&current) != self.user.as_ref() => {
+                self.permits = Arc::new(Permits::for_user(&guard.policy, &current));
+                self.user = Some(current);
+            }
+            Ok(_) => {}
         }
     }
 

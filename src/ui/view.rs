@@ -44,6 +44,8 @@ pub struct Health {
     pub alarm_journal_drops: u64,
     /// Operator alarm commands the evaluator did not take.
     pub alarm_commands_refused: u64,
+    /// Audit trail entries the audit writer could not write.
+    pub audit_failures: u64,
     /// Each real device link's state (empty on simulated I/O).
     pub links: Vec<LinkRow>,
 }
@@ -70,6 +72,7 @@ impl Default for Health {
             threads: Vec::new(),
             alarm_journal_drops: 0,
             alarm_commands_refused: 0,
+            audit_failures: 0,
             links: Vec::new(),
         }
     }

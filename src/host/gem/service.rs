@@ -905,7 +905,7 @@ impl Task {
                 Some(_) => Err(IllegalData::new("S1F17 has no body")),
             }),
             (2, 13) => Some(ec::s2f13(body, &self.ecs)),
-            (2, 15) => Some(self.set_constants(body)),
+            (2, 15) => Some(self.audited("host_set_constants", body, |t| t.set_constants(body))),
             (2, 17) => Some(match body {
                 None => Ok(clock::s2f18(
                     &self.shared.status.clock,
@@ -917,10 +917,16 @@ impl Task {
             (2, 31) => Some(clock::s2f31(body, &self.shared.status.clock)),
             (2, 41) => Some(self.remote_command(body).await),
             (2, 23) => Some(with_body(body, "S2F23", |b| self.tracer.initialize(b))),
-            (2, 33) => Some(self.change_reports(body, 33)),
-            (2, 35) => Some(self.change_reports(body, 35)),
-            (2, 37) => Some(self.change_reports(body, 37)),
-            (5, 3) => Some(with_body(body, "S5F3", |b| self.alarms.enable(b))),
+            (2, 33) => {
+                Some(self.audited("host_define_reports", body, |t| t.change_reports(body, 33)))
+            }
+            (2, 35) => Some(self.audited("host_link_events", body, |t| t.change_reports(body, 35))),
+            (2, 37) => {
+                Some(self.audited("host_enable_events", body, |t| t.change_reports(body, 37)))
+            }
+            (5, 3) => Some(self.audited("host_enable_alarms", body, |t| {
+                with_body(body, "S5F3", |b| t.alarms.enable(b))
+            })),
             (5, 5) => Some(with_body(body, "S5F5", |b| self.alarms.list(b))),
             (5, 7) => Some(Ok(self.alarms.list_enabled())),
             (6, 15) => Some(with_body(body, "S6F15", |b| {
@@ -936,7 +942,9 @@ impl Task {
             (7, 5) => Some(with_body(body, "S7F5", |b| blocking(|| self.pps.upload(b)))),
             (7, 17) => Some(self.change_programs(body, 17)),
             (7, 19) => Some(Ok(blocking(|| self.pps.list()))),
-            (10, 3) => Some(lock(&self.shared.terminal).s10f3(body)),
+            (10, 3) => Some(self.audited("host_terminal_message", body, |t| {
+                lock(&t.shared.terminal).s10f3(body)
+            })),
             (10, 5) => Some(lock(&self.shared.terminal).s10f5(body)),
             _ => None,
         };
@@ -972,6 +980,26 @@ impl Task {
 
     /// S7F3 download / S7F17 delete, then the process program change
     /// events they made.
+    /// Runs a host message that changes the station and writes it to the
+    /// audit trail: its body (the start of it) and its acknowledge code.
+    fn audited(
+        &mut self,
+        what: &str,
+        body: Option<&Item>,
+        handle: impl FnOnce(&mut Self) -> Result<Item, IllegalData>,
+    ) -> Result<Item, IllegalData> {
+        let reply = handle(self);
+        let outcome = match &reply {
+            Ok(item) => ack_outcome(item.as_binary_byte().unwrap_or(u8::MAX)),
+            Err(e) => Err(format!("illegal data: {e:?}")),
+        };
+        let params: String = body.map_or_else(String::new, |b| {
+            format!("{b:?}").chars().take(200).collect()
+        });
+        self.audit_host(what, &params, outcome);
+        reply
+    }
+
     /// Writes a host command and its outcome to the audit trail.
     fn audit_host(&self, what: &str, params: &str, outcome: Result<(), String>) {
         if let Some(guard) = &self.guard {
