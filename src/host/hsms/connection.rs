@@ -22,6 +22,9 @@ use super::frame::{
 use super::session::Command;
 use super::{send_event, ConnectionState, DataMessage, HsmsError, HsmsEvent, Shared};
 
+/// The pause between connecting (HSMS active) and the Select.req.
+const SELECT_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Why a connection's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ended {
@@ -124,6 +127,13 @@ impl<'a> Connection<'a> {
         listener: Option<&TcpListener>,
     ) -> Ended {
         if self.active {
+            // A moment between the TCP connect and the Select.req: secsgem
+            // 0.3.0 (a host we are tested against) handles a Select.req that
+            // arrives before its own accept handler has run as "not
+            // connected", answers it and stays unselected for good; a busy
+            // host machine makes that likely. The passive side waits T7
+            // (seconds) for the Select.req, so the delay costs nothing.
+            tokio::time::sleep(SELECT_SETTLE).await;
             if let Err(ended) = self.open_control(SType::SelectReq, None).await {
                 return ended;
             }
