@@ -439,13 +439,23 @@ enum UsersCommand {
     },
     /// Set a user's password (one line of standard input); also ends a
     /// lockout after wrong passwords.
-    Passwd { name: String },
+    Passwd {
+        /// The user's name.
+        name: String,
+    },
     /// Stop a user signing in (not the last enabled administrator).
-    Disable { name: String },
+    Disable {
+        /// The user's name.
+        name: String,
+    },
     /// Let a disabled user sign in again.
-    Enable { name: String },
+    Enable {
+        /// The user's name.
+        name: String,
+    },
     /// Change a user's role (not the last enabled administrator's).
     Role {
+        /// The user's name.
         name: String,
         /// operator, engineer, maintenance or administrator.
         role: waferscope::access::Role,
