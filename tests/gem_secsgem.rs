@@ -125,10 +125,18 @@ fn start_station(dir: &Path) -> InProcess {
     }
 }
 
+const SIGN_IN_PASSWORD: &str = "gem-station-pw-1";
+
 #[test]
 fn host_drives_the_station() {
     let dir = temp_dir("drive");
     let s = start_station(&dir);
+    // Someone signs in at this station while the host talks to it: no
+    // password nor hash may reach the SECS log (checked at the end).
+    s.station
+        .guard
+        .create_first_administrator("root", SIGN_IN_PASSWORD)
+        .unwrap();
     let gem = &s.gem;
     let port = gem.local_addr().unwrap().port();
     assert_eq!(gem.communication_state(), CommState::NotCommunicating);
@@ -418,6 +426,7 @@ fn host_drives_the_station() {
     for needle in needles {
         assert!(log.contains(needle), "secs.log lacks {needle:?}:\n{log}");
     }
+    assert!(!log.contains(SIGN_IN_PASSWORD) && !log.contains("$argon2"));
     assert_eq!(
         gem.secs_log().dropped() + gem.secs_log().write_failures(),
         0

@@ -431,3 +431,73 @@ fn a_user_disabled_while_signed_in_is_signed_out() {
     drop(h);
     std::fs::remove_dir_all(&d).ok();
 }
+
+#[test]
+fn an_administrator_adds_and_disables_a_user_in_the_window() {
+    let d = fresh_dir("users");
+    let mut h = harness(app(&d));
+    h.run_steps(2);
+    h.state()
+        .station
+        .guard
+        .create_first_administrator("root", PASSWORD)
+        .unwrap();
+    h.run_steps(2);
+    sign_in(&mut h, "root", PASSWORD);
+    wait_for(&mut h, "root signed in", |h| {
+        has(h, "Signed in: root (administrator)")
+    });
+    h.get_by_label("Users").click();
+    h.run_steps(2);
+    type_into(&mut h, "New user", "olga");
+    type_into(&mut h, "Their password", PASSWORD);
+    h.get_by_role_and_label(egui::accesskit::Role::ComboBox, "Their role")
+        .click();
+    h.run_steps(2);
+    h.get_by_label("operator").click();
+    h.run_steps(2);
+    h.get_by_label("Add user").click();
+    wait_for(&mut h, "olga added", |h| {
+        has(h, "User olga added (operator)")
+    });
+    wait_for(&mut h, "olga listed", |h| has(h, "Disable olga"));
+    h.get_by_label("Disable olga").click();
+    wait_for(&mut h, "olga disabled", |h| has(h, "Enable olga"));
+    assert!(h
+        .state()
+        .station
+        .guard
+        .sign_in("olga", PASSWORD)
+        .unwrap_err()
+        .contains("disabled"));
+    h.get_by_label("Enable olga").click();
+    wait_for(&mut h, "olga enabled", |h| has(h, "Disable olga"));
+    h.get_by_label("Sign out").click();
+    h.run_steps(2);
+    // The operator sees the list, read only.
+    sign_in(&mut h, "olga", PASSWORD);
+    wait_for(&mut h, "olga signed in", |h| {
+        has(h, "Signed in: olga (operator)")
+    });
+    assert!(has(&h, "Read only: an operator may not administer users"));
+    assert!(h.get_by_label("Add user").accesskit_node().is_disabled());
+    h.state().station.guard.flush();
+    let trail = waferscope::access::audit::AuditLog::open(&h.state().station.cfg.db)
+        .unwrap()
+        .list(None)
+        .unwrap();
+    for action in ["user_add", "user_disable", "user_enable"] {
+        assert!(
+            trail
+                .iter()
+                .any(|e| e.action == action && e.user == "root" && e.accepted),
+            "{action}: {trail:#?}"
+        );
+    }
+    for e in &trail {
+        let row = format!("{e:?}");
+        assert!(!row.contains(PASSWORD) && !row.contains("$argon2"), "{row}");
+    }
+    drop(h);
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -361,4 +361,48 @@ impl Guard {
             },
         )
     }
+
+    /// An administrator changes a user's role (never the last enabled
+    /// administrator's: `Users` refuses it).
+    pub fn set_user_role(&self, actor: &Actor, name: &str, role: Role) -> Result<(), String> {
+        let params = format!("name={name} role={role}");
+        self.guarded(actor, Action::UserAdmin, "user_role", &params, || {
+            self.users
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .set_role(name, role)
+                .map_err(|e| format!("{e:#}"))
+        })
+    }
+
+    /// An administrator sets a user's password (also ends a lock-out).
+    pub fn set_user_password(
+        &self,
+        actor: &Actor,
+        name: &str,
+        password: &str,
+    ) -> Result<(), String> {
+        self.guarded(
+            actor,
+            Action::UserAdmin,
+            "user_passwd",
+            &format!("name={name}"),
+            || {
+                self.users
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .set_password(name, password)
+                    .map_err(|e| format!("{e:#}"))
+            },
+        )
+    }
+
+    /// Every user (no hash: `UserRow` has none), for the Users panel.
+    pub fn users(&self) -> Result<Vec<super::users::UserRow>, String> {
+        self.users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .list()
+            .map_err(|e| format!("{e:#}"))
+    }
 }

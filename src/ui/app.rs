@@ -31,6 +31,7 @@ pub enum Tab {
     Health,
     Host,
     Recipes,
+    Users,
     Simulator,
 }
 
@@ -76,6 +77,7 @@ pub struct StationApp {
     /// Who is signed in, and what they may do.
     pub session: super::session::Session,
     pub recipe_editor: super::recipe_editor::RecipeEditor,
+    pub users_panel: super::users_panel::UsersPanel,
 }
 
 impl StationApp {
@@ -116,6 +118,7 @@ impl StationApp {
             exports: Vec::new(),
             session: Default::default(),
             recipe_editor: Default::default(),
+            users_panel: Default::default(),
         })
     }
 
@@ -394,6 +397,7 @@ impl StationApp {
                         (Tab::Health, "Health"),
                         (Tab::Host, "Host"),
                         (Tab::Recipes, "Recipes"),
+                        (Tab::Users, "Users"),
                         (Tab::Simulator, "Simulator"),
                     ] {
                         ui.selectable_value(&mut self.tab, t, label);
@@ -440,6 +444,9 @@ impl StationApp {
             Tab::Recipes => self
                 .recipe_editor
                 .ui(ui, &view, &self.run_control.recipes, &mut out),
+            Tab::Users => self
+                .users_panel
+                .ui(ui, &view, &self.station.guard, &mut out),
             Tab::Simulator => simulator::ui(ui, &view, self.station.io_faults.is_some(), &mut out),
         });
         for c in out {
@@ -621,6 +628,33 @@ impl StationApp {
                         );
                     }
                 }
+            }
+            UiCommand::AddUser {
+                name,
+                role,
+                password,
+            } => {
+                let r = station.guard.add_user(&actor, &name, role, &password.0);
+                if r.is_ok() {
+                    self.users_panel.added();
+                }
+                self.users_panel.message = Some(r.map(|()| format!("User {name} added ({role})")));
+            }
+            UiCommand::SetUserRole { name, role } => {
+                let r = station.guard.set_user_role(&actor, &name, role);
+                self.users_panel.stale();
+                self.users_panel.message = Some(r.map(|()| format!("{name} is now {role}")));
+            }
+            UiCommand::SetUserDisabled { name, disabled } => {
+                let r = station.guard.set_user_disabled(&actor, &name, disabled);
+                self.users_panel.stale();
+                let how = if disabled { "disabled" } else { "enabled" };
+                self.users_panel.message = Some(r.map(|()| format!("{name} {how}")));
+            }
+            UiCommand::SetUserPassword { name, password } => {
+                let r = station.guard.set_user_password(&actor, &name, &password.0);
+                self.users_panel.stale();
+                self.users_panel.message = Some(r.map(|()| format!("New password set for {name}")));
             }
             UiCommand::SaveRecipe { path, opened, text } => {
                 let saved = station.save_recipe(&actor, &path, &opened, &text);

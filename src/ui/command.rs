@@ -5,6 +5,16 @@ use crate::run::RunCommand;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A password on its way from a panel to the station: never printed.
+#[derive(Clone, PartialEq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum UiCommand {
     LoadRecipe {
@@ -32,6 +42,24 @@ pub enum UiCommand {
     ShowLot(String),
     /// Teach the loaded recipe's golden die (an engineer's action).
     TeachGolden,
+    /// An administrator's user changes (the Users tab).
+    AddUser {
+        name: String,
+        role: crate::access::Role,
+        password: Secret,
+    },
+    SetUserRole {
+        name: String,
+        role: crate::access::Role,
+    },
+    SetUserDisabled {
+        name: String,
+        disabled: bool,
+    },
+    SetUserPassword {
+        name: String,
+        password: Secret,
+    },
     /// Replace a recipe file with this text (an engineer's edit);
     /// `opened`: its text when the editor read it.
     SaveRecipe {

@@ -21,6 +21,7 @@ pub mod run_control;
 pub mod session;
 pub mod simulator;
 pub mod status_strip;
+pub mod users_panel;
 pub mod view;
 pub mod wafer_map;
 pub mod watchdog;
