@@ -118,16 +118,16 @@ impl Guard {
         self.writer.flush()
     }
 
+    /// Runs `f` on the user table (one connection, behind a lock); its
+    /// error as the text a refusal shows.
+    fn with_users<T>(&self, f: impl FnOnce(&mut Users) -> Result<T>) -> Result<T, String> {
+        f(&mut self.users.lock().unwrap_or_else(|e| e.into_inner())).map_err(|e| format!("{e:#}"))
+    }
+
     /// The account `name` as it is now, for a signed-in session to follow
     /// (disabled or removed: `Err` saying so).
     pub fn account(&self, name: &str) -> Result<SignedIn, String> {
-        let row = self
-            .users
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .map_err(|e| format!("{e:#}"))?;
-        match row {
+        match self.with_users(|u| u.get(name))? {
             None => Err(format!("there is no user {name:?} any more")),
             Some(r) if r.disabled => Err(format!("the account {name:?} is disabled")),
             Some(r) => Ok(SignedIn {
@@ -138,7 +138,7 @@ impl Guard {
     }
 
     /// Whether `actor` may do `action`, without writing anything (the
-    /// window asks this every frame to disable its buttons).
+    /// window's buttons use the same policy through `ui::session::Permits`).
     pub fn may(&self, actor: &Actor, action: Action) -> Result<(), String> {
         match actor.role {
             Some(role) => self.policy.check(role, action),
@@ -243,15 +243,7 @@ impl Guard {
             .sign_in(name, password, now, &self.cfg.lockout);
         // A name that is no user's is not written anywhere: people type
         // their password into the name field.
-        let known = |n: &str| {
-            self.users
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(n)
-                .ok()
-                .flatten()
-                .map(|r| r.name)
-        };
+        let known = |n: &str| self.with_users(|u| u.get(n)).ok().flatten().map(|r| r.name);
         let (user, role, outcome) = match &result {
             Ok(s) => (s.name.clone(), s.role.as_str(), Ok(())),
             Err(e) => (
@@ -291,16 +283,14 @@ impl Guard {
         name: &str,
         password: &str,
     ) -> Result<SignedIn, String> {
-        let outcome = {
-            let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-            match users.is_empty() {
-                Ok(true) => users
-                    .add(name, Role::Administrator, password)
-                    .map_err(|e| format!("{e:#}")),
-                Ok(false) => Err("there is already a user: sign in".into()),
-                Err(e) => Err(format!("{e:#}")),
+        // Checked and added under one lock: two first starts cannot both
+        // make an administrator.
+        let outcome = self.with_users(|u| {
+            if !u.is_empty()? {
+                anyhow::bail!("there is already a user: sign in");
             }
-        };
+            u.add(name, Role::Administrator, password)
+        });
         let actor = Actor {
             user: name.trim().to_owned(),
             role: Some(Role::Administrator),
@@ -327,11 +317,7 @@ impl Guard {
     ) -> Result<(), String> {
         let params = format!("name={} role={role}", name.trim());
         self.guarded(actor, Action::UserAdmin, "user_add", &params, || {
-            self.users
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .add(name, role, password)
-                .map_err(|e| format!("{e:#}"))
+            self.with_users(|u| u.add(name, role, password))
         })
     }
 
@@ -352,13 +338,7 @@ impl Guard {
             Action::UserAdmin,
             what,
             &format!("name={name}"),
-            || {
-                self.users
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .set_disabled(name, disabled)
-                    .map_err(|e| format!("{e:#}"))
-            },
+            || self.with_users(|u| u.set_disabled(name, disabled)),
         )
     }
 
@@ -367,11 +347,7 @@ impl Guard {
     pub fn set_user_role(&self, actor: &Actor, name: &str, role: Role) -> Result<(), String> {
         let params = format!("name={name} role={role}");
         self.guarded(actor, Action::UserAdmin, "user_role", &params, || {
-            self.users
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .set_role(name, role)
-                .map_err(|e| format!("{e:#}"))
+            self.with_users(|u| u.set_role(name, role))
         })
     }
 
@@ -387,22 +363,12 @@ impl Guard {
             Action::UserAdmin,
             "user_passwd",
             &format!("name={name}"),
-            || {
-                self.users
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .set_password(name, password)
-                    .map_err(|e| format!("{e:#}"))
-            },
+            || self.with_users(|u| u.set_password(name, password)),
         )
     }
 
     /// Every user (no hash: `UserRow` has none), for the Users panel.
     pub fn users(&self) -> Result<Vec<super::users::UserRow>, String> {
-        self.users
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .list()
-            .map_err(|e| format!("{e:#}"))
+        self.with_users(|u| u.list())
     }
 }

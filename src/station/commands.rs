@@ -42,12 +42,24 @@ pub fn action_for(cmd: &RunCommand) -> Action {
 }
 
 impl Station {
-    /// Checked and audited; the engine's own answer (a refusal by the run
-    /// state, say) is audited when it arrives.
-    fn audited_answer(&self, actor: &Actor, what: String, params: String, rx: Answer) -> Answer {
+    /// The asynchronous twin of [`crate::access::Guard::guarded`]: checks
+    /// `actor`, then `send`s the command, and audits the answer (the
+    /// engine's own refusal by the run state, say) when it arrives.
+    fn guarded_answer(
+        &self,
+        actor: &Actor,
+        action: Action,
+        what: String,
+        params: String,
+        send: impl FnOnce() -> Answer,
+    ) -> Answer {
+        let actor = match self.guard.authorize(actor, action, &what, &params) {
+            Ok(now) => now,
+            Err(why) => return answered(Err(why)),
+        };
+        let rx = send();
         let (tx, out) = flume::bounded(1);
         let guard = self.guard.clone();
-        let actor = actor.clone();
         self.runtime().spawn(async move {
             let outcome = rx
                 .recv_async()
@@ -67,15 +79,9 @@ impl Station {
             RunCommand::Abort { reason } => format!("reason={reason}"),
             _ => String::new(),
         };
-        let actor = match self
-            .guard
-            .authorize(actor, action_for(&cmd), &what, &params)
-        {
-            Ok(now) => now,
-            Err(why) => return answered(Err(why)),
-        };
-        let rx = self.engine.command_nowait(cmd);
-        self.audited_answer(&actor, what, params, rx)
+        self.guarded_answer(actor, action_for(&cmd), what, params, || {
+            self.engine.command_nowait(cmd)
+        })
     }
 
     pub fn load_recipe(&self, actor: &Actor, recipe: ValidRecipe, identity: RunIdentity) -> Answer {
@@ -83,28 +89,24 @@ impl Station {
             "recipe={} lot={} wafer={} slot={}",
             recipe.recipe.id, identity.lot, identity.wafer, identity.slot
         );
-        let actor = match self
-            .guard
-            .authorize(actor, Action::LoadRecipe, "load_recipe", &params)
-        {
-            Ok(now) => now,
-            Err(why) => return answered(Err(why)),
-        };
-        let rx = self.engine.load_nowait(recipe, identity);
-        self.audited_answer(&actor, "load_recipe".into(), params, rx)
+        self.guarded_answer(
+            actor,
+            Action::LoadRecipe,
+            "load_recipe".into(),
+            params,
+            || self.engine.load_nowait(recipe, identity),
+        )
     }
 
     pub fn teach_golden(&self, actor: &Actor, dies: usize) -> Answer {
         let params = format!("dies={dies}");
-        let actor = match self
-            .guard
-            .authorize(actor, Action::TeachGolden, "teach_golden", &params)
-        {
-            Ok(now) => now,
-            Err(why) => return answered(Err(why)),
-        };
-        let rx = self.engine.teach_nowait(dies);
-        self.audited_answer(&actor, "teach_golden".into(), params, rx)
+        self.guarded_answer(
+            actor,
+            Action::TeachGolden,
+            "teach_golden".into(),
+            params,
+            || self.engine.teach_nowait(dies),
+        )
     }
 
     pub fn acknowledge_alarm(&self, actor: &Actor, alid: Option<u32>) -> Result<(), String> {
@@ -253,15 +255,13 @@ impl Station {
     }
 
     pub fn load_carrier(&self, actor: &Actor) -> Answer {
-        let actor = match self
-            .guard
-            .authorize(actor, Action::RunControl, "carrier_load", "")
-        {
-            Ok(now) => now,
-            Err(why) => return answered(Err(why)),
-        };
-        let rx = self.carrier.load_carrier_nowait();
-        self.audited_answer(&actor, "carrier_load".into(), String::new(), rx)
+        self.guarded_answer(
+            actor,
+            Action::RunControl,
+            "carrier_load".into(),
+            String::new(),
+            || self.carrier.load_carrier_nowait(),
+        )
     }
 
     pub fn start_lot(&self, actor: &Actor, plan: crate::run::lot::LotPlan) -> Result<(), String> {

@@ -17,9 +17,14 @@ pub fn ui(ui: &mut Ui, view: &View, sim_io: bool, out: &mut Vec<UiCommand>) {
         return;
     }
     ui.label("Inject faults into the simulated tool.");
-    let may = view.permits.check(crate::access::Action::SimulatorFaults);
-    let button =
-        |ui: &mut Ui, label: String| super::session::add_allowed(ui, may, egui::Button::new(label));
+    let button = |ui: &mut Ui, label: String| {
+        super::session::permitted_button(
+            ui,
+            &view.permits,
+            crate::access::Action::SimulatorFaults,
+            label,
+        )
+    };
     for s in SUBSYSTEMS {
         let frozen = view.machine.heartbeat(s).quality != Quality::Live;
         let label = if frozen {

@@ -18,7 +18,7 @@ pub struct UsersPanel {
     role: Option<Role>,
     password: String,
     /// A new password being typed, by user.
-    new_password: Vec<(String, String)>,
+    new_password: std::collections::HashMap<String, String>,
     /// The answer to the last change.
     pub message: Option<Result<String, String>>,
 }
@@ -98,14 +98,7 @@ impl UsersPanel {
                         });
                     }
                     ui.horizontal(|ui| {
-                        let i = match self.new_password.iter().position(|(n, _)| *n == r.name) {
-                            Some(i) => i,
-                            None => {
-                                self.new_password.push((r.name.clone(), String::new()));
-                                self.new_password.len() - 1
-                            }
-                        };
-                        let field = &mut self.new_password[i].1;
+                        let field = self.new_password.entry(r.name.clone()).or_default();
                         let l = ui.label(format!("New password for {}", r.name));
                         ui.add_enabled(
                             may.is_ok(),
