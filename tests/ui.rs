@@ -15,6 +15,9 @@ use waferscope::ui::StationApp;
 
 #[path = "common/sign_in.rs"]
 mod sign_in;
+#[path = "common/window.rs"]
+mod window;
+use window::{harness, has};
 
 fn app(name: &str) -> (StationApp, PathBuf) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -39,33 +42,12 @@ fn app(name: &str) -> (StationApp, PathBuf) {
     )
 }
 
-fn harness(app: StationApp) -> Harness<'static, StationApp> {
-    Harness::builder()
-        .with_size([1600.0, 1000.0])
-        .with_context_setup(waferscope::ui::app::setup)
-        .build_ui_state(|ui, app: &mut StationApp| app.show(ui), app)
-}
-
-/// Steps the UI (real time passes: the station runs on its own threads)
-/// until `cond` holds.
 fn wait_for(
     h: &mut Harness<'static, StationApp>,
     what: &str,
-    mut cond: impl FnMut(&Harness<'static, StationApp>) -> bool,
+    cond: impl FnMut(&Harness<'static, StationApp>) -> bool,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        h.run_steps(1);
-        if cond(h) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn has(h: &Harness<'static, StationApp>, label: &str) -> bool {
-    h.query_all_by_label_contains(label).next().is_some()
+    window::wait_within(h, what, Duration::from_secs(60), cond)
 }
 
 /// The "Dies N/M" figure of the status strip.

@@ -13,6 +13,10 @@ use waferscope::access::{AccessConfig, Role};
 use waferscope::station::{Station, StationConfig};
 use waferscope::ui::StationApp;
 
+#[path = "common/window.rs"]
+mod window;
+use window::{harness, has};
+
 fn app(d: &Path) -> StationApp {
     app_with(d, AccessConfig::default())
 }
@@ -51,31 +55,12 @@ fn fresh_dir(name: &str) -> PathBuf {
     d
 }
 
-fn harness(app: StationApp) -> Harness<'static, StationApp> {
-    Harness::builder()
-        .with_size([1600.0, 1000.0])
-        .with_context_setup(waferscope::ui::app::setup)
-        .build_ui_state(|ui, app: &mut StationApp| app.show(ui), app)
-}
-
 fn wait_for(
     h: &mut Harness<'static, StationApp>,
     what: &str,
-    mut cond: impl FnMut(&Harness<'static, StationApp>) -> bool,
+    cond: impl FnMut(&Harness<'static, StationApp>) -> bool,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        h.run_steps(1);
-        if cond(h) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn has(h: &Harness<'static, StationApp>, label: &str) -> bool {
-    h.query_all_by_label_contains(label).next().is_some()
+    window::wait_within(h, what, Duration::from_secs(60), cond)
 }
 
 fn type_into(h: &mut Harness<'static, StationApp>, label: &str, text: &str) {

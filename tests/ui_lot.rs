@@ -9,13 +9,16 @@
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use waferscope::machine::sim::SimCarrier;
 use waferscope::station::{Station, StationConfig};
 use waferscope::ui::StationApp;
 
 #[path = "common/sign_in.rs"]
 mod sign_in;
+#[path = "common/window.rs"]
+mod window;
+use window::{harness, has};
 
 fn app(d: &Path) -> StationApp {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -35,31 +38,12 @@ fn app(d: &Path) -> StationApp {
     sign_in::as_administrator(StationApp::new(station).unwrap())
 }
 
-fn harness(app: StationApp) -> Harness<'static, StationApp> {
-    Harness::builder()
-        .with_size([1600.0, 1000.0])
-        .with_context_setup(waferscope::ui::app::setup)
-        .build_ui_state(|ui, app: &mut StationApp| app.show(ui), app)
-}
-
 fn wait_for(
     h: &mut Harness<'static, StationApp>,
     what: &str,
-    mut cond: impl FnMut(&Harness<'static, StationApp>) -> bool,
+    cond: impl FnMut(&Harness<'static, StationApp>) -> bool,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        h.run_steps(1);
-        if cond(h) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn has(h: &Harness<'static, StationApp>, label: &str) -> bool {
-    h.query_all_by_label_contains(label).next().is_some()
+    window::wait_within(h, what, Duration::from_secs(120), cond)
 }
 
 fn slot_box<'a>(h: &'a Harness<'static, StationApp>, label: &'a str) -> egui_kittest::Node<'a> {
