@@ -12,6 +12,7 @@ use crate::machine::sim::{GtDefect, RealisticImaging, SimCamera, SimRealism};
 use crate::machine::SimFaults;
 #[cfg(test)]
 use crate::pipeline::detect::BOX_THRESHOLD_RATIO;
+use crate::pipeline::teach::{teach_golden, TaughtGolden};
 use crate::pipeline::{DetectParams, Detector, DieResult, Profiles, Reference, ThresholdMode};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -62,9 +63,18 @@ impl Cell {
 
 pub struct Sensitivity {
     pub dies: usize,
+    /// Die-to-die: each test die against its two neighbours.
     pub detector: Vec<Cell>,
+    /// Die-to-golden: each test die against a golden die taught (as
+    /// `waferscope teach` does) from `TEACH_DIES` other dies of the wafer.
+    pub golden: Vec<Cell>,
     pub naive: Vec<Cell>,
 }
+
+/// Dies the die-to-golden rows' golden is taught from: imaged like every
+/// other die (noise, grain, stage error, gain), aligned and median-ed by
+/// `pipeline::teach`, never the simulator's clean render.
+pub const TEACH_DIES: usize = 9;
 
 /// Imaging of the table: noise σ is read noise alone (no shot noise) so
 /// that σ is the same at every grey level; grain of ±σ (σ_grain = 0.58 σ).
@@ -112,14 +122,16 @@ pub fn run(dies: usize) -> anyhow::Result<Sensitivity> {
     let mut result = Sensitivity {
         dies,
         detector: Vec::new(),
+        golden: Vec::new(),
         naive: Vec::new(),
     };
     let mut bench = Bench::new(detector_params());
     for (si, &sigma) in SIGMAS.iter().enumerate() {
         for (ci, &contrast) in CONTRASTS.iter().enumerate() {
             let seed = 1000 + (si * CONTRASTS.len() + ci) as u64;
-            let (cell, naive) = bench.cell(sigma, contrast, seed, dies)?;
+            let (cell, golden, naive) = bench.cell(sigma, contrast, seed, dies)?;
             result.detector.push(cell);
+            result.golden.push(golden);
             result.naive.push(naive);
         }
     }
@@ -130,6 +142,8 @@ pub fn run(dies: usize) -> anyhow::Result<Sensitivity> {
 struct Bench {
     pool: FramePool,
     det: Detector,
+    /// The same recipe against the taught golden die.
+    golden_det: Detector,
     profiles: Vec<Profiles>,
     out: DieResult,
     /// The test die's clean render, to tell which defects the camera
@@ -142,6 +156,7 @@ impl Bench {
         Self {
             pool: FramePool::new(3, FrameGeometry::gray8(SIZE, SIZE)),
             det: Detector::new(SIZE, SIZE, params),
+            golden_det: Detector::new(SIZE, SIZE, golden_params()),
             profiles: (0..3).map(|_| Profiles::new(SIZE, SIZE)).collect(),
             out: DieResult::default(),
             clean: vec![0; (SIZE * SIZE) as usize],
@@ -156,7 +171,7 @@ impl Bench {
         contrast: f32,
         seed: u64,
         dies: usize,
-    ) -> anyhow::Result<(Cell, Cell)> {
+    ) -> anyhow::Result<(Cell, Cell, Cell)> {
         let mut frames: Vec<_> = (0..3)
             .map(|_| self.pool.try_lease().expect("3 frames"))
             .collect();
@@ -174,6 +189,18 @@ impl Bench {
             ..Cell::default()
         };
         let mut naive = cell;
+        let mut golden_cell = cell;
+        // Its own camera, so the test dies' exposures (and the die-to-die
+        // rows) do not depend on the teaching.
+        let mut teaching_cam = SimCamera::with_realism(
+            wafer.clone(),
+            SimRealism::Realistic(imaging(sigma)),
+            Arc::new(SimFaults::default()),
+        );
+        let (golden, golden_die) =
+            self.teach(&mut teaching_cam, &wafer, &triplets, &mut frames[0])?;
+        let mut golden_profiles = Profiles::new(SIZE, SIZE);
+        golden_profiles.compute(&golden.pixels);
         for &[l, t, r] in &triplets {
             for (k, die) in [t, l, r].into_iter().enumerate() {
                 cam.capture(die, &mut frames[k])?;
@@ -189,16 +216,29 @@ impl Bench {
                 out,
             );
             cell.untrusted += out.alignment_untrusted as usize;
-            let (truth, clipped) = truth_in_test(&cam, [t, l, r], sigma, &mut self.clean);
+            let (truth, clipped) = truth_in_test(&cam, t, &[l, r], sigma, &mut self.clean);
             cell.clipped += clipped;
-            let boxes: Vec<[f32; 4]> = out
-                .defects()
-                .iter()
-                .map(|d| d.bbox.map(f32::from))
-                .collect();
             // Defects beyond the result's capacity are all false here:
             // no die carries that many real ones.
-            score(&mut cell, &truth, &boxes, out.dropped as usize);
+            score(&mut cell, &truth, &boxes_of(out), out.dropped as usize);
+
+            out.clear(t);
+            self.golden_det.inspect_against(
+                Reference::die(frames[0].data(), &self.profiles[0]),
+                Reference::golden(&golden.pixels, &golden_profiles),
+                out,
+            );
+            golden_cell.untrusted += out.alignment_untrusted as usize;
+            let (golden_truth, clipped) =
+                truth_in_test(&cam, t, &[golden_die], sigma, &mut self.clean);
+            golden_cell.clipped += clipped;
+            score(
+                &mut golden_cell,
+                &golden_truth,
+                &boxes_of(out),
+                out.dropped as usize,
+            );
+
             let naive_boxes = naive_detect(
                 frames[0].data(),
                 frames[1].data(),
@@ -207,7 +247,53 @@ impl Bench {
             );
             score(&mut naive, &truth, &naive_boxes, 0);
         }
-        Ok((cell, naive))
+        Ok((cell, golden_cell, naive))
+    }
+
+    /// A golden die taught from `TEACH_DIES` dies of this wafer that are
+    /// not test dies and carry no defect (an engineer teaches from dies
+    /// reviewed clean), each imaged by the camera; with the die whose image
+    /// the golden is registered to (the first).
+    fn teach(
+        &self,
+        cam: &mut SimCamera,
+        wafer: &crate::machine::sim::SimWafer,
+        triplets: &[[u32; 3]],
+        frame: &mut crate::hot::Frame,
+    ) -> anyhow::Result<(TaughtGolden, u32)> {
+        let dies: Vec<u32> = wafer
+            .sites
+            .iter()
+            .map(|s| s.index)
+            .filter(|&i| wafer.defects_of(i).is_empty() && !triplets.iter().any(|t| t[1] == i))
+            .take(TEACH_DIES)
+            .collect();
+        anyhow::ensure!(dies.len() == TEACH_DIES, "too few clean dies to teach from");
+        let mut images = Vec::with_capacity(dies.len());
+        for &die in &dies {
+            cam.capture(die, frame)?;
+            images.push(frame.data().to_vec());
+        }
+        let views: Vec<&[u8]> = images.iter().map(|v| &v[..]).collect();
+        Ok((teach_golden(&views, SIZE, SIZE)?, dies[0]))
+    }
+}
+
+fn boxes_of(out: &DieResult) -> Vec<[f32; 4]> {
+    out.defects()
+        .iter()
+        .map(|d| d.bbox.map(f32::from))
+        .collect()
+}
+
+/// The table's recipe against a taught golden die: the same thresholds,
+/// without the golden tolerance (grey levels for a golden imaged under
+/// another illumination: here the gain and offset are measured and
+/// normalised per die, and k·σ sets the margin).
+pub fn golden_params() -> DetectParams {
+    DetectParams {
+        golden_tolerance: 0,
+        ..detector_params()
     }
 }
 
@@ -225,16 +311,16 @@ fn triplets(wafer: &crate::machine::sim::SimWafer, n: usize) -> Vec<[u32; 3]> {
 }
 
 /// The test die's defects in its image, each with whether it counts for
-/// recall (all three dies image that part of the die, and the camera did
-/// not clip it: see `Cell::clipped`), and how many were clipped.
+/// recall (T and every reference image that part of the die, and the
+/// camera did not clip it: see `Cell::clipped`), and how many were clipped.
 fn truth_in_test(
     cam: &SimCamera,
-    [t, l, r]: [u32; 3],
+    t: u32,
+    references: &[u32],
     sigma: f32,
     clean: &mut [u8],
 ) -> (Vec<([f32; 4], bool)>, usize) {
     let st = cam.shift_of(t);
-    let (sl, sr) = (cam.shift_of(l), cam.shift_of(r));
     let n = SIZE as f32;
     let seen = |b: [f32; 4], s: (f32, f32)| {
         b[0] + s.0 >= 1.0 && b[1] + s.1 >= 1.0 && b[2] + s.0 <= n - 1.0 && b[3] + s.1 <= n - 1.0
@@ -261,7 +347,7 @@ fn truth_in_test(
         .map(|d| {
             let b = d.bbox();
             let in_test = [b[0] + st.0, b[1] + st.1, b[2] + st.0, b[3] + st.1];
-            let inspectable = seen(b, st) && seen(b, sl) && seen(b, sr);
+            let inspectable = seen(b, st) && references.iter().all(|&r| seen(b, cam.shift_of(r)));
             let is_clipped = inspectable && clipped(d);
             n_clipped += is_clipped as usize;
             (in_test, inspectable && !is_clipped)
@@ -358,6 +444,10 @@ impl Sensitivity {
                 &self.detector,
             ),
             (
+                "the same recipe die-to-golden (golden taught from 9 imaged dies; no golden tolerance)",
+                &self.golden,
+            ),
+            (
                 "naive baseline (|T−L|, |T−R| > 24, no alignment)",
                 &self.naive,
             ),
@@ -422,6 +512,8 @@ impl Sensitivity {
             "box_threshold_ratio": BOX_RATIO,
             "edge_tolerance": EDGE_TOLERANCE,
             "detector": cells(&self.detector),
+            "die_to_golden": cells(&self.golden),
+            "teach_dies": TEACH_DIES,
             "naive": cells(&self.naive),
         })
     }
@@ -452,7 +544,7 @@ mod tests {
             let mut bench = Bench::new(params);
             // Contrast 0.5: the defects vanish into the noise, so every
             // detection away from them is nuisance.
-            let (cell, _) = bench.cell(sigma, 0.5, 7, 3).unwrap();
+            let (cell, _, _) = bench.cell(sigma, 0.5, 7, 3).unwrap();
             cell.false_detections
         };
         let table = detector_params();

@@ -94,6 +94,8 @@ pub(super) fn overlap(refs: &[Resample], w: usize, h: usize) -> ((usize, usize),
 #[derive(Clone, Copy)]
 pub(super) struct Prepared<'a> {
     pub(super) pixels: &'a [u8],
+    /// A taught golden die (nearly noise-free) rather than a neighbour.
+    pub(super) golden: bool,
     pub(super) resample: Resample,
     pub(super) levels: LevelMap,
     pub(super) tolerance: u8,
@@ -447,6 +449,7 @@ mod tests {
     ) -> Prepared<'_> {
         Prepared {
             pixels,
+            golden: false,
             resample: Resample::new((0.0, 0.0)),
             levels: LevelMap::new(gain, offset),
             tolerance,

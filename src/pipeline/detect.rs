@@ -352,6 +352,7 @@ impl Detector {
         let edge_q7 = self.params.edge_q7();
         let lp = Prepared {
             pixels: left.pixels,
+            golden: left.is_golden,
             resample: rl,
             levels: ml,
             tolerance: tolerance(&left),
@@ -359,6 +360,7 @@ impl Detector {
         };
         let rp = Prepared {
             pixels: right.pixels,
+            golden: right.is_golden,
             resample: rr,
             levels: mr,
             tolerance: tolerance(&right),
@@ -513,6 +515,7 @@ impl Detector {
                     let ((gx0, gx1), (gy0, gy1)) = overlap(&[rg], w, h);
                     Some(Prepared {
                         pixels: g.pixels,
+                        golden: true,
                         resample: rg,
                         levels: estimate_levels(
                             test.pixels,
@@ -630,7 +633,10 @@ impl Detector {
                 .iter()
                 .map(|&v| (v as f32 / 256.0).powi(2))
                 .sum();
-            sigma = sigma.max(self.noise.sigma_of_difference() / (1.0 + weights_sq).sqrt());
+            // A neighbour is as noisy as T; a taught golden, the median of
+            // several dies, nearly noise-free: the difference is then T's.
+            let reference_noise = if p.golden { 0.0 } else { weights_sq };
+            sigma = sigma.max(self.noise.sigma_of_difference() / (1.0 + reference_noise).sqrt());
         }
         sigma
     }
