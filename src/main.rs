@@ -273,6 +273,35 @@ enum Command {
     /// Teach a recipe's golden die on the simulated tool: the median of
     /// DIES dies of its plan, each aligned to the first, saved as
     /// GOLDEN_DIR/<recipe id>.png where `run` and the window find it.
+    /// A day of running, accelerated: the pipeline as a run builds it
+    /// inspects the recipe's plan over and over on the simulator; every
+    /// interval, RSS, hot-thread allocations, pool occupancy, queue depth
+    /// and hand-off latency go to a CSV, and RSS and latency over the run
+    /// to a PNG plot.
+    Soak {
+        /// The recipe whose plan, image size and detector settings are run.
+        #[arg(long)]
+        recipe: std::path::PathBuf,
+        /// Dies to inspect.
+        #[arg(long, default_value_t = 100_000)]
+        frames: u64,
+        /// Dies between two samples (default: a 200th of the run, at least
+        /// 1,000).
+        #[arg(long)]
+        interval: Option<u64>,
+        /// Detection workers (default: as a run picks).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// The CSV written as the soak goes.
+        #[arg(long, default_value = "soak.csv")]
+        csv: std::path::PathBuf,
+        /// The plot (PNG) drawn at the end.
+        #[arg(long, default_value = "soak.png")]
+        plot: std::path::PathBuf,
+        /// Print only the JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     Teach {
         /// The recipe file whose golden die is taught.
         #[arg(long)]
@@ -721,6 +750,27 @@ fn run(cli: Cli) -> Result<()> {
             remote,
             metrics: cli.metrics,
         }),
+        Some(Command::Soak {
+            recipe,
+            frames,
+            interval,
+            workers,
+            csv,
+            plot,
+            json,
+        }) => {
+            use waferscope::bench::soak;
+            let soak = soak::run(soak::SoakConfig {
+                recipe: waferscope::run::recipe::load(&recipe)?,
+                frames,
+                interval: interval.unwrap_or_else(|| soak::SoakConfig::default_interval(frames)),
+                workers,
+                csv,
+                plot: Some(plot),
+            })?;
+            soak.print(json)?;
+            Ok(())
+        }
         Some(Command::Teach {
             recipe,
             dies,

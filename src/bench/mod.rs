@@ -8,5 +8,7 @@ pub mod monitor;
 pub mod pipeline;
 pub mod secs;
 pub mod sensitivity;
+pub mod soak;
+mod soak_plot;
 
 pub use measure::{median_ns_per_op, Report};
