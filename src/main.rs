@@ -554,6 +554,30 @@ enum BenchWhat {
     /// Recall and false detections per die against noise σ and defect
     /// contrast on the realistic simulator (±64 px stage error, ±10 % gain),
     /// beside a naive detector.
+    /// The station as `run` composes it (engine, stage, camera, detection,
+    /// store, display, thumbnails, monitor, alarms), unpaced: whole wafers
+    /// timed from Start to COMPLETE, beside detection alone and memcpy.
+    Station {
+        /// The recipe whose wafers are inspected.
+        #[arg(long, default_value = "assets/recipes/full-300mm.toml")]
+        recipe: std::path::PathBuf,
+        /// Image each die at this many pixels square (the recipe's pixel
+        /// size changed to fit; default: the recipe's own).
+        #[arg(long)]
+        image_px: Option<u32>,
+        /// The alarm definitions the station loads.
+        #[arg(long, default_value = "assets/alarms.toml")]
+        alarms: std::path::PathBuf,
+        /// Wafers timed after one warm-up wafer.
+        #[arg(long, default_value_t = 1)]
+        wafers: usize,
+        /// Detection workers (default: one per core but one).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Print only the JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     Sensitivity {
         /// Die triplets per table cell.
         #[arg(long, default_value_t = 30)]
@@ -860,6 +884,24 @@ fn run(cli: Cli) -> Result<()> {
                     "--size must be 256 to 8192 pixels, got {size}"
                 );
                 bench::pipeline::run(frames, size)?.print(json)?;
+                Ok(())
+            }
+            BenchWhat::Station {
+                recipe,
+                image_px,
+                alarms,
+                wafers,
+                workers,
+                json,
+            } => {
+                bench::station::run(bench::station::StationBenchConfig {
+                    recipe,
+                    image_px,
+                    alarms,
+                    wafers,
+                    workers,
+                })?
+                .print(json)?;
                 Ok(())
             }
             BenchWhat::Sensitivity { dies, json } => {

@@ -10,5 +10,6 @@ pub mod secs;
 pub mod sensitivity;
 pub mod soak;
 mod soak_plot;
+pub mod station;
 
 pub use measure::{median_ns_per_op, Report};

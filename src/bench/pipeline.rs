@@ -391,3 +391,35 @@ pub fn run(frames: u64, size: u32) -> anyhow::Result<Report> {
     pipeline.finish().map_err(anyhow::Error::msg)?;
     Ok(r)
 }
+
+/// The classic die's whole per-die work per core and memcpy, both rotating
+/// through the same frames beyond the cache (as `run` measures them): the
+/// baselines `bench station` prints beside its own figures. MPix/s.
+pub fn detection_and_memcpy_per_core(size: u32) -> anyhow::Result<(f64, f64)> {
+    let wafer = Arc::new(bench_wafer(size, 1));
+    let mut camera = SimCamera::new(wafer.clone(), 2.0, Arc::new(SimFaults::default()));
+    let n = rotating_frames(size, wafer.sites.len());
+    let pool = FramePool::new(n, FrameGeometry::gray8(size, size));
+    let rotation = capture_sites(&mut camera, &pool, &wafer, central_first(&wafer, n), n)?;
+    let profiles = profiles_of(&rotation, size);
+    let (golden, golden_profiles) = golden_of(&camera, size);
+    let mut det = Detector::new(size, size, DetectParams::default());
+    let mut out = DieResult::default();
+    let ns = per_die_work_ns(
+        size,
+        &mut det,
+        &rotation,
+        &profiles,
+        Some(Reference::golden(&golden, &golden_profiles)),
+        &mut out,
+    );
+    let mut dst = vec![0u8; rotation[0].data().len()];
+    let mut k = 0;
+    let memcpy_ns = median_ns_per_op(7, 50.0, || {
+        dst.copy_from_slice(black_box(rotation[k % n].data()));
+        black_box(&mut dst);
+        k += 1;
+    });
+    let pixels = size as f64 * size as f64;
+    Ok((pixels / ns * 1e3, pixels / memcpy_ns * 1e3))
+}

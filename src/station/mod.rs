@@ -57,6 +57,9 @@ pub struct StationConfig {
     /// Who may do what, sign-in lock-out and idle sign-out.
     pub policy: crate::access::Policy,
     pub access: crate::access::AccessConfig,
+    /// Detection workers of each run's pipeline (None: one per core but
+    /// one, at least one).
+    pub detection_workers: Option<usize>,
 }
 
 /// Runs shown in the window's history: a bounded query, so months of runs
@@ -128,6 +131,7 @@ impl Default for StationConfig {
             carrier: SimCarrier::demo(1_000),
             policy: crate::access::Policy::default(),
             access: crate::access::AccessConfig::default(),
+            detection_workers: None,
         }
     }
 }
@@ -286,6 +290,7 @@ impl Station {
             machine.camera_link = camera_link.as_ref().map(|p| p.link());
         }
         machine.stage_driver = cfg.machine.stage.clone();
+        machine.workers = cfg.detection_workers;
         let stage_moves_confirmed = machine.stage_moves_confirmed.clone();
         if cfg.paced {
             machine.camera_fps = Some(cfg.camera_fps);
