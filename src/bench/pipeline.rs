@@ -178,6 +178,145 @@ fn per_die_work_ns(
     })
 }
 
+/// Fractions of each die's pixels a hazy or mis-coated wafer flags, from a
+/// clean die's few to half the die.
+pub const BAD_WAFER_FRACTIONS: [f64; 4] = [0.0001, 0.01, 0.10, 0.50];
+/// Grey levels the haze adds (saturating): well above any threshold.
+const HAZE_GREY: u8 = 90;
+/// Haze comes in square patches of this side, px.
+const HAZE_TILE: usize = 8;
+
+/// `img` (size² px) with a deterministic `fraction` of its 8×8 tiles raised
+/// by `HAZE_GREY`: haze on the die under test alone, so the flagged share
+/// is the haze's, not halved by haze on a neighbour.
+fn hazed(img: &[u8], size: usize, fraction: f64, seed: u64, out: &mut [u8]) {
+    out.copy_from_slice(img);
+    let tiles = size / HAZE_TILE;
+    let cut = (fraction * u32::MAX as f64) as u64;
+    for ty in 0..tiles {
+        for tx in 0..tiles {
+            let h = crate::machine::sim::pattern::mix(seed ^ ((ty * tiles + tx) as u64) << 8);
+            if h & 0xFFFF_FFFF >= cut {
+                continue;
+            }
+            for y in ty * HAZE_TILE..(ty + 1) * HAZE_TILE {
+                let row = &mut out[y * size + tx * HAZE_TILE..][..HAZE_TILE];
+                for p in row {
+                    *p = p.saturating_add(HAZE_GREY);
+                }
+            }
+        }
+    }
+}
+
+/// Bad wafers: the whole per-die work (as `detection_per_core`, rotating)
+/// with the die under test hazed over each of `BAD_WAFER_FRACTIONS`; per
+/// level the time per die, its ratio to the clean die's, the share flagged,
+/// whether the labeller's run capacity overflowed (the die is then reported
+/// as such, not silently cut) and the allocations of the timed loop.
+fn bad_wafers(
+    r: &mut Report,
+    size: u32,
+    det: &mut Detector,
+    rotation: &[Frame],
+    profiles: &[Profiles],
+    golden: Option<Reference>,
+) -> anyhow::Result<()> {
+    let n = rotation.len();
+    let px = size as usize * size as usize;
+    let mut out = DieResult::default();
+    let mut test_profiles = Profiles::new(size, size);
+    let mut images: Vec<Vec<u8>> = (0..n).map(|_| vec![0u8; px]).collect();
+    for (img, f) in images.iter_mut().zip(rotation) {
+        img.copy_from_slice(f.data());
+    }
+    let clean_ns = hazed_ns(
+        det,
+        &mut test_profiles,
+        &images,
+        rotation,
+        profiles,
+        golden,
+        &mut out,
+    );
+    r.add("bad_wafer_clean_per_die", clean_ns / 1e6, "ms");
+    for fraction in BAD_WAFER_FRACTIONS {
+        for (k, (img, f)) in images.iter_mut().zip(rotation).enumerate() {
+            hazed(f.data(), size as usize, fraction, k as u64 + 1, img);
+        }
+        let ns = hazed_ns(
+            det,
+            &mut test_profiles,
+            &images,
+            rotation,
+            profiles,
+            golden,
+            &mut out,
+        );
+        // What the level does to each die, untimed (the timing's own sample
+        // list would count as an allocation there).
+        let (mut flagged, mut overflowed) = (0u64, 0usize);
+        let before = alloc_count::thread_allocations();
+        for t in 1..n - 1 {
+            out.clear(0);
+            test_profiles.compute(&images[t]);
+            det.inspect(
+                Reference::die(&images[t], &test_profiles),
+                Reference::die(rotation[t - 1].data(), &profiles[t - 1]),
+                Reference::die(rotation[t + 1].data(), &profiles[t + 1]),
+                golden,
+                &mut out,
+            );
+            flagged += out.flagged_pixels as u64;
+            overflowed += (out.runs_overflowed || out.dropped > 0) as usize;
+        }
+        let allocations = alloc_count::thread_allocations() - before;
+        let name = format!("bad_wafer_{}_percent", fraction * 100.0);
+        r.add(&format!("{name}_per_die"), ns / 1e6, "ms");
+        r.add(&format!("{name}_vs_clean"), ns / clean_ns, "x");
+        r.add(
+            &format!("{name}_flagged"),
+            100.0 * flagged as f64 / (px as f64 * (n - 2) as f64),
+            "percent",
+        );
+        r.add(&format!("{name}_dies_over_capacity"), overflowed as f64, "");
+        r.add(
+            &format!("{name}_allocations_in_{}_dies", n - 2),
+            allocations as f64,
+            "",
+        );
+    }
+    Ok(())
+}
+
+/// Median ns of the whole per-die work on `images` (test dies) between the
+/// clean `rotation`'s neighbours.
+fn hazed_ns(
+    det: &mut Detector,
+    test_profiles: &mut Profiles,
+    images: &[Vec<u8>],
+    rotation: &[Frame],
+    profiles: &[Profiles],
+    golden: Option<Reference>,
+    out: &mut DieResult,
+) -> f64 {
+    let n = rotation.len();
+    let mut k = 0;
+    median_ns_per_op(5, 50.0, || {
+        let t = 1 + k % (n - 2);
+        k += 1;
+        out.clear(0);
+        test_profiles.compute(black_box(&images[t]));
+        det.inspect(
+            Reference::die(&images[t], test_profiles),
+            Reference::die(rotation[t - 1].data(), &profiles[t - 1]),
+            Reference::die(rotation[t + 1].data(), &profiles[t + 1]),
+            golden,
+            out,
+        );
+    })
+}
+
 /// Test die `t` of `frames` against its neighbours, untimed.
 fn inspect_in_row(
     det: &mut Detector,
@@ -287,6 +426,7 @@ pub fn run(frames: u64, size: u32) -> anyhow::Result<Report> {
         "MPix_per_s",
     );
     realistic_per_die_work(&mut r, size)?;
+    bad_wafers(&mut r, size, &mut det, &rotation, &profiles, golden)?;
     // The baseline: copying each frame of the same rotation once.
     let mut dst = vec![0u8; rotation[0].data().len()];
     let mut k = 0;
