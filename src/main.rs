@@ -574,6 +574,10 @@ enum BenchWhat {
         /// Detection workers (default: one per core but one).
         #[arg(long)]
         workers: Option<usize>,
+        /// A hazy wafer: this percentage of each timed die's 8×8 patches
+        /// imaged 90 grey levels brighter.
+        #[arg(long, default_value_t = 0.0)]
+        haze_percent: f64,
         /// Print only the JSON line.
         #[arg(long)]
         json: bool,
@@ -892,6 +896,7 @@ fn run(cli: Cli) -> Result<()> {
                 alarms,
                 wafers,
                 workers,
+                haze_percent,
                 json,
             } => {
                 bench::station::run(bench::station::StationBenchConfig {
@@ -900,6 +905,7 @@ fn run(cli: Cli) -> Result<()> {
                     alarms,
                     wafers,
                     workers,
+                    haze_percent,
                 })?
                 .print(json)?;
                 Ok(())

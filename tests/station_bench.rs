@@ -19,6 +19,7 @@ fn the_composed_station_inspects_whole_wafers_without_hot_allocations() {
         alarms: root.join("assets/alarms.toml"),
         wafers: 1,
         workers: Some(2),
+        haze_percent: 0.0,
     })
     .unwrap();
     eprintln!("{}", report.to_text());

@@ -30,6 +30,10 @@ pub struct StationBenchConfig {
     pub wafers: usize,
     /// Detection workers (None: as the station picks).
     pub workers: Option<usize>,
+    /// A hazy wafer: this percentage of each timed die's 8×8 patches imaged
+    /// 90 grey levels brighter (a different set per die; the warm-up wafer,
+    /// which teaches the golden die, stays clean).
+    pub haze_percent: f64,
 }
 
 /// Dies of a timed wafer before the allocation window opens (the pipeline's
@@ -55,6 +59,9 @@ struct Wafer {
     results_lost: u64,
     workers: usize,
     defects: u32,
+    pixels_flagged: u64,
+    pixels_inspected: u64,
+    dies_over_capacity: u64,
 }
 
 pub fn run(cfg: StationBenchConfig) -> Result<Report> {
@@ -84,6 +91,7 @@ pub fn run(cfg: StationBenchConfig) -> Result<Report> {
     let pixels = size as f64 * size as f64;
     let workers = wafers[0].workers;
     r.add("detection_workers", workers as f64, "");
+    r.add("haze", cfg.haze_percent, "percent_of_patches");
     r.add("wafers_timed", wafers.len() as f64, "");
     r.add("station", dies as f64 / seconds, "dies_per_s");
     r.add(
@@ -129,6 +137,17 @@ pub fn run(cfg: StationBenchConfig) -> Result<Report> {
         wafers.iter().map(|w| w.handoff_p99_ns).max().unwrap_or(0) as f64 / 1e3,
         "us",
     );
+    r.add(
+        "flagged",
+        100.0 * sum(|w| w.pixels_flagged) as f64 / sum(|w| w.pixels_inspected).max(1) as f64,
+        "percent_of_pixels",
+    );
+    r.add(
+        "dies_over_capacity",
+        sum(|w| w.dies_over_capacity) as f64,
+        "",
+    );
+    r.add("time_per_die", seconds * 1e3 / dies as f64, "ms");
     r.add("drops", sum(|w| w.drops) as f64, "");
     r.add("results_lost", sum(|w| w.results_lost) as f64, "");
     r.add(
@@ -202,6 +221,9 @@ fn measure(
     }
     let mut wafers = Vec::new();
     for k in 0..=cfg.wafers {
+        if k == 1 {
+            station.device_faults.set_haze(cfg.haze_percent / 100.0);
+        }
         let w = wafer(&station, &recipe, k as u32 + 1)?;
         if k > 0 {
             wafers.push(w);
@@ -292,5 +314,8 @@ fn wafer(station: &Station, recipe: &recipe::ValidRecipe, slot: u32) -> Result<W
     w.drops = t.drops.get();
     w.results_lost = t.results_lost.get();
     w.workers = live.workers;
+    w.pixels_flagged = t.pixels_flagged.get();
+    w.pixels_inspected = t.pixels_inspected.get();
+    w.dies_over_capacity = t.dies_over_capacity.get();
     Ok(w)
 }

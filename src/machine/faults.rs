@@ -75,7 +75,15 @@ pub struct SimFaults {
     /// Displacement (x, y µm, f64 bits) the stage suffers while stopped,
     /// seen at its next position read.
     stage_bump: [AtomicU64; 2],
+    /// A hazy or mis-coated wafer: parts per million of each die's 8×8
+    /// patches the camera images `HAZE_GREY` brighter (0: none).
+    haze_ppm: AtomicU32,
 }
+
+/// Grey levels haze adds to a patch (saturating): well above thresholds.
+pub const HAZE_GREY: u8 = 90;
+/// Haze comes in square patches of this side, px.
+pub const HAZE_PATCH_PX: usize = 8;
 
 impl Default for SimFaults {
     fn default() -> Self {
@@ -87,6 +95,7 @@ impl Default for SimFaults {
             camera_block_die: AtomicU32::new(NO_DIE),
             camera_blocked: AtomicBool::new(false),
             stage_bump: [AtomicU64::new(0), AtomicU64::new(0)],
+            haze_ppm: AtomicU32::new(0),
         }
     }
 }
@@ -104,6 +113,39 @@ fn take_one(c: &AtomicU32) -> bool {
 }
 
 impl SimFaults {
+    /// From now on a `fraction` (0..=1) of each die's 8×8 patches is hazed
+    /// (a different random set on each die); 0 clears the haze.
+    pub fn set_haze(&self, fraction: f64) {
+        let ppm = (fraction.clamp(0.0, 1.0) * 1e6).round() as u32;
+        self.haze_ppm.store(ppm, Ordering::Release);
+    }
+
+    /// Hazes `pixels` (`width` wide) of die `die` as `set_haze` asked.
+    /// Never allocates; one hash per 8×8 patch.
+    pub fn apply_haze(&self, die: u32, pixels: &mut [u8], width: usize) {
+        let ppm = self.haze_ppm.load(Ordering::Acquire);
+        if ppm == 0 || width < HAZE_PATCH_PX {
+            return;
+        }
+        let height = pixels.len() / width;
+        let (cols, rows) = (width / HAZE_PATCH_PX, height / HAZE_PATCH_PX);
+        let cut = ppm as u64 * (1u64 << 32) / 1_000_000;
+        for ty in 0..rows {
+            for tx in 0..cols {
+                let key = ((die as u64) << 40) ^ ((ty * cols + tx) as u64);
+                if crate::machine::sim::pattern::mix(key) & 0xFFFF_FFFF >= cut {
+                    continue;
+                }
+                for y in ty * HAZE_PATCH_PX..(ty + 1) * HAZE_PATCH_PX {
+                    let row = &mut pixels[y * width + tx * HAZE_PATCH_PX..][..HAZE_PATCH_PX];
+                    for p in row {
+                        *p = p.saturating_add(HAZE_GREY);
+                    }
+                }
+            }
+        }
+    }
+
     pub fn camera_timeout_next(&self, n: u32) {
         self.camera_timeouts.fetch_add(n, Ordering::AcqRel);
     }
@@ -184,5 +226,41 @@ impl SimFaults {
         } else {
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hazed_share(f: &SimFaults, die: u32, out: &mut [u8]) -> f64 {
+        out.fill(100);
+        f.apply_haze(die, out, 512);
+        out.iter().filter(|&&p| p == 100 + HAZE_GREY).count() as f64 / out.len() as f64
+    }
+
+    /// The asked share of patches is hazed, a different set on each die,
+    /// the same set each time a die is imaged, none once cleared.
+    #[test]
+    fn haze_covers_the_asked_share_differently_per_die() {
+        let f = SimFaults::default();
+        let mut a = vec![0u8; 512 * 512];
+        let mut b = vec![0u8; 512 * 512];
+        assert_eq!(hazed_share(&f, 1, &mut a), 0.0);
+        for fraction in [0.01, 0.10, 0.50] {
+            f.set_haze(fraction);
+            let share = hazed_share(&f, 1, &mut a);
+            assert!(
+                (share - fraction).abs() < 0.25 * fraction + 0.002,
+                "{fraction}: {share}"
+            );
+            let again = a.clone();
+            hazed_share(&f, 1, &mut a);
+            assert_eq!(a, again, "die 1 imaged twice");
+            hazed_share(&f, 2, &mut b);
+            assert_ne!(a, b, "dies 1 and 2 share their haze");
+        }
+        f.set_haze(0.0);
+        assert_eq!(hazed_share(&f, 1, &mut a), 0.0);
     }
 }

@@ -26,6 +26,11 @@ pub struct PipelineTelemetry {
     /// was gone (its death is reported by the pipeline's thread health).
     pub results_lost: Counter,
     pub pixels_inspected: Counter,
+    /// Pixels flagged as differing, over all dies.
+    pub pixels_flagged: Counter,
+    /// Dies whose defects or runs did not all fit their result's capacity
+    /// (each such result says so; counted here for the health figures).
+    pub dies_over_capacity: Counter,
     /// Frames waiting for detection, across workers.
     pub queue_depth: Gauge,
     /// Capture done → frame received by a detection worker.
@@ -51,6 +56,8 @@ impl PipelineTelemetry {
             stage_errors: Counter::new(),
             capture_failures: Counter::new(),
             pixels_inspected: Counter::new(),
+            pixels_flagged: Counter::new(),
+            dies_over_capacity: Counter::new(),
             queue_depth: Gauge::new(),
             handoff_latency: LatencyHistogram::new(),
             capture_time: LatencyHistogram::new(),

@@ -303,6 +303,12 @@ impl Worker {
             .defects_found
             .add(self.result.count as u64 + self.result.dropped as u64);
         self.telemetry.pixels_inspected.add(t.pixels.len() as u64);
+        self.telemetry
+            .pixels_flagged
+            .add(self.result.flagged_pixels as u64);
+        if self.result.runs_overflowed || self.result.dropped > 0 {
+            self.telemetry.dies_over_capacity.incr();
+        }
         // Results are never dropped in inspection; the results thread only
         // hands them on, so this does not block for long. It fails only if
         // the results thread is gone, whose death the pipeline's thread

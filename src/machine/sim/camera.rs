@@ -163,12 +163,14 @@ impl SimCamera {
         self.captures.incr();
         self.faults.camera_hang(die_index)?;
         self.faults.camera_result()?;
+        let width = self.wafer.frame.width as usize;
         if let Some(real) = &mut self.realistic {
             real.render(
                 die_index,
                 self.wafer.defects_of(die_index),
                 frame.data_mut(),
             );
+            self.faults.apply_haze(die_index, frame.data_mut(), width);
             frame.meta.die_index = die_index;
             return Ok(());
         }
@@ -189,6 +191,7 @@ impl SimCamera {
         for d in self.wafer.defects_of(die_index) {
             d.paint(out, w, h, *shift);
         }
+        self.faults.apply_haze(die_index, out, width);
         frame.meta.die_index = die_index;
         Ok(())
     }
