@@ -270,9 +270,6 @@ enum Command {
         #[arg(long)]
         remote: bool,
     },
-    /// Teach a recipe's golden die on the simulated tool: the median of
-    /// DIES dies of its plan, each aligned to the first, saved as
-    /// GOLDEN_DIR/<recipe id>.png where `run` and the window find it.
     /// A day of running, accelerated: the pipeline as a run builds it
     /// inspects the recipe's plan over and over on the simulator; every
     /// interval, RSS, hot-thread allocations, pool occupancy, queue depth
@@ -302,6 +299,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Teach a recipe's golden die on the simulated tool: the median of
+    /// DIES dies of its plan, each aligned to the first, saved as
+    /// GOLDEN_DIR/<recipe id>.png where `run` and the window find it.
     Teach {
         /// The recipe file whose golden die is taught.
         #[arg(long)]
@@ -551,9 +551,6 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
-    /// Recall and false detections per die against noise σ and defect
-    /// contrast on the realistic simulator (±64 px stage error, ±10 % gain),
-    /// beside a naive detector.
     /// The station as `run` composes it (engine, stage, camera, detection,
     /// store, display, thumbnails, monitor, alarms), unpaced: whole wafers
     /// timed from Start to COMPLETE, beside detection alone and memcpy.
@@ -582,6 +579,9 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Recall and false detections per die against noise σ and defect
+    /// contrast on the realistic simulator (±64 px stage error, ±10 % gain),
+    /// die-to-die and die-to-golden, beside a naive detector.
     Sensitivity {
         /// Die triplets per table cell.
         #[arg(long, default_value_t = 30)]

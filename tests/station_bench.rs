@@ -47,5 +47,5 @@ fn the_composed_station_inspects_whole_wafers_without_hot_allocations() {
     }
     assert_eq!(get("drops"), 0.0);
     assert_eq!(get("results_lost"), 0.0);
-    assert!(get("defects_per_wafer") > 0.0);
+    assert!(get("defects_found_per_wafer") > 0.0);
 }

@@ -32,7 +32,7 @@ fn realistic_per_die_work(r: &mut Report, size: u32) -> anyhow::Result<()> {
         SimRealism::Realistic(imaging),
         Arc::new(SimFaults::default()),
     );
-    let n = rotating_frames(size, wafer.sites.len());
+    let n = rotating_frames(size, wafer.sites.len())?;
     let pool = FramePool::new(n, FrameGeometry::gray8(size, size));
     let frames = capture_sites(&mut camera, &pool, &wafer, central_first(&wafer, n), n)?;
     let profiles = profiles_of(&frames, size);
@@ -91,16 +91,24 @@ fn realistic_per_die_work(r: &mut Report, size: u32) -> anyhow::Result<()> {
 }
 
 /// Working set the detection figures rotate through: larger than the
-/// last-level cache of the machines measured (32 MiB of L3 here), so each
-/// die is read from memory, as in the station, not from cache.
+/// last-level cache of the machines measured (32 MiB of L3 here). Each
+/// timed die reads one frame from memory (its right neighbour; the test
+/// die and its left neighbour were read by the two before), as in the
+/// station, where each die's image arrives once and is compared with its
+/// neighbours, not from cache.
 const ROTATING_SET_BYTES: usize = 128 << 20;
 
 /// Frames of `size`² in the rotation: at least `ROTATING_SET_BYTES`, at
 /// least 3, at most the wafer's dies.
-fn rotating_frames(size: u32, dies: usize) -> usize {
-    (ROTATING_SET_BYTES / (size as usize * size as usize))
+fn rotating_frames(size: u32, dies: usize) -> anyhow::Result<usize> {
+    let n = (ROTATING_SET_BYTES / (size as usize * size as usize))
         .max(3)
-        .min(dies)
+        .min(dies);
+    anyhow::ensure!(
+        n >= 3,
+        "the bench wafer has {dies} dies: a rotation needs 3"
+    );
+    Ok(n)
 }
 
 /// The first of `n` consecutive sites around the wafer's middle: whole
@@ -209,11 +217,15 @@ fn hazed(img: &[u8], size: usize, fraction: f64, seed: u64, out: &mut [u8]) {
     }
 }
 
-/// Bad wafers: the whole per-die work (as `detection_per_core`, rotating)
-/// with the die under test hazed over each of `BAD_WAFER_FRACTIONS`; per
-/// level the time per die, its ratio to the clean die's, the share flagged,
-/// whether the labeller's run capacity overflowed (the die is then reported
-/// as such, not silently cut) and the allocations of the timed loop.
+/// Bad wafers: the whole per-die work (as `detection_per_core`, rotating;
+/// the hazed test images are a second set, so each die reads two frames
+/// from memory) with the die under test hazed over each of
+/// `BAD_WAFER_FRACTIONS`; per level the time per die, its ratio to the
+/// clean die's (timed the same way), the share flagged, the dies whose
+/// labeller capacity overflowed (each reported as such, not silently cut)
+/// and the allocations of an untimed pass over the rotation. Every die
+/// must be compared (a die whose alignment is untrusted would time the
+/// alignment alone).
 fn bad_wafers(
     r: &mut Report,
     size: u32,
@@ -269,6 +281,12 @@ fn bad_wafers(
             );
             flagged += out.flagged_pixels as u64;
             overflowed += (out.runs_overflowed || out.dropped > 0) as usize;
+            anyhow::ensure!(
+                !out.alignment_untrusted,
+                "bad wafer at {} %: die {t}'s alignment is untrusted: the figure would not \
+                 include the comparison",
+                fraction * 100.0
+            );
         }
         let allocations = alloc_count::thread_allocations() - before;
         let name = format!("bad_wafer_{}_percent", fraction * 100.0);
@@ -361,7 +379,7 @@ pub fn run(frames: u64, size: u32) -> anyhow::Result<Report> {
 
     // Parts alone, on this thread, rotating through more frames than the
     // cache holds (see `ROTATING_SET_BYTES`).
-    let n = rotating_frames(size, wafer.sites.len());
+    let n = rotating_frames(size, wafer.sites.len())?;
     let pool = FramePool::new(n, FrameGeometry::gray8(size, size));
     let mut rotation = capture_sites(&mut camera, &pool, &wafer, central_first(&wafer, n), n)?;
     r.add("rotating_frames", n as f64, "");
@@ -538,7 +556,7 @@ pub fn run(frames: u64, size: u32) -> anyhow::Result<Report> {
 pub fn detection_and_memcpy_per_core(size: u32) -> anyhow::Result<(f64, f64)> {
     let wafer = Arc::new(bench_wafer(size, 1));
     let mut camera = SimCamera::new(wafer.clone(), 2.0, Arc::new(SimFaults::default()));
-    let n = rotating_frames(size, wafer.sites.len());
+    let n = rotating_frames(size, wafer.sites.len())?;
     let pool = FramePool::new(n, FrameGeometry::gray8(size, size));
     let rotation = capture_sites(&mut camera, &pool, &wafer, central_first(&wafer, n), n)?;
     let profiles = profiles_of(&rotation, size);

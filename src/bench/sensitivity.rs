@@ -71,10 +71,11 @@ pub struct Sensitivity {
     pub naive: Vec<Cell>,
 }
 
-/// Dies the die-to-golden rows' golden is taught from: imaged like every
-/// other die (noise, grain, stage error, gain), aligned and median-ed by
-/// `pipeline::teach`, never the simulator's clean render.
-pub const TEACH_DIES: usize = 9;
+/// Dies the die-to-golden rows' golden is taught from, as the station
+/// teaches by default: imaged like every other die (noise, grain, stage
+/// error, gain), aligned and median-ed by `pipeline::teach`, never the
+/// simulator's clean render.
+pub const TEACH_DIES: usize = crate::pipeline::teach::DEFAULT_TEACH_DIES;
 
 /// Imaging of the table: noise σ is read noise alone (no shot noise) so
 /// that σ is the same at every grey level; grain of ±σ (σ_grain = 0.58 σ).
@@ -444,7 +445,7 @@ impl Sensitivity {
                 &self.detector,
             ),
             (
-                "the same recipe die-to-golden (golden taught from 9 imaged dies; no golden tolerance)",
+                "the same recipe die-to-golden (golden taught from 5 imaged dies; no golden tolerance)",
                 &self.golden,
             ),
             (

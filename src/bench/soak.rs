@@ -74,6 +74,9 @@ pub struct Soak {
     pub defects_found: u64,
 }
 
+/// Longest the soak waits for the next die's result.
+const NO_PROGRESS_LIMIT: Duration = Duration::from_secs(30);
+
 /// The first twentieth of the frames (at least one interval) is warm-up:
 /// buffers, channels and caches reach their size there.
 const WARM_UP_FRACTION: f64 = 0.05;
@@ -110,8 +113,14 @@ pub fn run(cfg: SoakConfig) -> Result<Soak> {
         }),
         None,
     )?;
-    let dies = recipe.sites.len() as u32;
-    anyhow::ensure!(dies > 0, "recipe {}: its plan has no die", recipe.recipe.id);
+    // The plan's dies (site indices), as the run engine sends them: a
+    // sampled plan inspects its dies against the golden die.
+    let plan: Arc<[u32]> = recipe.plan.iter().copied().collect();
+    anyhow::ensure!(
+        !plan.is_empty(),
+        "recipe {}: its plan has no die",
+        recipe.recipe.id
+    );
     let telemetry = pipeline.telemetry().clone();
     let pool = pipeline.pool().clone();
 
@@ -134,13 +143,14 @@ pub fn run(cfg: SoakConfig) -> Result<Soak> {
     let pipeline = Arc::new(pipeline);
     let feeder = {
         let pipeline = pipeline.clone();
+        let plan = plan.clone();
         let frames = cfg.frames;
         std::thread::Builder::new()
             .name("soak-feeder".into())
             .spawn(move || {
                 let mut sent = 0u64;
                 while sent < frames && pipeline.fault().is_none() {
-                    for i in 0..dies {
+                    for &i in plan.iter() {
                         if sent == frames {
                             break;
                         }
@@ -158,27 +168,30 @@ pub fn run(cfg: SoakConfig) -> Result<Soak> {
     let mut next = cfg.interval.min(cfg.frames);
     let (mut last_frames, mut last_t) = (0u64, 0f64);
     let mut last_allocations: Vec<u64> = Vec::new();
+    // A pipeline that stops handing results over without a fault (or a
+    // feeder stuck in `inspect`) ends the soak with an error, not a hang.
+    let (mut progress_at, mut progress) = (Instant::now(), 0u64);
     loop {
         let now_done = done.load(Ordering::Acquire);
         if let Some(fault) = pipeline.fault() {
             anyhow::bail!("the pipeline faulted after {now_done} dies: {fault}");
         }
-        if now_done < next {
-            if feeder.is_finished() && now_done < next {
-                // Every die sent; wait for the rest, but not forever.
-                let waited = Instant::now();
-                while done.load(Ordering::Acquire) < next {
-                    anyhow::ensure!(
-                        waited.elapsed() < Duration::from_secs(30),
-                        "the pipeline stopped handing results over at {} of {} dies",
-                        done.load(Ordering::Acquire),
-                        cfg.frames
-                    );
-                    std::thread::sleep(Duration::from_millis(5));
-                }
+        if now_done != progress {
+            (progress_at, progress) = (Instant::now(), now_done);
+        }
+        anyhow::ensure!(
+            progress_at.elapsed() < NO_PROGRESS_LIMIT,
+            "no die inspected for {} s, at {now_done} of {} dies{}",
+            NO_PROGRESS_LIMIT.as_secs(),
+            cfg.frames,
+            if feeder.is_finished() {
+                " (every die sent)"
             } else {
-                std::thread::sleep(Duration::from_millis(5));
+                ""
             }
+        );
+        if now_done < next {
+            std::thread::sleep(Duration::from_millis(5));
             continue;
         }
         let t = start.elapsed().as_secs_f64();
@@ -266,6 +279,13 @@ pub fn run(cfg: SoakConfig) -> Result<Soak> {
     pipeline
         .finish()
         .map_err(|e| anyhow::anyhow!("the pipeline did not end cleanly: {e}"))?;
+    // The figures compare steady samples with the first of them.
+    anyhow::ensure!(
+        soak.steady().len() >= 2,
+        "{} samples after the warm-up are too few to judge memory and allocations: \
+         raise --frames or lower --interval",
+        soak.steady().len()
+    );
     if let Some(plot) = &cfg.plot {
         super::soak_plot::draw(&soak, plot)?;
     }
@@ -315,8 +335,8 @@ impl Soak {
             .fold(0.0, f64::max)
     }
 
-    /// Hot-thread allocations after warm-up (the first steady sample's
-    /// interval included: it ends after the warm-up).
+    /// Hot-thread allocations after warm-up: every steady interval but the
+    /// first, which began during the warm-up.
     pub fn hot_allocations_after_warm_up(&self) -> u64 {
         self.steady()
             .iter()

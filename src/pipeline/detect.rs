@@ -59,6 +59,13 @@ pub enum ThresholdMode {
 /// need more: see `DetectParams::box_threshold_ratio`.
 pub const BOX_THRESHOLD_RATIO: f32 = 0.24;
 
+/// A taught golden die's noise variance over a single die's: its pixels are
+/// medians of `DEFAULT_TEACH_DIES` dies, π / 2N (0.31 for 5). A golden
+/// taught from more dies is quieter, so σ̂ errs a little high (the
+/// thresholds a little strict); from fewer (3 at least), a little low.
+const GOLDEN_NOISE_VARIANCE_RATIO: f32 =
+    std::f32::consts::PI / (2.0 * super::teach::DEFAULT_TEACH_DIES as f32);
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetectParams {
     /// Grey levels a pixel must differ from both references by (grey mode).
@@ -617,8 +624,14 @@ impl Detector {
     ) -> f32 {
         let w = self.width;
         let mut sigma = 0.0f32;
+        // A neighbour's estimate is preferred: an edge die with a golden
+        // side is judged by the noise of the neighbour it has.
+        let has_neighbour = references.iter().any(|p| !p.golden);
         for (k, p) in references.iter().enumerate() {
             if k > 0 && std::ptr::eq(p.pixels, references[0].pixels) {
+                continue;
+            }
+            if has_neighbour && p.golden {
                 continue;
             }
             self.noise.reset();
@@ -633,9 +646,14 @@ impl Detector {
                 .iter()
                 .map(|&v| (v as f32 / 256.0).powi(2))
                 .sum();
-            // A neighbour is as noisy as T; a taught golden, the median of
-            // several dies, nearly noise-free: the difference is then T's.
-            let reference_noise = if p.golden { 0.0 } else { weights_sq };
+            // A neighbour is as noisy as T. A taught golden is the median of
+            // N dies, whose noise is about σ·√(π / 2N) (the median's
+            // variance is π/2 times the mean's).
+            let reference_noise = if p.golden {
+                weights_sq * GOLDEN_NOISE_VARIANCE_RATIO
+            } else {
+                weights_sq
+            };
             sigma = sigma.max(self.noise.sigma_of_difference() / (1.0 + reference_noise).sqrt());
         }
         sigma

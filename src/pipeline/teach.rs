@@ -11,6 +11,9 @@ use anyhow::{bail, Result};
 /// Fewest dies a golden may be taught from: with three, a defect on one of
 /// them is outvoted at every pixel.
 pub const MIN_TEACH_DIES: usize = 3;
+/// Dies a golden is taught from when nobody says how many (`teach`, the
+/// window's Teach, a run that needs one).
+pub const DEFAULT_TEACH_DIES: usize = 5;
 /// Most dies: the median is taken on the stack, per pixel.
 pub const MAX_TEACH_DIES: usize = 31;
 

@@ -31,6 +31,9 @@ pub struct PipelineTelemetry {
     /// Dies whose defects or runs did not all fit their result's capacity
     /// (each such result says so; counted here for the health figures).
     pub dies_over_capacity: Counter,
+    /// Dies whose alignment was not trustworthy: not compared, reported
+    /// as such.
+    pub dies_not_compared: Counter,
     /// Frames waiting for detection, across workers.
     pub queue_depth: Gauge,
     /// Capture done → frame received by a detection worker.
@@ -58,6 +61,7 @@ impl PipelineTelemetry {
             pixels_inspected: Counter::new(),
             pixels_flagged: Counter::new(),
             dies_over_capacity: Counter::new(),
+            dies_not_compared: Counter::new(),
             queue_depth: Gauge::new(),
             handoff_latency: LatencyHistogram::new(),
             capture_time: LatencyHistogram::new(),

@@ -309,6 +309,9 @@ impl Worker {
         if self.result.runs_overflowed || self.result.dropped > 0 {
             self.telemetry.dies_over_capacity.incr();
         }
+        if self.result.alignment_untrusted {
+            self.telemetry.dies_not_compared.incr();
+        }
         // Results are never dropped in inspection; the results thread only
         // hands them on, so this does not block for long. It fails only if
         // the results thread is gone, whose death the pipeline's thread

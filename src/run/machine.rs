@@ -47,7 +47,7 @@ pub trait MachineControl: Send {
 }
 
 /// Dies a golden is taught from when a run needs one and none was taught.
-pub const DEFAULT_TEACH_DIES: usize = 5;
+pub const DEFAULT_TEACH_DIES: usize = crate::pipeline::teach::DEFAULT_TEACH_DIES;
 
 /// The simulated tool.
 pub struct SimMachine {
