@@ -60,8 +60,12 @@ pub struct StationApp {
     last_slow: Option<Instant>,
     started: Instant,
     last_counts: (u64, u64, Vec<(&'static str, u64)>, Instant),
-    /// CPU time of each UI pass (thread CPU time, not wall time).
+    /// Our own `show()` only: thread CPU time of each call (not egui's
+    /// tessellation, texture upload or painting; see `frame_stats`).
     pub frame_time: LatencyHistogram,
+    /// The whole frame as eframe runs it, and the gaps between frames
+    /// (recorded by the `eframe::App` wrappers, which see `Frame::info`).
+    pub frame_stats: super::frame_stats::FrameStats,
     pending: Vec<(String, flume::Receiver<Result<(), String>>)>,
     /// Recipe loaded into the engine (its map is shown).
     loaded: Option<crate::run::ValidRecipe>,
@@ -109,6 +113,7 @@ impl StationApp {
             started: Instant::now(),
             last_counts: (0, 0, Vec::new(), Instant::now()),
             frame_time: LatencyHistogram::new(),
+            frame_stats: Default::default(),
             pending: Vec::new(),
             loaded: None,
             gallery: Default::default(),
@@ -264,6 +269,11 @@ impl StationApp {
         let mut h = Health {
             ui_frame_p50_ms: self.frame_time.quantile(0.5) as f64 / 1e6,
             ui_frame_p99_ms: self.frame_time.quantile(0.99) as f64 / 1e6,
+            ui_whole_frame_p99_ms: self.frame_stats.eframe_frame.quantile(0.99) as f64 / 1e6,
+            ui_gap_max_ms: self
+                .frame_stats
+                .worst_gap()
+                .map_or(0.0, |(g, _)| g.as_secs_f64() * 1e3),
             ui_stalls: self.watchdog.figures(),
             ui_watchdog_running: self.watchdog.is_running(),
             links: self
@@ -795,7 +805,7 @@ impl StationApp {
 
 /// CPU time this thread has used, ns: time the thread was preempted by
 /// the pipeline threads does not count.
-fn thread_cpu_ns() -> u64 {
+pub(crate) fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -814,7 +824,9 @@ fn reader<T: Copy + Send>(r: Option<LatestReader<T>>) -> anyhow::Result<LatestRe
 }
 
 impl eframe::App for StationApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        self.frame_stats
+            .frame(Instant::now(), frame.info().cpu_usage);
         self.show(ui);
     }
 }
