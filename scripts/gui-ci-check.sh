@@ -2,10 +2,11 @@
 # The GUI check as CI runs it (scripts/test.sh, after `cargo test`): the real
 # operator window under Xvfb for ~12 s, inspecting 2048² px dies back to back
 # at full pipeline rate, with the test build's binary (no release build: it
-# would cost CI many minutes). Fails if any gap between two frames after the
-# window's 3 s start-up grace was longer than 100 ms (`--fail-on-stall-ms`,
-# judged by the app itself, exit code 10), or if no wafer got going; prints
-# the frame figures either way.
+# would cost CI many minutes). Fails if a frame after the window's 3 s
+# start-up grace came more than 100 ms later than the repaint it asked for
+# (33 ms while a run moves: a gap over ~133 ms; `--fail-on-stall-ms`, judged
+# by the app itself, exit code 10), or if no wafer got going; prints the
+# frame figures either way.
 #
 # The frame-time goal (whole frame p99 < 8 ms) is judged on a release build
 # (scripts/gui-check.sh, BENCHMARKS.md): the test profile builds our own
@@ -54,4 +55,4 @@ if [ "$WAFERS" -lt 1 ] || [ "$DIES" -le 0 ]; then
   echo "gui ci check: 0 passed, 1 failed (the run did not get going: $WAFERS wafers, $DIES dies/s)"
   exit 1
 fi
-echo "gui ci check: 1 passed, 0 failed (no frame gap over 100 ms after start-up; $DIES dies/s at 2048² px, $WAFERS wafers started)"
+echo "gui ci check: 1 passed, 0 failed (no frame more than 100 ms late after start-up; $DIES dies/s at 2048² px, $WAFERS wafers started)"

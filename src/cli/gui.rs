@@ -29,8 +29,8 @@ pub struct GuiArgs {
     pub metrics: Option<std::net::SocketAddr>,
     /// Link to the fab host over SECS/GEM (`--gem`, `--gem-active`).
     pub gem: Option<crate::host::hsms::HsmsMode>,
-    /// Exit non-zero, naming it, if a gap between frames after the
-    /// start-up grace was longer than this (`--fail-on-stall-ms`).
+    /// Exit non-zero, naming it, if a frame after the start-up grace came
+    /// later than this beyond the repaint asked for (`--fail-on-stall-ms`).
     pub fail_on_stall: Option<Duration>,
     /// Test only: sleep this long on the UI thread once, `INJECT_STALL_AT`
     /// after the first frame (`--inject-ui-stall-ms`, the check's negative
@@ -69,7 +69,8 @@ struct Scripted {
     fail_on_stall: Option<Duration>,
     /// The stall judged so far (read by `run` once the window is closed).
     stalled: std::sync::Arc<std::sync::Mutex<Option<String>>>,
-    /// The worst gap already judged: a sentence is built only when it grows.
+    /// The latest frame already judged (how late): a sentence is built only
+    /// when it grows.
     judged_gap: Option<Duration>,
     /// `--exit-after` has passed and the window was asked to close.
     closing: bool,
@@ -132,7 +133,10 @@ impl Scripted {
 impl eframe::App for Scripted {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let now = Instant::now();
-        self.app.frame_stats.frame(now, frame.info().cpu_usage);
+        let asked = self.app.repaint_asked;
+        self.app
+            .frame_stats
+            .frame(now, frame.info().cpu_usage, asked);
         let first = *self.first_frame.get_or_insert(now);
         if let Some(d) = self.inject_stall {
             if now - first >= INJECT_STALL_AT {
@@ -158,13 +162,13 @@ impl eframe::App for Scripted {
 }
 
 impl Scripted {
-    /// With `--fail-on-stall-ms`: keeps the sentence naming the longest
-    /// gap over the limit, for `run` to fail with once the window closes.
+    /// With `--fail-on-stall-ms`: keeps the sentence naming the latest
+    /// frame over the limit, for `run` to fail with once the window closes.
     fn judge_stall(&mut self) {
         let Some(limit) = self.fail_on_stall else {
             return;
         };
-        let worst = self.app.frame_stats.worst_gap().map(|(g, _)| g);
+        let worst = self.app.frame_stats.latest().map(|w| w.late);
         if worst == self.judged_gap {
             return;
         }

@@ -36,8 +36,8 @@ pub struct Health {
     pub ui_frame_p99_ms: f64,
     /// The whole frame as eframe times it (wall time of its work), p99.
     pub ui_whole_frame_p99_ms: f64,
-    /// The longest gap between frames after start-up.
-    pub ui_gap_max_ms: f64,
+    /// The latest a frame came after start-up, beyond the repaint asked.
+    pub ui_late_max_ms: f64,
     /// UI thread stalls over 0.5 s seen by the watchdog.
     pub ui_stalls: super::watchdog::StallFigures,
     pub ui_watchdog_running: bool,
@@ -71,7 +71,7 @@ impl Default for Health {
             ui_frame_p50_ms: 0.0,
             ui_frame_p99_ms: 0.0,
             ui_whole_frame_p99_ms: 0.0,
-            ui_gap_max_ms: 0.0,
+            ui_late_max_ms: 0.0,
             ui_stalls: Default::default(),
             ui_watchdog_running: false,
             thumbnails_skipped: 0,
