@@ -2,8 +2,12 @@
 # Launches the real operator window under Xvfb twice:
 #  1. paced like the real tool, inspecting a 300 mm wafer: a screenshot of
 #     what the operator sees (docs/screenshot.png);
-#  2. at full pipeline rate, wafers back to back for ~22 s: the app logs its
-#     own UI frame CPU time, which must stay under 8 ms at p99.
+#  2. at full pipeline rate, wafers back to back for ~22 s: the app logs the
+#     whole UI frame as eframe times it (our code, egui's layout,
+#     tessellation, texture upload and painting; wall time), which must stay
+#     under 8 ms at p99, and no frame after the 3 s start-up grace may come
+#     more than 100 ms later than the repaint it asked for (the app judges
+#     it: --fail-on-stall-ms).
 #
 # Needs (Debian): apt-get install -y xvfb xauth imagemagick libgl1-mesa-dri libegl-mesa0
 # Usage: scripts/gui-check.sh [screenshot.png]
@@ -30,14 +34,15 @@ xvfb-run -a -s "-screen 0 1600x1000x24" bash "$WORK/shot.sh"
 echo "screenshot: $SHOT"
 
 cd "$WORK"
-xvfb-run -a -s "-screen 0 1600x1000x24" "$ROOT/target/release/waferscope" gui --db load.db --fast --demo --exit-after 22 $COMMON > load.log 2>&1
-grep -E "^(running|exit): UI frame" load.log | tail -3
+status=0
+xvfb-run -a -s "-screen 0 1600x1000x24" "$ROOT/target/release/waferscope" gui --db load.db --fast --demo --exit-after 22 --fail-on-stall-ms 100 $COMMON > load.log 2>&1 || status=$?
+grep -E "^(running|exit): UI frame|UI stall" load.log | tail -4
 LINE=$(grep -E "^exit: UI frame" load.log | tail -1)
-P99=$(echo "$LINE" | sed -E 's/.*p99 ([0-9.]+) ms.*/\1/')
+P99=$(echo "$LINE" | sed -E 's/.*whole frame \(eframe, wall\) p50 [0-9.]+ ms, p99 ([0-9.]+) ms.*/\1/')
 WAFERS=$(echo "$LINE" | sed -E 's/.* ([0-9]+) wafers$/\1/')
-if awk "BEGIN {exit !($P99 < 8.0)}" && [ "$WAFERS" -ge 3 ]; then
-  echo "gui check: 1 passed, 0 failed (UI frame CPU p99 $P99 ms < 8 ms over $WAFERS wafers at full rate)"
+if [ "$status" -eq 0 ] && awk "BEGIN {exit !($P99 < 8.0)}" && [ "$WAFERS" -ge 3 ]; then
+  echo "gui check: 1 passed, 0 failed (whole UI frame p99 $P99 ms < 8 ms, no frame over 100 ms late, $WAFERS wafers at full rate)"
 else
-  echo "gui check: 0 passed, 1 failed (UI frame CPU p99 $P99 ms, $WAFERS wafers)"
+  echo "gui check: 0 passed, 1 failed (exit code $status, whole UI frame p99 $P99 ms, $WAFERS wafers)"
   exit 1
 fi

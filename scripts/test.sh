@@ -14,6 +14,9 @@ cargo clippy --features gige --lib --test gige_camera -- -D warnings
 # crate's test binaries a second time (the default build's own code is
 # linted above; the camera tests are `#[ignore]`d here).
 cargo test --all-targets --features gige
+# The real window under Xvfb at full load with the binary just built: no
+# frame gap over 100 ms after start-up; prints the frame figures.
+./scripts/gui-ci-check.sh
 # The GigE camera driver against Aravis' fake camera, inside a private
 # network namespace.
 ./scripts/gige-test.sh

@@ -26,7 +26,9 @@ Exit codes:
      written (the reason is printed and recorded; repeat with `export`)
   8  standard output was closed (e.g. `| head`) or could not be written
   9  `audit --verify`: the audit trail was edited or has entries missing (the
-     first broken entry is named)";
+     first broken entry is named)
+  10 `gui --fail-on-stall-ms`: a frame came later than that beyond the
+     repaint asked for (how late, the gap and when are printed)";
 
 #[derive(Parser)]
 #[command(
@@ -103,6 +105,16 @@ struct GuiOpts {
     /// Close after this many seconds and print UI frame-time statistics.
     #[arg(long)]
     exit_after: Option<f64>,
+    /// Exit with code 10, naming it, if a frame after the first 3 s
+    /// (start-up) came more than this many ms later than the window asked
+    /// to repaint (33 ms while a run moves, 200 ms idle). For scripted
+    /// checks.
+    #[arg(long, value_name = "MS")]
+    fail_on_stall_ms: Option<u64>,
+    /// Test only: the UI thread sleeps this many ms once, 4 s after the
+    /// first frame (the negative case of --fail-on-stall-ms).
+    #[arg(long, hide = true, value_name = "MS")]
+    inject_ui_stall_ms: Option<u64>,
     /// Link to the fab host over SECS/GEM, listening on this address (HSMS
     /// passive), e.g. 127.0.0.1:5000. Off when neither this nor
     /// --gem-active is given. The Host panel shows the link.
@@ -605,10 +617,24 @@ fn fail(e: anyhow::Error) -> ! {
     waferscope::errln!("error: {e:#}");
     let code = if e.downcast_ref::<OutputFailed>().is_some() {
         exit_code::OUTPUT_FAILED
+    } else if ui_stalled(&e) {
+        exit_code::UI_STALLED
     } else {
         exit_code::BAD_INPUT
     };
     std::process::exit(code)
+}
+
+/// The window closed after a stall `--fail-on-stall-ms` judges.
+#[cfg(feature = "gui")]
+fn ui_stalled(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<waferscope::cli::gui::UiStalled>()
+        .is_some()
+}
+
+#[cfg(not(feature = "gui"))]
+fn ui_stalled(_: &anyhow::Error) -> bool {
+    false
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -967,6 +993,10 @@ fn gui(
         metrics,
         gem: (opts.gem.is_some() || opts.gem_active.is_some())
             .then(|| waferscope::cli::serve::mode(opts.gem, opts.gem_active)),
+        fail_on_stall: opts.fail_on_stall_ms.map(std::time::Duration::from_millis),
+        inject_stall: opts
+            .inject_ui_stall_ms
+            .map(std::time::Duration::from_millis),
     })
 }
 

@@ -349,7 +349,7 @@ fn window_from_root(t: &Path, home: &Path, args: &[&std::ffi::OsStr]) -> String 
     let all = std::fs::read_to_string(t.join("out.txt")).unwrap()
         + &std::fs::read_to_string(t.join("err.txt")).unwrap();
     assert_eq!(status.code(), Some(0), "{all}");
-    assert!(all.contains("exit: UI frame CPU time"), "{all}");
+    assert!(all.contains("exit: UI frame over"), "{all}");
     all
 }
 

@@ -29,7 +29,30 @@ pub struct GuiArgs {
     pub metrics: Option<std::net::SocketAddr>,
     /// Link to the fab host over SECS/GEM (`--gem`, `--gem-active`).
     pub gem: Option<crate::host::hsms::HsmsMode>,
+    /// Exit non-zero, naming it, if a frame after the start-up grace came
+    /// later than this beyond the repaint asked for (`--fail-on-stall-ms`).
+    pub fail_on_stall: Option<Duration>,
+    /// Test only: sleep this long on the UI thread once, `INJECT_STALL_AT`
+    /// after the first frame (`--inject-ui-stall-ms`, the check's negative
+    /// case).
+    pub inject_stall: Option<Duration>,
 }
+
+/// When an injected stall happens: after the start-up grace, so it is
+/// judged, and early enough for a short scripted run.
+pub const INJECT_STALL_AT: Duration = Duration::from_secs(4);
+
+/// The window closed after a frame gap over `--fail-on-stall-ms`.
+#[derive(Debug)]
+pub struct UiStalled(pub String);
+
+impl std::fmt::Display for UiStalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UiStalled {}
 
 /// Wraps the app with the scripted behaviours.
 struct Scripted {
@@ -41,6 +64,16 @@ struct Scripted {
     wafer: u32,
     last_log: Instant,
     run: Option<crate::hot::LatestReader<crate::run::RunSnapshot>>,
+    first_frame: Option<Instant>,
+    inject_stall: Option<Duration>,
+    fail_on_stall: Option<Duration>,
+    /// The stall judged so far (read by `run` once the window is closed).
+    stalled: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    /// The latest frame already judged (how late): a sentence is built only
+    /// when it grows.
+    judged_gap: Option<Duration>,
+    /// `--exit-after` has passed and the window was asked to close.
+    closing: bool,
 }
 
 impl Scripted {
@@ -78,11 +111,12 @@ impl Scripted {
     fn log_frames(&self, label: &str) {
         let f = &self.app.frame_time;
         let line = format!(
-            "{label}: UI frame CPU time over {} frames: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; pipeline {:.0} dies/s, {:.0} MPix/s, {} wafers",
+            "{label}: UI frame over {} frames: our show() CPU p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {}; pipeline {:.0} dies/s, {:.0} MPix/s, {} wafers",
             f.count(),
             f.quantile(0.5) as f64 / 1e6,
             f.quantile(0.99) as f64 / 1e6,
             f.summary().max as f64 / 1e6,
+            self.app.frame_stats.text(),
             self.app.health().frames_per_s,
             self.app.health().mpix_per_s,
             self.wafer
@@ -97,16 +131,51 @@ impl Scripted {
 }
 
 impl eframe::App for Scripted {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        let now = Instant::now();
+        let asked = self.app.repaint_asked;
+        self.app
+            .frame_stats
+            .frame(now, frame.info().cpu_usage, asked);
+        let first = *self.first_frame.get_or_insert(now);
+        if let Some(d) = self.inject_stall {
+            if now - first >= INJECT_STALL_AT {
+                self.inject_stall = None;
+                tracing::warn!("--inject-ui-stall-ms: the UI thread sleeps {d:?} once");
+                std::thread::sleep(d);
+            }
+        }
+        self.judge_stall();
         self.drive();
         self.app.show(ui);
         if self.last_log.elapsed() >= Duration::from_secs(10) {
             self.log_frames("running");
             self.last_log = Instant::now();
         }
-        if self.exit_after.is_some_and(|d| self.started.elapsed() >= d) {
+        // Once: the window may draw a frame or two more while it closes.
+        if !self.closing && self.exit_after.is_some_and(|d| self.started.elapsed() >= d) {
+            self.closing = true;
             self.log_frames("exit");
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+}
+
+impl Scripted {
+    /// With `--fail-on-stall-ms`: keeps the sentence naming the latest
+    /// frame over the limit, for `run` to fail with once the window closes.
+    fn judge_stall(&mut self) {
+        let Some(limit) = self.fail_on_stall else {
+            return;
+        };
+        let worst = self.app.frame_stats.latest().map(|w| w.late);
+        if worst == self.judged_gap {
+            return;
+        }
+        self.judged_gap = worst;
+        if let Some(why) = self.app.frame_stats.stall_over(limit) {
+            tracing::error!("{why}");
+            *self.stalled.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
         }
     }
 }
@@ -182,7 +251,14 @@ pub fn run(mut args: GuiArgs) -> Result<()> {
         wafer: 0,
         last_log: Instant::now(),
         run: None,
+        first_frame: None,
+        inject_stall: args.inject_stall,
+        fail_on_stall: args.fail_on_stall,
+        stalled: Default::default(),
+        judged_gap: None,
+        closing: false,
     };
+    let stalled = scripted.stalled.clone();
     eframe::run_native(
         "waferscope",
         options,
@@ -191,5 +267,10 @@ pub fn run(mut args: GuiArgs) -> Result<()> {
             Ok(Box::new(scripted))
         }),
     )
-    .map_err(|e| anyhow!("the window could not be opened: {e} (is there a display? try `waferscope simulate` for the headless simulator)"))
+    .map_err(|e| anyhow!("the window could not be opened: {e} (is there a display? try `waferscope simulate` for the headless simulator)"))?;
+    let stalled = stalled.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match stalled {
+        Some(why) => Err(UiStalled(why).into()),
+        None => Ok(()),
+    }
 }

@@ -80,6 +80,9 @@ pub mod exit_code {
     pub const OUTPUT_FAILED: i32 = 8;
     /// `audit --verify`: the audit trail's hash chain is broken.
     pub const AUDIT_BROKEN: i32 = 9;
+    /// `gui --fail-on-stall-ms`: the UI went longer than that between two
+    /// frames.
+    pub const UI_STALLED: i32 = 10;
 }
 
 /// How long a running wafer may go without a single snapshot from the run

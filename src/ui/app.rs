@@ -60,8 +60,15 @@ pub struct StationApp {
     last_slow: Option<Instant>,
     started: Instant,
     last_counts: (u64, u64, Vec<(&'static str, u64)>, Instant),
-    /// CPU time of each UI pass (thread CPU time, not wall time).
+    /// Our own `show()` only: thread CPU time of each call (not egui's
+    /// tessellation, texture upload or painting; see `frame_stats`).
     pub frame_time: LatencyHistogram,
+    /// The whole frame as eframe runs it, and the gaps between frames
+    /// (recorded by the `eframe::App` wrappers, which see `Frame::info`).
+    pub frame_stats: super::frame_stats::FrameStats,
+    /// The repaint delay the last pass asked egui for (0: at once): a
+    /// frame is late only beyond it.
+    pub repaint_asked: Duration,
     pending: Vec<(String, flume::Receiver<Result<(), String>>)>,
     /// Recipe loaded into the engine (its map is shown).
     loaded: Option<crate::run::ValidRecipe>,
@@ -109,6 +116,8 @@ impl StationApp {
             started: Instant::now(),
             last_counts: (0, 0, Vec::new(), Instant::now()),
             frame_time: LatencyHistogram::new(),
+            frame_stats: Default::default(),
+            repaint_asked: Duration::ZERO,
             pending: Vec::new(),
             loaded: None,
             gallery: Default::default(),
@@ -172,6 +181,7 @@ impl StationApp {
             }
             if Instant::now() > budget {
                 ctx.request_repaint();
+                self.repaint_asked = Duration::ZERO;
                 break;
             }
         }
@@ -264,6 +274,11 @@ impl StationApp {
         let mut h = Health {
             ui_frame_p50_ms: self.frame_time.quantile(0.5) as f64 / 1e6,
             ui_frame_p99_ms: self.frame_time.quantile(0.99) as f64 / 1e6,
+            ui_whole_frame_p99_ms: self.frame_stats.eframe_frame.quantile(0.99) as f64 / 1e6,
+            ui_late_max_ms: self
+                .frame_stats
+                .latest()
+                .map_or(0.0, |w| w.late.as_secs_f64() * 1e3),
             ui_stalls: self.watchdog.figures(),
             ui_watchdog_running: self.watchdog.is_running(),
             links: self
@@ -370,6 +385,8 @@ impl StationApp {
     /// One UI pass (called by eframe, and by the UI tests directly).
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let start = thread_cpu_ns();
+        // What this pass asks for; `logic` lowers it to 0 for a backlog.
+        self.repaint_asked = Duration::MAX;
         self.session.tick(ui.ctx(), &self.station.guard);
         self.logic(ui.ctx());
         let view = self.view();
@@ -457,11 +474,13 @@ impl StationApp {
             view.run.state,
             RunState::Running | RunState::Pausing | RunState::Stopping | RunState::Aborting
         );
-        ui.ctx().request_repaint_after(if moving {
+        let after = if moving {
             Duration::from_millis(33)
         } else {
             IDLE_REPAINT
-        });
+        };
+        ui.ctx().request_repaint_after(after);
+        self.repaint_asked = self.repaint_asked.min(after);
         self.frame_time
             .record(thread_cpu_ns().saturating_sub(start));
         let minimised = ui.ctx().input(|i| i.viewport().minimized.unwrap_or(false));
@@ -795,7 +814,7 @@ impl StationApp {
 
 /// CPU time this thread has used, ns: time the thread was preempted by
 /// the pipeline threads does not count.
-fn thread_cpu_ns() -> u64 {
+pub(crate) fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -814,7 +833,9 @@ fn reader<T: Copy + Send>(r: Option<LatestReader<T>>) -> anyhow::Result<LatestRe
 }
 
 impl eframe::App for StationApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        self.frame_stats
+            .frame(Instant::now(), frame.info().cpu_usage, self.repaint_asked);
         self.show(ui);
     }
 }

@@ -63,8 +63,15 @@ pub fn ui(ui: &mut Ui, view: &View) {
             );
             row("audit entries not written", format!("{}", h.audit_failures));
             row(
-                "UI frame CPU p50 / p99",
+                "our show() CPU p50 / p99",
                 format!("{:.2} / {:.2} ms", h.ui_frame_p50_ms, h.ui_frame_p99_ms),
+            );
+            row(
+                "whole UI frame p99 / latest frame",
+                format!(
+                    "{:.2} / {:.0} ms",
+                    h.ui_whole_frame_p99_ms, h.ui_late_max_ms
+                ),
             );
             row("UI stalls over 0.5 s", ui_stalls_text(h));
         });

@@ -5,6 +5,7 @@
 use crate::pipeline::DisplayFrame;
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions, Ui};
 use egui_plot::{Plot, PlotImage, PlotPoint, Polygon};
+use std::sync::Arc;
 
 #[derive(Default)]
 pub struct LiveView {
@@ -14,7 +15,13 @@ pub struct LiveView {
     /// Display pixel boxes (x0, y0, x1, y1) of the defects on screen.
     boxes: Vec<[f32; 4]>,
     size: [usize; 2],
-    buffer: Option<ColorImage>,
+    /// The converted image, shared with the texture manager: `set` hands
+    /// egui this `Arc` (no copy); once the frame's texture delta has been
+    /// uploaded egui drops its reference and the next frame converts into
+    /// the same allocation (`Arc::make_mut` copies only if egui still held
+    /// it). egui 0.37 textures are RGBA only, so the grey-to-RGBA
+    /// conversion itself stays.
+    buffer: Option<Arc<ColorImage>>,
     /// The caption as shown: rebuilt at most once a second (HMI rule 8).
     caption: super::once_per_second::OncePerSecond,
 }
@@ -22,19 +29,22 @@ pub struct LiveView {
 impl LiveView {
     /// Copies a new frame out of the display buffer if there is one.
     pub fn refresh(&mut self, ctx: &egui::Context, display: &DisplayFrame) {
+        let mut fresh = false;
         display.with(|img| {
             if img.sequence == self.seen {
                 return;
             }
+            fresh = true;
             self.seen = img.sequence;
             self.die_index = img.die_index;
             let size = [img.width, img.height];
-            let buf = self
+            let shared = self
                 .buffer
-                .get_or_insert_with(|| ColorImage::filled(size, Color32::BLACK));
-            if buf.size != size {
-                *buf = ColorImage::filled(size, Color32::BLACK);
+                .get_or_insert_with(|| Arc::new(ColorImage::filled(size, Color32::BLACK)));
+            if shared.size != size {
+                *shared = Arc::new(ColorImage::filled(size, Color32::BLACK));
             }
+            let buf = Arc::make_mut(shared);
             for (o, &p) in buf.pixels.iter_mut().zip(&img.pixels) {
                 *o = Color32::from_gray(p);
             }
@@ -50,12 +60,15 @@ impl LiveView {
                 ]);
             }
         });
-        if let Some(buf) = &self.buffer {
+        // Uploaded only when a new image came: an unchanged texture needs
+        // no upload.
+        if let Some(buf) = self.buffer.as_ref().filter(|_| fresh) {
+            // Arc clones: a reference count, not the pixels.
             match &mut self.texture {
-                Some(t) => t.set(buf.clone(), TextureOptions::NEAREST),
+                Some(t) => t.set(Arc::clone(buf), TextureOptions::NEAREST),
                 None => {
                     self.texture =
-                        Some(ctx.load_texture("live", buf.clone(), TextureOptions::NEAREST))
+                        Some(ctx.load_texture("live", Arc::clone(buf), TextureOptions::NEAREST))
                 }
             }
         }

@@ -7,6 +7,7 @@ pub mod carrier;
 pub mod clock;
 pub mod command;
 pub mod export_run;
+pub mod frame_stats;
 pub mod gallery;
 pub mod health;
 pub mod heartbeat;

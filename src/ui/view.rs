@@ -34,6 +34,10 @@ pub struct Health {
     pub allocs_per_s: Vec<(&'static str, f64)>,
     pub ui_frame_p50_ms: f64,
     pub ui_frame_p99_ms: f64,
+    /// The whole frame as eframe times it (wall time of its work), p99.
+    pub ui_whole_frame_p99_ms: f64,
+    /// The latest a frame came after start-up, beyond the repaint asked.
+    pub ui_late_max_ms: f64,
     /// UI thread stalls over 0.5 s seen by the watchdog.
     pub ui_stalls: super::watchdog::StallFigures,
     pub ui_watchdog_running: bool,
@@ -66,6 +70,8 @@ impl Default for Health {
             allocs_per_s: Vec::new(),
             ui_frame_p50_ms: 0.0,
             ui_frame_p99_ms: 0.0,
+            ui_whole_frame_p99_ms: 0.0,
+            ui_late_max_ms: 0.0,
             ui_stalls: Default::default(),
             ui_watchdog_running: false,
             thumbnails_skipped: 0,
