@@ -115,6 +115,11 @@ struct GuiOpts {
     /// first frame (the negative case of --fail-on-stall-ms).
     #[arg(long, hide = true, value_name = "MS")]
     inject_ui_stall_ms: Option<u64>,
+    /// The simulated camera images a hazy wafer: this percentage (0 to 100)
+    /// of each die's 8×8 patches 90 grey levels brighter, a different set
+    /// on each die (a bad wafer, for demonstrations and the GUI check).
+    #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
+    sim_haze_percent: f64,
     /// Link to the fab host over SECS/GEM, listening on this address (HSMS
     /// passive), e.g. 127.0.0.1:5000. Off when neither this nor
     /// --gem-active is given. The Host panel shows the link.
@@ -997,6 +1002,7 @@ fn gui(
         inject_stall: opts
             .inject_ui_stall_ms
             .map(std::time::Duration::from_millis),
+        sim_haze_percent: opts.sim_haze_percent,
     })
 }
 

@@ -36,6 +36,8 @@ pub struct GuiArgs {
     /// after the first frame (`--inject-ui-stall-ms`, the check's negative
     /// case).
     pub inject_stall: Option<Duration>,
+    /// `--sim-haze-percent`: the simulated camera images a hazy wafer.
+    pub sim_haze_percent: f64,
 }
 
 /// When an injected stall happens: after the start-up grace, so it is
@@ -195,8 +197,16 @@ pub fn run(mut args: GuiArgs) -> Result<()> {
             thumbnails.display()
         )
     })?;
+    anyhow::ensure!(
+        (0.0..=100.0).contains(&args.sim_haze_percent),
+        "--sim-haze-percent must be 0 to 100, got {}",
+        args.sim_haze_percent
+    );
     args.station.klarf_dir = Some(crate::station::exports_ready(&args.station));
     let station = Station::start(args.station)?;
+    station
+        .device_faults
+        .set_haze(args.sim_haze_percent / 100.0);
     if let Some(addr) = args.metrics {
         station.serve_metrics(addr)?;
     }

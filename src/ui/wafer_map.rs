@@ -121,6 +121,8 @@ pub struct WaferMapState {
     pub run_id: u64,
     /// The summary line as shown: rebuilt at most once a second.
     summary_shown: super::once_per_second::OncePerSecond,
+    /// The note on markers not drawn, as shown (once a second).
+    markers_note_shown: super::once_per_second::OncePerSecond,
 }
 
 impl WaferMapState {
@@ -145,12 +147,14 @@ impl WaferMapState {
             selected: None,
             run_id: 0,
             summary_shown: Default::default(),
+            markers_note_shown: Default::default(),
         }
     }
 
     pub fn restart(&mut self, run_id: u64) {
         self.run_id = run_id;
         self.summary_shown.reset();
+        self.markers_note_shown.reset();
         for m in &mut self.marks {
             if *m != DieMark::NotInspected {
                 *m = DieMark::Pending;
@@ -253,6 +257,7 @@ impl WaferMapState {
             selected: None,
             run_id: run.run.id as u64,
             summary_shown: Default::default(),
+            markers_note_shown: Default::default(),
         }
     }
 
@@ -484,6 +489,31 @@ pub fn class_marker(c: DefectClass) -> (MarkerShape, Color32) {
     }
 }
 
+/// Defect markers drawn per die: enough to show where its defects lie. A
+/// hazy or mis-coated wafer lists up to 64 a die, some 38,000 a wafer, and
+/// tessellating that many markers made the window's frames 70-90 ms at p99
+/// (BENCHMARKS.md, the window under a bad wafer). A die's gallery lists
+/// every defect; repeaters keep their rings.
+pub const MARKERS_PER_DIE: usize = 8;
+
+/// Which of `defects` get a class marker (the first `per_die` listed of
+/// each die), and how many do not.
+fn drawn_markers(defects: &[MapDefect], per_die: usize) -> (Vec<bool>, usize) {
+    let mut per: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
+    let mut not_drawn = 0;
+    let drawn = defects
+        .iter()
+        .map(|d| {
+            let n = per.entry(d.die_index).or_insert(0);
+            *n += 1;
+            let drawn = *n <= per_die;
+            not_drawn += !drawn as usize;
+            drawn
+        })
+        .collect();
+    (drawn, not_drawn)
+}
+
 pub fn ui(ui: &mut Ui, map: &mut WaferMapState, out: &mut Vec<UiCommand>) {
     if map.sites.is_empty() {
         ui.label("Load a recipe to see its wafer map.");
@@ -492,6 +522,15 @@ pub fn ui(ui: &mut Ui, map: &mut WaferMapState, out: &mut Vec<UiCommand>) {
     // Once a second (HMI rule 8); the dies on the map change as they come.
     let summary = map.summary();
     ui.label(map.summary_shown.get(std::time::Instant::now(), || summary));
+    let (drawn, not_drawn) = drawn_markers(&map.defects, MARKERS_PER_DIE);
+    if not_drawn > 0 {
+        ui.label(map.markers_note_shown.get(std::time::Instant::now(), || {
+            format!(
+                "Markers: the first {MARKERS_PER_DIE} defects of each die are drawn, {not_drawn} more \
+                 are not; click a die to list all of its defects"
+            )
+        }));
+    }
     let map = &*map;
     if let Some(note) = &map.reference_note {
         ui.label(format!("Note: {note}"));
@@ -654,8 +693,9 @@ pub fn ui(ui: &mut Ui, map: &mut WaferMapState, out: &mut Vec<UiCommand>) {
             let pts: Vec<[f64; 2]> = map
                 .defects
                 .iter()
-                .filter(|d| d.class == c)
-                .map(|d| [d.x_mm, d.y_mm])
+                .zip(&drawn)
+                .filter(|(d, &drawn)| drawn && d.class == c)
+                .map(|(d, _)| [d.x_mm, d.y_mm])
                 .collect();
             if pts.is_empty() {
                 continue;
@@ -708,4 +748,47 @@ pub fn history_ui(ui: &mut Ui, runs: &[crate::store::query::RunRow]) {
                     .color(Color32::from_gray(30)),
             );
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defect(die_index: u32, defect_no: u32) -> MapDefect {
+        MapDefect {
+            die_index,
+            defect_no,
+            x_mm: die_index as f64,
+            y_mm: defect_no as f64,
+            class: DefectClass::Particle,
+            area_um2: 10.0,
+            size_um: (3.0, 3.0),
+            peak: 40,
+            repeater: 0,
+        }
+    }
+
+    /// A heavy die shows its first markers, a light one all of its own,
+    /// and the rest are counted, not silently dropped.
+    #[test]
+    fn each_die_draws_its_first_markers_and_the_rest_are_counted() {
+        let mut defects: Vec<MapDefect> = (1..=20).map(|n| defect(7, n)).collect();
+        defects.extend((1..=2).map(|n| defect(9, n)));
+        defects.push(defect(7, 21));
+        let (drawn, not_drawn) = drawn_markers(&defects, MARKERS_PER_DIE);
+        assert_eq!(not_drawn, 21 - MARKERS_PER_DIE);
+        let drawn_of = |die: u32| {
+            defects
+                .iter()
+                .zip(&drawn)
+                .filter(|(d, &k)| k && d.die_index == die)
+                .map(|(d, _)| d.defect_no)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            drawn_of(7),
+            (1..=MARKERS_PER_DIE as u32).collect::<Vec<_>>()
+        );
+        assert_eq!(drawn_of(9), vec![1, 2]);
+    }
 }
