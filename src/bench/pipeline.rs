@@ -189,32 +189,13 @@ fn per_die_work_ns(
 /// Fractions of each die's pixels a hazy or mis-coated wafer flags, from a
 /// clean die's few to half the die.
 pub const BAD_WAFER_FRACTIONS: [f64; 4] = [0.0001, 0.01, 0.10, 0.50];
-/// Grey levels the haze adds (saturating): well above any threshold.
-const HAZE_GREY: u8 = 90;
-/// Haze comes in square patches of this side, px.
-const HAZE_TILE: usize = 8;
-
-/// `img` (size² px) with a deterministic `fraction` of its 8×8 tiles raised
-/// by `HAZE_GREY`: haze on the die under test alone, so the flagged share
-/// is the haze's, not halved by haze on a neighbour.
-fn hazed(img: &[u8], size: usize, fraction: f64, seed: u64, out: &mut [u8]) {
+/// `img` (size² px) with a deterministic `fraction` of its 8×8 patches
+/// raised as the simulated camera hazes a die (`haze_patches`, salted as
+/// die `die`): haze on the die under test alone, so the flagged share is
+/// the haze's, not halved by haze on a neighbour.
+fn hazed(img: &[u8], size: usize, fraction: f64, die: u64, out: &mut [u8]) {
     out.copy_from_slice(img);
-    let tiles = size / HAZE_TILE;
-    let cut = (fraction * u32::MAX as f64) as u64;
-    for ty in 0..tiles {
-        for tx in 0..tiles {
-            let h = crate::machine::sim::pattern::mix(seed ^ ((ty * tiles + tx) as u64) << 8);
-            if h & 0xFFFF_FFFF >= cut {
-                continue;
-            }
-            for y in ty * HAZE_TILE..(ty + 1) * HAZE_TILE {
-                let row = &mut out[y * size + tx * HAZE_TILE..][..HAZE_TILE];
-                for p in row {
-                    *p = p.saturating_add(HAZE_GREY);
-                }
-            }
-        }
-    }
+    crate::machine::faults::haze_patches(out, size, fraction, die << 40);
 }
 
 /// Bad wafers: the whole per-die work (as `detection_per_core`, rotating;

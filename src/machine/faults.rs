@@ -85,6 +85,34 @@ pub const HAZE_GREY: u8 = 90;
 /// Haze comes in square patches of this side, px.
 pub const HAZE_PATCH_PX: usize = 8;
 
+/// Raises a `fraction` of the 8×8 patches of `pixels` (`width` wide) by
+/// `HAZE_GREY` (saturating): the patches whose hash of `salt` and patch
+/// index falls under the fraction, so one salt always hazes the same set.
+/// The simulated camera's haze (`SimFaults::apply_haze`, salted by die) and
+/// `bench pipeline`'s bad wafers both use it. Never allocates.
+pub fn haze_patches(pixels: &mut [u8], width: usize, fraction: f64, salt: u64) {
+    if fraction <= 0.0 || width < HAZE_PATCH_PX {
+        return;
+    }
+    let height = pixels.len() / width;
+    let (cols, rows) = (width / HAZE_PATCH_PX, height / HAZE_PATCH_PX);
+    let cut = (fraction.min(1.0) * (1u64 << 32) as f64) as u64;
+    for ty in 0..rows {
+        for tx in 0..cols {
+            let key = salt ^ ((ty * cols + tx) as u64);
+            if crate::machine::sim::pattern::mix(key) & 0xFFFF_FFFF >= cut {
+                continue;
+            }
+            for y in ty * HAZE_PATCH_PX..(ty + 1) * HAZE_PATCH_PX {
+                let row = &mut pixels[y * width + tx * HAZE_PATCH_PX..][..HAZE_PATCH_PX];
+                for p in row {
+                    *p = p.saturating_add(HAZE_GREY);
+                }
+            }
+        }
+    }
+}
+
 impl Default for SimFaults {
     fn default() -> Self {
         Self {
@@ -124,25 +152,8 @@ impl SimFaults {
     /// Never allocates; one hash per 8×8 patch.
     pub fn apply_haze(&self, die: u32, pixels: &mut [u8], width: usize) {
         let ppm = self.haze_ppm.load(Ordering::Acquire);
-        if ppm == 0 || width < HAZE_PATCH_PX {
-            return;
-        }
-        let height = pixels.len() / width;
-        let (cols, rows) = (width / HAZE_PATCH_PX, height / HAZE_PATCH_PX);
-        let cut = ppm as u64 * (1u64 << 32) / 1_000_000;
-        for ty in 0..rows {
-            for tx in 0..cols {
-                let key = ((die as u64) << 40) ^ ((ty * cols + tx) as u64);
-                if crate::machine::sim::pattern::mix(key) & 0xFFFF_FFFF >= cut {
-                    continue;
-                }
-                for y in ty * HAZE_PATCH_PX..(ty + 1) * HAZE_PATCH_PX {
-                    let row = &mut pixels[y * width + tx * HAZE_PATCH_PX..][..HAZE_PATCH_PX];
-                    for p in row {
-                        *p = p.saturating_add(HAZE_GREY);
-                    }
-                }
-            }
+        if ppm != 0 {
+            haze_patches(pixels, width, ppm as f64 / 1e6, (die as u64) << 40);
         }
     }
 
