@@ -58,7 +58,6 @@ pub struct StationApp {
     run_slow: RunSnapshot,
     health: Health,
     last_slow: Option<Instant>,
-    started: Instant,
     last_counts: (u64, u64, Vec<(&'static str, u64)>, Instant),
     /// Our own `show()` only: thread CPU time of each call (not egui's
     /// tessellation, texture upload or painting; see `frame_stats`).
@@ -113,7 +112,6 @@ impl StationApp {
             run_slow: RunSnapshot::default(),
             health: Health::default(),
             last_slow: None,
-            started: Instant::now(),
             last_counts: (0, 0, Vec::new(), Instant::now()),
             frame_time: LatencyHistogram::new(),
             frame_stats: Default::default(),
@@ -244,11 +242,13 @@ impl StationApp {
             self.run_slow = run;
             self.refresh_health(now);
         }
-        let secs = self.started.elapsed().as_secs();
+        // The tick and the clock turn on the same second, the one the idle
+        // window's frames are timed to.
+        let unix_s = super::clock::unix_now_s();
         View {
             now_ns,
-            clock: super::clock::local_clock_text(super::clock::unix_now_s()),
-            tick: secs % 2 == 0,
+            clock: super::clock::local_clock_text(unix_s),
+            tick: unix_s % 2 == 0,
             machine,
             machine_slow: self.machine_slow,
             alarms,
@@ -385,6 +385,7 @@ impl StationApp {
     /// One UI pass (called by eframe, and by the UI tests directly).
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let start = thread_cpu_ns();
+        self.watchdog.begin();
         // What this pass asks for; `logic` lowers it to 0 for a backlog.
         self.repaint_asked = Duration::MAX;
         self.session.tick(ui.ctx(), &self.station.guard);
@@ -477,14 +478,16 @@ impl StationApp {
         let after = if moving {
             Duration::from_millis(33)
         } else {
-            IDLE_REPAINT
+            // Just after the clock's next second, when the clock and the
+            // liveness tick change: the one thing an idle window must show.
+            (super::clock::until_next_second() + IDLE_REPAINT_PAST_THE_SECOND).min(IDLE_REPAINT)
         };
         ui.ctx().request_repaint_after(after);
         self.repaint_asked = self.repaint_asked.min(after);
         self.frame_time
             .record(thread_cpu_ns().saturating_sub(start));
         let minimised = ui.ctx().input(|i| i.viewport().minimized.unwrap_or(false));
-        self.watchdog.frame(minimised);
+        self.watchdog.end(self.repaint_asked, minimised);
     }
 
     fn overview(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
@@ -840,10 +843,18 @@ impl eframe::App for StationApp {
     }
 }
 
-/// How often an idle window redraws: well inside the watchdog's stall
-/// threshold, so an idle window is never taken for a stalled one (and the
-/// liveness tick, once a second, never skips).
-pub const IDLE_REPAINT: Duration = Duration::from_millis(200);
+/// How often an idle window redraws at most: once a second, when its clock
+/// and liveness tick change (HMI rules 8 and 11); no number the operator
+/// reads changes faster. Each idle frame costs a whole window's painting
+/// (most of it Mesa's rasteriser without a GPU), so redrawing more often
+/// only to prove the UI alive cost the idle window five times its CPU; the
+/// watchdog now judges frames against what the window asked for.
+pub const IDLE_REPAINT: Duration =
+    Duration::from_secs(1).saturating_add(IDLE_REPAINT_PAST_THE_SECOND);
+
+/// How far past the clock's second an idle frame is timed, so that it
+/// shows the new second despite timer slack.
+const IDLE_REPAINT_PAST_THE_SECOND: Duration = Duration::from_millis(10);
 
 /// Sets the look once.
 pub fn setup(ctx: &egui::Context) {
@@ -852,13 +863,6 @@ pub fn setup(ctx: &egui::Context) {
 
 #[cfg(test)]
 mod tests {
-    /// An idle window's frames come at least twice within the stall
-    /// threshold, even with a frame's own time and scheduling jitter on
-    /// top: idleness never reads as a stall.
-    #[test]
-    fn an_idle_window_redraws_well_inside_the_stall_threshold() {
-        assert!(super::IDLE_REPAINT * 2 <= super::super::watchdog::STALL_THRESHOLD);
-    }
 
     #[test]
     fn thread_cpu_time_advances_with_work_not_with_sleep() {

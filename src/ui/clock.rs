@@ -58,6 +58,15 @@ fn local_time(unix_s: i64) -> (libc::tm, String) {
 }
 
 /// Seconds since the Unix epoch, now.
+/// Time from now until the wall clock's next whole second (what the
+/// operator's clock and liveness tick show changes then).
+pub fn until_next_second() -> std::time::Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    std::time::Duration::from_secs(1) - std::time::Duration::from_nanos(now.subsec_nanos() as u64)
+}
+
 pub fn unix_now_s() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -68,6 +77,14 @@ pub fn unix_now_s() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_second_is_at_most_a_second_away() {
+        for _ in 0..1000 {
+            let d = until_next_second();
+            assert!(d > std::time::Duration::ZERO && d <= std::time::Duration::from_secs(1));
+        }
+    }
 
     /// Our text equals what `date` prints for the same instant in the same
     /// environment (an independent reading of the tool's zone).

@@ -14,9 +14,10 @@
 //! - **frame gap**: wall time between two consecutive `ui` calls, what
 //!   the operator sees as a frozen screen when it grows.
 //! - **lateness**: how much longer the gap was than the repaint delay the
-//!   previous frame asked for (33 ms while a run moves, `IDLE_REPAINT`,
-//!   200 ms, when idle). An idle window's 200 ms gaps are by design; a
-//!   stall is a frame that comes late, so stalls are judged on lateness.
+//!   previous frame asked for (33 ms while a run moves; when idle, until
+//!   just after the clock's next second, at most `IDLE_REPAINT`). An idle
+//!   window's one-second gaps are by design; a stall is a frame that comes
+//!   late, so stalls are judged on lateness.
 //!
 //! Everything is in fixed-size histograms; nothing grows with the run.
 
@@ -220,7 +221,7 @@ mod tests {
         assert!((3_700_000..=4_300_000).contains(&p50), "{p50}");
     }
 
-    /// An idle window asks for a frame every 200 ms: its gaps are by
+    /// A window asking for slow frames (200 ms here): its gaps are by
     /// design, not stalls, and a stall on top of them still is one.
     #[test]
     fn an_idle_windows_slow_repaints_are_not_stalls() {
