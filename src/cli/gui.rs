@@ -189,6 +189,9 @@ pub fn run(mut args: GuiArgs) -> Result<()> {
     };
     let _log = crate::logging::init(&args.log_dir, true, args.keep_days)?;
     report_created(&created);
+    if let Err(e) = crate::ui::paint_memory::keep_freed_memory_mapped() {
+        tracing::warn!("{e}");
+    }
     let thumbnails = &args.station.thumbnails;
     crate::store::dirs::ensure_writable_dir(thumbnails, "--thumbnail-dir")?;
     crate::store::retention::keep_days(thumbnails, "run-", args.keep_days).map_err(|e| {

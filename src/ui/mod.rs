@@ -17,6 +17,7 @@ pub mod live_view;
 pub mod look;
 pub mod lot_view;
 pub mod once_per_second;
+pub mod paint_memory;
 pub mod recipe_editor;
 pub mod run_control;
 pub mod session;
