@@ -11,5 +11,6 @@ pub mod sensitivity;
 pub mod soak;
 mod soak_plot;
 pub mod station;
+mod thread_cpu;
 
 pub use measure::{median_ns_per_op, Report};

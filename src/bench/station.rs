@@ -11,6 +11,7 @@
 //!
 //! Not in it: the window (see the GUI check) and KLARF export.
 
+use super::thread_cpu::{CpuSampler, ThreadCpu};
 use super::Report;
 use crate::hot::alloc_count;
 use crate::run::{recipe, RunCommand, RunState};
@@ -63,6 +64,8 @@ struct Wafer {
     pixels_inspected: u64,
     dies_over_capacity: u64,
     dies_not_compared: u64,
+    /// CPU by thread name from the Start command to COMPLETE.
+    cpu: ThreadCpu,
 }
 
 pub fn run(cfg: StationBenchConfig) -> Result<Report> {
@@ -142,6 +145,29 @@ pub fn run(cfg: StationBenchConfig) -> Result<Report> {
         "detection_busy_per_worker",
         share(sum(|w| w.detect_ns)) / workers.max(1) as f64,
         "percent_of_wall",
+    );
+    // Every thread's CPU over the timed wafers, by name, as a share of
+    // one core: the station's time outside the hot threads (run engine,
+    // results and store, thumbnails, tokio) as well as in them.
+    let mut cpu = ThreadCpu::default();
+    for w in &wafers {
+        cpu.add(&w.cpu);
+    }
+    let of_a_core = |s: f64| 100.0 * s / cpu.wall_s.max(1e-9);
+    r.add("cpu_process", of_a_core(cpu.process_s), "percent_of_a_core");
+    let mut by_cpu: Vec<_> = cpu.by_name.iter().collect();
+    by_cpu.sort_by(|a, b| b.1.total_cmp(a.1));
+    for (name, s) in by_cpu {
+        r.add(
+            &format!("cpu_thread_{name}"),
+            of_a_core(*s),
+            "percent_of_a_core",
+        );
+    }
+    r.add(
+        "cpu_not_attributed",
+        of_a_core(cpu.not_attributed_s()),
+        "percent_of_a_core",
     );
     r.add(
         "handoff_latency_p99_worst_wafer",
@@ -257,6 +283,7 @@ fn wafer(station: &Station, recipe: &recipe::ValidRecipe, slot: u32) -> Result<W
     // not part of inspecting a wafer) to the snapshot that shows COMPLETE,
     // read every 2 ms.
     let start = Instant::now();
+    let sampler = CpuSampler::start()?;
     handle
         .command(RunCommand::Start)
         .map_err(|e| anyhow::anyhow!("wafer {slot}: cannot start: {e}"))?;
@@ -304,6 +331,7 @@ fn wafer(station: &Station, recipe: &recipe::ValidRecipe, slot: u32) -> Result<W
         match s.state {
             RunState::Complete => {
                 w.seconds = start.elapsed().as_secs_f64();
+                w.cpu = sampler.finish()?;
                 w.dies = s.dies_done;
                 w.defects = s.defects;
                 // Back to IDLE for the next wafer, as the lot runner does.
