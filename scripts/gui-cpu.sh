@@ -30,9 +30,12 @@ done
 # name ticks, per thread name; then the process's ticks and minor faults.
 snap() {
   for t in /proc/"$P"/task/*; do
-    echo "$(tr ' ' _ <"$t/comm" 2>/dev/null) $(awk '{print $14+$15}' "$t/stat" 2>/dev/null)"
+    # A thread may end between the listing and the reads: skipped.
+    # utime and stime are fields 14 and 15, counted after the ")" that
+    # closes the thread's name (which may hold spaces).
+    echo "$(tr ' ' _ 2>/dev/null <"$t/comm") $(sed 's/.*) //' "$t/stat" 2>/dev/null | awk '{print $12+$13}')"
   done | awk 'NF==2 {a[$1]+=$2} END {for (k in a) print k, a[k]}'
-  awk '{print "=process", $14+$15; print "=minor_faults", $10}' /proc/"$P"/stat
+  sed 's/.*) //' /proc/"$P"/stat | awk '{print "=process", $12+$13; print "=minor_faults", $8}'
 }
 sleep "$FROM"; snap | LC_ALL=C sort >"$WORK/s0"
 sleep $((TO - FROM)); snap | LC_ALL=C sort >"$WORK/s1"
@@ -40,6 +43,8 @@ wait "$XVFB" || true
 HZ=$(getconf CLK_TCK)
 LC_ALL=C join -a2 "$WORK/s0" "$WORK/s1" | awk -v d=$((TO - FROM)) -v hz="$HZ" '
   { b = (NF == 3) ? $2 : 0; e = $NF
-    if ($1 == "=minor_faults") printf "%-20s %9.0f /s\n", "minor faults", (e - b) / d
-    else if (e > b) printf "%-20s %9.2f %% of a core\n", $1, 100 * (e - b) / hz / d }' | sort -k2 -nr
+    if ($1 == "=minor_faults") faults = (e - b) / d
+    else if (e > b) printf "%-20s %9.2f %% of a core\n", $1, 100 * (e - b) / hz / d }
+  END { printf "%-20s %9.0f /s\n", "minor faults", faults }' | sort -k2 -nr -s | awk '/minor faults/ {m = $0; next} {print} END {print m}'
+
 grep -E "^exit: UI frame" "$WORK/log" | tail -1

@@ -1,3 +1,4 @@
+#![cfg(feature = "gui")]
 //! The window keeps freed memory mapped (`ui::paint_memory`): a buffer
 //! freed and allocated again, as the GL driver does with each frame's
 //! vertices, is not faulted in afresh. Its own test binary: the setting is

@@ -187,9 +187,11 @@ pub fn run(mut args: GuiArgs) -> Result<()> {
         Some(d) => d.prepare()?,
         None => Vec::new(),
     };
+    // Before any thread starts allocating (the logger's, the station's).
+    let tuned = crate::ui::paint_memory::keep_freed_memory_mapped();
     let _log = crate::logging::init(&args.log_dir, true, args.keep_days)?;
     report_created(&created);
-    if let Err(e) = crate::ui::paint_memory::keep_freed_memory_mapped() {
+    if let Err(e) = tuned {
         tracing::warn!("{e}");
     }
     let thumbnails = &args.station.thumbnails;

@@ -59,6 +59,13 @@ pub struct StationApp {
     health: Health,
     last_slow: Option<Instant>,
     last_counts: (u64, u64, Vec<(&'static str, u64)>, Instant),
+    /// The wall-clock second this frame shows (clock and liveness tick).
+    shown_second: super::clock::WallSecond,
+    /// When the frame the last one asked for is due.
+    next_frame_due: Option<Instant>,
+    /// Wakes the idle window on an alarm or run change (started with the
+    /// first frame, which brings egui's context).
+    waker: Option<super::waker::Waker>,
     /// Our own `show()` only: thread CPU time of each call (not egui's
     /// tessellation, texture upload or painting; see `frame_stats`).
     pub frame_time: LatencyHistogram,
@@ -113,6 +120,9 @@ impl StationApp {
             health: Health::default(),
             last_slow: None,
             last_counts: (0, 0, Vec::new(), Instant::now()),
+            shown_second: super::clock::WallSecond::now(),
+            next_frame_due: None,
+            waker: None,
             frame_time: LatencyHistogram::new(),
             frame_stats: Default::default(),
             repaint_asked: Duration::ZERO,
@@ -243,8 +253,9 @@ impl StationApp {
             self.refresh_health(now);
         }
         // The tick and the clock turn on the same second, the one the idle
-        // window's frames are timed to.
-        let unix_s = super::clock::unix_now_s();
+        // window's next frame is timed from (one reading of the clock).
+        self.shown_second = super::clock::WallSecond::now();
+        let unix_s = self.shown_second.unix_s;
         View {
             now_ns,
             clock: super::clock::local_clock_text(unix_s),
@@ -386,6 +397,13 @@ impl StationApp {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let start = thread_cpu_ns();
         self.watchdog.begin();
+        if self.waker.is_none() {
+            self.start_waker(ui.ctx());
+        }
+        // Before the frame asked for: input, or another thread's repaint.
+        let woken_early = self
+            .next_frame_due
+            .is_some_and(|due| Instant::now() + WOKEN_EARLY_MARGIN < due);
         // What this pass asks for; `logic` lowers it to 0 for a backlog.
         self.repaint_asked = Duration::MAX;
         self.session.tick(ui.ctx(), &self.station.guard);
@@ -480,14 +498,47 @@ impl StationApp {
         } else {
             // Just after the clock's next second, when the clock and the
             // liveness tick change: the one thing an idle window must show.
-            (super::clock::until_next_second() + IDLE_REPAINT_PAST_THE_SECOND).min(IDLE_REPAINT)
+            let next_second =
+                (self.shown_second.until_next() + IDLE_REPAINT_PAST_THE_SECOND).min(IDLE_REPAINT);
+            if woken_early {
+                // Someone is using the window (or news woke it): look
+                // again soon, so that a stall in this frame's painting is
+                // seen by the watchdog as the next frame being late.
+                next_second.min(AFTER_INPUT_REPAINT)
+            } else {
+                next_second
+            }
         };
+        self.next_frame_due = Some(Instant::now() + after);
         ui.ctx().request_repaint_after(after);
         self.repaint_asked = self.repaint_asked.min(after);
         self.frame_time
             .record(thread_cpu_ns().saturating_sub(start));
         let minimised = ui.ctx().input(|i| i.viewport().minimized.unwrap_or(false));
         self.watchdog.end(self.repaint_asked, minimised);
+    }
+
+    fn start_waker(&mut self, ctx: &egui::Context) {
+        let readers = (
+            self.station.alarms.snapshots.reader(),
+            self.station.engine.snapshots.reader(),
+        );
+        match readers {
+            (Some(alarms), Some(run)) => {
+                let ctx = ctx.clone();
+                self.waker = Some(super::waker::Waker::start(alarms, run, move || {
+                    ctx.request_repaint()
+                }));
+            }
+            _ => {
+                // Shown once: the window still runs, a second slower to
+                // show news while idle.
+                tracing::error!(
+                    "too many snapshot readers: the idle window is not woken by alarms"
+                );
+                self.waker = Some(super::waker::Waker::none());
+            }
+        }
     }
 
     fn overview(&mut self, ui: &mut egui::Ui, out: &mut Vec<UiCommand>) {
@@ -851,6 +902,16 @@ impl eframe::App for StationApp {
 /// watchdog now judges frames against what the window asked for.
 pub const IDLE_REPAINT: Duration =
     Duration::from_secs(1).saturating_add(IDLE_REPAINT_PAST_THE_SECOND);
+
+/// After a frame woken before it was due (input, news from another thread),
+/// an idle window asks for the next within this, so that the watchdog sees
+/// a stall in that frame's painting (HMI rule 11: 0.5 s) as the next frame
+/// coming late. Once frames come when asked, it is a frame a second again.
+pub const AFTER_INPUT_REPAINT: Duration = Duration::from_millis(250);
+
+/// A frame this much or more before it was due was woken early (less is
+/// timer slack).
+const WOKEN_EARLY_MARGIN: Duration = Duration::from_millis(5);
 
 /// How far past the clock's second an idle frame is timed, so that it
 /// shows the new second despite timer slack.

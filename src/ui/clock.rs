@@ -57,16 +57,37 @@ fn local_time(unix_s: i64) -> (libc::tm, String) {
     (tm, zone)
 }
 
-/// Seconds since the Unix epoch, now.
-/// Time from now until the wall clock's next whole second (what the
-/// operator's clock and liveness tick show changes then).
-pub fn until_next_second() -> std::time::Duration {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    std::time::Duration::from_secs(1) - std::time::Duration::from_nanos(now.subsec_nanos() as u64)
+/// One reading of the wall clock: the second to show, and when the next
+/// one begins (so a frame shows a second and asks for the next frame from
+/// the same reading, and can never skip a second in between).
+#[derive(Debug, Clone, Copy)]
+pub struct WallSecond {
+    pub unix_s: i64,
+    next_in: std::time::Duration,
+    read_at: std::time::Instant,
 }
 
+impl WallSecond {
+    pub fn now() -> Self {
+        let read_at = std::time::Instant::now();
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            unix_s: since_epoch.as_secs() as i64,
+            next_in: std::time::Duration::from_secs(1)
+                - std::time::Duration::from_nanos(since_epoch.subsec_nanos() as u64),
+            read_at,
+        }
+    }
+
+    /// Time from now until the second after `unix_s` begins (0 if it has).
+    pub fn until_next(&self) -> std::time::Duration {
+        self.next_in.saturating_sub(self.read_at.elapsed())
+    }
+}
+
+/// Seconds since the Unix epoch, now.
 pub fn unix_now_s() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -78,12 +99,18 @@ pub fn unix_now_s() -> i64 {
 mod tests {
     use super::*;
 
+    /// The next second is at most a second away, and a reading that has
+    /// aged past it says 0: a frame that crossed the second asks for the
+    /// next frame at once.
     #[test]
-    fn the_next_second_is_at_most_a_second_away() {
+    fn the_next_second_is_timed_from_the_reading_that_showed_this_one() {
         for _ in 0..1000 {
-            let d = until_next_second();
+            let d = WallSecond::now().until_next();
             assert!(d > std::time::Duration::ZERO && d <= std::time::Duration::from_secs(1));
         }
+        let w = WallSecond::now();
+        std::thread::sleep(std::time::Duration::from_millis(1001));
+        assert_eq!(w.until_next(), std::time::Duration::ZERO);
     }
 
     /// Our text equals what `date` prints for the same instant in the same

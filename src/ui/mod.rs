@@ -6,6 +6,7 @@ pub mod app;
 pub mod carrier;
 pub mod clock;
 pub mod command;
+pub mod die_grid;
 pub mod export_run;
 pub mod frame_stats;
 pub mod gallery;
@@ -26,6 +27,7 @@ pub mod status_strip;
 pub mod users_panel;
 pub mod view;
 pub mod wafer_map;
+pub mod waker;
 pub mod watchdog;
 
 pub use app::{StationApp, Tab};

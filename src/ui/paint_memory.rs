@@ -7,13 +7,16 @@
 //! 128 KiB and more with their own `mmap` and unmaps them on `free` (or
 //! trims the heap's top back to the kernel), so every frame faulted and
 //! zeroed its buffers in again: 19,100 minor faults a second. With freed
-//! memory kept (below), 980 a second, and the UI thread's CPU per frame
-//! fell from p50 9.96 / p99 13.1 ms to 4.72 / 6.29 ms (BENCHMARKS.md, "The
-//! whole UI frame").
+//! memory kept (below), about 440 a second, and the UI thread's CPU per
+//! frame fell from p50 9.96 / p99 13.1 ms to 4.72 / 6.3-7.3 ms
+//! (BENCHMARKS.md, "The whole UI frame").
 //!
-//! The cost is memory the process keeps after freeing it, up to the trim
-//! threshold; the window's frames reuse it. Only the `gui` command calls
-//! this: the headless station allocates nothing per frame once warm.
+//! The cost is memory the process keeps after freeing it: up to the trim
+//! threshold at the top of each of glibc's arenas (one per thread that
+//! allocates concurrently, at most 8 per core), though only the arenas the
+//! painting uses grow; the window's frames reuse it. Only the `gui`
+//! command calls this, first thing: the headless station allocates
+//! nothing per frame once warm.
 
 /// Blocks below this come from the heap, not their own mapping (glibc's
 /// ceiling for the setting on 64-bit).
@@ -25,8 +28,9 @@ const TRIM_THRESHOLD: usize = 256 << 20;
 /// Sets glibc's allocator to keep freed memory mapped; says which setting
 /// it could not make (the window runs either way, slower).
 pub fn keep_freed_memory_mapped() -> Result<(), String> {
-    // SAFETY: mallopt only changes the allocator's tuning parameters; it
-    // takes no pointers, and glibc serialises it with the allocator.
+    // SAFETY: mallopt takes no pointers; it sets two of glibc's global
+    // tuning parameters (under the main arena's lock), which every later
+    // allocation and free reads. It is safe to call at any time.
     let mmap = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) };
     // SAFETY: as above.
     let trim = unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int) };

@@ -7,6 +7,7 @@
 //! of recent runs.
 
 use super::command::UiCommand;
+use super::die_grid::{DieRect, DieRects};
 use crate::machine::DieSite;
 use crate::pipeline::{DefectClass, DieResult, ReferenceMode};
 use crate::run::ValidRecipe;
@@ -596,37 +597,44 @@ pub fn ui(ui: &mut Ui, map: &mut WaferMapState, out: &mut Vec<UiCommand>) {
             .collect();
         pu.line(Line::new("wafer", outline).color(Color32::from_gray(40)));
         let (sx, sy) = (map.die_size_um.0 / 1000.0, map.die_size_um.1 / 1000.0);
+        // One item (and legend entry) per kind of mark, each one mesh of
+        // rectangles (`die_grid`): not a tessellated polygon per die.
+        let mut kinds = [
+            DieRects::new("pending", Color32::from_gray(225)),
+            DieRects::new("not inspected", Color32::from_gray(200)),
+            DieRects::new("clean", Color32::from_gray(170)),
+            DieRects::new("with defects", Color32::from_gray(120)),
+            // A truncated die reads apart by a heavy outline and its own
+            // legend entry, not by colour.
+            DieRects::new(
+                "with defects, TRUNCATED (more found than listed)",
+                Color32::from_gray(120),
+            ),
+        ];
         for (s, m) in map.sites.iter().zip(&map.marks) {
             let (x, y) = (s.origin_um.0 / 1000.0, s.origin_um.1 / 1000.0);
-            let (name, fill) = match m {
-                DieMark::Pending => ("pending", Color32::from_gray(225)),
-                DieMark::NotInspected => ("not inspected", Color32::from_gray(200)),
-                DieMark::Clean => ("clean", Color32::from_gray(170)),
-                DieMark::Defective => ("with defects", Color32::from_gray(120)),
-            };
-            let mut stroke = egui::Stroke::new(0.5, Color32::from_gray(90));
-            // A truncated die reads apart by a heavy dashed-looking outline
-            // and its own legend entry, not by colour.
             let truncated = map.not_listed(s.index).is_some();
-            let name = if truncated {
-                "with defects, TRUNCATED (more found than listed)"
-            } else {
-                name
+            let (kind, mut outline_px, mut outline) = match m {
+                DieMark::Pending => (0, 1.0, Color32::from_gray(150)),
+                DieMark::NotInspected => (1, 1.0, Color32::from_gray(150)),
+                DieMark::Clean => (2, 1.0, Color32::from_gray(110)),
+                DieMark::Defective if truncated => (4, 2.0, Color32::from_gray(20)),
+                DieMark::Defective => (3, 1.0, Color32::from_gray(90)),
             };
-            if truncated {
-                stroke = egui::Stroke::new(1.5, Color32::from_gray(20));
-            }
             if map.selected == Some(s.index) {
-                stroke = egui::Stroke::new(2.0, Color32::BLACK);
+                (outline_px, outline) = (2.0, Color32::BLACK);
             }
-            pu.polygon(
-                Polygon::new(
-                    name,
-                    vec![[x, y], [x + sx, y], [x + sx, y + sy], [x, y + sy]],
-                )
-                .fill_color(fill)
-                .stroke(stroke),
-            );
+            kinds[kind].push(DieRect {
+                min_mm: [x, y],
+                max_mm: [x + sx, y + sy],
+                outline_px,
+                outline,
+            });
+        }
+        for k in kinds {
+            if !k.is_empty() {
+                pu.add(k);
+            }
         }
         // What each die was compared with: a flag in its upper-left corner
         // (shape and fill, not colour), a cross over the die when its
