@@ -208,6 +208,12 @@ fn full_difficulty() -> GenParams {
 /// searches ±128 (a stage whose repeat error is ±64 px per die needs
 /// twice that between two dies). Thresholds at 5σ with the 2×2 box and
 /// edge tolerance, as the sensitivity table's recipe.
+///
+/// 240 die triplets. The scratch merging was developed against seeds
+/// 100..140 (17 of 18 scratches right there: the one left is a scratch the
+/// generator clipped at the image margin to a 7 × 2.4 px mark); seeds
+/// 140..340 were not looked at until it was done (76 of 78 right), so the
+/// figure is mostly held out.
 #[test]
 fn detector_meets_issue_11_on_full_difficulty_independent_images() {
     let params = DetectParams {
@@ -217,15 +223,11 @@ fn detector_meets_issue_11_on_full_difficulty_independent_images() {
         box_threshold_ratio: 0.36,
         ..DetectParams::default()
     };
-    let s = score_triplets(&full_difficulty(), params, 100..140);
+    let s = score_triplets(&full_difficulty(), params, 100..340);
     assert_acceptance(&s);
-    // Issue 11 asks scratch ≥ 95 %; here 17 of 18 (94.4 %): the one left
-    // (seed 122) is a scratch the generator clipped at the image margin to
-    // a 7 × 2.4 px mark, which no length rule calls a scratch without also
-    // calling short streaks scratches (see BENCHMARKS.md). This floor
-    // guards against losing what merging dots and dashes won (78 % before).
+    // Issue 11: scratch ≥ 95 %.
     let scratch = s.class_accuracy(DefectClass::Scratch).unwrap_or(0.0);
-    assert!(scratch >= 0.9, "scratch {scratch:.3}: {s:?}");
+    assert!(scratch >= 0.95, "scratch {scratch:.3}: {s:?}");
 }
 
 /// The scorer can fail: a detector blind to everything (threshold 255)
