@@ -8,9 +8,13 @@
 //! Every child gets its own HOME and XDG variables, so nothing here reads
 //! or writes the real user's directories.
 
+#[path = "common/child.rs"]
+mod child;
+
+use child::run_to_files;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -319,36 +323,22 @@ fn window_from_root(t: &Path, home: &Path, args: &[&std::ffi::OsStr]) -> String 
         "xvfb-run is not installed (apt-get install -y xvfb xauth libgl1-mesa-dri libegl-mesa0)"
     );
     std::fs::create_dir_all(home).unwrap();
-    let mut child = Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1600x1000x24"])
+    let mut cmd = Command::new("xvfb-run");
+    cmd.args(["-a", "-s", "-screen 0 1600x1000x24"])
         .arg(env!("CARGO_BIN_EXE_waferscope"))
         .args(args)
         .args(["gui", "--exit-after", "2"])
         .current_dir("/")
         .env("HOME", home)
         .env_remove("XDG_DATA_HOME")
-        .env_remove("XDG_STATE_HOME")
-        // Files, not pipes: nothing reads a pipe while we wait.
-        .stdout(std::fs::File::create(t.join("out.txt")).unwrap())
-        .stderr(std::fs::File::create(t.join("err.txt")).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            // By PID, never by name.
-            child.kill().ok();
-            child.wait().ok();
-            panic!("the window did not close within 120 s of --exit-after 2");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let all = std::fs::read_to_string(t.join("out.txt")).unwrap()
-        + &std::fs::read_to_string(t.join("err.txt")).unwrap();
-    assert_eq!(status.code(), Some(0), "{all}");
+        .env_remove("XDG_STATE_HOME");
+    let (code, all) = run_to_files(
+        cmd,
+        t,
+        Duration::from_secs(120),
+        "the window (--exit-after 2)",
+    );
+    assert_eq!(code, Some(0), "{all}");
     assert!(all.contains("exit: UI frame over"), "{all}");
     all
 }

@@ -7,9 +7,13 @@
 //! suite short.
 #![cfg(feature = "gui")]
 
+#[path = "common/child.rs"]
+mod child;
+
+use child::run_to_files;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
@@ -21,8 +25,8 @@ fn on_path(program: &str) -> bool {
 /// everything it printed.
 fn window(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut child = Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1600x1000x24"])
+    let mut cmd = Command::new("xvfb-run");
+    cmd.args(["-a", "-s", "-screen 0 1600x1000x24"])
         .arg(env!("CARGO_BIN_EXE_waferscope"))
         .arg("gui")
         .arg("--data-dir")
@@ -35,28 +39,13 @@ fn window(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
         .arg(root.join("assets/recipes/full-300mm.toml"))
         .args(["--fast", "--demo", "--exit-after", "7"])
         .args(extra)
-        .current_dir(dir)
-        // Files, not pipes: nothing reads a pipe while we wait.
-        .stdout(std::fs::File::create(dir.join("out.txt")).unwrap())
-        .stderr(std::fs::File::create(dir.join("err.txt")).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            // By PID, never by name.
-            child.kill().ok();
-            child.wait().ok();
-            panic!("the window did not close within 120 s of --exit-after 7");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let all = std::fs::read_to_string(dir.join("out.txt")).unwrap()
-        + &std::fs::read_to_string(dir.join("err.txt")).unwrap();
-    (status.code(), all)
+        .current_dir(dir);
+    run_to_files(
+        cmd,
+        dir,
+        Duration::from_secs(120),
+        "the window (--exit-after 7)",
+    )
 }
 
 #[test]
