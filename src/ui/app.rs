@@ -61,8 +61,6 @@ pub struct StationApp {
     last_counts: (u64, u64, Vec<(&'static str, u64)>, Instant),
     /// The wall-clock second this frame shows (clock and liveness tick).
     shown_second: super::clock::WallSecond,
-    /// When the frame the last one asked for is due.
-    next_frame_due: Option<Instant>,
     /// Wakes the idle window on an alarm or run change (started with the
     /// first frame, which brings egui's context).
     waker: Option<super::waker::Waker>,
@@ -121,7 +119,6 @@ impl StationApp {
             last_slow: None,
             last_counts: (0, 0, Vec::new(), Instant::now()),
             shown_second: super::clock::WallSecond::now(),
-            next_frame_due: None,
             waker: None,
             frame_time: LatencyHistogram::new(),
             frame_stats: Default::default(),
@@ -396,14 +393,11 @@ impl StationApp {
     /// One UI pass (called by eframe, and by the UI tests directly).
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let start = thread_cpu_ns();
-        self.watchdog.begin();
+        // Before the frame asked for: input, or another thread's repaint.
+        let woken_early = self.watchdog.begin();
         if self.waker.is_none() {
             self.start_waker(ui.ctx());
         }
-        // Before the frame asked for: input, or another thread's repaint.
-        let woken_early = self
-            .next_frame_due
-            .is_some_and(|due| Instant::now() + WOKEN_EARLY_MARGIN < due);
         // What this pass asks for; `logic` lowers it to 0 for a backlog.
         self.repaint_asked = Duration::MAX;
         self.session.tick(ui.ctx(), &self.station.guard);
@@ -509,7 +503,6 @@ impl StationApp {
                 next_second
             }
         };
-        self.next_frame_due = Some(Instant::now() + after);
         ui.ctx().request_repaint_after(after);
         self.repaint_asked = self.repaint_asked.min(after);
         self.frame_time
@@ -908,10 +901,6 @@ pub const IDLE_REPAINT: Duration =
 /// a stall in that frame's painting (HMI rule 11: 0.5 s) as the next frame
 /// coming late. Once frames come when asked, it is a frame a second again.
 pub const AFTER_INPUT_REPAINT: Duration = Duration::from_millis(250);
-
-/// A frame this much or more before it was due was woken early (less is
-/// timer slack).
-const WOKEN_EARLY_MARGIN: Duration = Duration::from_millis(5);
 
 /// How far past the clock's second an idle frame is timed, so that it
 /// shows the new second despite timer slack.

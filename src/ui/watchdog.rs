@@ -29,6 +29,10 @@ use std::time::Duration;
 /// How long the UI thread may be stuck before it is a stall (HMI rule 11).
 pub const STALL_THRESHOLD: Duration = Duration::from_millis(500);
 
+/// A frame this much or more before it was due was woken early (less is
+/// timer slack).
+const WOKEN_EARLY_MARGIN: Duration = Duration::from_millis(5);
+
 /// How often the watching thread looks.
 const LOOK_EVERY: Duration = Duration::from_millis(50);
 
@@ -86,9 +90,15 @@ impl UiWatchdog {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Called by the UI thread as a frame begins.
-    pub fn begin(&self) {
-        self.shared.begin_ns.store(now_ns(), Ordering::Release);
+    /// Called by the UI thread as a frame begins. Returns whether the
+    /// frame began before the one the last frame asked for was due (woken
+    /// early: input, or another thread's repaint), by more than timer
+    /// slack.
+    pub fn begin(&self) -> bool {
+        let now = now_ns();
+        self.shared.begin_ns.store(now, Ordering::Release);
+        let due = self.shared.due_ns.load(Ordering::Acquire);
+        due != 0 && now + (WOKEN_EARLY_MARGIN.as_nanos() as u64) < due
     }
 
     /// Called by the UI thread as a frame ends, with the time after which
@@ -278,6 +288,19 @@ mod tests {
         frame(&w, Duration::from_millis(800), Duration::from_millis(33));
         std::thread::sleep(LOOK_EVERY * 2);
         assert_eq!(w.figures(), StallFigures::default());
+    }
+
+    /// A frame is early when it begins well before the one asked for was
+    /// due, and not when it comes on time or when none was asked for yet.
+    #[test]
+    fn a_frame_before_its_due_time_began_early() {
+        let w = UiWatchdog::start(STALL_THRESHOLD);
+        assert!(!w.begin(), "the first frame");
+        w.end(Duration::from_millis(200), false);
+        assert!(w.begin(), "50 ms into a 200 ms wait");
+        w.end(Duration::from_millis(20), false);
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!w.begin(), "after the 20 ms asked for");
     }
 
     #[test]
