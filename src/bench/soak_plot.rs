@@ -41,12 +41,14 @@ fn render(soak: &Soak, rgb: &mut [u8]) -> Result<(), Box<dyn std::error::Error>>
         .first()
         .map(|s| s.frames as f64)
         .unwrap_or(0.0);
+    let over_dies = |value: fn(&super::soak::Sample) -> f64| -> Vec<(f64, f64)> {
+        soak.samples
+            .iter()
+            .map(|s| (s.frames as f64, value(s)))
+            .collect()
+    };
 
-    let rss: Vec<(f64, f64)> = soak
-        .samples
-        .iter()
-        .map(|s| (s.frames as f64, s.rss_kib as f64 / 1024.0))
-        .collect();
+    let rss = over_dies(|s| s.rss_kib as f64 / 1024.0);
     let rss_max = rss.iter().map(|p| p.1).fold(0.0, f64::max) * 1.1 + 1.0;
     let title = format!(
         "Resident memory (MiB): {} dies of {px}x{px} px, drift after warm-up {:.2} %",
@@ -54,42 +56,16 @@ fn render(soak: &Soak, rgb: &mut [u8]) -> Result<(), Box<dyn std::error::Error>>
         soak.rss_drift_percent(),
         px = soak.image_px
     );
-    let mut chart = ChartBuilder::on(&top)
-        .caption(title, (FONT, 22))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, 0.0..rss_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("dies inspected")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_desc("RSS, MiB")
-        .label_style((FONT, 15))
-        .draw()?;
-    shade_warm_up(&mut chart, warm_up_end, rss_max)?;
-    chart
-        .draw_series(LineSeries::new(rss, BLUE.stroke_width(2)))?
-        .label("RSS")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .label_font((FONT, 15))
-        .border_style(BLACK)
-        .draw()?;
+    let axes = Axes {
+        x_max,
+        y_max: rss_max,
+        y_desc: "RSS, MiB",
+        warm_up_end,
+    };
+    panel(&top, title, &axes, vec![("RSS", BLUE, rss)])?;
 
-    let p99: Vec<(f64, f64)> = soak
-        .samples
-        .iter()
-        .map(|s| (s.frames as f64, s.handoff_p99_us / 1e3))
-        .collect();
-    let p50: Vec<(f64, f64)> = soak
-        .samples
-        .iter()
-        .map(|s| (s.frames as f64, s.handoff_p50_us / 1e3))
-        .collect();
+    let p99 = over_dies(|s| s.handoff_p99_us / 1e3);
+    let p50 = over_dies(|s| s.handoff_p50_us / 1e3);
     let lat_max = p99.iter().map(|p| p.1).fold(0.0, f64::max) * 1.1 + 0.1;
     let (first, last) = soak.handoff_p99_first_last_us();
     let title = format!(
@@ -97,28 +73,62 @@ fn render(soak: &Soak, rgb: &mut [u8]) -> Result<(), Box<dyn std::error::Error>>
         first / 1e3,
         last / 1e3
     );
-    let mut chart = ChartBuilder::on(&bottom)
+    let axes = Axes {
+        x_max,
+        y_max: lat_max,
+        y_desc: "capture -> worker, ms",
+        warm_up_end,
+    };
+    panel(
+        &bottom,
+        title,
+        &axes,
+        vec![("p99", RED, p99), ("p50", GREEN, p50)],
+    )?;
+    root.present()?;
+    Ok(())
+}
+
+/// A panel's axes: dies inspected from 0 to `x_max`, the value from 0 to
+/// `y_max`, the warm-up (up to `warm_up_end` dies) shaded.
+struct Axes<'a> {
+    x_max: f64,
+    y_max: f64,
+    y_desc: &'a str,
+    warm_up_end: f64,
+}
+
+/// A line: its legend label, colour and (dies inspected, value) points.
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
+/// One panel: its caption, axes, the warm-up band, a line per series and
+/// their legend.
+fn panel(
+    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    title: String,
+    axes: &Axes,
+    series: Vec<Series>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 22))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, 0.0..lat_max)?;
+        .build_cartesian_2d(0.0..axes.x_max, 0.0..axes.y_max)?;
     chart
         .configure_mesh()
         .x_desc("dies inspected")
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_desc("capture -> worker, ms")
+        .y_desc(axes.y_desc)
         .label_style((FONT, 15))
         .draw()?;
-    shade_warm_up(&mut chart, warm_up_end, lat_max)?;
-    chart
-        .draw_series(LineSeries::new(p99, RED.stroke_width(2)))?
-        .label("p99")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-    chart
-        .draw_series(LineSeries::new(p50, GREEN.stroke_width(2)))?
-        .label("p50")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN));
+    shade_warm_up(&mut chart, axes.warm_up_end, axes.y_max)?;
+    for (label, color, points) in series {
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
@@ -126,7 +136,6 @@ fn render(soak: &Soak, rgb: &mut [u8]) -> Result<(), Box<dyn std::error::Error>>
         .label_font((FONT, 15))
         .border_style(BLACK)
         .draw()?;
-    root.present()?;
     Ok(())
 }
 
