@@ -107,8 +107,8 @@ struct GuiOpts {
     exit_after: Option<f64>,
     /// Exit with code 10, naming it, if a frame after the first 3 s
     /// (start-up) came more than this many ms later than the window asked
-    /// to repaint (33 ms while a run moves; idle, just after the clock's next second). For scripted
-    /// checks.
+    /// to repaint (33 ms while a run moves; when idle, just after the
+    /// clock's next second). For scripted checks.
     #[arg(long, value_name = "MS")]
     fail_on_stall_ms: Option<u64>,
     /// Test only: the UI thread sleeps this many ms once, 4 s after the
