@@ -255,6 +255,12 @@ pub fn run(mut args: GuiArgs) -> Result<()> {
             // Wayland matches the window to assets/waferscope.desktop by
             // this id (X11 by the WM class, the program's name).
             .with_app_id("waferscope"),
+        // egui's shader dithers every fragment to hide banding in
+        // gradients; the operator screen is flat colours, and without a GPU
+        // (Mesa's llvmpipe) that per-fragment work was about a sixth of the
+        // idle window's rasteriser CPU (1.63 -> 1.38 % of a core measured
+        // with scripts/gui-cpu.sh; BENCHMARKS.md).
+        dithering: false,
         ..Default::default()
     };
     let scripted = Scripted {

@@ -7,8 +7,8 @@
 //! Its snapshots carry their time and period, so every reader (screens,
 //! interlocks, suspenders) sees the alarm picture go out of date and shows
 //! the "evaluator stopped" alarm itself (`AlarmSnapshot::as_seen_at`); the
-//! journal thread, which already owns the journal and wakes at least every
-//! few evaluation periods, watches the evaluator's health and journals its
+//! journal thread, which already owns the journal and wakes at least five
+//! times in the evaluator's stall time, watches the evaluator's health and journals its
 //! death (with the panic message) or stall. Both need nothing from the
 //! evaluator, so both still work when it is gone.
 
@@ -135,7 +135,13 @@ impl AlarmService {
             .map(|d| d.alid)
             .unwrap_or(0);
         let drops = journal_drops.clone();
-        let wake = (period * 3).max(Duration::from_millis(1));
+        // Events wake the journal as they arrive; the timeout only paces
+        // its watch on the evaluator, which counts as stalled after
+        // `stall_after` (250 ms at the station's 5 ms period). Five looks
+        // per stall time see a stall within a fifth of it after it counts
+        // (it woke every 3 periods, 15 ms, 67 times a second: a quarter of
+        // a percent of a core in an idle station, for nothing).
+        let wake = (stall_after / 5).max(Duration::from_millis(1));
         let (journal_thread, journal_health) =
             spawn_watched(JOURNAL_THREAD, Duration::from_secs(30), move |health| {
                 let mut batch = Vec::with_capacity(256);

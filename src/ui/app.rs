@@ -10,7 +10,7 @@ use super::live_view::LiveView;
 use super::run_control::RunControl;
 use super::view::{Health, LinkRow, View};
 use super::wafer_map::WaferMapState;
-use super::{health, look, simulator, status_strip, wafer_map};
+use super::{health, look, simulator, status_strip, thread_time, wafer_map};
 use crate::hot::{alloc_count, LatencyHistogram, LatestReader};
 use crate::monitor::trend::TrendRings;
 use crate::monitor::{AlarmSnapshot, MachineSnapshot};
@@ -392,7 +392,7 @@ impl StationApp {
 
     /// One UI pass (called by eframe, and by the UI tests directly).
     pub fn show(&mut self, ui: &mut egui::Ui) {
-        let start = thread_cpu_ns();
+        let start = thread_time::cpu_ns();
         // Before the frame asked for: input, or another thread's repaint.
         let woken_early = self.watchdog.begin();
         if self.waker.is_none() {
@@ -506,7 +506,7 @@ impl StationApp {
         ui.ctx().request_repaint_after(after);
         self.repaint_asked = self.repaint_asked.min(after);
         self.frame_time
-            .record(thread_cpu_ns().saturating_sub(start));
+            .record(thread_time::cpu_ns().saturating_sub(start));
         let minimised = ui.ctx().input(|i| i.viewport().minimized.unwrap_or(false));
         self.watchdog.end(self.repaint_asked, minimised);
     }
@@ -859,22 +859,6 @@ impl StationApp {
     }
 }
 
-/// CPU time this thread has used, ns: time the thread was preempted by
-/// the pipeline threads does not count.
-pub(crate) fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the
-    // call; CLOCK_THREAD_CPUTIME_ID is supported on every Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 fn reader<T: Copy + Send>(r: Option<LatestReader<T>>) -> anyhow::Result<LatestReader<T>> {
     r.ok_or_else(|| anyhow::anyhow!("too many snapshot readers"))
 }
@@ -909,22 +893,4 @@ const IDLE_REPAINT_PAST_THE_SECOND: Duration = Duration::from_millis(10);
 /// Sets the look once.
 pub fn setup(ctx: &egui::Context) {
     look::apply(ctx);
-}
-
-#[cfg(test)]
-mod tests {
-
-    #[test]
-    fn thread_cpu_time_advances_with_work_not_with_sleep() {
-        let t0 = super::thread_cpu_ns();
-        std::thread::sleep(std::time::Duration::from_millis(30));
-        let slept = super::thread_cpu_ns() - t0;
-        let t1 = super::thread_cpu_ns();
-        let mut x = 0u64;
-        while super::thread_cpu_ns() - t1 < 20_000_000 {
-            x = std::hint::black_box(x.wrapping_add(1));
-        }
-        assert!(slept < 10_000_000, "sleeping used {slept} ns of CPU");
-        assert!(x > 0);
-    }
 }

@@ -11,6 +11,10 @@
 //!   consecutive `ui` calls: everything the UI thread did for one frame
 //!   cycle (including event handling and `swap_buffers`), but not work on
 //!   other threads (Mesa's llvmpipe rasterises on its own threads).
+//! - **UI thread waiting for a core per frame**: the time in that cycle
+//!   the thread was ready to run but every core was busy (the kernel's
+//!   run-queue delay). eframe's wall figure less the CPU figure is mostly
+//!   this wait plus time blocked in the GL driver.
 //! - **frame gap**: wall time between two consecutive `ui` calls, what
 //!   the operator sees as a frozen screen when it grows.
 //! - **lateness**: how much longer the gap was than the repaint delay the
@@ -21,6 +25,7 @@
 //!
 //! Everything is in fixed-size histograms; nothing grows with the run.
 
+use super::thread_time;
 use crate::hot::LatencyHistogram;
 use std::time::{Duration, Instant};
 
@@ -42,10 +47,14 @@ pub struct FrameStats {
     first: Option<Instant>,
     last: Option<Instant>,
     last_cpu_ns: u64,
+    last_wait_ns: Option<u64>,
     /// eframe's `cpu_usage` of each frame, ns (wall time of the frame's work).
     pub eframe_frame: LatencyHistogram,
     /// The UI thread's CPU time per frame cycle, ns.
     pub thread_cpu: LatencyHistogram,
+    /// The UI thread's run-queue wait per frame cycle, ns (empty where
+    /// the kernel keeps no scheduler statistics).
+    pub core_wait: LatencyHistogram,
     /// Gaps between frames after the start-up grace, ns.
     pub gap: LatencyHistogram,
     /// Frames later than `LATE_LIMIT` after the grace.
@@ -82,8 +91,10 @@ impl FrameStats {
             first: None,
             last: None,
             last_cpu_ns: 0,
+            last_wait_ns: None,
             eframe_frame: LatencyHistogram::new(),
             thread_cpu: LatencyHistogram::new(),
+            core_wait: LatencyHistogram::new(),
             gap: LatencyHistogram::new(),
             late_frames: 0,
             worst: None,
@@ -95,7 +106,15 @@ impl FrameStats {
     /// figure for the previous frame (`None` on the first one) and the
     /// repaint delay the previous frame asked for.
     pub fn frame(&mut self, now: Instant, eframe_seconds: Option<f32>, asked: Duration) {
-        self.frame_with_cpu(now, eframe_seconds, asked, super::app::thread_cpu_ns());
+        self.frame_with_cpu(now, eframe_seconds, asked, thread_time::cpu_ns());
+        self.core_wait(thread_time::run_queue_wait_ns());
+    }
+
+    fn core_wait(&mut self, wait_ns: Option<u64>) {
+        if let (Some(last), Some(now)) = (self.last_wait_ns, wait_ns) {
+            self.core_wait.record(now.saturating_sub(last));
+        }
+        self.last_wait_ns = wait_ns;
     }
 
     fn frame_with_cpu(
@@ -162,12 +181,14 @@ impl FrameStats {
         let q = |h: &LatencyHistogram, p: f64| h.quantile(p) as f64 / 1e6;
         let max = |h: &LatencyHistogram| h.summary().max as f64 / 1e6;
         format!(
-            "whole frame (eframe, wall) p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; UI thread CPU per frame p50 {:.2} ms, p99 {:.2} ms; frame gap p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} frames > {} ms later than asked, latest {:.0} ms (after a {} s start-up grace; start-up max gap {:.0} ms)",
+            "whole frame (eframe, wall) p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; UI thread CPU per frame p50 {:.2} ms, p99 {:.2} ms; UI thread waiting for a core per frame p50 {:.2} ms, p99 {:.2} ms; frame gap p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} frames > {} ms later than asked, latest {:.0} ms (after a {} s start-up grace; start-up max gap {:.0} ms)",
             q(&self.eframe_frame, 0.5),
             q(&self.eframe_frame, 0.99),
             max(&self.eframe_frame),
             q(&self.thread_cpu, 0.5),
             q(&self.thread_cpu, 0.99),
+            q(&self.core_wait, 0.5),
+            q(&self.core_wait, 0.99),
             q(&self.gap, 0.5),
             q(&self.gap, 0.99),
             max(&self.gap),
@@ -235,5 +256,26 @@ mod tests {
         s.frame_with_cpu(at(t0, 40 * 205 + 650), Some(0.003), idle, 99);
         let why = s.stall_over(LATE_LIMIT).expect("450 ms late is a stall");
         assert!(why.contains("came 450 ms later than the 200 ms"), "{why}");
+    }
+
+    /// The run-queue wait is kept per frame cycle, as a difference of the
+    /// thread's running total; a kernel without schedstat leaves it empty
+    /// rather than recording the total as one frame's wait.
+    #[test]
+    fn the_wait_for_a_core_is_recorded_per_frame_cycle() {
+        let mut s = FrameStats::new(Duration::ZERO);
+        s.core_wait(None);
+        s.core_wait(Some(50_000_000));
+        assert_eq!(s.core_wait.summary().count, 0);
+        s.core_wait(Some(52_000_000));
+        s.core_wait(Some(52_500_000));
+        assert_eq!(s.core_wait.summary().count, 2);
+        let max = s.core_wait.summary().max;
+        assert!((1_900_000..=2_100_000).contains(&max), "{max}");
+        assert!(
+            s.text().contains("waiting for a core per frame"),
+            "{}",
+            s.text()
+        );
     }
 }

@@ -24,6 +24,7 @@ pub mod run_control;
 pub mod session;
 pub mod simulator;
 pub mod status_strip;
+pub mod thread_time;
 pub mod users_panel;
 pub mod view;
 pub mod wafer_map;
