@@ -25,6 +25,13 @@ const GAIN_DRIFT: f32 = 0.10;
 /// A detection matches a defect when its bbox is within this of the
 /// defect's.
 const MATCH_PX: f32 = 3.0;
+/// Defects narrower than this (their bounding box's longer side, px) are
+/// counted apart as well as in the whole: particles of radius < 1.3 px,
+/// about 29 % of the simulator's. Such a spot puts at most 0.8–1.0 of its
+/// contrast in any one pixel, and at 4–5σ sits at the detection limit of
+/// any per-die statistic at 0.1 false detections per die (BENCHMARKS.md,
+/// "A spot test over a plus"); fabs state sensitivity per defect size.
+pub const SMALL_ACROSS_PX: f32 = 2.6;
 /// The naive detector's threshold: today's detector's default.
 const NAIVE_THRESHOLD: u8 = 24;
 
@@ -50,11 +57,22 @@ pub struct Cell {
     /// centre: such a defect would be excluded wrongly; the count is
     /// shown per cell.)
     pub clipped: usize,
+    /// Of `defects` and `found`: those narrower than `SMALL_ACROSS_PX`.
+    pub small_defects: usize,
+    pub small_found: usize,
 }
 
 impl Cell {
     pub fn recall(&self) -> f64 {
         self.found as f64 / self.defects.max(1) as f64
+    }
+    /// Recall over defects at least `SMALL_ACROSS_PX` across.
+    pub fn recall_sized(&self) -> f64 {
+        (self.found - self.small_found) as f64 / (self.defects - self.small_defects).max(1) as f64
+    }
+    /// Recall over defects narrower than `SMALL_ACROSS_PX`.
+    pub fn recall_small(&self) -> f64 {
+        self.small_found as f64 / self.small_defects.max(1) as f64
     }
     pub fn false_per_die(&self) -> f64 {
         self.false_detections as f64 / self.dies.max(1) as f64
@@ -68,6 +86,9 @@ pub struct Sensitivity {
     /// Die-to-golden: each test die against a golden die taught (as
     /// `waferscope teach` does) from `TEACH_DIES` other dies of the wafer.
     pub golden: Vec<Cell>,
+    /// Die-to-die with `sized_params`: the recipe for defects at least
+    /// `SMALL_ACROSS_PX` across.
+    pub sized: Vec<Cell>,
     pub naive: Vec<Cell>,
 }
 
@@ -117,6 +138,20 @@ pub fn detector_params() -> DetectParams {
     }
 }
 
+/// The table's recipe with a minimum defect area of `SIZED_MIN_AREA`
+/// px: what a recipe states when its sensitivity is specified for defects
+/// at least `SMALL_ACROSS_PX` across. (A spot 2.6 px across covers about
+/// 5 px; the grain's false detections at σ 3 are 2–3 px components.)
+pub fn sized_params() -> DetectParams {
+    DetectParams {
+        min_area: SIZED_MIN_AREA,
+        ..detector_params()
+    }
+}
+
+/// See `sized_params`.
+pub const SIZED_MIN_AREA: u32 = 3;
+
 /// Measures `dies` die triplets per cell.
 pub fn run(dies: usize) -> anyhow::Result<Sensitivity> {
     anyhow::ensure!(dies > 0, "--dies must be at least 1");
@@ -124,15 +159,17 @@ pub fn run(dies: usize) -> anyhow::Result<Sensitivity> {
         dies,
         detector: Vec::new(),
         golden: Vec::new(),
+        sized: Vec::new(),
         naive: Vec::new(),
     };
     let mut bench = Bench::new(detector_params());
     for (si, &sigma) in SIGMAS.iter().enumerate() {
         for (ci, &contrast) in CONTRASTS.iter().enumerate() {
             let seed = 1000 + (si * CONTRASTS.len() + ci) as u64;
-            let (cell, golden, naive) = bench.cell(sigma, contrast, seed, dies)?;
+            let [cell, golden, sized, naive] = bench.cell(sigma, contrast, seed, dies)?;
             result.detector.push(cell);
             result.golden.push(golden);
+            result.sized.push(sized);
             result.naive.push(naive);
         }
     }
@@ -143,6 +180,8 @@ pub fn run(dies: usize) -> anyhow::Result<Sensitivity> {
 struct Bench {
     pool: FramePool,
     det: Detector,
+    /// The same recipe with `SIZED_MIN_AREA`.
+    sized_det: Detector,
     /// The same recipe against the taught golden die.
     golden_det: Detector,
     profiles: Vec<Profiles>,
@@ -157,6 +196,7 @@ impl Bench {
         Self {
             pool: FramePool::new(3, FrameGeometry::gray8(SIZE, SIZE)),
             det: Detector::new(SIZE, SIZE, params),
+            sized_det: Detector::new(SIZE, SIZE, sized_params()),
             golden_det: Detector::new(SIZE, SIZE, golden_params()),
             profiles: (0..3).map(|_| Profiles::new(SIZE, SIZE)).collect(),
             out: DieResult::default(),
@@ -165,14 +205,15 @@ impl Bench {
     }
 
     /// One cell: `dies` triplets of a wafer seeded `seed` at this noise
-    /// and contrast, scored for the detector and the naive baseline.
+    /// and contrast, scored for the detector die-to-die, die-to-golden,
+    /// with the sized recipe, and the naive baseline, in that order.
     fn cell(
         &mut self,
         sigma: f32,
         contrast: f32,
         seed: u64,
         dies: usize,
-    ) -> anyhow::Result<(Cell, Cell, Cell)> {
+    ) -> anyhow::Result<[Cell; 4]> {
         let mut frames: Vec<_> = (0..3)
             .map(|_| self.pool.try_lease().expect("3 frames"))
             .collect();
@@ -191,6 +232,7 @@ impl Bench {
         };
         let mut naive = cell;
         let mut golden_cell = cell;
+        let mut sized = cell;
         // Its own camera, so the test dies' exposures (and the die-to-die
         // rows) do not depend on the teaching.
         let mut teaching_cam = SimCamera::with_realism(
@@ -224,6 +266,18 @@ impl Bench {
             score(&mut cell, &truth, &boxes_of(out), out.dropped as usize);
 
             out.clear(t);
+            self.sized_det.inspect(
+                Reference::die(frames[0].data(), &self.profiles[0]),
+                Reference::die(frames[1].data(), &self.profiles[1]),
+                Reference::die(frames[2].data(), &self.profiles[2]),
+                None,
+                out,
+            );
+            sized.untrusted += out.alignment_untrusted as usize;
+            sized.clipped += clipped;
+            score(&mut sized, &truth, &boxes_of(out), out.dropped as usize);
+
+            out.clear(t);
             self.golden_det.inspect_against(
                 Reference::die(frames[0].data(), &self.profiles[0]),
                 Reference::golden(&golden.pixels, &golden_profiles),
@@ -248,7 +302,7 @@ impl Bench {
             );
             score(&mut naive, &truth, &naive_boxes, 0);
         }
-        Ok((cell, golden_cell, naive))
+        Ok([cell, golden_cell, sized, naive])
     }
 
     /// A golden die taught from `TEACH_DIES` dies of this wafer that are
@@ -365,6 +419,23 @@ fn kept_contrast(under: u8, delta: f32, gain: f32, offset: f32) -> f32 {
     image(under as f32 + delta) - image(under as f32)
 }
 
+/// A σ × contrast table of one text per cell.
+fn size_table(cells: &[Cell], text: impl Fn(&Cell) -> String) -> String {
+    let mut s = "  σ \\ contrast".to_owned();
+    for c in CONTRASTS {
+        s += &format!("  {c:>22}");
+    }
+    s += "\n";
+    for sigma in SIGMAS {
+        s += &format!("  {sigma:>12}");
+        for c in cells.iter().filter(|c| c.sigma == sigma) {
+            s += &format!("  {:>22}", text(c));
+        }
+        s += "\n";
+    }
+    s
+}
+
 fn near(truth: &[f32; 4], d: &[f32; 4]) -> bool {
     d[0] - MATCH_PX <= truth[2]
         && truth[0] <= d[2] + MATCH_PX
@@ -376,8 +447,13 @@ fn score(cell: &mut Cell, truth: &[([f32; 4], bool)], found: &[[f32; 4]], droppe
     cell.dies += 1;
     for (b, inspectable) in truth {
         if *inspectable {
+            let hit = found.iter().any(|d| near(b, d)) as usize;
             cell.defects += 1;
-            cell.found += found.iter().any(|d| near(b, d)) as usize;
+            cell.found += hit;
+            if (b[2] - b[0]).max(b[3] - b[1]) < SMALL_ACROSS_PX {
+                cell.small_defects += 1;
+                cell.small_found += hit;
+            }
         }
     }
     let false_ones = found
@@ -466,6 +542,30 @@ impl Sensitivity {
                 s += "\n";
             }
         }
+        s += &format!(
+            "detector by defect size: recall over defects at least {SMALL_ACROSS_PX} px across / over smaller ones (found of smaller ones)\n"
+        );
+        s += &size_table(&self.detector, |c| {
+            format!(
+                "{:.2} / {:.2} ({}/{})",
+                c.recall_sized(),
+                c.recall_small(),
+                c.small_found,
+                c.small_defects
+            )
+        });
+        s += &format!(
+            "the same recipe with a minimum defect area of {SIZED_MIN_AREA} px: recall over defects at least {SMALL_ACROSS_PX} px across / false detections per die (smaller ones found)\n"
+        );
+        s += &size_table(&self.sized, |c| {
+            format!(
+                "{:.2} / {:.3} ({}/{})",
+                c.recall_sized(),
+                c.false_per_die(),
+                c.small_found,
+                c.small_defects
+            )
+        });
         s += "defects the camera clipped (not counted), per σ row:\n";
         for sigma in SIGMAS {
             s += &format!("  {sigma:>12}");
@@ -498,6 +598,9 @@ impl Sensitivity {
                         "false_per_die": (c.false_per_die() * 1000.0).round() / 1000.0,
                         "untrusted_dies": c.untrusted,
                         "clipped_defects": c.clipped,
+                        "recall_at_least_small_px": (c.recall_sized() * 1000.0).round() / 1000.0,
+                        "small_defects": c.small_defects,
+                        "small_found": c.small_found,
                     })
                 })
                 .collect()
@@ -509,11 +612,14 @@ impl Sensitivity {
             "stage_error_per_die_px": SHIFT_PX / 2.0,
             "gain_drift": (GAIN_DRIFT as f64 * 1000.0).round() / 1000.0,
             "dies_per_cell": self.dies,
+            "small_px": SMALL_ACROSS_PX,
             "detector_threshold": "sigma, k = 5, floor 8, 2x2 box",
             "box_threshold_ratio": BOX_RATIO,
             "edge_tolerance": EDGE_TOLERANCE,
             "detector": cells(&self.detector),
             "die_to_golden": cells(&self.golden),
+            "sized_min_area_px": SIZED_MIN_AREA,
+            "detector_sized": cells(&self.sized),
             "teach_dies": TEACH_DIES,
             "naive": cells(&self.naive),
         })
@@ -545,7 +651,7 @@ mod tests {
             let mut bench = Bench::new(params);
             // Contrast 0.5: the defects vanish into the noise, so every
             // detection away from them is nuisance.
-            let (cell, _, _) = bench.cell(sigma, 0.5, 7, 3).unwrap();
+            let [cell, ..] = bench.cell(sigma, 0.5, 7, 3).unwrap();
             cell.false_detections
         };
         let table = detector_params();
@@ -617,9 +723,33 @@ mod tests {
         ];
         score(&mut cell, &truth, &found, 2);
         assert_eq!((cell.defects, cell.found), (1, 1));
+        // 4 px across: not a small one.
+        assert_eq!((cell.small_defects, cell.small_found), (0, 0));
         // The far one and the 2 dropped; the one on non-inspectable truth
         // is not false.
         assert_eq!(cell.false_detections, 3);
         assert_eq!(cell.dies, 1);
+    }
+
+    /// A defect narrower than `SMALL_ACROSS_PX` counts in the whole and
+    /// in the small ones; the sized recall leaves it out.
+    #[test]
+    fn small_defects_are_counted_apart_as_well_as_in_the_whole() {
+        let mut cell = Cell::default();
+        let truth = [
+            ([10.0, 10.0, 12.0, 12.0], true),
+            ([30.0, 30.0, 32.0, 32.2], true),
+            ([50.0, 50.0, 60.0, 53.0], true),
+        ];
+        score(
+            &mut cell,
+            &truth,
+            &[[10.0, 10.0, 11.0, 11.0], [55.0, 51.0, 58.0, 52.0]],
+            0,
+        );
+        assert_eq!((cell.defects, cell.found), (3, 2));
+        assert_eq!((cell.small_defects, cell.small_found), (2, 1));
+        assert_eq!(cell.recall_sized(), 1.0);
+        assert_eq!(cell.recall_small(), 0.5);
     }
 }
