@@ -52,13 +52,15 @@ LINE=$(grep -E "^exit: UI frame" load.log | tail -1)
 # own figure is wall time, which on a 2-core machine under full load also
 # counts the time the pipeline and Mesa's rasteriser threads held the CPU:
 # it is printed, not judged, beside the UI thread's run-queue wait per
-# frame (the kernel's schedstat), which is most of the difference.
+# frame cycle (the kernel's schedstat; the cycle includes the wake-up and
+# swap, which eframe's timer leaves out).
 CPU_P99=$(echo "$LINE" | sed -E 's/.*UI thread CPU per frame p50 [0-9.]+ ms, p99 ([0-9.]+) ms.*/\1/')
 P99=$(echo "$LINE" | sed -E 's/.*whole frame \(eframe, wall\) p50 [0-9.]+ ms, p99 ([0-9.]+) ms.*/\1/')
 WAFERS=$(echo "$LINE" | sed -E 's/.* ([0-9]+) wafers$/\1/')
-WAIT_P99=$(echo "$LINE" | sed -E 's/.*UI thread waiting for a core per frame p50 [0-9.]+ ms, p99 ([0-9.]+) ms.*/\1/')
+WAIT_P99=$(echo "$LINE" | grep -oE 'waiting for a core per frame p50 [0-9.]+ ms, p99 [0-9.]+' | sed -E 's/.* //' || true)
+WAIT_P99=${WAIT_P99:-n/a}
 if [ "$status" -eq 0 ] && awk "BEGIN {exit !($CPU_P99 < 8.0)}" && [ "$WAFERS" -ge 3 ]; then
-  echo "gui check: 1 passed, 0 failed (whole UI frame CPU p99 $CPU_P99 ms < 8 ms; eframe wall p99 $P99 ms, UI thread waiting for a core p99 $WAIT_P99 ms; no frame over 100 ms late, $WAFERS wafers at full rate)"
+  echo "gui check: 1 passed, 0 failed (whole UI frame CPU p99 $CPU_P99 ms < 8 ms; eframe wall p99 $P99 ms, UI thread waiting for a core per frame cycle p99 $WAIT_P99 ms; no frame over 100 ms late, $WAFERS wafers at full rate)"
 else
   echo "gui check: 0 passed, 1 failed (exit code $status, whole UI frame CPU p99 $CPU_P99 ms, eframe wall p99 $P99 ms, $WAFERS wafers)"
   exit 1

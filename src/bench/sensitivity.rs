@@ -68,7 +68,8 @@ impl Cell {
     }
     /// Recall over defects at least `SMALL_ACROSS_PX` across.
     pub fn recall_sized(&self) -> f64 {
-        (self.found - self.small_found) as f64 / (self.defects - self.small_defects).max(1) as f64
+        self.found.saturating_sub(self.small_found) as f64
+            / self.defects.saturating_sub(self.small_defects).max(1) as f64
     }
     /// Recall over defects narrower than `SMALL_ACROSS_PX`.
     pub fn recall_small(&self) -> f64 {
@@ -612,7 +613,7 @@ impl Sensitivity {
             "stage_error_per_die_px": SHIFT_PX / 2.0,
             "gain_drift": (GAIN_DRIFT as f64 * 1000.0).round() / 1000.0,
             "dies_per_cell": self.dies,
-            "small_px": SMALL_ACROSS_PX,
+            "small_px": (SMALL_ACROSS_PX as f64 * 10.0).round() / 10.0,
             "detector_threshold": "sigma, k = 5, floor 8, 2x2 box",
             "box_threshold_ratio": BOX_RATIO,
             "edge_tolerance": EDGE_TOLERANCE,

@@ -257,9 +257,10 @@ pub fn run(mut args: GuiArgs) -> Result<()> {
             .with_app_id("waferscope"),
         // egui's shader dithers every fragment to hide banding in
         // gradients; the operator screen is flat colours, and without a GPU
-        // (Mesa's llvmpipe) that per-fragment work was about a sixth of the
-        // idle window's rasteriser CPU (1.63 -> 1.38 % of a core measured
-        // with scripts/gui-cpu.sh; BENCHMARKS.md).
+        // (Mesa's llvmpipe) that per-fragment work was about an eighth of
+        // the idle window's rasteriser CPU (1.56-1.69 % of a core with it,
+        // 1.31-1.50 % without, in interleaved runs of scripts/gui-cpu.sh;
+        // BENCHMARKS.md).
         dithering: false,
         ..Default::default()
     };

@@ -135,12 +135,15 @@ impl AlarmService {
             .map(|d| d.alid)
             .unwrap_or(0);
         let drops = journal_drops.clone();
-        // Events wake the journal as they arrive; the timeout only paces
-        // its watch on the evaluator, which counts as stalled after
-        // `stall_after` (250 ms at the station's 5 ms period). Five looks
-        // per stall time see a stall within a fifth of it after it counts
-        // (it woke every 3 periods, 15 ms, 67 times a second: a quarter of
-        // a percent of a core in an idle station, for nothing).
+        // Events, and the evaluator's end, wake the journal at once; the
+        // timeout only paces its watch on the evaluator, which counts as
+        // stalled after `stall_after` (250 ms at the station's 5 ms
+        // period). Five looks per stall time journal a stall once it has
+        // lasted 250–300 ms; every reader already shows it from the alarm
+        // picture's age within 3 periods. Each wake costs tens of µs
+        // (crossbeam spins before it parks): every 15 ms, as it was, that
+        // was 0.25–0.40 % of a core in an idle station; every 50 ms,
+        // 0.06 %.
         let wake = (stall_after / 5).max(Duration::from_millis(1));
         let (journal_thread, journal_health) =
             spawn_watched(JOURNAL_THREAD, Duration::from_secs(30), move |health| {

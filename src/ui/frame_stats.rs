@@ -13,8 +13,10 @@
 //!   other threads (Mesa's llvmpipe rasterises on its own threads).
 //! - **UI thread waiting for a core per frame**: the time in that cycle
 //!   the thread was ready to run but every core was busy (the kernel's
-//!   run-queue delay). eframe's wall figure less the CPU figure is mostly
-//!   this wait plus time blocked in the GL driver.
+//!   run-queue delay). Like the CPU figure it covers the whole cycle,
+//!   including the wake-up and `swap_buffers` that eframe's own figure
+//!   leaves out, so it bounds, and does not split, eframe's wall time
+//!   beyond CPU. "n/a" where the kernel keeps no scheduler statistics.
 //! - **frame gap**: wall time between two consecutive `ui` calls, what
 //!   the operator sees as a frozen screen when it grows.
 //! - **lateness**: how much longer the gap was than the repaint delay the
@@ -181,14 +183,21 @@ impl FrameStats {
         let q = |h: &LatencyHistogram, p: f64| h.quantile(p) as f64 / 1e6;
         let max = |h: &LatencyHistogram| h.summary().max as f64 / 1e6;
         format!(
-            "whole frame (eframe, wall) p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; UI thread CPU per frame p50 {:.2} ms, p99 {:.2} ms; UI thread waiting for a core per frame p50 {:.2} ms, p99 {:.2} ms; frame gap p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} frames > {} ms later than asked, latest {:.0} ms (after a {} s start-up grace; start-up max gap {:.0} ms)",
+            "whole frame (eframe, wall) p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; UI thread CPU per frame p50 {:.2} ms, p99 {:.2} ms; UI thread waiting for a core per frame {}; frame gap p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} frames > {} ms later than asked, latest {:.0} ms (after a {} s start-up grace; start-up max gap {:.0} ms)",
             q(&self.eframe_frame, 0.5),
             q(&self.eframe_frame, 0.99),
             max(&self.eframe_frame),
             q(&self.thread_cpu, 0.5),
             q(&self.thread_cpu, 0.99),
-            q(&self.core_wait, 0.5),
-            q(&self.core_wait, 0.99),
+            if self.core_wait.summary().count == 0 {
+                "n/a (no scheduler statistics)".to_owned()
+            } else {
+                format!(
+                    "p50 {:.2} ms, p99 {:.2} ms",
+                    q(&self.core_wait, 0.5),
+                    q(&self.core_wait, 0.99)
+                )
+            },
             q(&self.gap, 0.5),
             q(&self.gap, 0.99),
             max(&self.gap),
@@ -267,6 +276,11 @@ mod tests {
         s.core_wait(None);
         s.core_wait(Some(50_000_000));
         assert_eq!(s.core_wait.summary().count, 0);
+        assert!(
+            s.text().contains("waiting for a core per frame n/a"),
+            "{}",
+            s.text()
+        );
         s.core_wait(Some(52_000_000));
         s.core_wait(Some(52_500_000));
         assert_eq!(s.core_wait.summary().count, 2);

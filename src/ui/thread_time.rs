@@ -1,9 +1,8 @@
 //! The UI thread's own clocks, for telling a slow frame's causes apart:
 //! the CPU the thread used, and the time it was ready to run but waited
-//! for a core (the kernel's run-queue delay). A frame's wall time is its
-//! CPU, plus that wait, plus time blocked (on the GL driver, a lock).
-//! On a 2-core station under full pipeline load the wait is the cores
-//! being busy with detection and Mesa's rasteriser, not our code.
+//! for a core (the kernel's run-queue delay). Over any stretch of time a
+//! thread is running, waiting for a core, or blocked (asleep, on the GL
+//! driver, on a lock); the first two are measured here.
 
 /// CPU time this thread has used, ns: time the thread was preempted by
 /// the pipeline threads does not count.
@@ -23,7 +22,9 @@ pub fn cpu_ns() -> u64 {
 
 /// Time this thread has spent runnable but waiting for a core, ns, from
 /// `/proc/thread-self/schedstat` (its second field). `None` where the
-/// kernel does not keep scheduler statistics.
+/// kernel keeps no scheduler statistics: no file, or the "0 0 0" it
+/// prints when they are off. (A thread read before its first switch may
+/// show 0 CPU with a wait: that is a figure.)
 pub fn run_queue_wait_ns() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     parse_run_queue_wait(&text)
@@ -31,7 +32,10 @@ pub fn run_queue_wait_ns() -> Option<u64> {
 
 /// `schedstat` is "cpu_ns wait_ns timeslices".
 fn parse_run_queue_wait(schedstat: &str) -> Option<u64> {
-    schedstat.split_whitespace().nth(1)?.parse().ok()
+    let mut fields = schedstat.split_whitespace().map(str::parse::<u64>);
+    let cpu = fields.next()?.ok()?;
+    let wait = fields.next()?.ok()?;
+    (cpu > 0 || wait > 0).then_some(wait)
 }
 
 #[cfg(test)]
@@ -39,7 +43,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn thread_cpu_time_advances_with_work_not_with_sleep() {
@@ -60,56 +64,95 @@ mod tests {
         assert_eq!(parse_run_queue_wait("123 456 7\n"), Some(456));
         assert_eq!(parse_run_queue_wait("123"), None);
         assert_eq!(parse_run_queue_wait(""), None);
+        // Scheduler statistics off: no figure rather than a zero.
+        assert_eq!(parse_run_queue_wait("0 0 0\n"), None);
+        assert_eq!(parse_run_queue_wait("0 71186 1\n"), Some(71186));
     }
 
-    /// Two threads pinned to one core, both spinning: each waits for the
-    /// core about as long as it runs. Alone, a spin waits little.
+    /// Stops the rivals however the test ends.
+    struct Stop(Arc<AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// The first CPU this process may run on.
+    fn a_cpu_we_may_use() -> usize {
+        // SAFETY: a zeroed cpu_set_t is a valid empty set;
+        // sched_getaffinity(0, ..) writes this thread's mask into it.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(
+                libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+                0
+            );
+            (0..libc::CPU_SETSIZE as usize)
+                .find(|&c| libc::CPU_ISSET(c, &set))
+                .expect("some CPU is allowed")
+        }
+    }
+
+    fn pin(cpu: usize) {
+        // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes
+        // within it; sched_setaffinity(0, ..) reads it for the calling
+        // thread only.
+        let rc = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+        };
+        assert_eq!(rc, 0, "pinning to CPU {cpu}");
+    }
+
+    /// A thread spinning on a core it shares with two spinning rivals runs
+    /// about a third of the time and waits for the core the rest: its
+    /// wait is about twice its CPU (the first field would be about equal
+    /// to it) and, since a spinning thread never blocks, no more than its
+    /// wall time less its CPU.
     #[test]
-    fn run_queue_wait_grows_when_a_thread_shares_its_core() {
+    fn run_queue_wait_is_the_time_a_runnable_thread_waits_for_its_core() {
         let Some(_) = run_queue_wait_ns() else {
-            eprintln!("no /proc/thread-self/schedstat on this kernel: skipped");
+            eprintln!("no scheduler statistics on this kernel: skipped");
             return;
         };
-        let pin = || {
-            // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET
-            // writes within it; sched_setaffinity(0, ..) reads it for the
-            // calling thread only.
-            unsafe {
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                libc::CPU_SET(0, &mut set);
-                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-            }
-        };
-        let spin_cpu = |ns: u64| {
-            let t = cpu_ns();
-            while cpu_ns() - t < ns {
+        let cpu = a_cpu_we_may_use();
+        let run = Arc::new(AtomicBool::new(true));
+        let _stop = Stop(Arc::clone(&run));
+        let rivals: Vec<_> = (0..2)
+            .map(|_| {
+                let run = Arc::clone(&run);
+                std::thread::spawn(move || {
+                    pin(cpu);
+                    while run.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        let (waited, used, wall) = std::thread::spawn(move || {
+            pin(cpu);
+            std::thread::sleep(Duration::from_millis(20));
+            let (w0, c0, t0) = (run_queue_wait_ns().unwrap(), cpu_ns(), Instant::now());
+            while cpu_ns() - c0 < 60_000_000 {
                 std::hint::spin_loop();
             }
-        };
-        let run = Arc::new(AtomicBool::new(true));
-        let rival = {
-            let run = Arc::clone(&run);
-            std::thread::spawn(move || {
-                assert_eq!(pin(), 0);
-                while run.load(Ordering::Relaxed) {
-                    std::hint::spin_loop();
-                }
-            })
-        };
-        let measured = std::thread::spawn(move || {
-            assert_eq!(pin(), 0);
-            std::thread::sleep(Duration::from_millis(20));
-            let w0 = run_queue_wait_ns().unwrap();
-            spin_cpu(60_000_000);
-            run_queue_wait_ns().unwrap() - w0
+            let wall = t0.elapsed().as_nanos() as u64;
+            (run_queue_wait_ns().unwrap() - w0, cpu_ns() - c0, wall)
         })
         .join()
         .unwrap();
         run.store(false, Ordering::Relaxed);
-        rival.join().unwrap();
+        for r in rivals {
+            r.join().unwrap();
+        }
         assert!(
-            measured > 20_000_000,
-            "60 ms of CPU on a shared core waited only {measured} ns"
+            waited as f64 > 1.3 * used as f64,
+            "{used} ns of CPU on a core shared three ways waited only {waited} ns"
+        );
+        assert!(
+            waited <= wall.saturating_sub(used) + 5_000_000,
+            "waited {waited} ns in {wall} ns of wall time with {used} ns of CPU"
         );
     }
 }
