@@ -250,33 +250,26 @@ impl Bench {
                 cam.capture(die, &mut frames[k])?;
                 self.profiles[k].compute(frames[k].data());
             }
-            let out = &mut self.out;
-            out.clear(t);
-            self.det.inspect(
-                Reference::die(frames[0].data(), &self.profiles[0]),
-                Reference::die(frames[1].data(), &self.profiles[1]),
-                Reference::die(frames[2].data(), &self.profiles[2]),
-                None,
-                out,
-            );
-            cell.untrusted += out.alignment_untrusted as usize;
             let (truth, clipped) = truth_in_test(&cam, t, &[l, r], sigma, &mut self.clean);
-            cell.clipped += clipped;
-            // Defects beyond the result's capacity are all false here:
-            // no die carries that many real ones.
-            score(&mut cell, &truth, &boxes_of(out), out.dropped as usize);
-
-            out.clear(t);
-            self.sized_det.inspect(
-                Reference::die(frames[0].data(), &self.profiles[0]),
-                Reference::die(frames[1].data(), &self.profiles[1]),
-                Reference::die(frames[2].data(), &self.profiles[2]),
-                None,
-                out,
-            );
-            sized.untrusted += out.alignment_untrusted as usize;
-            sized.clipped += clipped;
-            score(&mut sized, &truth, &boxes_of(out), out.dropped as usize);
+            let out = &mut self.out;
+            for (det, scored) in [
+                (&mut self.det, &mut cell),
+                (&mut self.sized_det, &mut sized),
+            ] {
+                out.clear(t);
+                det.inspect(
+                    Reference::die(frames[0].data(), &self.profiles[0]),
+                    Reference::die(frames[1].data(), &self.profiles[1]),
+                    Reference::die(frames[2].data(), &self.profiles[2]),
+                    None,
+                    out,
+                );
+                scored.untrusted += out.alignment_untrusted as usize;
+                scored.clipped += clipped;
+                // Defects beyond the result's capacity are all false here:
+                // no die carries that many real ones.
+                score(scored, &truth, &boxes_of(out), out.dropped as usize);
+            }
 
             out.clear(t);
             self.golden_det.inspect_against(
