@@ -413,17 +413,24 @@ fn kept_contrast(under: u8, delta: f32, gain: f32, offset: f32) -> f32 {
     image(under as f32 + delta) - image(under as f32)
 }
 
-/// A σ × contrast table of one text per cell.
-fn size_table(cells: &[Cell], text: impl Fn(&Cell) -> String) -> String {
+/// The contrasts above a σ × contrast table, each right-aligned in
+/// `width`.
+fn contrast_header(width: usize) -> String {
     let mut s = "  σ \\ contrast".to_owned();
     for c in CONTRASTS {
-        s += &format!("  {c:>22}");
+        s += &format!("  {c:>width$}");
     }
-    s += "\n";
+    s + "\n"
+}
+
+/// A σ × contrast table's rows: a row per σ, one text per cell,
+/// right-aligned in `width`.
+fn sigma_rows(cells: &[Cell], width: usize, text: impl Fn(&Cell) -> String) -> String {
+    let mut s = String::new();
     for sigma in SIGMAS {
         s += &format!("  {sigma:>12}");
         for c in cells.iter().filter(|c| c.sigma == sigma) {
-            s += &format!("  {:>22}", text(c));
+            s += &format!("  {:>width$}", text(c));
         }
         s += "\n";
     }
@@ -523,23 +530,16 @@ impl Sensitivity {
                 &self.naive,
             ),
         ] {
-            s += &format!("{name}\n  σ \\ contrast");
-            for c in CONTRASTS {
-                s += &format!("  {c:>13}");
-            }
-            s += "\n";
-            for sigma in SIGMAS {
-                s += &format!("  {sigma:>12}");
-                for c in cells.iter().filter(|c| c.sigma == sigma) {
-                    s += &format!("  {:>5.2} / {:>5.1}", c.recall(), c.false_per_die());
-                }
-                s += "\n";
-            }
+            s += &format!("{name}\n{}", contrast_header(13));
+            s += &sigma_rows(cells, 13, |c| {
+                format!("{:>5.2} / {:>5.1}", c.recall(), c.false_per_die())
+            });
         }
         s += &format!(
             "detector by defect size: recall over defects at least {SMALL_ACROSS_PX} px across / over smaller ones (found of smaller ones)\n"
         );
-        s += &size_table(&self.detector, |c| {
+        s += &contrast_header(22);
+        s += &sigma_rows(&self.detector, 22, |c| {
             format!(
                 "{:.2} / {:.2} ({}/{})",
                 c.recall_sized(),
@@ -551,7 +551,8 @@ impl Sensitivity {
         s += &format!(
             "the same recipe with a minimum defect area of {SIZED_MIN_AREA} px: recall over defects at least {SMALL_ACROSS_PX} px across / false detections per die (smaller ones found)\n"
         );
-        s += &size_table(&self.sized, |c| {
+        s += &contrast_header(22);
+        s += &sigma_rows(&self.sized, 22, |c| {
             format!(
                 "{:.2} / {:.3} ({}/{})",
                 c.recall_sized(),
@@ -561,21 +562,11 @@ impl Sensitivity {
             )
         });
         s += "defects the camera clipped (not counted), per σ row:\n";
-        for sigma in SIGMAS {
-            s += &format!("  {sigma:>12}");
-            for c in self.detector.iter().filter(|c| c.sigma == sigma) {
-                s += &format!("  {:>13}", c.clipped);
-            }
-            s += "\n";
-        }
+        s += &sigma_rows(&self.detector, 13, |c| c.clipped.to_string());
         s += "dies with untrusted alignment (not compared), per σ row:\n";
-        for sigma in SIGMAS {
-            s += &format!("  {sigma:>12}");
-            for c in self.detector.iter().filter(|c| c.sigma == sigma) {
-                s += &format!("  {:>13}", format!("{} / {}", c.untrusted, self.dies));
-            }
-            s += "\n";
-        }
+        s += &sigma_rows(&self.detector, 13, |c| {
+            format!("{} / {}", c.untrusted, self.dies)
+        });
         s + "  (each cell: recall / false detections per die)"
     }
 
